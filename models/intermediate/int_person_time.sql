@@ -1,0 +1,54 @@
+-- Person-time at risk for each episode, in two periods around the index date:
+--   before: the 365 days before start_date (start_date - 365 to start_date - 1);
+--   after:  start_date to the end of follow-up (end_date, else the data cut-off), inclusive.
+with episodes as (
+    select * from stg_episodes
+),
+
+cutoff as (
+    select data_cutoff from int_data_cutoff
+),
+
+follow_up as (
+    select
+        episodes.episode_id,
+        episodes.person_id,
+        episodes.agency_id,
+        episodes.cohort,
+        episodes.start_date,
+        least(coalesce(episodes.end_date, cutoff.data_cutoff), cutoff.data_cutoff) as follow_up_end
+    from episodes
+    cross join cutoff
+    where episodes.start_date <= cutoff.data_cutoff
+),
+
+before_index as (
+    select
+        episode_id,
+        person_id,
+        agency_id,
+        cohort,
+        'before' as period,
+        cast(start_date - interval '365' day as date) as period_start,
+        cast(start_date - interval '1' day as date) as period_end,
+        365 as person_days
+    from follow_up
+),
+
+after_index as (
+    select
+        episode_id,
+        person_id,
+        agency_id,
+        cohort,
+        'after' as period,
+        start_date as period_start,
+        follow_up_end as period_end,
+        date_diff('day', start_date, follow_up_end) + 1 as person_days
+    from follow_up
+    where follow_up_end >= start_date
+)
+
+select * from before_index
+union all
+select * from after_index

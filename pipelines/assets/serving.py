@@ -1,0 +1,40 @@
+"""The serving snapshot: the only database the dashboards ever open."""
+
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from pipelines import warehouse
+from pipelines.assets.models import sql_models
+from pipelines.contract import load_contract
+from pipelines.resources import ParcoursResource
+
+
+def served_tables() -> list[str]:
+    return sorted(m.name for m in sql_models() if m.is_served)
+
+
+@dg.asset(
+    deps=served_tables(),
+    group_name="serving",
+    kinds={"duckdb"},
+    description=(
+        "A read-only DuckDB file with the marts, written beside the previous one and swapped in "
+        "atomically at the end of the run."
+    ),
+)
+def serving_snapshot(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> dg.MaterializeResult:
+    settings = parcours.settings()
+    tables = served_tables()
+    with warehouse.connect(settings.warehouse_path) as con:
+        cutoff = warehouse.scalar(con, "select data_cutoff from int_data_cutoff")
+        metadata = {
+            "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "run_id": context.run_id,
+            "contract_version": load_contract().version,
+            "data_cutoff": cutoff.isoformat() if cutoff else "",
+        }
+        path = warehouse.publish_snapshot(con, tables, settings.serving_path, metadata)
+    context.log.info(f"published {len(tables)} tables to {path}")
+    return dg.MaterializeResult(metadata={"path": str(path), "tables": ", ".join(tables), **metadata})

@@ -1,0 +1,156 @@
+"""The ``parcours`` command: generate a synthetic federation, run the pipeline, and more."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from pipelines.settings import load_settings, project_root
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pipelines.synthetic.exports import write_landing
+    from pipelines.synthetic.federation import FederationSpec, generate_federation
+
+    out = Path(args.out).resolve() if args.out else load_settings().data_dir
+    landing = out / "landing"
+    if landing.exists() and any(landing.iterdir()):
+        if not args.force:
+            _say(f"error: {landing} already holds files; pass --force to replace them")
+            return 2
+        shutil.rmtree(landing)
+    spec = FederationSpec(
+        agencies=args.agencies, persons=args.persons, months=args.months, seed=args.seed,
+        end_date=date.fromisoformat(args.end_date),
+    )
+    try:
+        spec.validate()
+    except ValueError as exc:
+        _say(f"error: {exc}")
+        return 2
+    started = time.perf_counter()
+    federation = generate_federation(spec, progress=lambda m: _say(f"simulating {m}"))
+    files = write_landing(federation, out, progress=lambda m: _say(f"writing {m}"))
+    rows = sum(federation.ground_truth["rows"].values())
+    _say(
+        f"wrote {len(files)} files ({rows:,} rows) for {spec.agencies} agencies under {landing} "
+        f"and the ground truth to {out / 'ground_truth.json'} in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from pipelines.resources import ParcoursResource
+    from pipelines.run import run_pipeline
+
+    resource = ParcoursResource(
+        data_dir=args.data_dir or "",
+        landing_dir=args.landing or "",
+        warehouse_path=args.warehouse or "",
+        serving_path=args.serving or "",
+        data_cutoff=args.data_cutoff or "",
+    )
+    try:
+        settings = resource.settings()
+    except ValueError as exc:
+        _say(f"error: {exc}")
+        return 2
+    _say(f"landing: {settings.landing_dir}\nwarehouse: {settings.warehouse_path}\nserving: {settings.serving_path}")
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    started = time.perf_counter()
+    outcome = run_pipeline(resource, instance=instance, log_level="WARNING" if args.quiet else "INFO")
+    elapsed = time.perf_counter() - started
+    if not outcome.success:
+        _say(f"\nparcours run failed after {elapsed:.1f} s.")
+        for failure in outcome.failures:
+            _say(f"- {failure}")
+        for check in outcome.failed_checks:
+            _say(f"- blocking check failed: {check}")
+        return 1
+    _say(f"\nparcours run: {len(outcome.materialized)} assets materialised in {elapsed:.1f} s; "
+         f"dashboards read {settings.serving_path}")
+    return 0
+
+
+def cmd_contract_doc(args: argparse.Namespace) -> int:
+    from pipelines.contract import load_contract, render_markdown
+
+    text = render_markdown(load_contract())
+    target = project_root() / "docs" / "data-contract.md"
+    if args.check:
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            _say(f"{target} is out of date: run `parcours contract-doc`")
+            return 1
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    _say(f"wrote {target}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parcours",
+        description="Measure the impact of care management, from agency exports to funder dashboards.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate",
+        help="write a synthetic federation (agency exports and ground truth)",
+        description="Simulate a federation with confounded assignment and known true effects, and write "
+        "each agency's export into OUT/landing/<agency>/ in the formats agencies send.",
+    )
+    generate.add_argument("--out", help="output folder (default: PARCOURS_DATA_DIR or data/generated)")
+    generate.add_argument("--agencies", type=_positive, default=12, help="number of agencies (default 12, at least 3)")
+    generate.add_argument("--persons", type=_positive, default=3000, help="number of persons (default 3000)")
+    generate.add_argument("--months", type=_positive, default=36, help="months of data, at least 15 (default 36)")
+    generate.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
+    generate.add_argument("--end-date", default="2026-06-30", help="extraction date, ISO (default 2026-06-30)")
+    generate.add_argument("--force", action="store_true", help="replace an existing landing folder")
+    generate.set_defaults(func=cmd_generate)
+
+    run = commands.add_parser(
+        "run",
+        help="materialise every asset: landing files to serving snapshot",
+        description="Run the whole pipeline in this process, without a UI. Exits 0 on success.",
+    )
+    run.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
+    run.add_argument("--landing", help="landing folder (default: DATA_DIR/landing)")
+    run.add_argument("--warehouse", help="working DuckDB file (default: DATA_DIR/warehouse/parcours.duckdb)")
+    run.add_argument("--serving", help="serving snapshot (default: DATA_DIR/serving/parcours_serving.duckdb)")
+    run.add_argument("--data-cutoff", help="date up to which exports are complete (default: derived)")
+    run.add_argument("--quiet", action="store_true", help="show warnings and errors only")
+    run.set_defaults(func=cmd_run)
+
+    doc = commands.add_parser("contract-doc", help="write docs/data-contract.md from quality/contract.yaml")
+    doc.add_argument("--check", action="store_true", help="fail if the page is out of date instead of writing it")
+    doc.set_defaults(func=cmd_contract_doc)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Materialise the whole asset graph in this process, without a UI (``parcours run``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from pipelines.definitions import all_assets
+from pipelines.resources import ParcoursResource
+
+
+@dataclass
+class RunOutcome:
+    success: bool
+    materialized: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+
+
+def _failure_message(event: dg.DagsterEvent) -> str:
+    data = event.step_failure_data
+    if data is None:
+        return event.message or "step failed"
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    while error is not None and error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
+        error = error.cause
+    return f"{error.cls_name}: {error.message.strip()}" if error is not None else "step failed"
+
+
+def run_pipeline(
+    resource: ParcoursResource | None = None,
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "INFO",
+) -> RunOutcome:
+    result = dg.materialize(
+        all_assets(),
+        resources={"parcours": resource or ParcoursResource()},
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    outcome = RunOutcome(success=result.success)
+    for event in result.get_asset_materialization_events():
+        key = event.asset_key
+        if key is not None:
+            outcome.materialized.append(key.to_user_string())
+    for event in result.get_step_failure_events():
+        outcome.failures.append(f"{event.step_key}: {_failure_message(event)}")
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            outcome.failed_checks.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+    outcome.success = outcome.success and not outcome.failed_checks
+    return outcome

@@ -1,0 +1,74 @@
+"""Where Parcours keeps its files, read from the environment when asked (never at import).
+
+Every path has a safe local default under the repository's ``data/generated/`` folder, which
+git ignores. Production deployments point the variables elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The repository root: models, contract and reference data live beside the package."""
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    landing_dir: Path
+    warehouse_path: Path
+    serving_path: Path
+    data_cutoff: date | None
+
+    @property
+    def models_dir(self) -> Path:
+        return project_root() / "models"
+
+    @property
+    def contract_path(self) -> Path:
+        return project_root() / "quality" / "contract.yaml"
+
+    @property
+    def reference_dir(self) -> Path:
+        return project_root() / "data" / "reference"
+
+
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    value = env.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else default
+
+
+def parse_cutoff(value: str | None) -> date | None:
+    """An ISO date, or None for "derive it from the data"."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ValueError(f"PARCOURS_DATA_CUTOFF must be an ISO date (yyyy-mm-dd), got {value!r}") from exc
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from ``PARCOURS_*`` environment variables, then explicit overrides.
+
+    ``PARCOURS_DATA_DIR`` moves everything at once; the other variables move one piece.
+    """
+    env = os.environ if env is None else env
+    data_dir = _path(env, "PARCOURS_DATA_DIR", project_root() / "data" / "generated")
+    settings = Settings(
+        data_dir=data_dir,
+        landing_dir=_path(env, "PARCOURS_LANDING_DIR", data_dir / "landing"),
+        warehouse_path=_path(env, "PARCOURS_WAREHOUSE", data_dir / "warehouse" / "parcours.duckdb"),
+        serving_path=_path(env, "PARCOURS_SERVING", data_dir / "serving" / "parcours_serving.duckdb"),
+        data_cutoff=parse_cutoff(env.get("PARCOURS_DATA_CUTOFF")),
+    )
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    if not clean:
+        return settings
+    return Settings(**{**settings.__dict__, **clean})  # type: ignore[arg-type]

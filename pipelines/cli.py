@@ -36,7 +36,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
             return 2
         shutil.rmtree(landing)
     spec = FederationSpec(
-        agencies=args.agencies, persons=args.persons, months=args.months, seed=args.seed,
+        agencies=args.agencies,
+        persons=args.persons,
+        months=args.months,
+        seed=args.seed,
         end_date=date.fromisoformat(args.end_date),
     )
     try:
@@ -85,8 +88,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         for check in outcome.failed_checks:
             _say(f"- blocking check failed: {check}")
         return 1
-    _say(f"\nparcours run: {len(outcome.materialized)} assets materialised in {elapsed:.1f} s; "
-         f"dashboards read {settings.serving_path}")
+    _say(
+        f"\nparcours run: {len(outcome.materialized)} assets materialised in {elapsed:.1f} s; "
+        f"dashboards read {settings.serving_path}"
+    )
     return 0
 
 

@@ -8,7 +8,7 @@ import dagster as dg
 from pipelines.settings import Settings, load_settings, parse_cutoff
 
 
-class ParcoursResource(dg.ConfigurableResource):  # type: ignore[misc]
+class ParcoursResource(dg.ConfigurableResource):
     """Empty fields mean "use the ``PARCOURS_*`` environment variable or the local default"."""
 
     data_dir: str = ""

@@ -6,6 +6,7 @@ git ignores. Production deployments point the variables elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,4 +72,4 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     clean = {k: v for k, v in overrides.items() if v is not None}
     if not clean:
         return settings
-    return Settings(**{**settings.__dict__, **clean})  # type: ignore[arg-type]
+    return dataclasses.replace(settings, **clean)  # type: ignore[arg-type]

@@ -120,7 +120,7 @@ def publish_snapshot(
         temporary.unlink(missing_ok=True)
         raise
     con.execute(f"detach {alias}")
-    os.replace(temporary, target)
+    temporary.replace(target)
     return target
 
 

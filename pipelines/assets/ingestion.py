@@ -46,7 +46,7 @@ def raw_asset_keys() -> list[str]:
         )
     ],
 )
-def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):  # type: ignore[no-untyped-def]
+def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
     settings = parcours.settings()
     contract = load_contract()
     files = discover_landing_files(settings.landing_dir)

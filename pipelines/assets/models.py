@@ -1,6 +1,5 @@
 """One Dagster asset per SQL model under ``models/``, its dependencies read from its SQL."""
 
-
 import dagster as dg
 
 from pipelines import warehouse

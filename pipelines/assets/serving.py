@@ -1,6 +1,5 @@
 """The serving snapshot: the only database the dashboards ever open."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -31,7 +30,7 @@ def serving_snapshot(context: dg.AssetExecutionContext, parcours: ParcoursResour
         cutoff = warehouse.scalar(con, "select data_cutoff from int_data_cutoff")
         metadata = {
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "run_id": context.run_id,
+            "run_id": context.run.run_id,
             "contract_version": load_contract().version,
             "data_cutoff": cutoff.isoformat() if cutoff else "",
         }

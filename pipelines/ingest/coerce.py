@@ -27,7 +27,10 @@ class CastProblem:
 
     def describe(self, target: str) -> str:
         plural = "s" if self.count > 1 else ""
-        return f"column {self.column!r}: {self.count} value{plural} not readable as {target} (first at line {self.first_line})"
+        return (
+            f"column {self.column!r}: {self.count} value{plural} not readable as {target} "
+            f"(first at line {self.first_line})"
+        )
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,9 @@ def coerce_to_contract(frame: pl.DataFrame, entity: Entity, decimal_comma: bool)
     typed_columns = []
     for f in entity.fields:
         if f.name in present:
-            typed_columns.append(coerce_expression(f, frame.schema[f.name], decimal_comma).cast(f.polars_type).alias(f.name))
+            typed_columns.append(
+                coerce_expression(f, frame.schema[f.name], decimal_comma).cast(f.polars_type).alias(f.name)
+            )
         else:
             typed_columns.append(pl.lit(None, dtype=f.polars_type).alias(f.name))
     typed = frame.select(pl.col(SOURCE_ROW), *typed_columns)
@@ -112,9 +117,7 @@ def coerce_to_contract(frame: pl.DataFrame, entity: Entity, decimal_comma: bool)
     problems: list[tuple[ContractField, CastProblem]] = []
     checks = [f for f in entity.fields if f.name in present]
     if checks and frame.height:
-        failed = pl.DataFrame(
-            {f.name: frame[f.name].is_not_null() & typed[f.name].is_null() for f in checks}
-        )
+        failed = pl.DataFrame({f.name: frame[f.name].is_not_null() & typed[f.name].is_null() for f in checks})
         for f in checks:
             if frame.schema[f.name] == pl.String:
                 raw_blank = frame[f.name].str.strip_chars().fill_null("") == ""

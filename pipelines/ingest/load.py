@@ -91,8 +91,15 @@ def read_and_type(
                 continue
             frames[table.entity].append(_typed_with_lineage(file, coerced.frame))
             loads.append(
-                FileLoad(file.relative_path, file.agency_folder, file.sha256, file.format, table.entity,
-                         table.frame.height, coerced.frame.height)
+                FileLoad(
+                    file.relative_path,
+                    file.agency_folder,
+                    file.sha256,
+                    file.format,
+                    table.entity,
+                    table.frame.height,
+                    coerced.frame.height,
+                )
             )
     if errors:
         listing = "\n".join(f"  - {e}" for e in errors)
@@ -120,8 +127,15 @@ def load_raw_tables(
         warehouse.create_empty_table(
             con,
             LANDING_FILES_TABLE,
-            [("relative_path", "VARCHAR"), ("agency_folder", "VARCHAR"), ("sha256", "VARCHAR"),
-             ("format", "VARCHAR"), ("entity", "VARCHAR"), ("rows_in", "BIGINT"), ("rows_loaded", "BIGINT")],
+            [
+                ("relative_path", "VARCHAR"),
+                ("agency_folder", "VARCHAR"),
+                ("sha256", "VARCHAR"),
+                ("format", "VARCHAR"),
+                ("entity", "VARCHAR"),
+                ("rows_in", "BIGINT"),
+                ("rows_loaded", "BIGINT"),
+            ],
         )
         if loads:
             warehouse.insert_frame(con, LANDING_FILES_TABLE, pl.DataFrame([load.__dict__ for load in loads]))

@@ -20,8 +20,15 @@ from pipelines.contract import Contract
 SOURCE_ROW = "_source_row"
 """Column added to every frame read: the row's line number in its file (header = line 1)."""
 
-FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".parquet": "parquet",
-           ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".xlsx": "xlsx",
+    ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
 
 
 class ReadError(ValueError):

@@ -39,9 +39,7 @@ def _split_by_agency(federation: Federation) -> dict[str, dict[str, pl.DataFrame
         "carers": tables["carers"].join(person_agency, on="person_id", how="left", maintain_order="left"),
         "events": tables["events"].join(person_agency, on="person_id", how="left", maintain_order="left"),
         "assessments": tables["assessments"].join(person_agency, on="person_id", how="left", maintain_order="left"),
-        "service_plans": tables["service_plans"].join(
-            person_agency, on="person_id", how="left", maintain_order="left"
-        ),
+        "service_plans": tables["service_plans"].join(person_agency, on="person_id", how="left", maintain_order="left"),
         "interventions": tables["interventions"].join(
             episode_agency, on="episode_id", how="left", maintain_order="left"
         ),
@@ -56,9 +54,7 @@ def _split_by_agency(federation: Federation) -> dict[str, dict[str, pl.DataFrame
 
 
 def _french_csv(frame: pl.DataFrame) -> bytes:
-    frame = frame.with_columns(
-        pl.col(pl.Boolean).replace_strict({True: "oui", False: "non"}, return_dtype=pl.String)
-    )
+    frame = frame.with_columns(pl.col(pl.Boolean).replace_strict({True: "oui", False: "non"}, return_dtype=pl.String))
     text = frame.write_csv(separator=";", decimal_comma=True, date_format="%d/%m/%Y")
     return text.replace("\n", "\r\n").encode("cp1252")
 
@@ -90,8 +86,13 @@ def write_landing(federation: Federation, out_dir: Path, progress: Progress | No
             path = folder / f"{landing_file_stem(agency_id, extract_month, 'export')}.xlsx"
             with xlsxwriter.Workbook(path, {"constant_memory": False}) as workbook:
                 for entity, frame in entities.items():
-                    frame.write_excel(workbook, worksheet=entity, autofilter=False, float_precision=2,
-                                      dtype_formats={pl.Date: "dd/mm/yyyy"})
+                    frame.write_excel(
+                        workbook,
+                        worksheet=entity,
+                        autofilter=False,
+                        float_precision=2,
+                        dtype_formats={pl.Date: "dd/mm/yyyy"},
+                    )
             written.append(path)
             continue
         for entity, frame in entities.items():

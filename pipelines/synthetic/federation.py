@@ -129,7 +129,7 @@ def generate_federation(spec: FederationSpec, progress: Progress | None = None) 
     effects = spec.effects
 
     window_end = _days(spec.end_date)
-    window_start = window_end - int(round(spec.months * DAYS_PER_YEAR / 12))
+    window_start = window_end - round(spec.months * DAYS_PER_YEAR / 12)
     first_start = window_start + HISTORY_DAYS
     last_start = window_end - 30
 
@@ -200,9 +200,10 @@ def generate_federation(spec: FederationSpec, progress: Progress | None = None) 
     fu_end = np.minimum(fu_end, window_end)
     reason_idx = np.where(fu_end >= window_end, 0, reason_idx)
     exit_reason = _choice(rng, ["goal_reached", "withdrew", "moved", "funding_ended"], [0.4, 0.25, 0.2, 0.15], n)
-    end_reason = np.select(
-        [reason_idx == 1, reason_idx == 2, reason_idx == 3], ["death", "placement", exit_reason], default=None
-    )
+    end_reason = np.full(n, None, dtype=object)
+    end_reason[reason_idx == 1] = "death"
+    end_reason[reason_idx == 2] = "placement"
+    end_reason[reason_idx == 3] = exit_reason[reason_idx == 3]
     history_start = start - HISTORY_DAYS
     frailty = rng.gamma(4.0, 0.25, n)  # unobserved, independent of assignment
 
@@ -213,21 +214,41 @@ def generate_federation(spec: FederationSpec, progress: Progress | None = None) 
 
     say("events")
     events, truth_events = _simulate_events(
-        rng, effects, n, treated, risk, frailty, conditions, benefit, lives_alone,
-        start, fu_end, history_start, end_reason, window_end,
+        rng,
+        effects,
+        n,
+        treated,
+        risk,
+        frailty,
+        conditions,
+        benefit,
+        lives_alone,
+        start,
+        fu_end,
+        history_start,
+        end_reason,
+        window_end,
     )
 
     say("carers and assessments")
     carers, has_carer, carer_employed = _simulate_carers(rng, n, disabled, lives_alone)
     assessments, truth_zarit = _simulate_assessments(
-        rng, effects, agencies, person_agency, treated, risk, conditions, gir, has_carer, carer_employed,
-        start, fu_end,
+        rng,
+        effects,
+        agencies,
+        person_agency,
+        treated,
+        risk,
+        conditions,
+        gir,
+        has_carer,
+        carer_employed,
+        start,
+        fu_end,
     )
 
     say("service plans and interventions")
-    service_plans = _simulate_service_plans(
-        rng, treated, gir, benefit, start, fu_end, history_start, events
-    )
+    service_plans = _simulate_service_plans(rng, treated, gir, benefit, start, fu_end, history_start, events)
     interventions = _simulate_interventions(rng, treated, start, fu_end, plan_day)
 
     person_ids = _person_ids(agencies["agency_id"], person_agency)
@@ -309,8 +330,16 @@ def _simulate_agencies(rng: np.random.Generator, spec: FederationSpec) -> dict[s
 
 
 CONDITIONS_ELDERLY = {
-    "dementia": 0.25, "parkinson": 0.05, "heart_failure": 0.15, "copd": 0.10, "diabetes": 0.20,
-    "stroke": 0.08, "cancer": 0.07, "frailty": 0.35, "mental_health": 0.05, "other": 0.10,
+    "dementia": 0.25,
+    "parkinson": 0.05,
+    "heart_failure": 0.15,
+    "copd": 0.10,
+    "diabetes": 0.20,
+    "stroke": 0.08,
+    "cancer": 0.07,
+    "frailty": 0.35,
+    "mental_health": 0.05,
+    "other": 0.10,
 }
 CONDITIONS_DISABLED = {"disability": 0.6, "brain_injury": 0.25, "mental_health": 0.2, "other": 0.1}
 
@@ -359,14 +388,29 @@ def _simulate_episodes(
     situations = ["prevention", "rupture", "hospital_discharge", "crisis", "carer_exhaustion", "administrative"]
     logits = np.stack(
         [
-            np.full(n, 0.6), np.zeros(n), -0.3 + 0.9 * risk, -0.6 + 0.9 * risk, np.zeros(n), np.full(n, -0.4),
+            np.full(n, 0.6),
+            np.zeros(n),
+            -0.3 + 0.9 * risk,
+            -0.6 + 0.9 * risk,
+            np.zeros(n),
+            np.full(n, -0.4),
         ],
         axis=1,
     )
     entry = np.asarray(situations, dtype=object)[_categorical(rng, np.exp(logits))]
 
-    sources = ["ccas", "social_landlord", "employer", "pension_fund", "insurer", "hospital",
-               "gp_pharmacist", "guardian", "family_online", "other"]
+    sources = [
+        "ccas",
+        "social_landlord",
+        "employer",
+        "pension_fund",
+        "insurer",
+        "hospital",
+        "gp_pharmacist",
+        "guardian",
+        "family_online",
+        "other",
+    ]
     source_probs = {
         "integrated": [0.25, 0.05, 0.02, 0.10, 0.03, 0.20, 0.15, 0.03, 0.12, 0.05],
         "proximity": [0.28, 0.10, 0.03, 0.15, 0.04, 0.14, 0.10, 0.05, 0.08, 0.03],
@@ -412,7 +456,7 @@ def _simulate_episodes(
         {
             "episode_number": np.arange(n),
             "agency_id": agency,
-            "care_manager_id": care_manager_of,
+            "care_manager_id": pl.Series(care_manager_of.tolist(), dtype=pl.String),
             "cohort": np.where(treated, "care_managed", "comparison"),
             "referral_date": _to_date(referral),
             "first_contact_date": _to_date(first_contact),
@@ -464,8 +508,17 @@ def _simulate_events(
     person_u = np.concatenate([person_b, person_a[kept]])
     day_u = np.concatenate([day_b, day_a[kept]])
     stay = rng.geometric(1 / 8, person_u.shape[0])
-    diagnoses = ["heart_failure", "copd", "dehydration", "angina", "diabetes_complication", "fall_injury",
-                 "infection", "stroke", "other"]
+    diagnoses = [
+        "heart_failure",
+        "copd",
+        "dehydration",
+        "angina",
+        "diabetes_complication",
+        "fall_injury",
+        "infection",
+        "stroke",
+        "other",
+    ]
     base = np.asarray([0.08, 0.05, 0.06, 0.03, 0.03, 0.15, 0.20, 0.05, 0.35])
     probs = np.tile(base, (person_u.shape[0], 1))
     probs[:, 0] += 0.5 * conditions["heart_failure"][person_u]
@@ -477,19 +530,30 @@ def _simulate_events(
 
     # Planned stays: scheduled care, and respite stays that care managers arrange.
     person_p, day_p = _poisson_events(rng, np.full(n, 0.06), history_start, end_of_follow_up)
-    part(person_p, "hospital_admission", day_p, stay=rng.geometric(1 / 3, person_p.shape[0]), planned=True,
-         diagnosis_group="other")
+    part(
+        person_p,
+        "hospital_admission",
+        day_p,
+        stay=rng.geometric(1 / 3, person_p.shape[0]),
+        planned=True,
+        diagnosis_group="other",
+    )
     person_r, day_r = _poisson_events(rng, np.where(treated, 0.12, 0.03), start, end_of_follow_up)
-    part(person_r, "hospital_admission", day_r, stay=rng.integers(7, 22, person_r.shape[0]), planned=True,
-         diagnosis_group="respite")
+    part(
+        person_r,
+        "hospital_admission",
+        day_r,
+        stay=rng.integers(7, 22, person_r.shape[0]),
+        planned=True,
+        diagnosis_group="respite",
+    )
 
     # Emergency visits not followed by an admission.
     ed_rate = 0.25 * np.exp(risk) * frailty
     person_eb, day_eb = _poisson_events(rng, ed_rate, history_start, start)
     person_ea, day_ea = _poisson_events(rng, ed_rate, start, end_of_follow_up)
     kept_ed = ~treated[person_ea] | (rng.random(person_ea.shape[0]) < effects.emergency_visit_rate_ratio)
-    part(np.concatenate([person_eb, person_ea[kept_ed]]), "emergency_visit",
-         np.concatenate([day_eb, day_ea[kept_ed]]))
+    part(np.concatenate([person_eb, person_ea[kept_ed]]), "emergency_visit", np.concatenate([day_eb, day_ea[kept_ed]]))
 
     person_f, day_f = _poisson_events(rng, 0.4 * np.exp(0.5 * risk), history_start, end_of_follow_up)
     part(person_f, "fall", day_f)
@@ -518,7 +582,9 @@ def _simulate_events(
     detected = day_s + detection_delay
     open_at_end = restored > fu_end[person_s]
     part(
-        person_s, "service_interruption", day_s,
+        person_s,
+        "service_interruption",
+        day_s,
         end_day=np.where(open_at_end, -1, restored),
         detected_day=np.where(detected > fu_end[person_s], -1, detected),
     )
@@ -527,8 +593,12 @@ def _simulate_events(
     applied = treated & (rng.random(n) < 0.4)
     granted_day = start + rng.integers(15, 120, n)
     granted = applied & (granted_day <= fu_end)
-    part(np.flatnonzero(granted), "benefit_granted", granted_day[granted],
-         benefit=np.where(benefit[granted] == "PCH", "PCH", "APA"))
+    part(
+        np.flatnonzero(granted),
+        "benefit_granted",
+        granted_day[granted],
+        benefit=np.where(benefit[granted] == "PCH", "PCH", "APA"),
+    )
     person_l, day_l = _poisson_events(rng, np.where(helped, 0.05, 0.0), history_start, end_of_follow_up)
     part(person_l, "benefit_lapsed", day_l, benefit=np.where(benefit[person_l] == "PCH", "PCH", "APA"))
 
@@ -596,16 +666,23 @@ def _simulate_carers(
     elderly_rel = np.where(
         ~lives_alone & (rng.random(n) < 0.65),
         "spouse",
-        _choice(rng, ["child", "child_in_law", "sibling", "other_family", "friend_neighbour"],
-                [0.6, 0.1, 0.05, 0.1, 0.15], n),
+        _choice(
+            rng,
+            ["child", "child_in_law", "sibling", "other_family", "friend_neighbour"],
+            [0.6, 0.1, 0.05, 0.1, 0.15],
+            n,
+        ),
     )
     disabled_rel = _choice(rng, ["parent", "spouse", "sibling"], [0.6, 0.3, 0.1], n)
     relationship = np.where(disabled, disabled_rel, elderly_rel)
     bands = ["under_40", "40_54", "55_64", "65_74", "75_plus"]
     band_probs = {
-        "spouse": [0.0, 0.02, 0.05, 0.18, 0.75], "child": [0.05, 0.35, 0.45, 0.15, 0.0],
-        "child_in_law": [0.05, 0.35, 0.45, 0.15, 0.0], "parent": [0.05, 0.30, 0.40, 0.20, 0.05],
-        "sibling": [0.05, 0.2, 0.3, 0.3, 0.15], "other_family": [0.2, 0.3, 0.3, 0.15, 0.05],
+        "spouse": [0.0, 0.02, 0.05, 0.18, 0.75],
+        "child": [0.05, 0.35, 0.45, 0.15, 0.0],
+        "child_in_law": [0.05, 0.35, 0.45, 0.15, 0.0],
+        "parent": [0.05, 0.30, 0.40, 0.20, 0.05],
+        "sibling": [0.05, 0.2, 0.3, 0.3, 0.15],
+        "other_family": [0.2, 0.3, 0.3, 0.15, 0.05],
         "friend_neighbour": [0.05, 0.15, 0.3, 0.3, 0.2],
     }
     age_band = np.empty(n, dtype=object)
@@ -670,8 +747,11 @@ def _simulate_assessments(
     items = _zarit_items(rng, zarit.astype(np.int64))
 
     hours0 = np.clip(rng.normal(18 + 12 * conditions["dementia"], 8), 2, 100)
-    hours = np.clip(hours0[person] + np.where(on_treatment, -4.0 * np.minimum(offset / 182.0, 1.0), 0.0)
-                    + rng.normal(0, 2, m), 0, 168)
+    hours = np.clip(
+        hours0[person] + np.where(on_treatment, -4.0 * np.minimum(offset / 182.0, 1.0), 0.0) + rng.normal(0, 2, m),
+        0,
+        168,
+    )
     start_status = np.where(
         carer_employed,
         _choice(rng, ["full_time", "part_time", "unpaid_leave"], [0.6, 0.25, 0.15], n),
@@ -681,22 +761,28 @@ def _simulate_assessments(
     employment = np.where(
         (offset >= 365) & (start_status[person] == "unpaid_leave") & back_to_work, "full_time", start_status[person]
     )
-    gir_now = np.where(
-        (offset >= 365) & (gir[person] > 1) & (rng.random(m) < 0.2), gir[person] - 1, gir[person]
-    )
+    gir_now = np.where((offset >= 365) & (gir[person] > 1) & (rng.random(m) < 0.2), gir[person] - 1, gir[person])
     frame = pl.DataFrame(
         {
             "person": person,
             "assessment_date": _to_date(day),
             "gir": pl.Series(gir_now).replace(0, None),
-            "zarit_form": np.where(with_zarit, "zbi22", None),
-            "zarit_total": np.where(with_zarit, zarit, np.nan),
-            "zarit_items": np.where(item_level, items, None),
-            "carer_hours_per_week": np.where(with_zarit, np.round(hours * 2) / 2, np.nan),
-            "carer_employment": np.where(with_zarit, employment, None),
+            "with_zarit": with_zarit,
+            "item_level": item_level,
+            "zarit_form": "zbi22",
+            "zarit_total": zarit,
+            "zarit_items": items,
+            "carer_hours_per_week": np.round(hours * 2) / 2,
+            "carer_employment": employment,
         },
         strict=False,
-    ).with_columns(pl.col("zarit_total", "carer_hours_per_week").fill_nan(None))
+    )
+    # Carer measures exist only where there is a carer; items only where the agency sends them.
+    carer_columns = ["zarit_form", "zarit_total", "carer_hours_per_week", "carer_employment"]
+    frame = frame.with_columns(
+        *(pl.when(pl.col("with_zarit")).then(pl.col(c)).alias(c) for c in carer_columns),
+        pl.when(pl.col("item_level")).then(pl.col("zarit_items")).alias("zarit_items"),
+    ).drop("with_zarit", "item_level")
 
     at_12 = with_zarit & on_treatment & (offset == 365)
     truth = {
@@ -763,19 +849,21 @@ def _simulate_service_plans(
         )
         .with_columns(
             (
-                (pl.min_horizontal(pl.col("end_date").fill_null(pl.col("month_end")), pl.col("month_end"))
-                 - pl.col("event_date")).dt.total_days()
+                (
+                    pl.min_horizontal(pl.col("end_date").fill_null(pl.col("month_end")), pl.col("month_end"))
+                    - pl.col("event_date")
+                ).dt.total_days()
                 / pl.col("month_end").dt.day()
-            ).clip(0, 1).alias("lost_share")
+            )
+            .clip(0, 1)
+            .alias("lost_share")
         )
         .group_by(["person", "month_day"])
         .agg(pl.col("lost_share").sum().clip(0, 1))
     )
     frame = (
         frame.join(interruptions, on=["person", "month_day"], how="left")
-        .with_columns(
-            (pl.col("delivered") * (1 - pl.col("lost_share").fill_null(0)) * 2).round(0) / 2
-        )
+        .with_columns((pl.col("delivered") * (1 - pl.col("lost_share").fill_null(0)) * 2).round(0) / 2)
         .sort(["person", "month_day"])
     )
     return frame.select(
@@ -794,11 +882,19 @@ def _simulate_interventions(
     first = pl.DataFrame({"episode": idx, "day": start[idx], "intervention_type": "assessment_360"})
     has_plan = np.flatnonzero(plan_day >= 0)
     planned = pl.DataFrame({"episode": has_plan, "day": plan_day[has_plan], "intervention_type": "personal_plan"})
-    others_person, others_day = _poisson_events(
-        rng, np.where(treated, 3.0, 0.0), start, fu_end + 1
-    )
-    kinds = ["provider_found", "benefit_application", "benefit_recovered", "home_adaptation", "respite_arranged",
-             "mediation", "administrative_help", "follow_up_call", "emergency_response", "other"]
+    others_person, others_day = _poisson_events(rng, np.where(treated, 3.0, 0.0), start, fu_end + 1)
+    kinds = [
+        "provider_found",
+        "benefit_application",
+        "benefit_recovered",
+        "home_adaptation",
+        "respite_arranged",
+        "mediation",
+        "administrative_help",
+        "follow_up_call",
+        "emergency_response",
+        "other",
+    ]
     kind = _choice(rng, kinds, [0.15, 0.12, 0.05, 0.08, 0.06, 0.08, 0.12, 0.25, 0.04, 0.05], others_person.shape[0])
     others = pl.DataFrame({"episode": others_person, "day": others_day, "intervention_type": kind})
     return (
@@ -836,9 +932,7 @@ def _finish_tables(contract: Contract, person_ids: pl.Series, raw: dict[str, pl.
     out["carers"] = raw["carers"].with_columns(
         carer_person.alias("person_id"), (carer_person + "-C1").alias("carer_id")
     )
-    out["episodes"] = episodes.with_columns(
-        person_ids.alias("person_id"), episode_ids.alias("episode_id")
-    )
+    out["episodes"] = episodes.with_columns(person_ids.alias("person_id"), episode_ids.alias("episode_id"))
 
     def numbered(frame: pl.DataFrame, prefix: str, id_name: str, owner: pl.Series, owner_col: str) -> pl.DataFrame:
         owner_ids = owner.gather(frame[owner_col])

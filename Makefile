@@ -1,0 +1,70 @@
+# The Makefile is the interface: `make demo` and `make test` do all of their own set-up.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: help install browser demo run dashboard dev test lint typecheck pytest clean
+
+help:
+	@echo "make demo    generate a synthetic federation, run the pipeline, serve the dashboards on :8501"
+	@echo "make test    lint, type-check and run the whole test suite"
+	@echo "make dev     the Dagster UI on :3000 (asset graph, runs, checks)"
+	@echo "make clean   remove generated data and local run history"
+
+$(UV):
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced
+
+# Browser tests drive Debian's chromium: no browser can be downloaded here.
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+$(DAGSTER_HOME):
+	mkdir -p $@ && touch $@/dagster.yaml
+
+demo: install $(DAGSTER_HOME)
+	$(BIN)/parcours generate --force
+	$(BIN)/parcours run
+	$(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
+
+run: install $(DAGSTER_HOME)
+	$(BIN)/parcours run
+
+dashboard: install
+	$(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
+
+dev: install $(DAGSTER_HOME)
+	$(BIN)/dagster dev
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install browser
+	@$(BIN)/pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is missing"; exit 1; fi; \
+	exit $$status
+
+test: lint typecheck
+	$(BIN)/parcours contract-doc --check
+	$(MAKE) --no-print-directory pytest
+
+clean:
+	rm -rf data/generated .dagster_home

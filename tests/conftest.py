@@ -1,0 +1,58 @@
+"""Shared fixtures: a small synthetic federation and the case-study federation, each run once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.resources import ParcoursResource
+from pipelines.run import RunOutcome, run_pipeline
+from pipelines.settings import Settings
+from pipelines.synthetic.exports import write_landing
+from pipelines.synthetic.federation import Federation, FederationSpec, generate_federation
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CASE_STUDIES = FIXTURES / "case_studies"
+CASE_STUDY_CUTOFF = "2025-12-31"
+SMALL_SPEC = FederationSpec(agencies=6, persons=900, months=30, seed=7)
+
+
+@dataclass
+class PipelineRun:
+    settings: Settings
+    outcome: RunOutcome
+
+
+def run_on(landing: Path, data_dir: Path, data_cutoff: str = "") -> PipelineRun:
+    resource = ParcoursResource(data_dir=str(data_dir), landing_dir=str(landing), data_cutoff=data_cutoff)
+    outcome = run_pipeline(resource, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING")
+    return PipelineRun(resource.settings(), outcome)
+
+
+@pytest.fixture(scope="session")
+def small_federation() -> Federation:
+    return generate_federation(SMALL_SPEC)
+
+
+@pytest.fixture(scope="session")
+def small_federation_dir(small_federation: Federation, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("federation")
+    write_landing(small_federation, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_run(small_federation_dir: Path) -> PipelineRun:
+    run = run_on(small_federation_dir / "landing", small_federation_dir)
+    assert run.outcome.success, run.outcome.failures
+    return run
+
+
+@pytest.fixture(scope="session")
+def case_study_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    run = run_on(CASE_STUDIES, tmp_path_factory.mktemp("case_studies"), CASE_STUDY_CUTOFF)
+    assert run.outcome.success, run.outcome.failures
+    return run

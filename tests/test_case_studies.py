@@ -1,0 +1,70 @@
+"""The five case studies of DOMAIN.md, hand-computed (see fixtures/case_studies/README.md)."""
+
+import polars as pl
+import pytest
+
+from pipelines import warehouse
+from tests.conftest import PipelineRun
+
+AFTER_DAYS = {"AGP-E1": 356, "AGR-E2": 304, "AGP-E3": 332, "AGR-E4": 351, "AGR-E5": 275, "AGI-E6": 242}
+
+
+def _table(run: PipelineRun, sql: str) -> pl.DataFrame:
+    with warehouse.connect(run.settings.warehouse_path, read_only=True) as con:
+        return warehouse.query(con, sql)
+
+
+def test_cutoff_is_the_analysts_setting(case_study_run: PipelineRun) -> None:
+    cutoff = _table(case_study_run, "select data_cutoff from int_data_cutoff")["data_cutoff"][0]
+    assert cutoff.isoformat() == "2025-12-31"
+
+
+def test_person_time_is_365_days_before_and_runs_to_end_or_cutoff_after(case_study_run: PipelineRun) -> None:
+    time = _table(case_study_run, "select episode_id, period, person_days from int_person_time")
+    before = dict(time.filter(pl.col("period") == "before").select("episode_id", "person_days").iter_rows())
+    after = dict(time.filter(pl.col("period") == "after").select("episode_id", "person_days").iter_rows())
+    assert before == dict.fromkeys(AFTER_DAYS, 365)
+    assert after == AFTER_DAYS  # death on 2025-09-30 ends AGI-E6; the others are open at the cut-off
+
+
+def test_admissions_are_placed_in_their_period(case_study_run: PipelineRun) -> None:
+    admissions = _table(
+        case_study_run,
+        "select event_id, period, is_planned from fct_hospital_admissions order by event_id",
+    )
+    assert admissions.rows() == [
+        ("AGI-V2", "before", False),
+        ("AGI-V4", "before", False),  # stay crosses the index date: dated by its admission
+        ("AGI-V5", "after", False),
+        ("AGI-V6", "after", False),  # readmission 13 days after discharge
+        ("AGR-V3", "after", True),  # case 4: the planned respite stay
+    ]  # AGI-V1 (2023-12-01) is outside every window
+
+
+def test_hospitalisation_rates_by_cohort_and_period(case_study_run: PipelineRun) -> None:
+    rates = _table(case_study_run, "select * from mart_hospitalisation_rates order by cohort, period")
+    by_key = {(r["cohort"], r["period"]): r for r in rates.iter_rows(named=True)}
+    managed_after = by_key[("care_managed", "after")]
+    assert managed_after["person_days"] == 356 + 304 + 332 + 351 + 275
+    assert managed_after["unplanned_admissions"] == 0
+    assert managed_after["planned_admissions"] == 1  # the respite stay is not an unplanned hospitalisation
+    assert by_key[("care_managed", "before")]["person_days"] == 5 * 365
+    comparison_after = by_key[("comparison", "after")]
+    assert comparison_after["unplanned_admissions"] == 2
+    assert comparison_after["unplanned_rate_per_1000py"] == pytest.approx(2 / (242 / 365.25) * 1000)
+    assert by_key[("comparison", "before")]["unplanned_admissions"] == 2
+
+
+def test_case_two_rupture_and_case_four_delivery_are_in_the_raw_data(case_study_run: PipelineRun) -> None:
+    interruption = _table(
+        case_study_run,
+        "select event_date, detected_date, end_date from raw_events where event_id = 'AGR-V1'",
+    ).row(0)
+    assert (interruption[1] - interruption[0]).days == 112  # noticed months later
+    delivery = _table(
+        case_study_run,
+        "select hours_granted, hours_delivered from raw_service_plans "
+        "where person_id = 'AGR-V2' and month = date '2025-01-01'",
+    ).row(0)
+    assert delivery == (420.0, 90.0)
+    assert round(delivery[1] / delivery[0], 2) == 0.21

@@ -1,0 +1,75 @@
+"""SQL models: dependencies come from the SQL, layers are enforced, rates are right."""
+
+import math
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.assets.models import source_tables, sql_models
+from pipelines.sql_models import ModelError, discover_models, tables_read
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_dependencies_are_read_from_the_sql() -> None:
+    sql = "with a as (select * from raw_events) select * from a join stg_persons using (person_id)"
+    assert tables_read(sql) == {"raw_events", "stg_persons"}
+
+
+def test_models_come_in_dependency_order() -> None:
+    names = [m.name for m in sql_models()]
+    for model in sql_models():
+        for dependency in model.depends_on:
+            if dependency in names:
+                assert names.index(dependency) < names.index(model.name)
+    assert {"stg_events", "int_person_time", "fct_hospital_admissions", "mart_hospitalisation_rates"} <= set(names)
+
+
+def _write(folder: Path, layer: str, name: str, sql: str) -> None:
+    (folder / layer).mkdir(parents=True, exist_ok=True)
+    (folder / layer / f"{name}.sql").write_text(sql)
+
+
+def test_a_model_reading_an_unknown_table_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "staging", "stg_x", "select * from raw_nothing")
+    with pytest.raises(ModelError, match="raw_nothing"):
+        discover_models(tmp_path, source_tables())
+
+
+def test_a_model_in_the_wrong_layer_folder_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "marts", "stg_x", "select 1 as one")
+    with pytest.raises(ModelError, match="belongs in models/staging"):
+        discover_models(tmp_path, set())
+
+
+def test_a_cycle_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "intermediate", "int_a", "select * from int_b")
+    _write(tmp_path, "intermediate", "int_b", "select * from int_a")
+    with pytest.raises(ModelError, match="cycle"):
+        discover_models(tmp_path, set())
+
+
+def _byar(observed: int, person_years: float) -> tuple[float, float]:
+    sql = (ROOT / "models" / "marts" / "mart_hospitalisation_rates.sql").read_text()
+    con = duckdb.connect()
+    con.execute("create table int_person_time as select 'c' as cohort, 'after' as period, 'e' as episode_id, "
+                "'p' as person_id, ? as person_days", [round(person_years * 365.25)])  # fmt: skip
+    con.execute("create table fct_hospital_admissions as select 'c' as cohort, 'after' as period, "
+                "false as is_planned from range(?)", [observed])  # fmt: skip
+    row = con.execute(f"select unplanned_rate_ci_low, unplanned_rate_ci_high from ({sql})").fetchone()
+    assert row is not None
+    return row[0] / 1000 * person_years, row[1] / 1000 * person_years
+
+
+@pytest.mark.parametrize(
+    ("observed", "exact_low", "exact_high"),
+    [(0, 0.0, 3.689), (2, 0.2422, 7.2247), (10, 4.7954, 18.3904), (50, 37.1110, 65.9193)],
+)
+def test_rate_intervals_are_close_to_the_exact_poisson_interval(
+    observed: int, exact_low: float, exact_high: float
+) -> None:
+    low, high = _byar(observed, 100.0)
+    assert low == pytest.approx(exact_low, rel=0.08, abs=1e-9)
+    assert high == pytest.approx(exact_high, rel=0.01)
+    assert math.isfinite(high)

@@ -49,8 +49,8 @@ def test_people_are_mostly_aged_75_to_95() -> None:
     federation = generate_federation(FederationSpec(persons=5000, seed=11))
     persons = federation.tables["persons"].join(federation.tables["episodes"], on="person_id")
     age = persons["start_date"].dt.year() - persons["birth_year"]
-    share = ((age >= 75) & (age <= 95)).mean()
-    assert share is not None and 0.65 <= share <= 0.9
+    share = float(((age >= 75) & (age <= 95)).to_numpy().mean())
+    assert 0.65 <= share <= 0.9
     gir = persons["gir_at_intake"].drop_nulls()
     assert set(gir.unique()) == {1, 2, 3, 4, 5, 6}
 
@@ -68,16 +68,17 @@ def test_caseloads_are_20_to_30_per_full_time_care_manager() -> None:
     active = days.group_by("agency_id").agg((pl.col("days").sum() / span).alias("active"))
     fte = tables["care_managers"].group_by("agency_id").agg(pl.col("fte").sum())
     caseload = active.join(fte, on="agency_id").with_columns((pl.col("active") / pl.col("fte")).alias("caseload"))
-    assert caseload["caseload"].min() >= 18  # type: ignore[operator]
-    assert caseload["caseload"].max() <= 30  # type: ignore[operator]
+    per_fte = caseload["caseload"].to_numpy()
+    assert per_fte.min() >= 20
+    assert per_fte.max() <= 30
 
 
 def test_events_cover_the_year_before_each_episode(small_federation: Federation) -> None:
     tables = small_federation.tables
     first = tables["events"].group_by("person_id").agg(pl.col("event_date").min().alias("first"))
     joined = tables["episodes"].join(first, on="person_id")
-    lead = (joined["start_date"] - joined["first"]).dt.total_days()
-    assert lead.max() is not None and lead.max() <= 365  # type: ignore[operator]
+    lead = (joined["start_date"] - joined["first"]).dt.total_days().to_numpy()
+    assert lead.max() <= 365
     assert (lead > 180).mean() > 0.3  # history is there, not only follow-up
 
 
@@ -117,7 +118,8 @@ def test_zarit_items_add_up_to_the_total(small_federation: Federation) -> None:
     sums = with_items["zarit_items"].str.split("|").list.eval(pl.element().cast(pl.Int64)).list.sum()
     assert (sums.cast(pl.Float64) == with_items["zarit_total"]).all()
     items = np.concatenate(with_items["zarit_items"].str.split("|").to_list()).astype(int)
-    assert items.min() >= 0 and items.max() <= 4
+    assert items.min() >= 0
+    assert items.max() <= 4
 
 
 def test_exports_come_in_the_forms_agencies_send(small_federation_dir: Path) -> None:
@@ -128,7 +130,8 @@ def test_exports_come_in_the_forms_agencies_send(small_federation_dir: Path) -> 
     raw = french.read_bytes()
     assert raw.startswith(b"person_id;month;funder;hours_granted;hours_delivered\r\n")
     first_row = raw.split(b"\r\n")[1].decode("cp1252")
-    assert "/" in first_row.split(";")[1] and "," in first_row.split(";")[3]  # dd/mm/yyyy, decimal comma
+    assert "/" in first_row.split(";")[1]
+    assert "," in first_row.split(";")[3]
     utf8 = next(p for p in landing.glob("AG002/*_persons.csv"))
     assert utf8.read_bytes().startswith(b"\xef\xbb\xbfperson_id,")
     truth = json.loads((small_federation_dir / "ground_truth.json").read_text())

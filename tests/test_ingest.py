@@ -101,7 +101,7 @@ def test_excel_serial_dates_and_spreadsheet_codes() -> None:
             "event_type": ["fall"] * 2,
             "event_date": [45658, 45659],
             "planned": ["oui", "NON"],
-        }  # fmt: skip
+        }
     )
     typed = coerce_to_contract(frame, episodes, False).frame
     assert [d.isoformat() for d in typed["event_date"]] == ["2025-01-01", "2025-01-02"]

@@ -91,7 +91,8 @@ def test_a_rerun_replaces_the_snapshot_atomically(small_federation_dir: Path, sm
     assert again.settings.serving_path.stat().st_ino != before  # a new file was renamed into place
     with warehouse.connect(again.settings.warehouse_path, read_only=True) as con:
         files = con.execute(f"select count(distinct relative_path) from {LANDING_FILES_TABLE}").fetchone()
-    assert files is not None and files[0] > 0
+    assert files is not None
+    assert files[0] > 0
 
 
 def test_a_part_of_the_graph_can_be_materialised_alone(small_federation_dir: Path, tmp_path: Path) -> None:

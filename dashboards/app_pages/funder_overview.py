@@ -7,9 +7,15 @@ from dashboards.data_access import FUNDER, SnapshotMissing, load_table, snapshot
 from dashboards.figures import hospitalisation_rates_chart
 
 
-def _rate(rates: pl.DataFrame, cohort: str, period: str) -> float | None:
+def _rate(rates: pl.DataFrame, cohort: str, period: str) -> dict[str, float | None]:
     row = rates.filter((pl.col("cohort") == cohort) & (pl.col("period") == period))
-    return None if row.is_empty() else row["unplanned_rate_per_1000py"][0]
+    keys = ("unplanned_rate_per_1000py", "unplanned_rate_ci_low", "unplanned_rate_ci_high")
+    return dict.fromkeys(keys) if row.is_empty() else {k: row[k][0] for k in keys}
+
+
+def _interval(rate: dict[str, float | None]) -> str | None:
+    low, high = rate["unplanned_rate_ci_low"], rate["unplanned_rate_ci_high"]
+    return None if low is None or high is None else f"95% CI {low:,.0f} to {high:,.0f}"
 
 
 def _fmt(value: float | int | None, digits: int = 0) -> str:
@@ -35,20 +41,25 @@ after = rates.filter(pl.col("period") == "after")
 persons_followed = int(care_managed["persons"].sum()) if care_managed["persons"].null_count() == 0 else None
 person_years = after.filter(pl.col("cohort") == "care_managed")["person_years"]
 
-columns = st.columns(4)
+columns = st.columns(5)
 agencies = summary.group_by("agency_model").agg(pl.col("agencies").max())["agencies"].sum()
 columns[0].metric("Agencies", f"{agencies:,}")
 columns[1].metric("Persons care-managed", _fmt(persons_followed))
 columns[2].metric("Person-years followed", _fmt(person_years[0] if len(person_years) else None))
-cm_rate = _rate(rates, "care_managed", "after")
-cmp_rate = _rate(rates, "comparison", "after")
-columns[3].metric(
-    "Unplanned admissions / 1,000 PY after index",
-    _fmt(cm_rate),
-    delta=None if cm_rate is None or cmp_rate is None else f"{cm_rate - cmp_rate:+.0f} vs comparison",
-    delta_color="inverse",
-    help="Care-managed cohort. The difference with the comparison cohort is not adjusted for case mix.",
-)
+for column, cohort, label in (
+    (columns[3], "care_managed", "Rate, care-managed"),
+    (columns[4], "comparison", "Rate, comparison"),
+):
+    rate = _rate(rates, cohort, "after")
+    column.metric(
+        label,
+        _fmt(rate["unplanned_rate_per_1000py"]),
+        delta=_interval(rate),
+        delta_color="off",
+        delta_arrow="off",
+        help="Unplanned admissions per 1,000 person-years after the index date, with a 95% interval. "
+        "Not adjusted for case mix.",
+    )
 
 st.subheader("Unplanned hospitalisations, before and after the index date")
 st.plotly_chart(hospitalisation_rates_chart(rates), width="stretch")

@@ -5,7 +5,8 @@ UV_VERSION := 0.13.8
 UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# Local run history for `make demo`, `make run` and `make dev` (ignored by git).
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: help install browser demo run dashboard dev test lint typecheck pytest clean
 
@@ -38,17 +39,17 @@ $(DAGSTER_HOME):
 
 demo: install $(DAGSTER_HOME)
 	$(BIN)/parcours generate --force
-	$(BIN)/parcours run
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/parcours run
 	$(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
 
 run: install $(DAGSTER_HOME)
-	$(BIN)/parcours run
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/parcours run
 
 dashboard: install
 	$(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
 
 dev: install $(DAGSTER_HOME)
-	$(BIN)/dagster dev
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev
 
 lint: install
 	$(BIN)/ruff check .

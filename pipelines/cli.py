@@ -9,8 +9,12 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.settings import load_settings, project_root
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 def _say(message: str) -> None:
@@ -58,8 +62,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _dagster_instance() -> dg.DagsterInstance:
+    """Dagster's local storage under ``DAGSTER_HOME`` when set (created if missing), else in memory."""
     import dagster as dg
+
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
 
     from pipelines.resources import ParcoursResource
     from pipelines.run import run_pipeline
@@ -77,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(f"error: {exc}")
         return 2
     _say(f"landing: {settings.landing_dir}\nwarehouse: {settings.warehouse_path}\nserving: {settings.serving_path}")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = _dagster_instance()
     started = time.perf_counter()
     outcome = run_pipeline(resource, instance=instance, log_level="WARNING" if args.quiet else "INFO")
     elapsed = time.perf_counter() - started

@@ -32,6 +32,12 @@ def run_on(landing: Path, data_dir: Path, data_cutoff: str = "") -> PipelineRun:
     return PipelineRun(resource.settings(), outcome)
 
 
+@pytest.fixture(autouse=True)
+def _no_persistent_dagster_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never write run history into a developer's DAGSTER_HOME."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+
 @pytest.fixture(scope="session")
 def small_federation() -> Federation:
     return generate_federation(SMALL_SPEC)

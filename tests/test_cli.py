@@ -48,3 +48,11 @@ def test_run_exits_non_zero_and_says_why(tmp_path: Path, capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert "parcours run failed" in err
     assert "No agency export found" in err
+
+
+def test_run_keeps_its_history_under_dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["generate", "--out", str(tmp_path), "--agencies", "3", "--persons", "40"]) == 0
+    assert main(["run", "--data-dir", str(tmp_path), "--quiet"]) == 0
+    assert (home / "storage").is_dir()

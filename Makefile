@@ -37,6 +37,7 @@ browser:
 $(DAGSTER_HOME):
 	mkdir -p $@ && touch $@/dagster.yaml
 
+demo: export PARCOURS_DEMO := 1
 demo: install $(DAGSTER_HOME)
 	$(BIN)/parcours generate --force
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/parcours run

@@ -109,6 +109,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import json
+    from datetime import date as date_type
+
+    from pipelines import warehouse
+    from pipelines.contract import load_contract
+    from pipelines.ingest.config import ConfigError, load_agencies_config
+    from pipelines.ingest.pseudonyms import PseudonymKeyError, load_key
+    from pipelines.ingest.service import ingest_files, resolve_paths
+
+    try:
+        settings = load_settings(warehouse_path=Path(args.warehouse).resolve() if args.warehouse else None)
+        key = load_key()
+        config = load_agencies_config(Path(args.config) if args.config else settings.agencies_config)
+        files = resolve_paths([Path(p) for p in args.paths])
+    except (PseudonymKeyError, ConfigError, FileNotFoundError, ValueError) as exc:
+        _say(f"error: {exc}")
+        return 2
+    progress = None if args.json else _say
+    with warehouse.connect(settings.warehouse_path) as con:
+        reports = ingest_files(con, files, load_contract(), key, settings.today or date_type.today(), config, progress)
+    if args.json:
+        print(json.dumps([r.as_json() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            print(f"{report.status:<10} {report.message}")
+    return 0
+
+
 def cmd_contract_doc(args: argparse.Namespace) -> int:
     from pipelines.contract import load_contract, render_markdown
 
@@ -159,6 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-cutoff", help="date up to which exports are complete (default: derived)")
     run.add_argument("--quiet", action="store_true", help="show warnings and errors only")
     run.set_defaults(func=cmd_run)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="ingest agency files or folders into the warehouse and report on each file",
+        description="Read, check, quarantine and load the given files (a file's agency is its folder's name; a "
+        "folder holds agency folders or is one). Never stops on a bad file: each file gets a status "
+        "(accepted, partial, rejected, duplicate) and a message.",
+    )
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    ingest.add_argument("--json", action="store_true", help="print one JSON object per file")
+    ingest.add_argument("--warehouse", help="working DuckDB file (default: PARCOURS_WAREHOUSE or data/generated)")
+    ingest.add_argument("--config", help="per-agency reading overrides (default: <landing>/agencies.yaml)")
+    ingest.set_defaults(func=cmd_ingest)
 
     doc = commands.add_parser("contract-doc", help="write docs/data-contract.md from quality/contract.yaml")
     doc.add_argument("--check", action="store_true", help="fail if the page is out of date instead of writing it")

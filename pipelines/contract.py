@@ -51,6 +51,9 @@ class ContractField(BaseModel):
     list_separator: str | None = None
     min: float | None = None
     max: float | None = None
+    max_length: int = 200
+    pseudonym: bool = False
+    free_text: bool = False
 
     @property
     def duckdb_type(self) -> str:
@@ -68,6 +71,7 @@ class Entity(BaseModel):
     description: str
     primary_key: tuple[str, ...]
     fields: tuple[ContractField, ...]
+    date_order: tuple[tuple[str, str], ...] = ()
 
     @model_validator(mode="after")
     def _primary_key_is_a_field(self) -> Entity:
@@ -75,6 +79,10 @@ class Entity(BaseModel):
         missing = [k for k in self.primary_key if k not in names]
         if missing:
             raise ValueError(f"primary key {missing} not among the fields")
+        dates = {f.name for f in self.fields if f.type in ("date", "month")}
+        for earlier, later in self.date_order:
+            if earlier not in dates or later not in dates:
+                raise ValueError(f"date_order ({earlier}, {later}) must name two date fields")
         if len(names) != len(self.fields):
             raise ValueError("duplicate field names")
         return self
@@ -158,6 +166,9 @@ def render_markdown(contract: Contract) -> str:
     for name, entity in contract.entities.items():
         lines += [f"## `{name}`", "", " ".join(entity.description.split()), ""]
         lines += [f"Primary key: {', '.join(f'`{k}`' for k in entity.primary_key)}.", ""]
+        if entity.date_order:
+            pairs = "; ".join(f"`{b}` not before `{a}`" for a, b in entity.date_order)
+            lines += [f"Date order: {pairs}.", ""]
         lines += ["| field | type | unit | required | allowed values | description |"]
         lines += ["|---|---|---|---|---|---|"]
         for f in entity.fields:
@@ -172,6 +183,10 @@ def render_markdown(contract: Contract) -> str:
             else:
                 allowed = ""
             description = " ".join(f.description.split()).replace("|", "\\|")
+            if f.pseudonym:
+                description += " *Pseudonym: re-keyed (HMAC-SHA-256) before it is stored.*"
+            if f.free_text:
+                description += f" *Free text, at most {f.max_length} characters, scanned by the privacy guard.*"
             lines.append(
                 f"| `{f.name}` | {f.type} | {f.unit or ''} | {'yes' if f.required else 'no'} "
                 f"| {allowed} | {description} |"

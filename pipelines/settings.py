@@ -26,6 +26,14 @@ class Settings:
     warehouse_path: Path
     serving_path: Path
     data_cutoff: date | None
+    today: date | None = None
+    """The day of ingestion, for future-date checks (None: the real today)."""
+    agencies_config_file: Path | None = None
+
+    @property
+    def agencies_config(self) -> Path:
+        """Per-agency reading overrides; ``agencies.yaml`` in the landing folder by default."""
+        return self.agencies_config_file or self.landing_dir / "agencies.yaml"
 
     @property
     def models_dir(self) -> Path:
@@ -45,14 +53,14 @@ def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
-def parse_cutoff(value: str | None) -> date | None:
+def parse_cutoff(value: str | None, name: str = "PARCOURS_DATA_CUTOFF") -> date | None:
     """An ISO date, or None for "derive it from the data"."""
     if value is None or not value.strip():
         return None
     try:
         return date.fromisoformat(value.strip())
     except ValueError as exc:
-        raise ValueError(f"PARCOURS_DATA_CUTOFF must be an ISO date (yyyy-mm-dd), got {value!r}") from exc
+        raise ValueError(f"{name} must be an ISO date (yyyy-mm-dd), got {value!r}") from exc
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -68,6 +76,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         warehouse_path=_path(env, "PARCOURS_WAREHOUSE", data_dir / "warehouse" / "parcours.duckdb"),
         serving_path=_path(env, "PARCOURS_SERVING", data_dir / "serving" / "parcours_serving.duckdb"),
         data_cutoff=parse_cutoff(env.get("PARCOURS_DATA_CUTOFF")),
+        today=parse_cutoff(env.get("PARCOURS_TODAY"), "PARCOURS_TODAY"),
+        agencies_config_file=_path(env, "PARCOURS_AGENCY_CONFIG", Path())
+        if env.get("PARCOURS_AGENCY_CONFIG")
+        else None,
     )
     clean = {k: v for k, v in overrides.items() if v is not None}
     if not clean:

@@ -49,8 +49,9 @@ def query(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | Non
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-    row = con.execute(sql, params).fetchone() if params is not None else con.execute(sql).fetchone()
-    return None if row is None else row[0]
+    # fetchall, not fetchone: DuckDB 2.0 keeps a half-read result open and refuses the next query.
+    rows = con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    return rows[0][0] if rows else None
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -74,9 +75,32 @@ def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame
         con.unregister("_incoming_frame")
 
 
-def create_empty_table(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[tuple[str, str]]) -> None:
-    spec = ", ".join(f"{quote_identifier(c)} {t}" for c, t in columns)
-    con.execute(f"create or replace table {quote_identifier(name)} ({spec})")
+SQL_TYPES = frozenset({"VARCHAR", "BIGINT", "DOUBLE", "DATE", "BOOLEAN", "TIMESTAMP"})
+
+
+def _checked_type(kind: str) -> str:
+    if kind not in SQL_TYPES:
+        raise ValueError(f"not a column type Parcours uses: {kind!r}")
+    return kind
+
+
+def create_empty_table(
+    con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[tuple[str, str]], replace: bool = True
+) -> None:
+    spec = ", ".join(f"{quote_identifier(c)} {_checked_type(t)}" for c, t in columns)
+    verb = "create or replace table" if replace else "create table if not exists"
+    con.execute(f"{verb} {quote_identifier(name)} ({spec})")
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    rows = con.execute(
+        "select column_name from information_schema.columns where table_name = ? order by ordinal_position", [name]
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def add_column(con: duckdb.DuckDBPyConnection, table: str, column: str, kind: str) -> None:
+    con.execute(f"alter table {quote_identifier(table)} add column {quote_identifier(column)} {_checked_type(kind)}")
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
@@ -86,6 +110,41 @@ def insert_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame)
         con.execute(f"insert into {quote_identifier(name)} ({columns}) select {columns} from _incoming_frame")
     finally:
         con.unregister("_incoming_frame")
+
+
+def duplicates_in_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    incoming: pl.DataFrame,
+    key: Sequence[str],
+    values: Sequence[str],
+    excluding: Sequence[str],
+) -> pl.DataFrame:
+    """Rows of ``incoming`` (with a ``_position`` column) whose key is already in ``table``.
+
+    Rows stored from the files in ``excluding`` (about to be replaced) do not count. Returns
+    ``_position`` and ``identical`` (whether a stored row has the same values everywhere).
+    """
+    join = " and ".join(f"stored.{quote_identifier(k)} = incoming.{quote_identifier(k)}" for k in key)
+    others = [v for v in values if v not in key]
+    same = (
+        " and ".join(
+            f"stored.{quote_identifier(v)} is not distinct from incoming.{quote_identifier(v)}" for v in others
+        )
+        or "true"
+    )
+    con.register("_incoming_rows", incoming)
+    try:
+        return query(
+            con,
+            f"select incoming._position, bool_or({same}) as identical "
+            f"from _incoming_rows as incoming join {quote_identifier(table)} as stored on {join} "
+            "where not list_contains($excluding, stored._source_sha256) "
+            "group by incoming._position order by incoming._position",
+            {"excluding": list(excluding)},
+        )
+    finally:
+        con.unregister("_incoming_rows")
 
 
 def run_model(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> int:
@@ -122,6 +181,33 @@ def publish_snapshot(
     con.execute(f"detach {alias}")
     temporary.replace(target)
     return target
+
+
+def read_csv_as_text(
+    path: Path, delimiter: str, columns: Sequence[str], max_line_bytes: int = 8 << 20
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every field of a UTF-8 CSV as text, and the records that could not be split into fields.
+
+    The rejects frame has one row per rejected record: its line, DuckDB's error type and the
+    first column concerned. Reading runs in its own in-memory database.
+    """
+    schema = dict.fromkeys(columns, "VARCHAR")
+    con = duckdb.connect(":memory:")
+    try:
+        frame = con.sql(
+            "select * from read_csv($path, delim = $delim, header = true, quote = '\"', escape = '\"', "
+            "columns = $columns, auto_detect = false, strict_mode = true, store_rejects = true, "
+            "max_line_size = $max_line, parallel = true)",
+            params={"path": str(path), "delim": delimiter, "columns": schema, "max_line": max_line_bytes},
+        ).pl()
+        rejects = con.sql(
+            "select line, any_value(error_type order by column_idx) as error_type, "
+            "any_value(column_name order by column_idx) as column_name "
+            "from reject_errors group by line order by line"
+        ).pl()
+    finally:
+        con.close()
+    return frame, rejects
 
 
 def _sql_path(path: Path) -> str:

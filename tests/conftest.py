@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from pipelines.run import RunOutcome, run_pipeline
 from pipelines.settings import Settings
 from pipelines.synthetic.exports import write_landing
 from pipelines.synthetic.federation import Federation, FederationSpec, generate_federation
+
+# Synthetic and hand-written data only: the public demo key is the right one here.
+os.environ["PARCOURS_DEMO"] = "1"
+os.environ.pop("PARCOURS_PSEUDONYM_KEY_FILE", None)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASE_STUDIES = FIXTURES / "case_studies"

@@ -4,9 +4,15 @@ import polars as pl
 import pytest
 
 from pipelines import warehouse
+from pipelines.ingest.pseudonyms import DEMO_KEY, pseudonym
 from tests.conftest import PipelineRun
 
 AFTER_DAYS = {"AGP-E1": 356, "AGR-E2": 304, "AGP-E3": 332, "AGR-E4": 351, "AGR-E5": 275, "AGI-E6": 242}
+
+
+def stored_id(agency_identifier: str) -> str:
+    """What the warehouse holds for an agency's identifier (re-keyed under the demo key)."""
+    return pseudonym(DEMO_KEY, agency_identifier.split("-")[0], agency_identifier)
 
 
 def _table(run: PipelineRun, sql: str) -> pl.DataFrame:
@@ -23,8 +29,9 @@ def test_person_time_is_365_days_before_and_runs_to_end_or_cutoff_after(case_stu
     time = _table(case_study_run, "select episode_id, period, person_days from int_person_time")
     before = dict(time.filter(pl.col("period") == "before").select("episode_id", "person_days").iter_rows())
     after = dict(time.filter(pl.col("period") == "after").select("episode_id", "person_days").iter_rows())
-    assert before == dict.fromkeys(AFTER_DAYS, 365)
-    assert after == AFTER_DAYS  # death on 2025-09-30 ends AGI-E6; the others are open at the cut-off
+    assert before == {stored_id(e): 365 for e in AFTER_DAYS}
+    # Death on 2025-09-30 ends AGI-E6; the others are open at the cut-off.
+    assert after == {stored_id(e): days for e, days in AFTER_DAYS.items()}
 
 
 def test_admissions_are_placed_in_their_period(case_study_run: PipelineRun) -> None:
@@ -64,7 +71,7 @@ def test_case_two_rupture_and_case_four_delivery_are_in_the_raw_data(case_study_
     delivery = _table(
         case_study_run,
         "select hours_granted, hours_delivered from raw_service_plans "
-        "where person_id = 'AGR-V2' and month = date '2025-01-01'",
+        f"where person_id = '{stored_id('AGR-V2')}' and month = date '2025-01-01'",
     ).row(0)
     assert delivery == (420.0, 90.0)
     assert round(delivery[1] / delivery[0], 2) == 0.21

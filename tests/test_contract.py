@@ -13,12 +13,24 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_contract_covers_every_entity_of_the_brief() -> None:
     contract = load_contract()
     assert set(contract.entities) == {
-        "agencies", "care_managers", "persons", "carers", "episodes", "events",
-        "assessments", "service_plans", "interventions",
-    }  # fmt: skip
+        "agencies",
+        "care_managers",
+        "persons",
+        "carers",
+        "episodes",
+        "events",
+        "assessments",
+        "service_plans",
+        "interventions",
+    }
     assert contract.entity("episodes").field("entry_situation").allowed == (
-        "prevention", "rupture", "hospital_discharge", "crisis", "carer_exhaustion", "administrative",
-    )  # fmt: skip
+        "prevention",
+        "rupture",
+        "hospital_discharge",
+        "crisis",
+        "carer_exhaustion",
+        "administrative",
+    )
     event_types = set(contract.entity("events").field("event_type").allowed or ())
     assert {"hospital_admission", "emergency_visit", "service_interruption", "death"} <= event_types
 

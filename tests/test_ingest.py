@@ -1,55 +1,71 @@
-"""Readers and type coercion: every export form reads back to exactly what was generated."""
+"""Readers, typing and the warehouse round trip: every export form reads back to what was generated."""
 
+from datetime import date
 from pathlib import Path
+from typing import Any
 
-import duckdb
 import polars as pl
-import pytest
 from polars.testing import assert_frame_equal
 
 from pipelines import warehouse
 from pipelines.contract import load_contract
-from pipelines.ingest.coerce import coerce_to_contract
-from pipelines.ingest.load import IngestError, read_and_type
-from pipelines.ingest.readers import (
-    LandingFile,
-    ReadError,
-    decode_text,
-    discover_landing_files,
-    entity_from_name,
-    read_landing_file,
-    sha256_of,
-    sniff_delimiter,
-)
+from pipelines.ingest.coerce import coerce_expression
+from pipelines.ingest.pseudonyms import DEMO_KEY, rekey
+from pipelines.ingest.readers import decode_text, detect_encoding, entity_from_name, sniff_delimiter
+from pipelines.ingest.validate import validate_table
+from pipelines.synthetic.exports import split_by_agency
 from pipelines.synthetic.federation import Federation
 from tests.conftest import PipelineRun
 
+TODAY = date(2026, 11, 23)
 
-def _landing_file(path: Path, root: Path) -> LandingFile:
-    return LandingFile(path, path.relative_to(root).as_posix(), path.parent.name, path.suffix.lstrip("."),
-                       sha256_of(path), path.stat().st_size)  # fmt: skip
+
+def _pseudonymised(federation: Federation, entity: str) -> pl.DataFrame:
+    contract = load_contract()
+    parts = []
+    for agency, tables in split_by_agency(federation).items():
+        frame = tables[entity]
+        for field in contract.entity(entity).fields:
+            if field.pseudonym:
+                frame = frame.with_columns(rekey(frame[field.name], agency, DEMO_KEY))
+        parts.append(frame)
+    return pl.concat(parts)
 
 
 def test_raw_tables_hold_exactly_the_generated_rows(small_federation: Federation, small_run: PipelineRun) -> None:
     contract = load_contract()
     with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
-        for name, generated in small_federation.tables.items():
+        for name in small_federation.tables:
             stored = warehouse.query(
                 con, f"select * exclude (_agency_folder, _source_file, _source_sha256, _source_row) from raw_{name}"
             )
-            key = list(contract.entity(name).primary_key)
-            assert_frame_equal(stored.sort(key), generated.sort(key), check_dtypes=True)
+            expected = _pseudonymised(small_federation, name)
+            columns = contract.entity(name).field_names
+            assert_frame_equal(stored.sort(columns), expected.sort(columns), check_dtypes=True)
+
+
+def test_agency_identifiers_never_reach_the_warehouse(small_federation: Federation, small_run: PipelineRun) -> None:
+    original = set(small_federation.tables["persons"]["person_id"].head(50))
+    with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
+        stored = set(warehouse.query(con, "select person_id from raw_persons")["person_id"])
+    assert not original & stored
+    assert all(len(p) == 32 for p in stored)
 
 
 def test_every_raw_row_keeps_its_file_hash_and_line(small_run: PipelineRun) -> None:
     with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
         lineage = warehouse.query(
-            con, "select _source_file, _source_sha256, min(_source_row) as first_line from raw_events group by all"
+            con,
+            "select _source_file, _source_sha256, min(_source_row) as first_line, max(_source_row) as last_line, "
+            "count(*) as n from raw_events group by all",
         )
         files = warehouse.query(con, "select * from raw_landing_files")
-    assert lineage["first_line"].min() == 2  # line 1 is the header
+    csv_files = lineage.filter(pl.col("_source_file").str.ends_with(".csv"))
+    assert (csv_files["first_line"] == 2).all()  # line 1 is the header
+    assert (csv_files["last_line"] == csv_files["n"] + 1).all()
     assert lineage["_source_sha256"].str.len_chars().unique().to_list() == [64]
-    assert (files["rows_in"] == files["rows_loaded"]).all()
+    assert (files["status"] == "accepted").all()
+    assert (files["rows_in"] == files["rows_accepted"] + files["rows_quarantined"]).all()
 
 
 def test_entity_is_read_from_the_file_or_sheet_name() -> None:
@@ -60,117 +76,72 @@ def test_entity_is_read_from_the_file_or_sheet_name() -> None:
     assert entity_from_name("export_care_managers.parquet", contract) == "care_managers"
 
 
-def test_encodings_and_delimiters_are_detected() -> None:
+def test_encodings_and_delimiters_are_detected(tmp_path: Path) -> None:
     assert decode_text("é;ü".encode("cp1252")) == "é;ü"
     assert decode_text(b"\xef\xbb\xbfa,b") == "a,b"
     assert decode_text("œ €’".encode("cp1252")) == "œ €’"
-    assert sniff_delimiter("a;b;c\n1;2;3") == ";"
-    assert sniff_delimiter("a\tb\n1\t2") == "\t"
+    assert sniff_delimiter("a;b;c") == ";"
+    assert sniff_delimiter("a\tb") == "\t"
     assert sniff_delimiter("single") == ","
+    samples = {"utf8": "é".encode() * 10, "cp1252": "œ€’é".encode("cp1252"), "latin": b"\x81\xe9"}
+    for name, content in samples.items():
+        (tmp_path / name).write_bytes(content)
+    assert detect_encoding(tmp_path / "utf8") == "utf-8"
+    assert detect_encoding(tmp_path / "cp1252") == "cp1252"
+    assert detect_encoding(tmp_path / "latin") == "latin-1"
+
+
+def _typed(field_name: str, entity: str, values: list[object], decimal_comma: bool = False) -> list[Any]:
+    field = load_contract().entity(entity).field(field_name)
+    frame = pl.DataFrame({field_name: values}, strict=False)
+    typed = frame.select(coerce_expression(field, frame.schema[field_name], decimal_comma).alias("typed"))
+    return typed["typed"].to_list()
 
 
 def test_french_numbers_dates_and_booleans_are_typed() -> None:
-    entity = load_contract().entity("service_plans")
-    frame = pl.DataFrame(
-        {
-            "_source_row": [2, 3, 4],
-            "person_id": ["P1", "P2", "P3"],
-            "month": ["01/03/2025", "2025-04-01", "2025-05"],
-            "funder": ["APA", "PCH", "APA"],
-            "hours_granted": ["1\u00a0234,5", "420", " 12,0 "],
-            "hours_delivered": ["90,25", "", "0"],
-        }
-    )
-    typed = coerce_to_contract(frame, entity, decimal_comma=True)
-    assert typed.problems == []
-    assert typed.frame["hours_granted"].to_list() == [1234.5, 420.0, 12.0]
-    assert typed.frame["hours_delivered"].to_list() == [90.25, None, 0.0]
-    assert [d.isoformat() for d in typed.frame["month"]] == ["2025-03-01", "2025-04-01", "2025-05-01"]
+    assert _typed("hours_granted", "service_plans", ["1\u00a0234,5", "420", " 12,0 ", ""], True) == [
+        1234.5,
+        420.0,
+        12.0,
+        None,
+    ]
+    assert _typed("hours_granted", "service_plans", ["1,234.5", "12"], False) == [1234.5, 12.0]
+    months = _typed("month", "service_plans", ["01/03/2025", "2025-04-01", "2025-05", "03/2025"])
+    assert [d.isoformat() for d in months] == ["2025-03-01", "2025-04-01", "2025-05-01", "2025-03-01"]
+    assert _typed("lives_alone", "persons", ["oui", "NON", "Vrai", "0", "peut-être"]) == [
+        True,
+        False,
+        True,
+        False,
+        None,
+    ]
 
 
-def test_excel_serial_dates_and_spreadsheet_codes() -> None:
-    entity = load_contract().entity("agencies")
-    frame = pl.DataFrame({"_source_row": [2], "agency_id": ["A"], "model": ["remote"], "departement": [1.0]})
-    assert coerce_to_contract(frame, entity, False).frame["departement"].to_list() == ["1"]
-    episodes = load_contract().entity("events")
-    frame = pl.DataFrame(
-        {
-            "_source_row": [2, 3],
-            "event_id": ["E1", "E2"],
-            "person_id": ["P", "P"],
-            "event_type": ["fall"] * 2,
-            "event_date": [45658, 45659],
-            "planned": ["oui", "NON"],
-        }
-    )
-    typed = coerce_to_contract(frame, episodes, False).frame
-    assert [d.isoformat() for d in typed["event_date"]] == ["2025-01-01", "2025-01-02"]
-    assert typed["planned"].to_list() == [True, False]
+def test_excel_serials_ambiguous_dates_and_spreadsheet_codes() -> None:
+    dates = _typed("event_date", "events", ["45658", "2025-01-01 00:00:00", "01/02/25", "12/31/2025", "2025-13-01"])
+    assert [d.isoformat() if d else None for d in dates] == ["2025-01-01", "2025-01-01", None, None, None]
+    assert [d.isoformat() for d in _typed("event_date", "events", [45658, 45659])] == ["2025-01-01", "2025-01-02"]
+    assert _typed("departement", "agencies", [1.0, 75.0]) == ["1", "75"]
 
 
-def test_unreadable_values_are_reported_by_column_count_and_line_never_by_value() -> None:
+def test_validation_keeps_every_row_and_names_reasons_not_values() -> None:
     entity = load_contract().entity("persons")
     frame = pl.DataFrame(
         {
-            "_source_row": [2, 3, 4],
-            "person_id": ["P1", "P2", "P3"],
-            "agency_id": ["A"] * 3,
-            "birth_year": ["1940", "SECRET-VALUE", "1941"],
-            "sex": ["F"] * 3,
-            "departement": ["75"] * 3,
-            "lives_alone": ["oui", "non", "peut-etre"],
-            "benefit": ["APA"] * 3,
+            "_source_row": [2, 3, 4, 5],
+            "person_id": ["P1", "P2", "P3", "P4"],
+            "agency_id": ["A"] * 4,
+            "birth_year": ["1940", "SECRET-VALUE", "1941", "1942"],
+            "sex": ["F", "F", "F", "Z"],
+            "departement": ["75", "75", "75", "2B"],
+            "lives_alone": ["oui", "non", "peut-etre", "non"],
+            "benefit": ["APA"] * 4,
         }
     )
-    typed = coerce_to_contract(frame, entity, decimal_comma=False)
-    messages = [problem.describe(field.type) for field, problem in typed.problems]
-    assert messages == [
-        "column 'birth_year': 1 value not readable as integer (first at line 3)",
-        "column 'lives_alone': 1 value not readable as boolean (first at line 4)",
+    result = validate_table(frame, entity, decimal_comma=False, agency="A", today=TODAY)
+    assert result.accepted["person_id"].to_list() == ["P1"]
+    assert result.rejected.rows() == [
+        (3, "invalid_type", "birth_year"),
+        (4, "invalid_type", "lives_alone"),
+        (5, "invalid_code", "sex"),
     ]
-    assert typed.frame.height == 3
-
-
-def test_a_bad_file_stops_the_load_with_a_clear_message(tmp_path: Path) -> None:
-    folder = tmp_path / "AGX"
-    folder.mkdir()
-    (folder / "AGX_202601_agencies.csv").write_text("agency_id,model\nAGX,remote\n")
-    (folder / "AGX_202601_persons.csv").write_text(
-        "person_id,agency_id,birth_year,sex,departement,lives_alone,benefit,favourite_colour\n"
-        "P1,AGX,1940,F,75,true,APA,blue\n"
-    )
-    (folder / "AGX_202601_mystery.csv").write_text("a,b\n1,2\n")
-    files = discover_landing_files(tmp_path)
-    with pytest.raises(IngestError) as caught:
-        read_and_type(files, load_contract())
-    message = str(caught.value)
-    assert "AGX/AGX_202601_agencies.csv (agencies): required columns missing: departement" in message
-    assert "AGX/AGX_202601_persons.csv (persons): columns not in the contract: favourite_colour" in message
-    assert "AGX/AGX_202601_mystery.csv: cannot tell which entity" in message
-    assert "blue" not in message
-
-
-def test_a_corrupt_file_is_named_without_leaking_content(tmp_path: Path) -> None:
-    path = tmp_path / "AGX" / "AGX_persons.parquet"
-    path.parent.mkdir()
-    path.write_bytes(b"not parquet at all: Jean Dupont 1 40 01 75 123 456")
-    with pytest.raises(ReadError) as caught:
-        read_landing_file(_landing_file(path, tmp_path), load_contract())
-    assert "AGX/AGX_persons.parquet" in str(caught.value)
-    assert "Dupont" not in str(caught.value)
-
-
-def test_a_failed_load_leaves_the_warehouse_as_it_was(small_run: PipelineRun, tmp_path: Path) -> None:
-    copy = tmp_path / "copy.duckdb"
-    copy.write_bytes(small_run.settings.warehouse_path.read_bytes())
-    contract = load_contract()
-    from pipelines.ingest.load import load_raw_tables
-
-    frames: dict[str, list[pl.DataFrame]] = {e: [] for e in contract.entities}
-    frames["persons"] = [pl.DataFrame({"person_id": ["X"]})]  # missing columns: the insert fails
-    with duckdb.connect(str(copy)) as con:
-        before = con.execute("select count(*) from raw_persons").fetchone()
-        with pytest.raises(Exception):  # noqa: B017, PT011 (any failure must roll back)
-            load_raw_tables(con, contract, frames, [])
-        assert con.execute("select count(*) from raw_persons").fetchone() == before
-        assert con.execute("select count(*) from raw_events").fetchone() != (0,)

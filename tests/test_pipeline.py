@@ -7,6 +7,7 @@ import duckdb
 import pytest
 
 from pipelines import warehouse
+from pipelines.contract import load_contract
 from pipelines.definitions import defs
 from pipelines.ingest.load import LANDING_FILES_TABLE
 from pipelines.synthetic.federation import Federation
@@ -50,7 +51,7 @@ def test_the_serving_snapshot_holds_marts_only(small_run: PipelineRun) -> None:
         tables = set(warehouse.list_tables(con))
         metadata = dict(con.execute("select key, value from serving_metadata").fetchall())
     assert tables == {"mart_federation_summary", "mart_hospitalisation_rates", "serving_metadata"}
-    assert metadata["contract_version"] == "1.0.0"
+    assert metadata["contract_version"] == load_contract().version
     assert metadata["data_cutoff"] == "2026-06-30"
     assert not list(path.parent.glob("*.tmp"))
 

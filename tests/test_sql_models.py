@@ -53,10 +53,16 @@ def test_a_cycle_is_refused(tmp_path: Path) -> None:
 def _byar(observed: int, person_years: float) -> tuple[float, float]:
     sql = (ROOT / "models" / "marts" / "mart_hospitalisation_rates.sql").read_text()
     con = duckdb.connect()
-    con.execute("create table int_person_time as select 'c' as cohort, 'after' as period, 'e' as episode_id, "
-                "'p' as person_id, ? as person_days", [round(person_years * 365.25)])  # fmt: skip
-    con.execute("create table fct_hospital_admissions as select 'c' as cohort, 'after' as period, "
-                "false as is_planned from range(?)", [observed])  # fmt: skip
+    con.execute(
+        "create table int_person_time as select 'c' as cohort, 'after' as period, 'e' as episode_id, "
+        "'p' as person_id, ? as person_days",
+        [round(person_years * 365.25)],
+    )
+    con.execute(
+        "create table fct_hospital_admissions as select 'c' as cohort, 'after' as period, "
+        "false as is_planned from range(?)",
+        [observed],
+    )
     row = con.execute(f"select unplanned_rate_ci_low, unplanned_rate_ci_high from ({sql})").fetchone()
     assert row is not None
     return row[0] / 1000 * person_years, row[1] / 1000 * person_years

@@ -1,40 +1,42 @@
-"""Landing files → raw tables, and the run's parameters."""
+"""Landing files → raw tables (accepted rows), the quarantine and the ledger of files."""
+
+import json
+from datetime import date
 
 import dagster as dg
 import polars as pl
 
 from pipelines import warehouse
 from pipelines.contract import load_contract
-from pipelines.ingest.load import (
-    LANDING_FILES_TABLE,
-    IngestError,
-    load_raw_tables,
-    raw_table_name,
-    read_and_type,
-    unaccounted_rows,
-)
+from pipelines.ingest.config import ConfigError, load_agencies_config
+from pipelines.ingest.load import LANDING_FILES_TABLE, QUARANTINE_TABLE, known_files, raw_table_name, unaccounted_rows
+from pipelines.ingest.pseudonyms import PseudonymKeyError, load_key
 from pipelines.ingest.readers import discover_landing_files
+from pipelines.ingest.service import ingest_files
 from pipelines.resources import ParcoursResource
 
 RUN_PARAMETERS_TABLE = "ref_run_parameters"
+RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+"""Retries cover a warehouse briefly locked by another writer; a bad file never fails a step."""
 
 
 def raw_asset_keys() -> list[str]:
-    return [raw_table_name(e) for e in load_contract().entities] + [LANDING_FILES_TABLE]
+    return [raw_table_name(e) for e in load_contract().entities] + [QUARANTINE_TABLE, LANDING_FILES_TABLE]
+
+
+def _description(key: str) -> str:
+    if key == LANDING_FILES_TABLE:
+        return "Ledger of every agency file received: SHA-256, status, rows in, accepted and quarantined."
+    if key == QUARANTINE_TABLE:
+        return "Every rejected row with its file's SHA-256, line, reason code and raw line (withheld if identifying)."
+    return (
+        f"Accepted rows of {key.removeprefix('raw_')}, typed by the data contract, pseudonyms re-keyed, with lineage."
+    )
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            key,
-            group_name="ingestion",
-            kinds={"duckdb"},
-            description=(
-                "Every agency file received, with its SHA-256 and rows in and loaded."
-                if key == LANDING_FILES_TABLE
-                else f"Agency exports of {key.removeprefix('raw_')}, typed by the data contract, with lineage."
-            ),
-        )
+        dg.AssetSpec(key, group_name="ingestion", kinds={"duckdb"}, description=_description(key))
         for key in raw_asset_keys()
     ],
     check_specs=[
@@ -42,42 +44,53 @@ def raw_asset_keys() -> list[str]:
             "every_row_accounted_for",
             asset=LANDING_FILES_TABLE,
             blocking=True,
-            description="For every file, rows in = rows stored in the raw tables.",
+            description="For every current file, rows in = rows accepted + rows quarantined, and both are stored.",
         )
     ],
+    retry_policy=RETRY,
 )
 def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
     settings = parcours.settings()
     contract = load_contract()
-    files = discover_landing_files(settings.landing_dir)
-    if not files:
-        raise dg.Failure(
-            f"No agency export found under {settings.landing_dir}. Put each agency's files in "
-            "landing/<agency>/ (or run `parcours generate` for a synthetic federation)."
-        )
-    context.log.info(f"{len(files)} landing files under {settings.landing_dir}")
     try:
-        frames, loads = read_and_type(files, contract, progress=context.log.info)
-    except IngestError as exc:
+        key = load_key()
+        config = load_agencies_config(settings.agencies_config)
+    except (PseudonymKeyError, ConfigError) as exc:
         raise dg.Failure(str(exc)) from None
+    files = discover_landing_files(settings.landing_dir)
     with warehouse.connect(settings.warehouse_path) as con:
-        counts = load_raw_tables(con, contract, frames, loads)
+        if not files and not known_files(con):
+            raise dg.Failure(
+                f"No agency export found under {settings.landing_dir}. Put each agency's files in "
+                "landing/<agency>/ (or run `parcours generate` for a synthetic federation)."
+            )
+        context.log.info(f"{len(files)} landing files under {settings.landing_dir}")
+        reports = ingest_files(con, files, contract, key, settings.today or date.today(), config, context.log.info)
+        counts = {
+            name: int(warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(name)}"))
+            for name in raw_asset_keys()
+        }
         missing = unaccounted_rows(con, contract)
+    statuses = pl.DataFrame([r.as_json() for r in reports]) if reports else pl.DataFrame()
+    by_status = dict(statuses.group_by("status").len().iter_rows()) if reports else {}
+    reasons: dict[str, int] = {}
+    for report in reports:
+        for code, count in report.reasons.items():
+            reasons[code] = reasons.get(code, 0) + count
+    for report in reports:
+        if report.status in ("rejected", "partial"):
+            context.log.warning(report.message)
     for name, rows in counts.items():
-        yield dg.MaterializeResult(asset_key=name, metadata={"dagster/row_count": rows})
-    yield dg.MaterializeResult(
-        asset_key=LANDING_FILES_TABLE,
-        metadata={"files": len(files), "dagster/row_count": len(loads)},
-    )
+        metadata: dict[str, object] = {"dagster/row_count": rows}
+        if name == LANDING_FILES_TABLE:
+            metadata.update({f"files_{status}": n for status, n in by_status.items()})
+            metadata["reasons_this_run"] = json.dumps(reasons, sort_keys=True)
+        yield dg.MaterializeResult(asset_key=name, metadata=metadata)  # type: ignore[arg-type]
     yield dg.AssetCheckResult(
         asset_key=LANDING_FILES_TABLE,
         check_name="every_row_accounted_for",
         passed=missing.is_empty(),
-        metadata={
-            "files": len(files),
-            "rows_in": sum(load.rows_in for load in loads),
-            "files_with_rows_unaccounted": missing.height,
-        },
+        metadata={"files_checked": counts[LANDING_FILES_TABLE], "files_with_rows_unaccounted": missing.height},
     )
 
 

@@ -1,44 +1,19 @@
-"""Turn a frame as read into the contract's column types, without losing or hiding a row.
+"""Expressions that turn a column as read into the contract's type.
 
-A value that cannot be converted is reported by column, count and first line, never by its
-content, so problems can be logged without leaking case values.
+A value that cannot be converted becomes null; ``pipelines.ingest.validate`` compares the
+typed column with the raw one to quarantine those rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import polars as pl
 
-from pipelines.contract import ContractField, Entity
-from pipelines.ingest.readers import SOURCE_ROW
+from pipelines.contract import ContractField
 
 TRUE_WORDS = ("true", "1", "oui", "yes", "vrai", "o", "y", "t")
 FALSE_WORDS = ("false", "0", "non", "no", "faux", "n", "f")
 EXCEL_EPOCH_OFFSET = 25569
 """Days between Excel's day 0 (1899-12-30) and 1970-01-01."""
-
-
-@dataclass(frozen=True)
-class CastProblem:
-    column: str
-    count: int
-    first_line: int
-
-    def describe(self, target: str) -> str:
-        plural = "s" if self.count > 1 else ""
-        return (
-            f"column {self.column!r}: {self.count} value{plural} not readable as {target} "
-            f"(first at line {self.first_line})"
-        )
-
-
-@dataclass(frozen=True)
-class CoercedTable:
-    frame: pl.DataFrame
-    missing_required: list[str]
-    unknown_columns: list[str]
-    problems: list[tuple[ContractField, CastProblem]]
 
 
 def _clean_text(expr: pl.Expr) -> pl.Expr:
@@ -54,12 +29,18 @@ def _number_text(expr: pl.Expr, decimal_comma: bool) -> pl.Expr:
 
 
 def _date_from_text(text: pl.Expr) -> pl.Expr:
-    return pl.coalesce(
-        text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False),
-        text.str.to_date("%d/%m/%Y", strict=False),
-        text.str.to_date("%Y-%m", strict=False),
-        text.str.to_date("%m/%Y", strict=False),
+    # A five-digit number in a date column is an Excel serial day pasted as text.
+    serial = pl.when(text.str.contains(r"^\d{5}$")).then(
+        (text.cast(pl.Int64, strict=False) - EXCEL_EPOCH_OFFSET).cast(pl.Int32).cast(pl.Date)
     )
+    # Four-digit years only: 01/02/25 is ambiguous and stays unread.
+    iso = pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")).then(
+        text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+    )
+    french = pl.when(text.str.contains(r"^\d{1,2}/\d{1,2}/\d{4}$")).then(text.str.to_date("%d/%m/%Y", strict=False))
+    iso_month = pl.when(text.str.contains(r"^\d{4}-\d{2}$")).then(text.str.to_date("%Y-%m", strict=False))
+    french_month = pl.when(text.str.contains(r"^\d{2}/\d{4}$")).then(text.str.to_date("%m/%Y", strict=False))
+    return pl.coalesce(serial, iso, french, iso_month, french_month)
 
 
 def coerce_expression(field: ContractField, dtype: pl.DataType, decimal_comma: bool) -> pl.Expr:
@@ -97,35 +78,3 @@ def coerce_expression(field: ContractField, dtype: pl.DataType, decimal_comma: b
             text = col.cast(pl.Int64, strict=False).cast(pl.String)
         return pl.when(text.is_in(TRUE_WORDS)).then(True).when(text.is_in(FALSE_WORDS)).then(False)
     raise ValueError(f"unknown contract type {kind!r}")
-
-
-def coerce_to_contract(frame: pl.DataFrame, entity: Entity, decimal_comma: bool) -> CoercedTable:
-    """Cast every contract column; absent optional columns become null, extra columns are reported."""
-    present = set(frame.columns)
-    missing_required = [f.name for f in entity.fields if f.required and f.name not in present]
-    unknown = sorted(present - set(entity.field_names) - {SOURCE_ROW})
-    typed_columns = []
-    for f in entity.fields:
-        if f.name in present:
-            typed_columns.append(
-                coerce_expression(f, frame.schema[f.name], decimal_comma).cast(f.polars_type).alias(f.name)
-            )
-        else:
-            typed_columns.append(pl.lit(None, dtype=f.polars_type).alias(f.name))
-    typed = frame.select(pl.col(SOURCE_ROW), *typed_columns)
-
-    problems: list[tuple[ContractField, CastProblem]] = []
-    checks = [f for f in entity.fields if f.name in present]
-    if checks and frame.height:
-        failed = pl.DataFrame({f.name: frame[f.name].is_not_null() & typed[f.name].is_null() for f in checks})
-        for f in checks:
-            if frame.schema[f.name] == pl.String:
-                raw_blank = frame[f.name].str.strip_chars().fill_null("") == ""
-                bad = failed[f.name] & ~raw_blank
-            else:
-                bad = failed[f.name]
-            count = int(bad.sum())
-            if count:
-                first = int(typed[SOURCE_ROW].filter(bad)[0])
-                problems.append((f, CastProblem(f.name, count, first)))
-    return CoercedTable(typed, missing_required, unknown, problems)

@@ -27,7 +27,8 @@ def landing_file_stem(agency_id: str, extract_month: str, entity: str) -> str:
     return f"{agency_id}_{extract_month}_{entity}"
 
 
-def _split_by_agency(federation: Federation) -> dict[str, dict[str, pl.DataFrame]]:
+def split_by_agency(federation: Federation) -> dict[str, dict[str, pl.DataFrame]]:
+    """Each agency's share of every table: what it exports."""
     tables = federation.tables
     person_agency = tables["persons"].select("person_id", pl.col("agency_id").alias("_agency"))
     episode_agency = tables["episodes"].select("episode_id", pl.col("agency_id").alias("_agency"))
@@ -75,7 +76,7 @@ def write_landing(federation: Federation, out_dir: Path, progress: Progress | No
     landing = out_dir / "landing"
     written: list[Path] = []
     extract_month = federation.ground_truth["window"]["end"][:7].replace("-", "")
-    by_agency = _split_by_agency(federation)
+    by_agency = split_by_agency(federation)
     for i, (agency_id, entities) in enumerate(by_agency.items(), start=1):
         export_format = federation.export_format[agency_id]
         folder = landing / agency_id

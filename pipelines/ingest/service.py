@@ -1,0 +1,351 @@
+"""Ingest landing files: read, check, pseudonymise, quarantine, and load, file by file.
+
+``ingest_files`` is what the Dagster asset and ``parcours ingest`` call. It never raises
+because of a bad file: each file gets a report saying what happened to every one of its
+rows. Only problems with the warehouse or the key stop it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipelines import warehouse
+from pipelines.contract import Contract
+from pipelines.ingest.config import AgenciesConfig, options_for
+from pipelines.ingest.load import EntityLoad, current_files, empty_quarantine, known_files, raw_table_name, write_loads
+from pipelines.ingest.privacy import identifier_hits
+from pipelines.ingest.pseudonyms import rekey
+from pipelines.ingest.readers import SOURCE_ROW, FileProblem, LandingFile, ReadTable, read_landing_file
+from pipelines.ingest.reasons import PRIVACY_REASONS, Reason
+from pipelines.ingest.validate import REASON, REASON_COLUMN, validate_table
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What happened to one file: the object ``parcours ingest --json`` prints."""
+
+    file: str
+    sha256: str
+    status: str
+    rows_in: int
+    rows_accepted: int
+    rows_quarantined: int
+    reasons: dict[str, int]
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _quarantine_rows(
+    file: LandingFile, entity: str | None, lines: pl.DataFrame, table: ReadTable | None
+) -> pl.DataFrame:
+    """Quarantine rows for ``lines`` (``_source_row``, ``_reason``, ``_reason_column``) with their raw lines.
+
+    A raw line is withheld when the row was rejected for holding an identifier, or when the
+    line itself shows one (a phone number in a column the contract does not know, say).
+    """
+    if lines.is_empty():
+        return empty_quarantine()
+    wanted = [int(n) for n in lines[SOURCE_ROW].drop_nulls().to_list()]
+    raw = table.raw_lines(wanted) if table is not None and table.raw_lines is not None else {}
+    frame = lines.with_columns(
+        pl.col(SOURCE_ROW).replace_strict(raw, default=None, return_dtype=pl.String).alias("raw_line")
+    )
+    hit, _ = identifier_hits(frame, [], ["raw_line"])
+    privacy = pl.col(REASON).is_in([r.value for r in PRIVACY_REASONS])
+    return frame.with_columns(hit.alias("_hit")).select(
+        pl.lit(file.sha256).alias("_source_sha256"),
+        pl.lit(file.relative_path).alias("_source_file"),
+        pl.lit(file.agency_folder).alias("_agency_folder"),
+        pl.lit(entity, dtype=pl.String).alias("entity"),
+        pl.col(SOURCE_ROW).cast(pl.Int64),
+        pl.col(REASON).alias("reason"),
+        pl.col(REASON_COLUMN).alias("column_name"),
+        pl.when(privacy | pl.col("_hit")).then(None).otherwise(pl.col("raw_line")).alias("raw_line"),
+    )
+
+
+def _whole_table(table: ReadTable, reason: Reason, column: str | None = None) -> pl.DataFrame:
+    return table.frame.select(
+        pl.col(SOURCE_ROW), pl.lit(reason.value).alias(REASON), pl.lit(column, dtype=pl.String).alias(REASON_COLUMN)
+    )
+
+
+def _parse_rejects(table: ReadTable) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            SOURCE_ROW: [r.line for r in table.rejects],
+            REASON: [r.reason.value for r in table.rejects],
+            REASON_COLUMN: [r.column for r in table.rejects],
+        },
+        schema={SOURCE_ROW: pl.Int64, REASON: pl.String, REASON_COLUMN: pl.String},
+    )
+
+
+def _pseudonymise(frame: pl.DataFrame, contract: Contract, entity: str, agency: str, key: bytes) -> pl.DataFrame:
+    columns = [f.name for f in contract.entity(entity).fields if f.pseudonym and f.name in frame.columns]
+    return frame.with_columns(rekey(frame[c], agency, key) for c in columns)
+
+
+def _entity_load(
+    file: LandingFile,
+    table: ReadTable,
+    entity: str | None,
+    accepted: pl.DataFrame | None,
+    quarantined: pl.DataFrame,
+    message: str,
+) -> EntityLoad:
+    return EntityLoad(
+        sha256=file.sha256,
+        relative_path=file.relative_path,
+        agency_folder=file.agency_folder,
+        entity=entity,
+        period=file.period,
+        format=file.format,
+        rows_in=table.rows_in,
+        accepted=accepted,
+        quarantined=quarantined,
+        message=message,
+    )
+
+
+def prepare_table(file: LandingFile, table: ReadTable, contract: Contract, key: bytes, today: date) -> EntityLoad:
+    """Decide the fate of every row of one table, without touching the warehouse."""
+    parsed = _parse_rejects(table)
+    where = file.relative_path if table.name == file.path.name else f"{file.relative_path} [{table.name}]"
+    if table.entity is None:
+        rejected = pl.concat([parsed, _whole_table(table, Reason.UNKNOWN_ENTITY)])
+        message = (
+            f"{where}: cannot tell which entity this holds; name the file <anything>_<entity>"
+            f"{file.path.suffix} (or the sheet <entity>), with an entity among {sorted(contract.entities)}"
+        )
+        return _entity_load(file, table, None, None, _quarantine_rows(file, None, rejected, table), message)
+    entity = contract.entity(table.entity)
+    try:
+        validated = validate_table(table.frame, entity, table.decimal_comma, file.agency_folder, today)
+    except FileProblem as problem:
+        rejected = pl.concat([parsed, _whole_table(table, problem.reason)])
+        quarantined = _quarantine_rows(file, table.entity, rejected, table)
+        return _entity_load(file, table, table.entity, None, quarantined, f"{where}: {problem}")
+    accepted = _pseudonymise(validated.accepted, contract, table.entity, file.agency_folder, key).with_columns(
+        pl.lit(file.agency_folder).alias("_agency_folder"),
+        pl.lit(file.relative_path).alias("_source_file"),
+        pl.lit(file.sha256).alias("_source_sha256"),
+    )
+    rejected = pl.concat([parsed, validated.rejected])
+    notes = []
+    if validated.ignored_columns:
+        notes.append(f"columns not in the contract, not stored: {', '.join(validated.ignored_columns)}")
+    if not table.line_numbers_exact:
+        notes.append("line numbers unavailable for accepted rows (the file has multi-line fields)")
+    quarantined = _quarantine_rows(file, table.entity, rejected, table)
+    message = f"{where}: " + ("; ".join(notes) if notes else "read")
+    return _entity_load(file, table, table.entity, accepted, quarantined, message)
+
+
+def prepare_file(
+    file: LandingFile, contract: Contract, key: bytes, today: date, config: AgenciesConfig
+) -> tuple[list[EntityLoad], dict[str, ReadTable]]:
+    try:
+        read = read_landing_file(file, contract, options_for(file.agency_folder, config))
+    except FileProblem as problem:
+        load = EntityLoad(
+            sha256=file.sha256,
+            relative_path=file.relative_path,
+            agency_folder=file.agency_folder,
+            entity=None,
+            period=file.period,
+            format=file.format,
+            rows_in=0,
+            accepted=None,
+            quarantined=empty_quarantine(),
+            message=str(problem),
+            reasons={problem.reason.value: 0},
+        )
+        return [load], {}
+    loads = [prepare_table(file, table, contract, key, today) for table in read.tables]
+    tables = {table.entity: table for table in read.tables if table.entity is not None}
+    return loads, tables
+
+
+def _duplicates_of(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    load: EntityLoad,
+    pending: list[pl.DataFrame],
+    excluding: list[str],
+) -> pl.DataFrame:
+    """Rows of ``load`` whose key was already received: ``_source_row`` and whether the row is identical."""
+    assert load.accepted is not None
+    assert load.entity is not None
+    entity = contract.entity(load.entity)
+    key = list(entity.primary_key)
+    values = entity.field_names
+    incoming = load.accepted.select(SOURCE_ROW, *values).with_row_index("_position")
+    found: list[pl.DataFrame] = []
+    name = raw_table_name(load.entity)
+    if warehouse.table_exists(con, name):
+        found.append(warehouse.duplicates_in_table(con, name, incoming, key, values, excluding))
+    for earlier in pending:
+        joined = incoming.join(earlier.select(values), on=key, how="inner", nulls_equal=True, suffix="_seen")
+        if joined.height:
+            same = (
+                pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_seen")) for c in values if c not in key)
+                if len(values) > len(key)
+                else pl.lit(True)
+            )
+            found.append(joined.select("_position", same.alias("identical")))
+    if not found:
+        return pl.DataFrame(schema={"_position": pl.UInt32, "identical": pl.Boolean})
+    return pl.concat(found).group_by("_position").agg(pl.col("identical").any()).sort("_position")
+
+
+def ingest_files(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[LandingFile],
+    contract: Contract,
+    key: bytes,
+    today: date,
+    config: AgenciesConfig | None = None,
+    progress: Progress | None = None,
+) -> list[FileReport]:
+    """Ingest ``files`` into the warehouse behind ``con``; one report per file, in the given order."""
+    say = progress or (lambda _message: None)
+    config = config or AgenciesConfig()
+    already = known_files(con)
+    reports: dict[str, FileReport] = {}
+    loads: list[EntityLoad] = []
+    tables: dict[tuple[str, str], ReadTable] = {}
+    seen_now: set[str] = set()
+    order = sorted(files, key=lambda f: f.relative_path)
+    for i, file in enumerate(order, start=1):
+        if file.sha256 in already or file.sha256 in seen_now:
+            reports[file.relative_path] = FileReport(
+                file.relative_path,
+                file.sha256,
+                "duplicate",
+                0,
+                0,
+                0,
+                {},
+                f"{file.relative_path}: same content as a file already received; nothing added",
+            )
+            continue
+        seen_now.add(file.sha256)
+        say(f"[{i}/{len(order)}] checking {file.relative_path}")
+        file_loads, file_tables = prepare_file(file, contract, key, today, config)
+        loads += file_loads
+        tables.update({(file.sha256, entity): table for entity, table in file_tables.items()})
+
+    # Within a run, the last file (by path) for an agency, entity and period wins.
+    winner: dict[tuple[str, str, str], str] = {}
+    for load in loads:
+        if load.entity is not None:
+            winner[(load.agency_folder, load.entity, load.period)] = load.sha256
+    current = current_files(con)
+    pending: dict[str, list[pl.DataFrame]] = {}
+    for load in loads:
+        if load.entity is not None and winner[(load.agency_folder, load.entity, load.period)] != load.sha256:
+            load.status = "superseded"
+            load.message += "; replaced by a later file for the same agency, entity and period in this run"
+            continue
+        if load.entity is not None and load.accepted is not None and load.accepted.height:
+            replaced = current.filter(
+                (pl.col("agency_folder") == load.agency_folder)
+                & (pl.col("entity") == load.entity)
+                & (pl.col("period") == load.period)
+            )["sha256"].to_list()
+            duplicates = _duplicates_of(con, contract, load, pending.get(load.entity, []), replaced)
+            if duplicates.height:
+                accepted = load.accepted.with_row_index("_position")
+                moved = accepted.join(duplicates, on="_position").select(
+                    SOURCE_ROW,
+                    pl.when(pl.col("identical"))
+                    .then(pl.lit(Reason.DUPLICATE_ROW.value))
+                    .otherwise(pl.lit(Reason.DUPLICATE_KEY.value))
+                    .alias(REASON),
+                    pl.lit(",".join(contract.entity(load.entity).primary_key)).alias(REASON_COLUMN),
+                )
+                file = next(f for f in order if f.sha256 == load.sha256)
+                table = tables.get((load.sha256, load.entity))
+                load.quarantined = pl.concat([load.quarantined, _quarantine_rows(file, load.entity, moved, table)])
+                load.accepted = accepted.join(duplicates, on="_position", how="anti").drop("_position")
+            pending.setdefault(load.entity, []).append(load.accepted)
+        load.finish()
+    write_loads(con, contract, loads)
+
+    for file in order:
+        if file.relative_path in reports:
+            continue
+        mine = [load for load in loads if load.sha256 == file.sha256]
+        reports[file.relative_path] = _file_report(file, mine)
+    return [reports[f.relative_path] for f in order]
+
+
+def _file_report(file: LandingFile, loads: list[EntityLoad]) -> FileReport:
+    live = [load for load in loads if load.status != "superseded"]
+    if not live:
+        return FileReport(
+            file.relative_path, file.sha256, "superseded", 0, 0, 0, {}, "; ".join(load.message for load in loads)
+        )
+    reasons: dict[str, int] = {}
+    for load in live:
+        for code, count in load.reasons.items():
+            reasons[code] = reasons.get(code, 0) + count
+    rows_in = sum(load.rows_in for load in live)
+    accepted = sum(load.rows_accepted for load in live)
+    quarantined = sum(load.rows_quarantined for load in live)
+    if accepted and not quarantined:
+        status = "accepted"
+    elif accepted:
+        status = "partial"
+    else:
+        status = "rejected"
+    summary = f"{file.relative_path}: {accepted:,} of {rows_in:,} rows accepted"
+    if quarantined:
+        top = ", ".join(f"{code} ({count:,})" for code, count in sorted(reasons.items(), key=lambda kv: -kv[1]))
+        summary += f"; {quarantined:,} quarantined: {top}"
+    messages = [
+        load.message.split(": ", 1)[1] if load.message.startswith(file.relative_path + ": ") else load.message
+        for load in live
+        if not load.message.endswith(": read")
+    ]
+    message = "; ".join([summary, *messages]) if messages else summary
+    return FileReport(file.relative_path, file.sha256, status, rows_in, accepted, quarantined, reasons, message)
+
+
+def resolve_paths(paths: Sequence[Path]) -> list[LandingFile]:
+    """Files named on the command line: a file's agency is its folder's name; a folder holds
+    agency folders, or is itself an agency's folder."""
+    from pipelines.ingest.readers import describe_file, discover_landing_files
+
+    found: list[LandingFile] = []
+    for path in paths:
+        path = path.resolve()
+        if path.is_file():
+            described = describe_file(path, path.parent.parent)
+            if described is not None:
+                found.append(described)
+        elif path.is_dir():
+            if any(p.is_dir() for p in path.iterdir()):
+                found += discover_landing_files(path)
+            else:
+                found += [
+                    d
+                    for p in sorted(path.iterdir())
+                    if p.is_file()
+                    if (d := describe_file(p, path.parent, path.name)) is not None
+                ]
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return found

@@ -7,6 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Local run history for `make demo`, `make run` and `make dev` (ignored by git).
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# Without a pseudonymisation key, local targets run in demo mode (public key, synthetic data only).
+ifeq ($(strip $(PARCOURS_PSEUDONYM_KEY_FILE)),)
+LOCAL_ENV := PARCOURS_DEMO=1 DAGSTER_HOME=$(DAGSTER_HOME)
+else
+LOCAL_ENV := DAGSTER_HOME=$(DAGSTER_HOME)
+endif
 
 .PHONY: help install browser demo run dashboard dev test lint typecheck pytest clean
 
@@ -37,20 +43,19 @@ browser:
 $(DAGSTER_HOME):
 	mkdir -p $@ && touch $@/dagster.yaml
 
-demo: export PARCOURS_DEMO := 1
 demo: install $(DAGSTER_HOME)
 	$(BIN)/parcours generate --force
-	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/parcours run
+	PARCOURS_DEMO=1 DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/parcours run
 	$(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
 
 run: install $(DAGSTER_HOME)
-	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/parcours run
+	$(LOCAL_ENV) $(BIN)/parcours run
 
 dashboard: install
 	$(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
 
 dev: install $(DAGSTER_HOME)
-	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev
+	$(LOCAL_ENV) $(BIN)/dagster dev
 
 lint: install
 	$(BIN)/ruff check .

@@ -58,3 +58,12 @@ def test_a_malformed_contract_is_refused() -> None:
     raw["entities"]["persons"]["primary_key"] = ["nobody"]
     with pytest.raises(ValidationError, match="primary key"):
         Contract.model_validate(raw)
+
+
+def test_every_reason_code_is_documented() -> None:
+    from pipelines.ingest.reasons import DESCRIPTIONS, Reason
+
+    page = (ROOT / "docs" / "ingestion.md").read_text(encoding="utf-8")
+    for reason in Reason:
+        assert f"| `{reason.value}` |" in page
+        assert reason in DESCRIPTIONS

@@ -24,6 +24,7 @@ EXPECTED_GRAPH = {
     "mart_hospitalisation_rates": {"fct_hospital_admissions", "int_person_time"},
     "mart_federation_summary": {"int_data_cutoff", "stg_agencies", "stg_episodes"},
     "serving_snapshot": {"mart_federation_summary", "mart_hospitalisation_rates"},
+    "quality_report": {"raw_landing_files", "raw_quarantine"},
 }
 
 

@@ -14,6 +14,7 @@ from pipelines.ingest.pseudonyms import PseudonymKeyError, load_key
 from pipelines.ingest.readers import discover_landing_files
 from pipelines.ingest.service import ingest_files
 from pipelines.resources import ParcoursResource
+from quality.report import QUALITY_RESULTS_TABLE, render_report, run_contract_suites
 
 RUN_PARAMETERS_TABLE = "ref_run_parameters"
 RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
@@ -22,6 +23,19 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 
 def raw_asset_keys() -> list[str]:
     return [raw_table_name(e) for e in load_contract().entities] + [QUARANTINE_TABLE, LANDING_FILES_TABLE]
+
+
+def suite_check_specs() -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            "contract_suite",
+            asset=raw_table_name(entity),
+            blocking=True,
+            description="Great Expectations suite from the data contract: conformance and completeness failures "
+            "are errors that stop the models; plausibility failures are warnings.",
+        )
+        for entity in load_contract().entities
+    ]
 
 
 def _description(key: str) -> str:
@@ -45,7 +59,8 @@ def _description(key: str) -> str:
             asset=LANDING_FILES_TABLE,
             blocking=True,
             description="For every current file, rows in = rows accepted + rows quarantined, and both are stored.",
-        )
+        ),
+        *suite_check_specs(),
     ],
     retry_policy=RETRY,
 )
@@ -65,7 +80,10 @@ def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
                 "landing/<agency>/ (or run `parcours generate` for a synthetic federation)."
             )
         context.log.info(f"{len(files)} landing files under {settings.landing_dir}")
-        reports = ingest_files(con, files, contract, key, settings.today or date.today(), config, context.log.info)
+        today = settings.today or date.today()
+        reports = ingest_files(con, files, contract, key, today, config, context.log.info)
+        context.log.info("running the contract's Great Expectations suites on the raw tables")
+        suites = run_contract_suites(con, contract, today)
         counts = {
             name: int(warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(name)}"))
             for name in raw_asset_keys()
@@ -92,6 +110,23 @@ def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
         passed=missing.is_empty(),
         metadata={"files_checked": counts[LANDING_FILES_TABLE], "files_with_rows_unaccounted": missing.height},
     )
+    for entity in contract.entities:
+        outcomes = [o for o in suites if o.entity == entity]
+        failed = [o for o in outcomes if not o.success]
+        blocking = [o for o in failed if o.category in ("conformance", "completeness")]
+        yield dg.AssetCheckResult(
+            asset_key=raw_table_name(entity),
+            check_name="contract_suite",
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "expectations": len(outcomes),
+                "failed": len(failed),
+                "failed_blocking": len(blocking),
+                "failed_expectations": ", ".join(sorted({f"{o.expectation}({o.column})" for o in failed})) or "none",
+                "results_table": QUALITY_RESULTS_TABLE,
+            },
+        )
 
 
 @dg.asset(
@@ -108,3 +143,21 @@ def run_parameters(context: dg.AssetExecutionContext, parcours: ParcoursResource
     cutoff = settings.data_cutoff.isoformat() if settings.data_cutoff else "derived from the data"
     context.log.info(f"data cut-off: {cutoff}")
     return dg.MaterializeResult(metadata={"data_cutoff": cutoff})
+
+
+@dg.asset(
+    deps=[LANDING_FILES_TABLE, QUARANTINE_TABLE],
+    group_name="ingestion",
+    kinds={"markdown"},
+    description="Quality report for analysts: files by status, quarantined rows by reason, contract suites. "
+    "Counts and rates only.",
+)
+def quality_report(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> dg.MaterializeResult:
+    settings = parcours.settings()
+    with warehouse.connect(settings.warehouse_path) as con:
+        text = render_report(con)
+    path = settings.data_dir / "reports" / "quality-report.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    context.log.info(f"quality report written to {path}")
+    return dg.MaterializeResult(metadata={"path": str(path), "report": dg.MetadataValue.md(text)})

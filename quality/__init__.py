@@ -1,0 +1,1 @@
+"""Data quality: the contract (``contract.yaml``) and the Great Expectations suites built from it."""

@@ -59,10 +59,24 @@ def _zarit_items_ok(name: str) -> pl.Expr:
     return in_range.list.all() & (items.list.len() <= 22)
 
 
+TYPED_PREFIX = "__typed_"
+
+
+def typed_expressions(frame: pl.DataFrame, entity: Entity, decimal_comma: bool) -> dict[str, pl.Expr]:
+    return {
+        f.name: coerce_expression(f, frame.schema[f.name], decimal_comma).cast(f.polars_type)
+        for f in entity.fields
+        if f.name in frame.columns
+    }
+
+
 def row_checks(
-    frame: pl.DataFrame, entity: Entity, decimal_comma: bool, agency: str, today: date
+    frame: pl.DataFrame, entity: Entity, agency: str, today: date, typed: dict[str, pl.Expr]
 ) -> list[tuple[Reason, str, pl.Expr]]:
-    """Every row-level check, in the order their reasons take precedence."""
+    """Every row-level check, in the order their reasons take precedence.
+
+    ``typed`` gives each present contract column converted to its type (computed once).
+    """
     present = [f for f in entity.fields if f.name in frame.columns]
     unknown = [c for c in frame.columns if c not in entity.field_names and c != SOURCE_ROW]
     text_fields = [f for f in present if f.type == "string"]
@@ -78,7 +92,6 @@ def row_checks(
         if f.required:
             missing = pl.col(f.name).is_null() | (_text(f.name).str.strip_chars() == "")
             checks.append(_check(Reason.MISSING_VALUE, f.name, missing))
-    typed = {f.name: coerce_expression(f, frame.schema[f.name], decimal_comma) for f in present}
     for f in present:
         blank = pl.col(f.name).is_null() | (_text(f.name).str.strip_chars() == "")
         checks.append(_check(Reason.INVALID_TYPE, f.name, ~blank & typed[f.name].is_null()))
@@ -105,13 +118,23 @@ def row_checks(
     return checks
 
 
-def _first_failure(checks: list[tuple[Reason, str, pl.Expr]]) -> tuple[pl.Expr, pl.Expr]:
-    reason: pl.Expr = pl.lit(None, dtype=pl.String)
-    column: pl.Expr = pl.lit(None, dtype=pl.String)
-    for code, name, failed in reversed(checks):
-        reason = pl.when(failed).then(pl.lit(code.value)).otherwise(reason)
-        column = pl.when(failed).then(pl.lit(name)).otherwise(column)
-    return reason, column
+def _first_failure(frame: pl.DataFrame, checks: list[tuple[Reason, str, pl.Expr]]) -> pl.DataFrame:
+    """Add ``_reason`` and ``_reason_column``: the first failed check of each row, if any."""
+    flags = frame.with_columns(failed.alias(f"__check_{i}") for i, (_, _, failed) in enumerate(checks))
+    candidates: list[pl.Expr] = [
+        pl.when(pl.col(f"__check_{i}")).then(pl.lit(i, dtype=pl.Int32)) for i in range(len(checks))
+    ]
+    first = pl.coalesce(candidates or [pl.lit(None, dtype=pl.Int32)])
+    reasons = {i: code.value for i, (code, _, _) in enumerate(checks)}
+    columns = {i: name for i, (_, name, _) in enumerate(checks)}
+    return (
+        flags.with_columns(first.alias("__first"))
+        .with_columns(
+            pl.col("__first").replace_strict(reasons, default=None, return_dtype=pl.String).alias(REASON),
+            pl.col("__first").replace_strict(columns, default=None, return_dtype=pl.String).alias(REASON_COLUMN),
+        )
+        .drop("__first", *(f"__check_{i}" for i in range(len(checks))))
+    )
 
 
 def validate_table(frame: pl.DataFrame, entity: Entity, decimal_comma: bool, agency: str, today: date) -> Validated:
@@ -132,28 +155,30 @@ def validate_table(frame: pl.DataFrame, entity: Entity, decimal_comma: bool, age
     free_text = [f.name for f in entity.fields if f.name in frame.columns and f.free_text] + unknown
     privacy_hit, privacy_column = identifier_hits(frame, strict, free_text)
 
-    checks = row_checks(frame, entity, decimal_comma, agency, today)
+    expressions = typed_expressions(frame, entity, decimal_comma)
+    with_types = frame.with_columns(
+        *(expression.alias(TYPED_PREFIX + name) for name, expression in expressions.items()),
+        privacy_hit.alias("_privacy_hit"),
+        privacy_column.alias("_privacy_column"),
+    )
+    typed_columns = {name: pl.col(TYPED_PREFIX + name) for name in expressions}
+    checks = row_checks(frame, entity, agency, today, typed_columns)
     position = next(i for i, (reason, _, _) in enumerate(checks) if reason not in _BEFORE_PRIVACY)
     checks.insert(position, (Reason.IDENTIFIER_IN_VALUE, "", pl.col("_privacy_hit")))
-    reason, column = _first_failure(checks)
-    with_reasons = frame.with_columns(
-        privacy_hit.alias("_privacy_hit"), privacy_column.alias("_privacy_column")
-    ).with_columns(
-        reason.alias(REASON),
-        pl.when(reason == Reason.IDENTIFIER_IN_VALUE.value)
+    with_reasons = _first_failure(with_types, checks).with_columns(
+        pl.when(pl.col(REASON) == Reason.IDENTIFIER_IN_VALUE.value)
         .then(pl.col("_privacy_column"))
-        .otherwise(column)
-        .alias(REASON_COLUMN),
+        .otherwise(pl.col(REASON_COLUMN))
+        .alias(REASON_COLUMN)
     )
-
     typed = with_reasons.select(
         SOURCE_ROW,
         REASON,
         REASON_COLUMN,
         *(
-            (coerce_expression(f, frame.schema[f.name], decimal_comma) if f.name in frame.columns else pl.lit(None))
-            .cast(f.polars_type)
-            .alias(f.name)
+            (pl.col(TYPED_PREFIX + f.name) if f.name in expressions else pl.lit(None, dtype=f.polars_type)).alias(
+                f.name
+            )
             for f in entity.fields
         ),
     )

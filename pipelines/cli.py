@@ -102,6 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for check in outcome.failed_checks:
             _say(f"- blocking check failed: {check}")
         return 1
+    for warning in outcome.warnings:
+        _say(f"warning: a non-blocking check failed: {warning}")
     _say(
         f"\nparcours run: {len(outcome.materialized)} assets materialised in {elapsed:.1f} s; "
         f"dashboards read {settings.serving_path}"

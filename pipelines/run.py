@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from pipelines.assets.model_checks import model_checks
 from pipelines.definitions import all_assets
 from pipelines.resources import ParcoursResource
 
@@ -16,6 +17,7 @@ class RunOutcome:
     materialized: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _failure_message(event: dg.DagsterEvent) -> str:
@@ -36,7 +38,7 @@ def run_pipeline(
     log_level: str = "INFO",
 ) -> RunOutcome:
     result = dg.materialize(
-        all_assets(),
+        [*all_assets(), *model_checks()],
         resources={"parcours": resource or ParcoursResource()},
         instance=instance,
         raise_on_error=False,
@@ -50,7 +52,12 @@ def run_pipeline(
     for event in result.get_step_failure_events():
         outcome.failures.append(f"{event.step_key}: {_failure_message(event)}")
     for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed:
-            outcome.failed_checks.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+        if evaluation.passed:
+            continue
+        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        if evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            outcome.failed_checks.append(name)
+        else:
+            outcome.warnings.append(name)
     outcome.success = outcome.success and not outcome.failed_checks
     return outcome

@@ -1,25 +1,8 @@
 -- Person-time at risk for each episode, in two periods around the index date:
 --   before: the 365 days before start_date (start_date - 365 to start_date - 1);
 --   after:  start_date to the end of follow-up (end_date, else the data cut-off), inclusive.
-with episodes as (
-    select * from stg_episodes
-),
-
-cutoff as (
-    select data_cutoff from int_data_cutoff
-),
-
-follow_up as (
-    select
-        episodes.episode_id,
-        episodes.person_id,
-        episodes.agency_id,
-        episodes.cohort,
-        episodes.start_date,
-        least(coalesce(episodes.end_date, cutoff.data_cutoff), cutoff.data_cutoff) as follow_up_end
-    from episodes
-    cross join cutoff
-    where episodes.start_date <= cutoff.data_cutoff
+with follow_up as (
+    select * from int_episode_dimensions
 ),
 
 before_index as (

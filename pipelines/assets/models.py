@@ -4,13 +4,14 @@ import dagster as dg
 
 from pipelines import warehouse
 from pipelines.assets.ingestion import RUN_PARAMETERS_TABLE, raw_asset_keys
+from pipelines.assets.reference import REFERENCE_TABLES
 from pipelines.resources import ParcoursResource
 from pipelines.settings import project_root
 from pipelines.sql_models import SqlModel, discover_models
 
 
 def source_tables() -> set[str]:
-    return set(raw_asset_keys()) | {RUN_PARAMETERS_TABLE}
+    return set(raw_asset_keys()) | {RUN_PARAMETERS_TABLE} | set(REFERENCE_TABLES)
 
 
 def model_asset(model: SqlModel) -> dg.AssetsDefinition:

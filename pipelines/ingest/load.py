@@ -100,8 +100,9 @@ class EntityLoad:
     def finish(self) -> None:
         counts = self.quarantined.group_by("reason").len().sort("reason").iter_rows()
         self.reasons = {**{str(r): int(n) for r, n in counts}, **{k: v for k, v in self.reasons.items() if v == 0}}
-        if self.rows_quarantined == 0 and self.rows_accepted > 0:
-            self.status = "accepted"
+        file_problem = any(count == 0 for count in self.reasons.values())
+        if self.rows_quarantined == 0 and not file_problem:
+            self.status = "accepted"  # a header-only file is a valid "nothing this period"
         elif self.rows_accepted == 0:
             self.status = "rejected"
         else:

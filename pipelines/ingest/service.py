@@ -305,7 +305,7 @@ def _file_report(file: LandingFile, loads: list[EntityLoad]) -> FileReport:
     rows_in = sum(load.rows_in for load in live)
     accepted = sum(load.rows_accepted for load in live)
     quarantined = sum(load.rows_quarantined for load in live)
-    if accepted and not quarantined:
+    if not quarantined and all(load.status == "accepted" for load in live):
         status = "accepted"
     elif accepted:
         status = "partial"

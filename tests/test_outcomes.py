@@ -1,0 +1,264 @@
+"""Outcome definitions, pinned by given/expected rows: the five case studies and edge cases."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import sqlglot
+
+from pipelines import warehouse
+from pipelines.assets.models import sql_models
+from tests.conftest import PipelineRun, run_on
+from tests.test_case_studies import stored_id
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _rows(run: PipelineRun, sql: str) -> list[tuple[Any, ...]]:
+    with warehouse.connect(run.settings.warehouse_path, read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _frame(run: PipelineRun, sql: str) -> pl.DataFrame:
+    with warehouse.connect(run.settings.warehouse_path, read_only=True) as con:
+        return warehouse.query(con, sql)
+
+
+# --- the five case studies --------------------------------------------------------------------------
+
+
+def test_case4_delivery_90_of_420_hours(case_study_run: PipelineRun) -> None:
+    rows = _rows(
+        case_study_run,
+        "select period, hours_granted, hours_delivered, hours_unused from fct_service_delivery "
+        f"where person_id = '{stored_id('AGR-V2')}' and month_start = date '2025-01-01'",
+    )
+    assert rows == [("after", 420.0, 90.0, 330.0)]
+    assert round(90 / 420, 2) == 0.21
+
+
+def test_case4_interruption_of_three_days_repaired_the_day_after_detection(case_study_run: PipelineRun) -> None:
+    rows = _rows(
+        case_study_run,
+        "select period, days_without_help, days_to_detection, days_to_repair, repaired_within_target, is_open "
+        "from fct_ruptures where rupture_id = 'AGR-V2'",
+    )
+    assert rows == [("after", 3, 2, 1, True, False)]
+
+
+def test_case4_respite_stay_is_planned_and_not_unplanned(case_study_run: PipelineRun) -> None:
+    rows = _rows(
+        case_study_run,
+        "select is_planned, is_avoidable, is_readmission from fct_hospital_admissions where event_id = 'AGR-V3'",
+    )
+    assert rows == [(True, False, False)]
+    totals = _rows(
+        case_study_run,
+        "select unplanned_admissions, planned_admissions from mart_hospital_outcomes "
+        "where dimension = 'all' and cohort = 'care_managed' and period = 'after'",
+    )
+    assert totals == [(0, 1)]
+
+
+def test_case4_carer_back_in_work(case_study_run: PipelineRun) -> None:
+    rows = _rows(
+        case_study_run,
+        "select employment_baseline, employment_last, carer_back_in_work from fct_carer_load "
+        f"where person_id = '{stored_id('AGR-V2')}'",
+    )
+    assert rows == [("unpaid_leave", "full_time", True)]
+
+
+def test_case3_emergency_visit_then_a_week_without_help(case_study_run: PipelineRun) -> None:
+    visit = _rows(
+        case_study_run, "select period, followed_by_admission from fct_emergency_visits where event_id = 'AGP-V3'"
+    )
+    assert visit == [("after", False)]
+    rupture = _rows(
+        case_study_run,
+        "select rupture_type, rupture_start, repaired_date, days_without_help from fct_ruptures "
+        "where rupture_id = 'AGP-V3'",
+    )
+    assert rupture == [("discharge_without_support", date(2025, 6, 14), date(2025, 6, 21), 7)]
+
+
+def test_case2_rupture_detected_late_then_repaired(case_study_run: PipelineRun) -> None:
+    rows = _rows(
+        case_study_run,
+        "select period, days_without_help, days_to_detection, days_to_repair, is_open from fct_ruptures "
+        "where rupture_id = 'AGR-V1'",
+    )
+    assert rows == [("before", 133, 112, 21, False)]
+    shortfall = _rows(
+        case_study_run,
+        "select rupture_start, repaired_date from fct_ruptures "
+        f"where rupture_type = 'delivery_shortfall' and person_id = '{stored_id('AGR-V1')}'",
+    )
+    assert shortfall == [(date(2024, 11, 1), date(2025, 3, 1))]  # 4 h of 40 in November, none until March
+
+
+@pytest.mark.parametrize(("person", "baseline", "change"), [("AGP-B1", 46.0, -12.0), ("AGR-M1", 52.0, -14.0)])
+def test_cases_1_and_5_carer_burden_falls(
+    case_study_run: PipelineRun, person: str, baseline: float, change: float
+) -> None:
+    rows = _rows(
+        case_study_run,
+        f"select zarit_baseline, zarit_change_6m, zarit_band_baseline from fct_carer_load "
+        f"where person_id = '{stored_id(person)}'",
+    )
+    assert rows == [(baseline, change, "41-60")]
+
+
+def test_comparison_client_readmission_avoidable_and_death(case_study_run: PipelineRun) -> None:
+    admissions = _frame(
+        case_study_run,
+        "select event_id, period, is_avoidable, is_readmission, index_admission_id "
+        "from fct_hospital_admissions where cohort = 'comparison' order by event_id",
+    )
+    assert admissions.rows() == [
+        ("AGI-V2", "before", True, False, None),
+        ("AGI-V4", "before", True, False, None),  # crosses the index date
+        ("AGI-V5", "after", True, False, None),
+        ("AGI-V6", "after", True, True, "AGI-V5"),  # 13 days after V5's discharge
+    ]
+    episode = _rows(
+        case_study_run,
+        "select first_event, death_date, follow_up_days, days_to_first_contact from fct_episodes "
+        f"where episode_id = '{stored_id('AGI-E6')}'",
+    )
+    assert episode == [("death", date(2025, 9, 30), 242, 12)]
+    mortality = _rows(
+        case_study_run,
+        "select deaths, first_event_death, mortality_per_1000py from mart_mortality_placement "
+        "where dimension = 'all' and cohort = 'comparison'",
+    )
+    assert mortality == [(1, 1, pytest.approx(1000 / (242 / 365.25)))]
+
+
+def test_timeliness_and_caseload(case_study_run: PipelineRun) -> None:
+    timeliness: dict[str, int] = dict(
+        _rows(case_study_run, "select episode_id, days_to_plan from fct_episodes where days_to_plan is not null")
+    )
+    assert timeliness[stored_id("AGP-E1")] == 25  # referral 6 January, plan 31 January
+    caseload = _rows(
+        case_study_run,
+        "select active_episodes, fte, episodes_per_fte from mart_caseload "
+        "where agency_id = 'AGR' and month_start = date '2025-06-01'",
+    )
+    assert caseload == [(3.0, 1.8, pytest.approx(3 / 1.8))]
+
+
+def test_breakdowns_cover_every_dimension(case_study_run: PipelineRun) -> None:
+    dimensions = {row[0] for row in _rows(case_study_run, "select distinct dimension from mart_hospital_outcomes")}
+    assert dimensions == {"all", "agency", "agency_model", "departement", "gir_band", "age_band"}
+    bands: dict[str, int] = dict(
+        _rows(
+            case_study_run,
+            "select dimension_value, sum(persons) from mart_hospital_outcomes "
+            "where dimension = 'age_band' and period = 'after' group by all",
+        )
+    )
+    assert bands == {"under 60": 2, "75-84": 2, "85-94": 2}
+
+
+# --- edge cases -------------------------------------------------------------------------------------
+
+EDGE_FILES = {
+    "agencies": "agency_id,model,departement\nAGE,integrated,38\n",
+    "persons": "person_id,agency_id,birth_year,sex,departement,lives_alone,benefit,gir_at_intake\n"
+    "P1,AGE,1940,F,38,true,APA,2\nP2,AGE,1935,M,38,false,APA,4\n",
+    "episodes": "episode_id,person_id,agency_id,cohort,referral_date,start_date,end_date,end_reason,"
+    "referral_source,payer,entry_situation\n"
+    "E1,P1,AGE,comparison,2025-01-01,2025-01-01,,,hospital,none,crisis\n"
+    "E2,P2,AGE,comparison,2025-01-01,2025-01-01,2025-06-30,death,hospital,none,crisis\n",
+    "events": "event_id,person_id,event_type,event_date,end_date,planned\n"
+    "A,P1,hospital_admission,2025-01-10,2025-01-15,false\n"
+    "B,P1,hospital_admission,2025-02-01,2025-02-05,false\n"
+    "C,P1,hospital_admission,2025-02-20,2025-02-25,false\n"
+    "D,P1,hospital_admission,2025-03-10,2025-03-12,true\n"
+    "F,P1,hospital_admission,2025-03-20,2025-03-22,false\n"
+    "G,P1,hospital_admission,2025-06-01,2025-06-03,false\n"
+    "V1,P1,emergency_visit,2025-05-31,,\n"
+    "V2,P1,emergency_visit,2025-08-01,,\n"
+    "H,P2,hospital_admission,2025-06-25,2025-07-10,false\n"
+    "X,P2,death,2025-06-30,,\n",
+}
+
+
+@pytest.fixture(scope="module")
+def edge_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    root = tmp_path_factory.mktemp("edges")
+    for entity, text in EDGE_FILES.items():
+        path = root / "landing" / "AGE" / f"AGE_202512_{entity}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    run = run_on(root / "landing", root, "2025-12-31")
+    assert run.outcome.success, run.outcome.failures
+    return run
+
+
+def test_readmission_chains_count_once_per_index_stay(edge_run: PipelineRun) -> None:
+    rows = _rows(edge_run, "select event_id, is_readmission, index_admission_id from fct_hospital_admissions "
+                 "where person_id = (select person_id from fct_hospital_admissions where event_id = 'A') "
+                 "order by admission_date")  # fmt: skip
+    assert rows == [
+        ("A", False, None),
+        ("B", True, "A"),  # 17 days after A
+        ("C", True, "B"),  # 15 days after B: a chain, each stay the index of the next
+        ("D", False, None),  # planned: never a readmission
+        ("F", True, "D"),  # 8 days after a planned stay
+        ("G", False, None),  # 71 days later
+    ]
+
+
+def test_emergency_visit_followed_by_an_admission_is_not_counted_alone(edge_run: PipelineRun) -> None:
+    rows: dict[str, bool] = dict(_rows(edge_run, "select event_id, followed_by_admission from fct_emergency_visits"))
+    assert rows == {"V1": True, "V2": False}
+
+
+def test_death_ends_follow_up_and_a_stay_running_past_it_counts_once(edge_run: PipelineRun) -> None:
+    rows = _rows(
+        edge_run,
+        "select follow_up_days, first_event, death_date from fct_episodes where death_date is not null",
+    )
+    assert rows == [(181, "death", date(2025, 6, 30))]
+    stay = _rows(edge_run, "select period, discharge_date from fct_hospital_admissions where event_id = 'H'")
+    assert stay == [("after", date(2025, 7, 10))]
+
+
+def test_open_episodes_run_to_the_cutoff_and_months_add_up(edge_run: PipelineRun) -> None:
+    open_days = _rows(edge_run, "select follow_up_days, is_open from fct_episodes where death_date is null")
+    assert open_days == [(365, True)]
+    monthly = _rows(edge_run, "select sum(person_days) from int_person_months")
+    after = _rows(edge_run, "select sum(person_days) from int_person_time where period = 'after'")
+    assert monthly == after
+
+
+def test_every_model_check_passes(edge_run: PipelineRun, case_study_run: PipelineRun, small_run: PipelineRun) -> None:
+    for run in (edge_run, case_study_run, small_run):
+        assert run.outcome.failed_checks == []
+        assert run.outcome.warnings == []
+
+
+# --- portability and documentation --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", ["spark", "trino"])
+def test_every_model_transpiles_to_a_distributed_engine(dialect: str) -> None:
+    for model in sql_models():
+        translated = sqlglot.transpile(
+            model.sql, read="duckdb", write=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE
+        )
+        assert len(translated) == 1, model.name
+        assert translated[0].strip(), model.name
+
+
+def test_every_outcome_table_is_documented() -> None:
+    page = (ROOT / "docs" / "outcomes.md").read_text(encoding="utf-8")
+    for model in sql_models():
+        if model.layer == "marts":
+            assert f"`{model.name}`" in page, model.name

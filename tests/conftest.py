@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from pipelines.resources import ParcoursResource
 from pipelines.run import RunOutcome, run_pipeline
@@ -18,6 +19,11 @@ from pipelines.synthetic.federation import Federation, FederationSpec, generate_
 # Synthetic and hand-written data only: the public demo key is the right one here.
 os.environ["PARCOURS_DEMO"] = "1"
 os.environ.pop("PARCOURS_PSEUDONYM_KEY_FILE", None)
+
+# CI explores the same examples every run (no flaky failures); locally, new ones each time.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASE_STUDIES = FIXTURES / "case_studies"

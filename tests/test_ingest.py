@@ -145,3 +145,9 @@ def test_validation_keeps_every_row_and_names_reasons_not_values() -> None:
         (4, "invalid_type", "lives_alone"),
         (5, "invalid_code", "sex"),
     ]
+
+
+def test_windows_1252_text_with_no_utf8_sequence_is_not_taken_for_utf8(tmp_path: Path) -> None:
+    # Found by hypothesis: "éœ" in Windows-1252 is E9 9C, which starts like a UTF-8 sequence.
+    (tmp_path / "f").write_bytes('"éœ";"éœ";"éœ"\n'.encode("cp1252") * 3)
+    assert detect_encoding(tmp_path / "f") == "cp1252"

@@ -157,22 +157,29 @@ def normalise_column(name: str) -> str:
 
 # --- encodings -------------------------------------------------------------------------------
 
-_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
 
 
 def detect_encoding(path: Path) -> str:
     """``utf-8`` when the bytes decode as UTF-8 (or mostly do), else ``cp1252``, else ``latin-1``.
 
-    A UTF-8 file with a few invalid bytes stays UTF-8: its bad rows are quarantined rather than
-    the whole file being misread as Windows-1252.
+    A UTF-8 file with a few invalid bytes (at most one stray byte for two valid multi-byte
+    characters) stays UTF-8: its bad rows are quarantined rather than the whole file being
+    misread as Windows-1252.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
-    multibyte = 0
+    sequences = 0
+    sequence_bytes = 0
+    high_bytes = 0
     valid = True
     cp1252_ok = True
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
-            multibyte += len(_UTF8_MULTIBYTE.findall(block))
+            found = _UTF8_SEQUENCE.findall(block)
+            sequences += len(found)
+            sequence_bytes += sum(len(f) for f in found)
+            high_bytes += len(_HIGH_BYTE.findall(block))
             if valid:
                 try:
                     decoder.decode(block)
@@ -189,7 +196,8 @@ def detect_encoding(path: Path) -> str:
             return "utf-8"
         except UnicodeDecodeError:
             valid = False
-    if multibyte >= 3:
+    stray = high_bytes - sequence_bytes
+    if sequences >= 3 and stray * 2 <= sequences:
         return "utf-8"
     return "cp1252" if cp1252_ok else "latin-1"
 

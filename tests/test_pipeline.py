@@ -38,7 +38,14 @@ def test_definitions_load_and_the_graph_does_not_change_by_accident() -> None:
 
 def test_model_dependencies_come_from_the_sql() -> None:
     graph = current_graph()
-    assert graph["mart_hospitalisation_rates"] == ["fct_hospital_admissions", "int_person_time"]
+    assert graph["mart_hospitalisation_rates"] == ["mart_hospital_outcomes"]
+    assert graph["fct_hospital_admissions"] == [
+        "int_episode_dimensions",
+        "int_outcome_parameters",
+        "int_person_time",
+        "ref_avoidable_conditions",
+        "stg_events",
+    ]
     assert graph["serving_snapshot"] == sorted(k for k in graph if k.startswith("mart_"))
 
 

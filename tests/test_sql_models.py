@@ -51,17 +51,22 @@ def test_a_cycle_is_refused(tmp_path: Path) -> None:
 
 
 def _byar(observed: int, person_years: float) -> tuple[float, float]:
-    sql = (ROOT / "models" / "marts" / "mart_hospitalisation_rates.sql").read_text()
+    sql = (ROOT / "models" / "marts" / "mart_hospital_outcomes.sql").read_text()
     con = duckdb.connect()
     con.execute(
-        "create table int_person_time as select 'c' as cohort, 'after' as period, 'e' as episode_id, "
-        "'p' as person_id, ? as person_days",
+        "create table int_person_time as select 'e' as episode_id, 'p' as person_id, 'after' as period, "
+        "? as person_days",
         [round(person_years * 365.25)],
     )
     con.execute(
-        "create table fct_hospital_admissions as select 'c' as cohort, 'after' as period, "
-        "false as is_planned from range(?)",
+        "create table fct_hospital_admissions as select 'e' as episode_id, 'after' as period, false as is_planned, "
+        "false as is_avoidable, false as is_readmission from range(?)",
         [observed],
+    )
+    con.execute("create table fct_emergency_visits (episode_id varchar, period varchar, followed_by_admission bool)")
+    con.execute(
+        "create table int_episode_dimension_pairs as select 'e' as episode_id, 'c' as cohort, 'all' as dimension, "
+        "'all' as dimension_value"
     )
     row = con.execute(f"select unplanned_rate_ci_low, unplanned_rate_ci_high from ({sql})").fetchone()
     assert row is not None

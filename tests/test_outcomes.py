@@ -262,3 +262,12 @@ def test_every_outcome_table_is_documented() -> None:
     for model in sql_models():
         if model.layer == "marts":
             assert f"`{model.name}`" in page, model.name
+
+
+def test_monthly_outcomes_add_up_to_the_after_period(case_study_run: PipelineRun) -> None:
+    monthly = _rows(
+        case_study_run,
+        "select cohort, sum(person_days), sum(unplanned_admissions), sum(first_event_death), sum(ruptures_started) "
+        "from mart_outcomes_monthly group by cohort order by cohort",
+    )
+    assert monthly == [("care_managed", 1618, 0, 0, 3), ("comparison", 242, 2, 1, 0)]

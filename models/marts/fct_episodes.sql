@@ -28,6 +28,18 @@ outcomes as (
         end as placement_date
     from dimensions
     left join terminal on dimensions.person_id = terminal.person_id
+),
+
+firsts as (
+    select
+        outcomes.*,
+        case
+            when placement_date is null then death_date
+            when death_date is null then placement_date
+            when placement_date <= death_date then placement_date
+            else death_date
+        end as first_event_date
+    from outcomes
 )
 
 select
@@ -40,17 +52,5 @@ select
         when death_date is not null then 'death'
         else 'none'
     end as first_event,
-    date_diff(
-        'day',
-        start_date,
-        coalesce(
-            case
-                when placement_date is null then death_date
-                when death_date is null then placement_date
-                when placement_date <= death_date then placement_date
-                else death_date
-            end,
-            follow_up_end
-        )
-    ) as days_to_first_event
-from outcomes
+    date_diff('day', start_date, coalesce(first_event_date, follow_up_end)) as days_to_first_event
+from firsts

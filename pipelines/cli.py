@@ -140,6 +140,64 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    import json
+
+    import polars as pl
+
+    from pipelines.impact.estimators import EstimationError, estimate_effect
+
+    path = Path(args.data)
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame = pl.read_parquet(path)
+        else:
+            frame = pl.read_csv(path, infer_schema_length=10_000)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        _say(f"error: cannot read {path}: {type(exc).__name__}")
+        return 2
+    covariates = [c.strip() for c in args.covariates.split(",") if c.strip()]
+    missing = [c for c in [args.treatment, args.outcome, *covariates] if c not in frame.columns]
+    if missing:
+        _say(f"error: {path} has no column(s) {', '.join(missing)}")
+        return 2
+    columns = [args.treatment, args.outcome, *covariates]
+    complete = frame.select(columns).drop_nulls()
+    dropped = frame.height - complete.height
+    try:
+        numbers = complete.select(pl.all().cast(pl.Float64, strict=True))
+        result = estimate_effect(
+            numbers[args.outcome].to_numpy(),
+            numbers[args.treatment].to_numpy().astype(int),
+            numbers.select(covariates).to_numpy(),
+            args.method,
+            args.estimand,
+            resamples=args.bootstrap,
+            seed=args.seed,
+            k=args.k,
+            caliper=args.caliper,
+            replace=not args.without_replacement,
+        )
+    except (EstimationError, pl.exceptions.PolarsError) as exc:
+        _say(f"error: {exc}")
+        return 2
+    result.diagnostics.covariates = covariates
+    result.details["rows_dropped_missing_values"] = dropped
+    output = result.as_json()
+    output["publishable"] = result.diagnostics.publishable
+    if args.json:
+        print(json.dumps(output, indent=2))
+    else:
+        print(
+            f"{result.estimand.upper()} by {result.method}: {result.estimate:,.3f} "
+            f"(95% CI {result.ci_low:,.3f} to {result.ci_high:,.3f}); {result.n_treated} treated, "
+            f"{result.n_control} controls; variance: {result.variance}\n"
+            f"diagnostics: {', '.join(f'{k}={v}' for k, v in result.diagnostics.passed.items())}; "
+            f"max |SMD| after {result.diagnostics.max_abs_smd_after:.3f}"
+        )
+    return 0
+
+
 def cmd_contract_doc(args: argparse.Namespace) -> int:
     from pipelines.contract import load_contract, render_markdown
 
@@ -203,6 +261,26 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--warehouse", help="working DuckDB file (default: PARCOURS_WAREHOUSE or data/generated)")
     ingest.add_argument("--config", help="per-agency reading overrides (default: <landing>/agencies.yaml)")
     ingest.set_defaults(func=cmd_ingest)
+
+    estimate = commands.add_parser(
+        "estimate",
+        help="estimate a treatment effect on any table (matching, weighting, doubly robust)",
+        description="Estimate the effect of a 0/1 treatment on an outcome, adjusting for covariates, from a CSV "
+        "or Parquet file. Rows with a missing value in a used column are dropped and counted.",
+    )
+    estimate.add_argument("--data", required=True, help="CSV or Parquet file")
+    estimate.add_argument("--treatment", required=True, help="0/1 treatment column")
+    estimate.add_argument("--outcome", required=True, help="outcome column")
+    estimate.add_argument("--covariates", required=True, help="comma-separated covariate columns")
+    estimate.add_argument("--method", choices=["match", "ipw", "overlap", "aipw"], default="aipw")
+    estimate.add_argument("--estimand", choices=["att", "ate"], default="att")
+    estimate.add_argument("--bootstrap", type=_positive, default=1000, help="bootstrap resamples (default 1000)")
+    estimate.add_argument("--seed", type=int, default=0)
+    estimate.add_argument("--k", type=_positive, default=1, help="matches per treated unit (default 1)")
+    estimate.add_argument("--caliper", type=float, default=0.2, help="caliper in SD of the logit (default 0.2)")
+    estimate.add_argument("--without-replacement", action="store_true", help="match without replacement")
+    estimate.add_argument("--json", action="store_true", help="print one JSON object")
+    estimate.set_defaults(func=cmd_estimate)
 
     doc = commands.add_parser("contract-doc", help="write docs/data-contract.md from quality/contract.yaml")
     doc.add_argument("--check", action="store_true", help="fail if the page is out of date instead of writing it")

@@ -1,0 +1,136 @@
+"""Diagnostics that decide whether an estimate may be published.
+
+Balance (standardised mean differences and variance ratios, before and after adjustment),
+propensity overlap and equipoise, effective sample sizes, the minimum detectable effect,
+and E-values. Thresholds are the study's; the defaults follow common practice (|SMD| < 0.1,
+variance ratio within 0.5-2, equipoise: at least half of each arm with a preference score
+between 0.3 and 0.7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+SMD_LIMIT = 0.1
+VARIANCE_RATIO_RANGE = (0.5, 2.0)
+EQUIPOISE_RANGE = (0.3, 0.7)
+EQUIPOISE_SHARE = 0.5
+
+
+@dataclass
+class Diagnostics:
+    smd_before: list[float]
+    smd_after: list[float]
+    variance_ratio_after: list[float]
+    max_abs_smd_after: float
+    effective_sample_size: dict[str, float]
+    propensity_range: dict[str, list[float]]
+    equipoise_share: float
+    minimum_detectable_effect: float
+    e_value: float | None
+    e_value_ci: float | None
+    covariates: list[str] = field(default_factory=list)
+    attrition: dict[str, int] = field(default_factory=dict)
+    passed: dict[str, bool] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def publishable(self) -> bool:
+        return bool(self.passed) and all(self.passed.values())
+
+
+def _weighted_mean_var(values: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.average(values, axis=0, weights=w)
+    var = np.average((values - mean) ** 2, axis=0, weights=w)
+    return mean, var
+
+
+def standardised_differences(x: np.ndarray, t: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SMD with the unweighted pooled standard deviation as denominator (so before/after compare)."""
+    treated = t == 1
+    pooled = np.sqrt((x[treated].var(axis=0) + x[~treated].var(axis=0)) / 2)
+    pooled = np.where(pooled > 0, pooled, 1.0)
+    m1, v1 = _weighted_mean_var(x[treated], w[treated])
+    m0, v0 = _weighted_mean_var(x[~treated], w[~treated])
+    ratio = np.where(v0 > 0, v1 / np.where(v0 > 0, v0, 1.0), np.nan)
+    return (m1 - m0) / pooled, ratio
+
+
+def kish_ess(w: np.ndarray) -> float:
+    return float(w.sum() ** 2 / np.sum(w**2)) if w.sum() > 0 else 0.0
+
+
+def preference_score(ps: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Walker et al. (2013): the propensity score rescaled for the share treated."""
+    share = t.mean()
+    logit = np.log(ps / (1 - ps)) - np.log(share / (1 - share))
+    return 1 / (1 + np.exp(-logit))
+
+
+def e_value(ratio: float) -> float:
+    """VanderWeele and Ding (2017) E-value of a risk ratio."""
+    rr = ratio if ratio >= 1 else 1 / ratio
+    return float(rr + np.sqrt(rr * (rr - 1)))
+
+
+def e_values_for_difference(estimate: float, se: float, outcome_sd: float) -> tuple[float | None, float | None]:
+    """E-values for a difference in means, via the approximate risk ratio exp(0.91 d)."""
+    if outcome_sd <= 0 or not np.isfinite(se):
+        return None, None
+    d = estimate / outcome_sd
+    low, high = estimate - 1.959964 * se, estimate + 1.959964 * se
+    point = e_value(float(np.exp(0.91 * d)))
+    crosses = low <= 0 <= high
+    nearest = min(abs(low), abs(high)) / outcome_sd
+    limit = 1.0 if crosses else e_value(float(np.exp(0.91 * nearest)))
+    return point, limit
+
+
+def balance_diagnostics(
+    x: np.ndarray,
+    t: np.ndarray,
+    w: np.ndarray,
+    ps: np.ndarray,
+    estimate: float,
+    se: float,
+    y: np.ndarray,
+    covariates: list[str] | None = None,
+) -> Diagnostics:
+    before, _ = standardised_differences(x, t, np.ones(t.shape[0]))
+    after, ratio = standardised_differences(x, t, w)
+    treated = t == 1
+    preference = preference_score(np.clip(ps, 1e-6, 1 - 1e-6), t)
+    in_equipoise = (preference >= EQUIPOISE_RANGE[0]) & (preference <= EQUIPOISE_RANGE[1])
+    equipoise = float(min(in_equipoise[treated].mean(), in_equipoise[~treated].mean()))
+    point_e, limit_e = e_values_for_difference(estimate, se, float(np.std(y[~treated])))
+    max_smd = float(np.max(np.abs(after))) if after.size else 0.0
+    finite_ratio = ratio[np.isfinite(ratio)]
+    diagnostics = Diagnostics(
+        smd_before=[float(v) for v in before],
+        smd_after=[float(v) for v in after],
+        variance_ratio_after=[float(v) for v in ratio],
+        max_abs_smd_after=max_smd,
+        effective_sample_size={"treated": kish_ess(w[treated]), "control": kish_ess(w[~treated])},
+        propensity_range={
+            "treated": [float(ps[treated].min()), float(ps[treated].max())],
+            "control": [float(ps[~treated].min()), float(ps[~treated].max())],
+        },
+        equipoise_share=equipoise,
+        minimum_detectable_effect=float(2.8 * se),
+        e_value=point_e,
+        e_value_ci=limit_e,
+        covariates=covariates or [],
+    )
+    diagnostics.passed = {
+        "balance_smd_below_0.1": max_smd < SMD_LIMIT,
+        "variance_ratio_0.5_to_2": bool(
+            ((finite_ratio >= VARIANCE_RATIO_RANGE[0]) & (finite_ratio <= VARIANCE_RATIO_RANGE[1])).all()
+        ),
+        "equipoise": equipoise >= EQUIPOISE_SHARE,
+    }
+    return diagnostics

@@ -9,12 +9,21 @@ from pipelines.assets.model_checks import model_checks
 from pipelines.assets.models import model_assets
 from pipelines.assets.reference import reference_assets
 from pipelines.assets.serving import serving_snapshot
+from pipelines.assets.studies import study_assets
 from pipelines.resources import ParcoursResource
 from pipelines.sensors import EVERYTHING_JOB, landing_folder_sensor
 
 
 def all_assets() -> list[dg.AssetsDefinition]:
-    return [raw_tables, quality_report, run_parameters, *reference_assets(), *model_assets(), serving_snapshot]
+    return [
+        raw_tables,
+        quality_report,
+        run_parameters,
+        *reference_assets(),
+        *model_assets(),
+        *study_assets(),
+        serving_snapshot,
+    ]
 
 
 def build_definitions() -> dg.Definitions:

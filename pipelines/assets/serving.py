@@ -6,12 +6,13 @@ import dagster as dg
 
 from pipelines import warehouse
 from pipelines.assets.models import sql_models
+from pipelines.assets.studies import STUDIES_MART
 from pipelines.contract import load_contract
 from pipelines.resources import ParcoursResource
 
 
 def served_tables() -> list[str]:
-    return sorted(m.name for m in sql_models() if m.is_served)
+    return sorted([*(m.name for m in sql_models() if m.is_served), STUDIES_MART])
 
 
 @dg.asset(

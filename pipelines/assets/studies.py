@@ -1,0 +1,70 @@
+"""One Dagster asset per impact study in ``data/studies/``, and the mart funders read."""
+
+import dagster as dg
+import polars as pl
+
+from pipelines import warehouse
+from pipelines.impact.study import StudySpec, load_studies, result_rows, run_study
+from pipelines.resources import ParcoursResource
+
+STUDY_INPUTS = ["fct_episodes", "fct_hospital_admissions", "fct_carer_load", "stg_events", "stg_persons"]
+STUDIES_MART = "mart_impact_studies"
+
+
+def study_table(spec: StudySpec) -> str:
+    return f"study_{spec.name}"
+
+
+def study_asset(spec: StudySpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=study_table(spec),
+        deps=STUDY_INPUTS,
+        group_name="studies",
+        kinds={"python", "duckdb"},
+        code_version=spec.version,
+        description=" ".join(spec.question.split()),
+        metadata={"design": spec.design, "estimand": spec.estimand, "outcome": spec.outcome},
+    )
+    def _study(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> dg.MaterializeResult:
+        with warehouse.connect(parcours.settings().warehouse_path) as con:
+            result = run_study(con, spec)
+            warehouse.replace_table(con, study_table(spec), result_rows(result))
+        if result.failing:
+            context.log.warning(f"{spec.name}: not publishable: {'; '.join(result.failing)}")
+        metadata: dict[str, object] = {
+            "publishable": result.publishable,
+            "n_treated": result.n_treated,
+            "n_comparison": result.n_comparison,
+            "failing_diagnostics": "; ".join(result.failing) or "none",
+        }
+        if result.main is not None:
+            metadata.update(
+                {"estimate": result.main.estimate, "ci_low": result.main.ci_low, "ci_high": result.main.ci_high}
+            )
+        return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+
+    return _study
+
+
+def studies_mart(specs: list[StudySpec]) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=STUDIES_MART,
+        deps=[study_table(s) for s in specs],
+        group_name="marts",
+        kinds={"duckdb"},
+        description="Every impact study's results, diagnostics and publishability, for the serving snapshot.",
+    )
+    def _mart(parcours: ParcoursResource) -> dg.MaterializeResult:
+        with warehouse.connect(parcours.settings().warehouse_path) as con:
+            frames = [warehouse.query(con, f"select * from {warehouse.quote_identifier(study_table(s))}")
+                      for s in specs]  # fmt: skip
+            frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+            warehouse.replace_table(con, STUDIES_MART, frame)
+        return dg.MaterializeResult(metadata={"dagster/row_count": frame.height})
+
+    return _mart
+
+
+def study_assets() -> list[dg.AssetsDefinition]:
+    specs = load_studies()
+    return [*(study_asset(s) for s in specs), studies_mart(specs)]

@@ -1,0 +1,82 @@
+"""Impact studies on the synthetic federation: truth recovered, gate enforced, results served."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from pipelines import warehouse
+from pipelines.impact.study import StudySpec, load_studies, run_study
+from pipelines.synthetic.federation import Federation
+from tests.conftest import PipelineRun
+
+
+def test_example_studies_are_valid() -> None:
+    names = {spec.name for spec in load_studies()}
+    assert {"unplanned_hospitalisations", "carer_burden"} <= names
+
+
+def test_a_study_naming_an_unknown_covariate_is_refused() -> None:
+    spec = load_studies()[0].model_dump()
+    spec["covariates"] = ["age", "shoe_size"]
+    with pytest.raises(ValidationError, match="shoe_size"):
+        StudySpec.model_validate(spec)
+
+
+def _spec(name: str, **changes: object) -> StudySpec:
+    spec = next(s for s in load_studies() if s.name == name)
+    return spec.model_copy(update={"bootstrap": 200, **changes})
+
+
+def test_the_true_effect_on_carer_burden_is_recovered(small_federation: Federation, small_run: PipelineRun) -> None:
+    with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
+        result = run_study(con, _spec("carer_burden"))
+    truth = small_federation.ground_truth["sample_att"]["zarit_12_months"]["difference_points"]
+    assert result.main is not None
+    assert result.main.ci_low < truth < result.main.ci_high
+    assert result.diagnostics is not None
+    # Whatever the gate decides, its reasons are recorded with the result.
+    assert result.publishable == (result.failing == [])
+
+
+def test_the_hospitalisation_study_reports_avoided_stays_costs_and_a_negative_control(
+    small_run: PipelineRun,
+) -> None:
+    # Recovery of the true rate difference over replications is still open (see the closing
+    # note of the impact issue): this test pins what the study reports, not its accuracy.
+    with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
+        result = run_study(con, _spec("unplanned_hospitalisations"))
+    assert result.main is not None
+    assert result.main.ci_low <= result.main.estimate <= result.main.ci_high
+    assert result.main.estimate == pytest.approx(result.main.treated_value - result.main.counterfactual_value)
+    figures = result.funder_figures
+    years = figures["treated_person_years"]
+    assert figures["avoided_unplanned_hospitalisations"] == pytest.approx(-result.main.estimate / 1000 * years)
+    assert [n.outcome for n in result.negative_controls] == ["falls"]
+    central = figures["scenarios"]["central"]
+    expected = figures["avoided_unplanned_hospitalisations"] * 2115 - years * 12 * 50
+    assert central["net_savings"] == pytest.approx(expected)
+    assert 0 <= central["probability_net_savings_positive"] <= 1
+
+
+def test_a_failed_diagnostic_makes_a_result_unpublishable_and_says_why(small_run: PipelineRun) -> None:
+    strict = _spec("carer_burden")
+    strict = strict.model_copy(update={"diagnostics": strict.diagnostics.model_copy(update={"max_abs_smd": 1e-9})})
+    with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
+        result = run_study(con, strict)
+    assert not result.publishable
+    assert any(f.startswith("balance") for f in result.failing)
+
+
+def test_study_results_are_served_with_their_diagnostics(small_run: PipelineRun) -> None:
+    with warehouse.connect(small_run.settings.serving_path, read_only=True) as con:
+        rows = warehouse.query(con, "select * from mart_impact_studies")
+    assert set(rows["study"]) >= {"unplanned_hospitalisations", "carer_burden"}
+    main = rows.filter(rows["role"] == "main")
+    for row in main.iter_rows(named=True):
+        assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
+        diagnostics = json.loads(row["diagnostics"])
+        assert {"smd_before", "smd_after", "effective_sample_size", "e_value"} <= set(diagnostics)
+        assert "bootstrap" in row["variance_method"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import polars as pl
 import pytest
 from pydantic import ValidationError
 
 from pipelines import warehouse
-from pipelines.impact.study import StudySpec, load_studies, run_study
-from pipelines.synthetic.federation import Federation
+from pipelines.impact.study import StudySpec, load_studies, rate_effect, run_study
+from pipelines.synthetic.federation import Federation, FederationSpec, generate_federation
 from tests.conftest import PipelineRun
 
 
@@ -80,3 +82,53 @@ def test_study_results_are_served_with_their_diagnostics(small_run: PipelineRun)
         diagnostics = json.loads(row["diagnostics"])
         assert {"smd_before", "smd_after", "effective_sample_size", "e_value"} <= set(diagnostics)
         assert "bootstrap" in row["variance_method"]
+
+
+CONDITIONS = ("heart_failure", "copd", "dementia", "diabetes", "frailty", "brain_injury")
+
+
+def _generator_rate_data(seed: int, persons: int = 2000) -> tuple[np.ndarray, ...]:
+    """The hospitalisation study's inputs computed straight from a generated federation."""
+    federation = generate_federation(FederationSpec(agencies=6, persons=persons, months=30, seed=seed))
+    tables = federation.tables
+    episodes = tables["episodes"].join(tables["persons"], on="person_id")
+    end = pl.col("end_date").fill_null(pl.date(2026, 6, 30))
+    episodes = episodes.with_columns(((end - pl.col("start_date")).dt.total_days() + 1).alias("days"))
+    unplanned = (
+        tables["events"]
+        .filter((pl.col("event_type") == "hospital_admission") & ~pl.col("planned"))
+        .join(episodes.select("person_id", "start_date"), on="person_id")
+    )
+    after = (
+        unplanned.filter(pl.col("event_date") >= pl.col("start_date")).group_by("person_id").agg(pl.len().alias("n"))
+    )
+    before = (
+        unplanned.filter(pl.col("event_date") < pl.col("start_date")).group_by("person_id").agg(pl.len().alias("prior"))
+    )
+    data = (
+        episodes.join(after, on="person_id", how="left")
+        .join(before, on="person_id", how="left")
+        .with_columns(pl.col("n").fill_null(0), pl.col("prior").fill_null(0))
+    )
+    age = (data["start_date"].dt.year() - data["birth_year"]).to_numpy()
+    conditions = data["main_conditions"].fill_null("")
+    gir = data["gir_at_intake"].fill_null(0)
+    flags = [conditions.str.contains(c).to_numpy() for c in CONDITIONS]
+    person = [age, age < 60, gir.is_in([1, 2]).to_numpy(), gir.is_in([3, 4]).to_numpy(), data["lives_alone"].to_numpy()]
+    x = np.column_stack([*person, *flags, data["prior"].to_numpy()]).astype(float)
+    t = (data["cohort"] == "care_managed").to_numpy().astype(int)
+    truth = federation.ground_truth["sample_att"]["unplanned_admissions"]["rate_difference_per_1000py"]
+    return data["n"].to_numpy().astype(float), data["days"].to_numpy() / 365.25, t, x, np.array([truth])
+
+
+def test_hospitalisation_intervals_cover_the_truth_over_100_federations() -> None:
+    """100 generated federations of 2,000 persons: the 95% interval must cover the sample truth 90-99 times.
+
+    Measured when written: 92 of 100, mean error +11.6 per 1,000 person-years, spread 50.9 (docs/validation.md).
+    """
+    covered = 0
+    for seed in range(100):
+        events, years, t, x, truth = _generator_rate_data(seed)
+        result, _, _ = rate_effect(events, years, t, x, "ipw", 200, seed)
+        covered += result.ci_low <= truth[0] <= result.ci_high
+    assert 90 <= covered <= 99, covered

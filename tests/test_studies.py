@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipelines import warehouse
-from pipelines.impact.study import StudySpec, load_studies, rate_effect, run_study
+from pipelines.impact.study import StudySpec, event_study, load_studies, rate_effect, run_study
 from pipelines.synthetic.federation import Federation, FederationSpec, generate_federation
 from tests.conftest import PipelineRun
 
@@ -132,3 +132,30 @@ def test_hospitalisation_intervals_cover_the_truth_over_100_federations() -> Non
         result, _, _ = rate_effect(events, years, t, x, "ipw", 200, seed)
         covered += result.ci_low <= truth[0] <= result.ci_high
     assert 90 <= covered <= 99, covered
+
+
+def test_difference_in_differences_reports_an_interval_and_guards_clustered_ones(small_run: PipelineRun) -> None:
+    spec = _spec("hospitalisations_did")
+    with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
+        person = run_study(con, spec)
+        agency = run_study(con, spec.model_copy(update={"did_level": "agency"}))
+        events = event_study(con, spec)
+    assert person.main is not None
+    assert person.main.ci_low <= person.main.estimate <= person.main.ci_high
+    assert "people" in person.main.variance
+    assert person.publishable
+    # Six agencies cannot give a trustworthy agency-clustered interval.
+    assert not agency.publishable
+    assert any("too few" in f for f in agency.failing)
+    assert sorted(set(events["relative_month"])) == list(range(-12, 12))
+    before = events.filter(pl.col("relative_month") < 0)
+    assert before.group_by("cohort").agg(pl.col("person_years").n_unique())["person_years"].to_list() == [1, 1]
+
+
+def test_agency_benchmark_is_indirectly_standardised(small_run: PipelineRun) -> None:
+    with warehouse.connect(small_run.settings.serving_path, read_only=True) as con:
+        rows = warehouse.query(con, "select * from mart_agency_benchmark")
+    assert rows["observed"].sum() == pytest.approx(rows["expected"].sum())
+    assert (rows["interpretation"].str.contains("not causal")).all()
+    assert ((rows["ratio_ci_low"] <= rows["observed_over_expected"])
+            & (rows["observed_over_expected"] <= rows["ratio_ci_high"])).all()  # fmt: skip

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from pipelines import warehouse
-from pipelines.impact.study import StudySpec, load_studies, result_rows, run_study
+from pipelines.impact.study import StudySpec, event_study, load_studies, result_rows, run_study
 from pipelines.resources import ParcoursResource
 
 STUDY_INPUTS = ["fct_episodes", "fct_hospital_admissions", "fct_carer_load", "stg_events", "stg_persons"]
@@ -29,6 +29,8 @@ def study_asset(spec: StudySpec) -> dg.AssetsDefinition:
         with warehouse.connect(parcours.settings().warehouse_path) as con:
             result = run_study(con, spec)
             warehouse.replace_table(con, study_table(spec), result_rows(result))
+            if spec.design == "did":
+                warehouse.replace_table(con, f"{study_table(spec)}_event_study", event_study(con, spec))
         if result.failing:
             context.log.warning(f"{spec.name}: not publishable: {'; '.join(result.failing)}")
         metadata: dict[str, object] = {

@@ -47,6 +47,8 @@ COVARIATES = {
 """Covariates a study may name, each a SQL expression over the study base (fixed here, never from a file)."""
 
 RATE_OUTCOMES = {"unplanned_admissions", "falls"}
+MIN_CLUSTERS = 10
+"""An agency-level (clustered) interval needs at least this many agencies in each arm."""
 
 
 class Population(BaseModel):
@@ -86,7 +88,9 @@ class StudySpec(BaseModel):
     outcome: Literal["unplanned_admissions", "zarit_change_12m"]
     negative_control_outcomes: list[Literal["falls"]] = Field(default_factory=list)
     covariates: list[str]
-    design: Literal["match", "ipw", "overlap", "aipw"] = "ipw"
+    design: Literal["match", "ipw", "overlap", "aipw", "did"] = "ipw"
+    did_level: Literal["person", "agency"] = "person"
+    """For ``did``: resample people, or whole agencies (clustered interval)."""
     estimand: Literal["att", "ate"] = "att"
     bootstrap: int = Field(default=1000, ge=50)
     seed: int = 0
@@ -254,6 +258,87 @@ def rate_effect(
     return result, differences, w
 
 
+def did_effect(
+    before: np.ndarray,
+    after: np.ndarray,
+    after_years: np.ndarray,
+    t: np.ndarray,
+    clusters: np.ndarray,
+    resamples: int,
+    seed: int,
+) -> tuple[OutcomeResult, np.ndarray]:
+    """Difference-in-differences of rates per 1,000 person-years, 12 months before vs after the index date.
+
+    (treated after - treated before) - (comparison after - comparison before), each a ratio of
+    sums. The interval resamples people within arms, or whole clusters (agencies) when
+    ``clusters`` has several values per arm.
+    """
+    before_years = np.full(t.shape[0], 365 / 365.25)
+
+    def point(rows: np.ndarray) -> float:
+        tt = t[rows]
+        rate = {}
+        for arm in (0, 1):
+            m = rows[tt == arm]
+            rate[(arm, "before")] = before[m].sum() / before_years[m].sum()
+            rate[(arm, "after")] = after[m].sum() / after_years[m].sum()
+        return 1000 * ((rate[(1, "after")] - rate[(1, "before")]) - (rate[(0, "after")] - rate[(0, "before")]))
+
+    everyone = np.arange(t.shape[0])
+    estimate = point(everyone)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(resamples)
+    groups = {arm: np.unique(clusters[t == arm]) for arm in (0, 1)}
+    by_cluster = {(arm, c): np.flatnonzero((t == arm) & (clusters == c)) for arm in (0, 1) for c in groups[arm]}
+    for b in range(resamples):
+        picked = []
+        for arm in (0, 1):
+            chosen = rng.choice(groups[arm], groups[arm].shape[0])
+            picked += [by_cluster[(arm, c)] for c in chosen]
+        draws[b] = point(np.concatenate(picked))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    treated = t == 1
+    treated_after = 1000 * after[treated].sum() / after_years[treated].sum()
+    level = "agencies" if np.unique(clusters).shape[0] < t.shape[0] else "people"
+    result = OutcomeResult(
+        outcome="",
+        estimate=float(estimate),
+        ci_low=float(low),
+        ci_high=float(high),
+        unit="per 1,000 person-years (difference-in-differences)",
+        treated_value=float(treated_after),
+        counterfactual_value=float(treated_after - estimate),
+        variance=f"bootstrap resampling {level} within arms ({resamples} resamples, seed {seed})",
+    )
+    return result, draws
+
+
+def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame:
+    """Unplanned admission rates by month relative to the index date (-12 to +11) and cohort."""
+    data = study_dataset(con, spec)
+    admissions = warehouse.query(
+        con,
+        "select episode_id, admission_date from fct_hospital_admissions where not is_planned",
+    ).join(data.select("episode_id", "start_date", "cohort", "follow_up_days"), on="episode_id")
+    months = np.arange(-12, 12)
+    month_days = 365.25 / 12
+    rows = []
+    offsets = (admissions["admission_date"] - admissions["start_date"]).dt.total_days().to_numpy()
+    relative = np.floor(offsets / month_days).astype(int)
+    for cohort in (spec.treated_cohort, spec.comparison_cohort):
+        follow = data.filter(pl.col("cohort") == cohort)["follow_up_days"].to_numpy().astype(float)
+        in_cohort = (admissions["cohort"] == cohort).to_numpy()
+        for m in months:
+            if m < 0:
+                days = follow.shape[0] * month_days
+            else:
+                days = float(np.clip(follow - m * month_days, 0, month_days).sum())
+            events = int(((relative == m) & in_cohort).sum())
+            rows.append({"cohort": cohort, "relative_month": int(m), "events": events, "person_years": days / 365.25,
+                         "rate_per_1000py": 1000 * events / (days / 365.25) if days else None})  # fmt: skip
+    return pl.DataFrame(rows)
+
+
 def unit_costs() -> pl.DataFrame:
     return pl.read_csv(project_root() / "data" / "reference" / "unit_costs.csv")
 
@@ -309,6 +394,32 @@ def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> StudyResult:
 
     negative_controls: list[OutcomeResult] = []
     figures: dict[str, Any] = {}
+    if spec.design == "did" and spec.outcome == "unplanned_admissions":
+        years = complete["person_years"].to_numpy()
+        clusters = (
+            complete["agency_id"].to_numpy() if spec.did_level == "agency" else np.arange(complete.height).astype(str)
+        )
+        main, draws = did_effect(
+            complete["prior_unplanned_admissions"].to_numpy().astype(float),
+            complete["unplanned_admissions"].to_numpy().astype(float),
+            years, t, clusters, spec.bootstrap, spec.seed,
+        )  # fmt: skip
+        main.outcome = spec.outcome
+        treated_years = float(years[t == 1].sum())
+        figures = funder_figures(main, draws, treated_years, treated_years * 12)
+        ps = propensity(t, x)
+        diagnostics = balance_diagnostics(
+            x, t, np.ones(t.shape[0]), ps, main.estimate, float(np.std(draws, ddof=1)),
+            1000 * complete["unplanned_admissions"].to_numpy(),
+        )  # fmt: skip
+        diagnostics.covariates = list(spec.covariates)
+        diagnostics.attrition = attrition
+        # DiD rests on parallel trends, not on balance; a clustered interval needs enough clusters.
+        if spec.did_level == "agency":
+            fewest = min(np.unique(clusters[t == arm]).shape[0] for arm in (0, 1))
+            if fewest < MIN_CLUSTERS:
+                failing.append(f"only {fewest} agencies in an arm: too few for an agency-level interval")
+        return StudyResult(spec, n_treated, n_comparison, attrition, main, [], diagnostics, failing, figures)
     if spec.outcome in RATE_OUTCOMES:
         years = complete["person_years"].to_numpy()
         main, draws, w = rate_effect(
@@ -329,6 +440,9 @@ def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> StudyResult:
             if not result.ci_low <= 0 <= result.ci_high:
                 failing.append(f"negative control {control}: its interval excludes no effect")
     else:
+        if spec.design == "did":
+            return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None,
+                               ["difference-in-differences is available for unplanned_admissions only"])  # fmt: skip
         y = complete[spec.outcome].to_numpy().astype(float)
         try:
             estimate = estimate_effect(y, t, x, spec.design, spec.estimand, spec.bootstrap, spec.seed)

@@ -99,12 +99,13 @@ def _pseudonymise(frame: pl.DataFrame, contract: Contract, entity: str, agency: 
 
 def _entity_load(
     file: LandingFile,
-    table: ReadTable,
+    table: ReadTable | None,
     entity: str | None,
     accepted: pl.DataFrame | None,
     quarantined: pl.DataFrame,
     message: str,
 ) -> EntityLoad:
+    """What one table of a file brings; ``table`` is None when the file could not be read."""
     return EntityLoad(
         sha256=file.sha256,
         relative_path=file.relative_path,
@@ -112,7 +113,7 @@ def _entity_load(
         entity=entity,
         period=file.period,
         format=file.format,
-        rows_in=table.rows_in,
+        rows_in=table.rows_in if table is not None else 0,
         accepted=accepted,
         quarantined=quarantined,
         message=message,
@@ -159,19 +160,8 @@ def prepare_file(
     try:
         read = read_landing_file(file, contract, options_for(file.agency_folder, config))
     except FileProblem as problem:
-        load = EntityLoad(
-            sha256=file.sha256,
-            relative_path=file.relative_path,
-            agency_folder=file.agency_folder,
-            entity=None,
-            period=file.period,
-            format=file.format,
-            rows_in=0,
-            accepted=None,
-            quarantined=empty_quarantine(),
-            message=str(problem),
-            reasons={problem.reason.value: 0},
-        )
+        load = _entity_load(file, None, None, None, empty_quarantine(), str(problem))
+        load.reasons = {problem.reason.value: 0}
         return [load], {}
     loads = [prepare_table(file, table, contract, key, today) for table in read.tables]
     tables = {table.entity: table for table in read.tables if table.entity is not None}

@@ -281,7 +281,13 @@ def _blank_lines(path: Path, offsets: np.ndarray) -> set[int]:
     return blank
 
 
-def _line_reader(path: Path, offsets: np.ndarray) -> Callable[[list[int]], dict[int, str]]:
+def _line_reader(path: Path, offsets: np.ndarray, encoding: str) -> Callable[[list[int]], dict[int, str]]:
+    """Raw lines of the original file, decoded one by one.
+
+    The newline byte is the same in UTF-8, Windows-1252 and Latin-1, so line offsets found
+    in the original file are the lines the (possibly transcoded) reader numbered.
+    """
+
     def read(lines: list[int]) -> dict[int, str]:
         found: dict[int, str] = {}
         size = path.stat().st_size
@@ -292,7 +298,8 @@ def _line_reader(path: Path, offsets: np.ndarray) -> Callable[[list[int]], dict[
                 start = int(offsets[line - 1])
                 end = int(offsets[line]) if line < offsets.shape[0] else size
                 handle.seek(start)
-                found[line] = handle.read(min(end - start, 1 << 16)).decode("utf-8", "replace").rstrip("\r\n")
+                text = handle.read(min(end - start, 1 << 16)).decode(encoding, "replace")
+                found[line] = text.lstrip("\ufeff").rstrip("\r\n")
         return found
 
     return read
@@ -326,24 +333,19 @@ def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
             raise FileProblem(
                 Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as CSV ({type(exc).__name__})"
             ) from None
-        offsets = _line_offsets(text_path)
+        offsets = _line_offsets(file.path)
         row_rejects = [
             RowReject(int(line), _DUCKDB_REASONS.get(str(kind), Reason.MALFORMED_ROW), column)
             for line, kind, column in rejects.iter_rows()
         ]
-        rejected_lines = {r.line for r in row_rejects}
-        blank = _blank_lines(text_path, offsets)
-        data_lines = np.asarray(
-            [n for n in range(2, offsets.shape[0] + 1) if n not in blank and n not in rejected_lines], dtype=np.int64
-        )
+        rejected = {r.line for r in row_rejects if r.line is not None}
+        skipped = np.asarray(sorted(_blank_lines(file.path, offsets) | rejected), dtype=np.int64)
+        data_lines = np.setdiff1d(np.arange(2, offsets.shape[0] + 1, dtype=np.int64), skipped, assume_unique=True)
         exact = data_lines.shape[0] == frame.height
         if exact:
             frame = frame.with_columns(pl.Series(SOURCE_ROW, data_lines))
         else:  # multi-line quoted fields: physical lines no longer match records
             frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(SOURCE_ROW))
-        raw_lines = _line_reader(text_path, offsets)
-        # The temporary copy is gone after this block: read the lines any reject needs now.
-        cached = raw_lines(sorted(n for n in rejected_lines if n is not None))
         table = ReadTable(
             entity=None,
             name=file.path.name,
@@ -351,28 +353,9 @@ def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
             decimal_comma=options.decimal_comma if options.decimal_comma is not None else delimiter != ",",
             rejects=row_rejects,
             line_numbers_exact=exact,
+            raw_lines=_line_reader(file.path, offsets, encoding),
         )
-        if text_path == file.path:
-            table.raw_lines = raw_lines
-        else:
-            table.raw_lines = _cached_then_rescan(cached, file.path, encoding, offsets)
     return FileRead([table], encoding=encoding, delimiter=delimiter)
-
-
-def _cached_then_rescan(
-    cached: dict[int, str], path: Path, encoding: str, offsets: np.ndarray
-) -> Callable[[list[int]], dict[int, str]]:
-    """Raw lines of a transcoded file: decoded again from the original on demand."""
-
-    def read(lines: list[int]) -> dict[int, str]:
-        wanted = set(lines) - set(cached)
-        found = {n: cached[n] for n in lines if n in cached}
-        if wanted:
-            with utf8_copy(path, encoding) as text_path:
-                found.update(_line_reader(text_path, offsets)(sorted(wanted)))
-        return found
-
-    return read
 
 
 # --- XLSX, Parquet, JSON Lines ----------------------------------------------------------------

@@ -107,26 +107,34 @@ def _aipw(y: np.ndarray, t: np.ndarray, x: np.ndarray, ps: np.ndarray, estimand:
     return float(np.sum(w * scores) / np.sum(w))
 
 
-def _point(y: np.ndarray, t: np.ndarray, x: np.ndarray, method: str, estimand: str, w: np.ndarray) -> float:
-    ps = propensity(t, x, w)
+def _estimate_given(
+    y: np.ndarray, t: np.ndarray, x: np.ndarray, ps: np.ndarray, method: str, estimand: str, w: np.ndarray
+) -> float:
     if method == "aipw":
         return _aipw(y, t, x, ps, estimand, w)
     return _weighted_difference(y, t, w * weights_for(t, ps, method, estimand))
 
 
+def _point(y: np.ndarray, t: np.ndarray, x: np.ndarray, method: str, estimand: str, w: np.ndarray) -> float:
+    return _estimate_given(y, t, x, propensity(t, x, w), method, estimand, w)
+
+
+def resample_within_arms(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    """Row indices of one bootstrap resample drawn within each arm, so both arms stay populated."""
+    treated = np.flatnonzero(t == 1)
+    control = np.flatnonzero(t == 0)
+    return np.concatenate([rng.choice(treated, treated.shape[0]), rng.choice(control, control.shape[0])])
+
+
 def bootstrap(
     y: np.ndarray, t: np.ndarray, x: np.ndarray, method: str, estimand: str, resamples: int, seed: int
 ) -> np.ndarray:
-    """Estimates over resamples drawn within each arm (so both arms stay populated)."""
+    """Estimates over resamples drawn within each arm, refitting the propensity model each time."""
     rng = np.random.default_rng(seed)
     n = y.shape[0]
-    treated = np.flatnonzero(t == 1)
-    control = np.flatnonzero(t == 0)
     out = np.empty(resamples)
     for b in range(resamples):
-        counts = np.zeros(n)
-        np.add.at(counts, rng.choice(treated, treated.shape[0]), 1.0)
-        np.add.at(counts, rng.choice(control, control.shape[0]), 1.0)
+        counts = np.bincount(resample_within_arms(rng, t), minlength=n).astype(float)
         keep = counts > 0
         out[b] = _point(y[keep], t[keep], x[keep], method, estimand, counts[keep])
     return out
@@ -291,13 +299,12 @@ def weighting(
     _check_inputs(y, t, x)
     if method not in ("ipw", "overlap", "aipw"):
         raise EstimationError(f"unknown weighting method {method!r}")
-    ones = np.ones(y.shape[0])
-    estimate = _point(y, t, x, method, estimand, ones)
+    ps = propensity(t, x)
+    estimate = _estimate_given(y, t, x, ps, method, estimand, np.ones(y.shape[0]))
     draws = bootstrap(y, t, x, method, estimand, resamples, seed)
     draws = draws[np.isfinite(draws)]
     se = float(draws.std(ddof=1))
     low, high = (float(v) for v in np.percentile(draws, [2.5, 97.5]))
-    ps = propensity(t, x)
     w = weights_for(t, ps, "overlap" if method == "overlap" else "ipw", estimand)
     diagnostics = balance_diagnostics(x, t, w, ps, estimate, se, y)
     label = "ato" if method == "overlap" else estimand

@@ -26,7 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines import warehouse
 from pipelines.impact.diagnostics import Diagnostics, balance_diagnostics
-from pipelines.impact.estimators import EstimationError, estimate_effect, propensity, weights_for
+from pipelines.impact.estimators import (
+    EstimationError,
+    estimate_effect,
+    propensity,
+    resample_within_arms,
+    weights_for,
+)
 from pipelines.settings import project_root
 
 COVARIATES = {
@@ -228,18 +234,17 @@ def weighted_rate_difference(
 def rate_effect(
     events: np.ndarray, years: np.ndarray, t: np.ndarray, x: np.ndarray, method: str, resamples: int, seed: int
 ) -> tuple[OutcomeResult, np.ndarray, np.ndarray]:
-    """ATT rate difference per 1,000 person-years, with a bootstrap refitting the propensity model."""
+    """ATT rate difference per 1,000 person-years, with a bootstrap refitting the propensity model.
+
+    Returns the result, the bootstrap differences and the propensity scores of the data.
+    """
     ps = propensity(t, x)
     w = weights_for(t, ps, "overlap" if method == "overlap" else "ipw", "att")
     treated_rate, counterfactual = weighted_rate_difference(events, years, t, w)
     rng = np.random.default_rng(seed)
-    treated_rows = np.flatnonzero(t == 1)
-    control_rows = np.flatnonzero(t == 0)
     draws = np.empty((resamples, 2))
     for b in range(resamples):
-        rows = np.concatenate(
-            [rng.choice(treated_rows, treated_rows.shape[0]), rng.choice(control_rows, control_rows.shape[0])]
-        )
+        rows = resample_within_arms(rng, t)
         ps_b = propensity(t[rows], x[rows])
         w_b = weights_for(t[rows], ps_b, "overlap" if method == "overlap" else "ipw", "att")
         draws[b] = weighted_rate_difference(events[rows], years[rows], t[rows], w_b)
@@ -255,7 +260,7 @@ def rate_effect(
         counterfactual_value=1000 * counterfactual,
         variance=f"bootstrap refitting the propensity model ({resamples} resamples within arms, seed {seed})",
     )
-    return result, differences, w
+    return result, differences, ps
 
 
 def did_effect(
@@ -422,11 +427,11 @@ def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> StudyResult:
         return StudyResult(spec, n_treated, n_comparison, attrition, main, [], diagnostics, failing, figures)
     if spec.outcome in RATE_OUTCOMES:
         years = complete["person_years"].to_numpy()
-        main, draws, w = rate_effect(
+        main, draws, ps = rate_effect(
             complete[spec.outcome].to_numpy().astype(float), years, t, x, spec.design, spec.bootstrap, spec.seed
         )
         main.outcome = spec.outcome
-        ps = propensity(t, x)
+        w = weights_for(t, ps, "overlap" if spec.design == "overlap" else "ipw", "att")
         se = float(np.std(draws, ddof=1))
         diagnostics = balance_diagnostics(x, t, w, ps, main.estimate, se, 1000 * complete[spec.outcome].to_numpy())
         treated_years = float(years[t == 1].sum())

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from pipelines import warehouse
-from pipelines.impact.study import StudySpec, event_study, load_studies, rate_effect, run_study
+from pipelines.impact.rates import did_effect, ratio_effect
+from pipelines.impact.study import StudySpec, event_study, load_studies, run_study
 from pipelines.synthetic.federation import Federation, FederationSpec, generate_federation
 from tests.conftest import PipelineRun
 
@@ -78,6 +79,9 @@ def test_study_results_are_served_with_their_diagnostics(small_run: PipelineRun)
     assert set(rows["study"]) >= {"unplanned_hospitalisations", "carer_burden"}
     main = rows.filter(rows["role"] == "main")
     for row in main.iter_rows(named=True):
+        if row["estimate"] is None:
+            assert json.loads(row["failing_diagnostics"]), row["study"]
+            continue
         assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
         diagnostics = json.loads(row["diagnostics"])
         assert {"smd_before", "smd_after", "effective_sample_size", "e_value"} <= set(diagnostics)
@@ -121,17 +125,82 @@ def _generator_rate_data(seed: int, persons: int = 2000) -> tuple[np.ndarray, ..
     return data["n"].to_numpy().astype(float), data["days"].to_numpy() / 365.25, t, x, np.array([truth])
 
 
+@pytest.mark.slow
 def test_hospitalisation_intervals_cover_the_truth_over_100_federations() -> None:
-    """100 generated federations of 2,000 persons: the 95% interval must cover the sample truth 90-99 times.
+    """100 generated federations of 2,000 persons: the doubly robust 95% interval covers the sample truth 90-99 times.
 
-    Measured when written: 92 of 100, mean error +11.6 per 1,000 person-years, spread 50.9 (docs/validation.md).
+    Measured when written: 98 of 100, mean error -1.8 per 1,000 person-years, spread 56.6; plain
+    weighting: 92 of 100 with a mean error of +11.6 (docs/validation.md).
     """
-    covered = 0
+    covered, errors = 0, []
     for seed in range(100):
         events, years, t, x, truth = _generator_rate_data(seed)
-        result, _, _ = rate_effect(events, years, t, x, "ipw", 200, seed)
+        result, _, _ = ratio_effect(events, years, t, x, "aipw", 200, seed)
         covered += result.ci_low <= truth[0] <= result.ci_high
+        errors.append(result.estimate - truth[0])
     assert 90 <= covered <= 99, covered
+    assert abs(np.mean(errors)) < 2.8 * np.std(errors) / 10, np.mean(errors)
+
+
+@pytest.mark.slow
+def test_difference_in_differences_covers_the_truth_over_100_federations() -> None:
+    """The same 100 federations, 12 months before against the follow-up after: 94 of 100 when written."""
+    covered, errors = 0, []
+    for seed in range(100):
+        events, years, t, x, truth = _generator_rate_data(seed)
+        result, _ = did_effect(x[:, -1], events, years, t, None, 200, seed)
+        covered += result.ci_low <= truth[0] <= result.ci_high
+        errors.append(result.estimate - truth[0])
+    assert 90 <= covered <= 99, covered
+    assert abs(np.mean(errors)) < 2.8 * np.std(errors) / 10, np.mean(errors)
+
+
+def _generator_repair_data(seed: int, persons: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The repair study's inputs straight from a generated federation: days without help per episode."""
+    federation = generate_federation(FederationSpec(agencies=6, persons=persons, months=30, seed=seed))
+    tables = federation.tables
+    episodes = tables["episodes"].join(tables["persons"], on="person_id")
+    episodes = episodes.with_columns(pl.col("end_date").fill_null(pl.date(2026, 6, 30)).alias("follow_up_end"))
+    days = pl.col("event_date") - pl.col("start_date")
+    ruptures = (
+        tables["events"]
+        .filter(pl.col("event_type") == "service_interruption")
+        .join(episodes.select("person_id", "start_date", "follow_up_end"), on="person_id")
+        .filter((days.dt.total_days() >= 0) & (days.dt.total_days() < 365))
+        .filter((pl.col("follow_up_end") - pl.col("event_date")).dt.total_days() >= 180)
+        .with_columns(
+            (
+                pl.min_horizontal(pl.col("end_date").fill_null(pl.col("follow_up_end")), pl.col("follow_up_end"))
+                - pl.col("event_date")
+            )
+            .dt.total_days()
+            .alias("days")
+        )
+        .group_by("person_id")
+        .agg(pl.len().alias("ruptures"), pl.col("days").sum())
+    )
+    data = episodes.join(ruptures, on="person_id").sort("person_id")
+    age = (data["start_date"].dt.year() - data["birth_year"]).to_numpy()
+    gir = data["gir_at_intake"].fill_null(0)
+    x = np.column_stack(
+        [age, age < 60, gir.is_in([1, 2]).to_numpy(), gir.is_in([3, 4]).to_numpy(), data["lives_alone"].to_numpy()]
+    ).astype(float)
+    t = (data["cohort"] == "care_managed").to_numpy().astype(int)
+    truth = federation.ground_truth["sample_att"]["rupture_repair_days"]["difference_days"]
+    return data["days"].to_numpy().astype(float), data["ruptures"].to_numpy().astype(float), t, x, truth
+
+
+@pytest.mark.slow
+def test_repair_time_intervals_cover_the_truth_over_100_federations() -> None:
+    """100 federations of 10,000 persons (about 90 comparison episodes with an interruption): 92 of 100 when written."""
+    covered, errors = 0, []
+    for seed in range(100, 200):
+        days, ruptures, t, x, truth = _generator_repair_data(seed, 10_000)
+        result, _, _ = ratio_effect(days, ruptures, t, x, "ipw", 200, seed, scale=1.0, unit="days")
+        covered += result.ci_low <= truth <= result.ci_high
+        errors.append(result.estimate - truth)
+    assert 90 <= covered <= 99, covered
+    assert abs(np.mean(errors)) < 2.8 * np.std(errors) / 10, np.mean(errors)
 
 
 def test_difference_in_differences_reports_an_interval_and_guards_clustered_ones(small_run: PipelineRun) -> None:
@@ -144,6 +213,8 @@ def test_difference_in_differences_reports_an_interval_and_guards_clustered_ones
     assert person.main.ci_low <= person.main.estimate <= person.main.ci_high
     assert "people" in person.main.variance
     assert person.publishable
+    assert [c.outcome for c in person.negative_controls] == ["pre_trend_placebo"]
+    assert person.negative_controls[0].ci_low <= 0 <= person.negative_controls[0].ci_high
     # Six agencies cannot give a trustworthy agency-clustered interval.
     assert not agency.publishable
     assert any("too few" in f for f in agency.failing)
@@ -159,3 +230,43 @@ def test_agency_benchmark_is_indirectly_standardised(small_run: PipelineRun) -> 
     assert (rows["interpretation"].str.contains("not causal")).all()
     assert ((rows["ratio_ci_low"] <= rows["observed_over_expected"])
             & (rows["observed_over_expected"] <= rows["ratio_ci_high"])).all()  # fmt: skip
+
+
+def test_served_studies_carry_curves_subgroups_and_the_repair_study(small_run: PipelineRun) -> None:
+    with warehouse.connect(small_run.settings.serving_path, read_only=True) as con:
+        studies = warehouse.query(con, "select * from mart_impact_studies")
+        curves = warehouse.query(con, "select * from mart_study_curves order by study, curve, day")
+        events = warehouse.query(con, "select * from mart_study_event_study")
+    hospital = curves.filter(pl.col("study") == "unplanned_hospitalisations")
+    assert set(hospital["curve"]) == {"care_managed", "comparison_weighted"}
+    for curve in hospital.partition_by("curve"):
+        incidence = curve["cumulative_incidence"].to_numpy()
+        assert (np.diff(incidence) >= -1e-12).all()
+        assert incidence.min() >= 0
+        assert incidence.max() <= 1
+        assert (curve["ci_low"] <= curve["cumulative_incidence"] + 1e-12).all()
+        assert (np.diff(curve["at_risk"].to_numpy()) <= 0).all()
+    subgroups = studies.filter((pl.col("study") == "unplanned_hospitalisations") & (pl.col("role") == "subgroup"))
+    assert set(subgroups["dimension"]) == {"gir_band", "age_band", "agency_model"}
+    assert (
+        subgroups.filter(pl.col("dimension") == "gir_band")["n_treated"].sum()
+        == studies.filter((pl.col("study") == "unplanned_hospitalisations") & (pl.col("role") == "main"))[
+            "n_treated"
+        ].item()
+    )
+    repair = studies.filter((pl.col("study") == "rupture_repair") & (pl.col("role") == "main"))
+    assert repair["unit"].item() == "days without help per service interruption"
+    assert set(events["study"]) == {"hospitalisations_did"}
+
+
+def test_repair_study_recovers_the_true_difference_in_days(
+    small_federation: Federation, small_run: PipelineRun
+) -> None:
+    with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
+        result = run_study(con, _spec("rupture_repair"))
+    truth = small_federation.ground_truth["sample_att"]["rupture_repair_days"]["difference_days"]
+    assert result.main is not None
+    assert result.main.ci_low < truth < result.main.ci_high
+    assert result.main.ci_high < 0
+    # 900 people give too few comparison episodes with an interruption for a trustworthy interval.
+    assert any("comparison episodes" in f for f in result.failing)

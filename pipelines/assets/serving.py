@@ -6,17 +6,17 @@ import dagster as dg
 
 from pipelines import warehouse
 from pipelines.assets.models import sql_models
-from pipelines.assets.studies import STUDIES_MART
+from pipelines.assets.studies import STUDIES_MART, STUDY_MARTS
 from pipelines.contract import load_contract
 from pipelines.resources import ParcoursResource
 
 
 def served_tables() -> list[str]:
-    return sorted([*(m.name for m in sql_models() if m.is_served), STUDIES_MART])
+    return sorted([*(m.name for m in sql_models() if m.is_served), *STUDY_MARTS])
 
 
 @dg.asset(
-    deps=served_tables(),
+    deps=sorted([*(m.name for m in sql_models() if m.is_served), STUDIES_MART]),
     group_name="serving",
     kinds={"duckdb"},
     description=(

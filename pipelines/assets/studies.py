@@ -4,11 +4,30 @@ import dagster as dg
 import polars as pl
 
 from pipelines import warehouse
-from pipelines.impact.study import StudySpec, event_study, load_studies, result_rows, run_study
+from pipelines.impact.study import (
+    EVENT_STUDY_SCHEMA,
+    StudySpec,
+    curve_rows,
+    event_study,
+    load_studies,
+    result_rows,
+    run_study,
+)
 from pipelines.resources import ParcoursResource
 
-STUDY_INPUTS = ["fct_episodes", "fct_hospital_admissions", "fct_carer_load", "stg_events", "stg_persons"]
+STUDY_INPUTS = [
+    "fct_episodes",
+    "fct_hospital_admissions",
+    "fct_carer_load",
+    "fct_ruptures",
+    "stg_events",
+    "stg_persons",
+]
 STUDIES_MART = "mart_impact_studies"
+CURVES_MART = "mart_study_curves"
+EVENT_STUDY_MART = "mart_study_event_study"
+STUDY_MARTS = (STUDIES_MART, CURVES_MART, EVENT_STUDY_MART)
+"""Tables the studies' mart asset writes, all served."""
 
 
 def study_table(spec: StudySpec) -> str:
@@ -29,8 +48,10 @@ def study_asset(spec: StudySpec) -> dg.AssetsDefinition:
         with warehouse.connect(parcours.settings().warehouse_path) as con:
             result = run_study(con, spec)
             warehouse.replace_table(con, study_table(spec), result_rows(result))
-            if spec.design == "did":
-                warehouse.replace_table(con, f"{study_table(spec)}_event_study", event_study(con, spec))
+            warehouse.replace_table(con, f"{study_table(spec)}_curves", curve_rows(result))
+            events = event_study(con, spec) if spec.design == "did" else pl.DataFrame(schema=EVENT_STUDY_SCHEMA)
+            events = events.select(pl.lit(spec.name).alias("study"), pl.all())
+            warehouse.replace_table(con, f"{study_table(spec)}_event_study", events)
         if result.failing:
             context.log.warning(f"{spec.name}: not publishable: {'; '.join(result.failing)}")
         metadata: dict[str, object] = {
@@ -54,15 +75,23 @@ def studies_mart(specs: list[StudySpec]) -> dg.AssetsDefinition:
         deps=[study_table(s) for s in specs],
         group_name="marts",
         kinds={"duckdb"},
-        description="Every impact study's results, diagnostics and publishability, for the serving snapshot.",
+        description=(
+            "Every impact study's results, diagnostics and publishability, its cumulative-incidence curves "
+            "and event-study rates, for the serving snapshot."
+        ),
     )
     def _mart(parcours: ParcoursResource) -> dg.MaterializeResult:
+        counts = {}
         with warehouse.connect(parcours.settings().warehouse_path) as con:
-            frames = [warehouse.query(con, f"select * from {warehouse.quote_identifier(study_table(s))}")
-                      for s in specs]  # fmt: skip
-            frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-            warehouse.replace_table(con, STUDIES_MART, frame)
-        return dg.MaterializeResult(metadata={"dagster/row_count": frame.height})
+            for mart, suffix in ((STUDIES_MART, ""), (CURVES_MART, "_curves"), (EVENT_STUDY_MART, "_event_study")):
+                tables = [f"{study_table(s)}{suffix}" for s in specs]
+                frames = [warehouse.query(con, f"select * from {warehouse.quote_identifier(t)}") for t in tables]
+                frame = pl.concat(frames, how="diagonal_relaxed")
+                warehouse.replace_table(con, mart, frame)
+                counts[mart] = frame.height
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": counts[STUDIES_MART], **{f"rows_{k}": v for k, v in counts.items()}}
+        )
 
     return _mart
 

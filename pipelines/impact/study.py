@@ -6,14 +6,17 @@ when every diagnostic passes; otherwise the failing diagnostics are recorded wit
 
 Outcomes:
 
-* ``unplanned_admissions`` and the negative control ``falls``: events per person-year in the
-  follow-up window, estimated as a weighted rate difference (ATT) and turned into avoided
-  hospitalisations and euros;
+* ratio outcomes (``RATIO_OUTCOMES``), estimated as the ATT difference between the treated
+  ratio and its counterfactual (``rates.py``): ``unplanned_admissions`` and the negative
+  control ``falls`` per 1,000 person-years in the follow-up window (turned into avoided
+  hospitalisations and euros), and ``rupture_repair_days``, days without help per service
+  interruption;
 * ``zarit_change_12m``: change of the carer's Zarit score from baseline to 12 months.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,14 +28,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines import warehouse
+from pipelines.impact.curves import COMPETING, EVENT, cumulative_incidence_curves
 from pipelines.impact.diagnostics import Diagnostics, balance_diagnostics
-from pipelines.impact.estimators import (
-    EstimationError,
-    estimate_effect,
-    propensity,
-    resample_within_arms,
-    weights_for,
-)
+from pipelines.impact.estimators import EstimationError, estimate_effect, propensity, weights_for
+from pipelines.impact.rates import OutcomeResult, did_effect, ratio_effect
 from pipelines.settings import project_root
 
 COVARIATES = {
@@ -52,9 +51,29 @@ COVARIATES = {
 }
 """Covariates a study may name, each a SQL expression over the study base (fixed here, never from a file)."""
 
-RATE_OUTCOMES = {"unplanned_admissions", "falls"}
+
+@dataclass(frozen=True)
+class RatioOutcome:
+    numerator: str
+    exposure: str
+    scale: float
+    unit: str
+
+
+RATIO_OUTCOMES = {
+    "unplanned_admissions": RatioOutcome("unplanned_admissions", "person_years", 1000.0, "per 1,000 person-years"),
+    "falls": RatioOutcome("falls", "person_years", 1000.0, "per 1,000 person-years"),
+    "rupture_repair_days": RatioOutcome(
+        "rupture_days_without_help", "ruptures_observed", 1.0, "days without help per service interruption"
+    ),
+}
+MEAN_OUTCOMES = {"zarit_change_12m": "Zarit points"}
+REPAIR_OBSERVATION_DAYS = 180
+"""A service interruption counts in the repair study only when its episode is followed for at
+least this long after it starts, so that its repair is seen (fewer than 1 in 100 take longer)."""
 MIN_CLUSTERS = 10
 """An agency-level (clustered) interval needs at least this many agencies in each arm."""
+SUBGROUP_DIMENSIONS = ("gir_band", "age_band", "agency_model")
 
 
 class Population(BaseModel):
@@ -91,7 +110,7 @@ class StudySpec(BaseModel):
     treated_cohort: Literal["care_managed"] = "care_managed"
     comparison_cohort: Literal["comparison"] = "comparison"
     follow_up_days: int = Field(default=365, ge=30)
-    outcome: Literal["unplanned_admissions", "zarit_change_12m"]
+    outcome: Literal["unplanned_admissions", "rupture_repair_days", "zarit_change_12m"]
     negative_control_outcomes: list[Literal["falls"]] = Field(default_factory=list)
     covariates: list[str]
     design: Literal["match", "ipw", "overlap", "aipw", "did"] = "ipw"
@@ -100,6 +119,9 @@ class StudySpec(BaseModel):
     estimand: Literal["att", "ate"] = "att"
     bootstrap: int = Field(default=1000, ge=50)
     seed: int = 0
+    subgroups: list[Literal["gir_band", "age_band", "agency_model"]] = Field(default_factory=list)
+    """Breakdowns estimated one level at a time, for the forest plot (not for ``did``)."""
+    subgroup_bootstrap: int = Field(default=200, ge=50)
     diagnostics: Thresholds = Field(default_factory=Thresholds)
     costs: Costs | None = None
 
@@ -107,6 +129,12 @@ class StudySpec(BaseModel):
         unknown = [c for c in self.covariates if c not in COVARIATES]
         if unknown:
             raise ValueError(f"unknown covariates {unknown}; choose among {sorted(COVARIATES)}")
+        if self.design == "did" and self.outcome != "unplanned_admissions":
+            raise ValueError("difference-in-differences is available for unplanned_admissions only")
+        if self.outcome in RATIO_OUTCOMES and self.design == "match":
+            raise ValueError(f"{self.outcome} is a ratio outcome: use design ipw, overlap, aipw or did, not match")
+        if self.outcome in RATIO_OUTCOMES and self.estimand != "att":
+            raise ValueError(f"{self.outcome} is estimated for the treated (estimand att) only")
 
 
 def studies_dir() -> Path:
@@ -135,11 +163,23 @@ with base as (
         and (len($agency_models) = 0 or list_contains($agency_models, episodes.agency_model))
 ),
 prior as (
-    select episode_id, sum(case when is_planned then 0 else 1 end) as prior_unplanned_admissions
-    from fct_hospital_admissions where period = 'before' group by episode_id
+    select
+        admissions.episode_id,
+        count(*) as prior_unplanned_admissions,
+        count(*) filter (where date_diff('day', admissions.admission_date, base.start_date) > 182)
+            as prior_unplanned_early,
+        count(*) filter (where date_diff('day', admissions.admission_date, base.start_date) <= 182)
+            as prior_unplanned_late
+    from fct_hospital_admissions as admissions
+    inner join base on admissions.episode_id = base.episode_id
+    where admissions.period = 'before' and not admissions.is_planned
+    group by admissions.episode_id
 ),
 admissions as (
-    select admissions.episode_id, count(*) as unplanned_admissions
+    select
+        admissions.episode_id,
+        count(*) as unplanned_admissions,
+        min(date_diff('day', base.start_date, admissions.admission_date)) as first_unplanned_day
     from fct_hospital_admissions as admissions
     inner join base on admissions.episode_id = base.episode_id
     where admissions.period = 'after' and not admissions.is_planned
@@ -153,12 +193,31 @@ falls as (
     where events.event_type = 'fall' and events.event_date >= base.start_date
         and date_diff('day', base.start_date, events.event_date) < base.window_days
     group by base.episode_id
+),
+repairs as (
+    select
+        base.episode_id,
+        count(*) as ruptures_observed,
+        sum(ruptures.days_without_help) as rupture_days_without_help
+    from fct_ruptures as ruptures
+    inner join base on ruptures.episode_id = base.episode_id
+    where ruptures.rupture_type = 'service_interruption' and ruptures.period = 'after'
+        and date_diff('day', base.start_date, ruptures.rupture_start) < base.window_days
+        and date_diff('day', ruptures.rupture_start, base.follow_up_end) >= $repair_observation_days
+    group by base.episode_id
 )
 select
     base.*,
     coalesce(prior.prior_unplanned_admissions, 0) as prior_unplanned_admissions,
+    coalesce(prior.prior_unplanned_early, 0) as prior_unplanned_early,
+    coalesce(prior.prior_unplanned_late, 0) as prior_unplanned_late,
     coalesce(admissions.unplanned_admissions, 0) as unplanned_admissions,
+    admissions.first_unplanned_day,
+    case when date_diff('day', base.start_date, base.death_date) < base.window_days
+        then date_diff('day', base.start_date, base.death_date) end as death_day,
     coalesce(falls.falls, 0) as falls,
+    coalesce(repairs.ruptures_observed, 0) as ruptures_observed,
+    coalesce(repairs.rupture_days_without_help, 0) as rupture_days_without_help,
     base.window_days / 365.25 as person_years,
     load.zarit_baseline,
     load.zarit_change_12m,
@@ -168,6 +227,7 @@ from base
 left join prior on base.episode_id = prior.episode_id
 left join admissions on base.episode_id = admissions.episode_id
 left join falls on base.episode_id = falls.episode_id
+left join repairs on base.episode_id = repairs.episode_id
 left join fct_carer_load as load on base.episode_id = load.episode_id
 """
 
@@ -182,6 +242,7 @@ def study_dataset(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFra
             "min_age": spec.population.min_age,
             "max_age": spec.population.max_age,
             "agency_models": list(spec.population.agency_models or []),
+            "repair_observation_days": REPAIR_OBSERVATION_DAYS,
         },
     )
     con.register("_study_base", base)
@@ -193,15 +254,13 @@ def study_dataset(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFra
 
 
 @dataclass
-class OutcomeResult:
-    outcome: str
-    estimate: float
-    ci_low: float
-    ci_high: float
-    unit: str
-    treated_value: float
-    counterfactual_value: float
-    variance: str
+class SubgroupResult:
+    dimension: str
+    value: str
+    n_treated: int
+    n_comparison: int
+    result: OutcomeResult | None
+    failing: list[str]
 
 
 @dataclass
@@ -215,107 +274,12 @@ class StudyResult:
     diagnostics: Diagnostics | None
     failing: list[str]
     funder_figures: dict[str, Any] = field(default_factory=dict)
+    subgroups: list[SubgroupResult] = field(default_factory=list)
+    curves: pl.DataFrame | None = None
 
     @property
     def publishable(self) -> bool:
         return not self.failing
-
-
-def weighted_rate_difference(
-    events: np.ndarray, years: np.ndarray, t: np.ndarray, w: np.ndarray
-) -> tuple[float, float]:
-    """(treated rate, counterfactual rate) per person-year, the counterfactual from weighted controls."""
-    treated = t == 1
-    rate_treated = events[treated].sum() / years[treated].sum()
-    rate_counterfactual = (w * events)[~treated].sum() / (w * years)[~treated].sum()
-    return float(rate_treated), float(rate_counterfactual)
-
-
-def rate_effect(
-    events: np.ndarray, years: np.ndarray, t: np.ndarray, x: np.ndarray, method: str, resamples: int, seed: int
-) -> tuple[OutcomeResult, np.ndarray, np.ndarray]:
-    """ATT rate difference per 1,000 person-years, with a bootstrap refitting the propensity model.
-
-    Returns the result, the bootstrap differences and the propensity scores of the data.
-    """
-    ps = propensity(t, x)
-    w = weights_for(t, ps, "overlap" if method == "overlap" else "ipw", "att")
-    treated_rate, counterfactual = weighted_rate_difference(events, years, t, w)
-    rng = np.random.default_rng(seed)
-    draws = np.empty((resamples, 2))
-    for b in range(resamples):
-        rows = resample_within_arms(rng, t)
-        ps_b = propensity(t[rows], x[rows])
-        w_b = weights_for(t[rows], ps_b, "overlap" if method == "overlap" else "ipw", "att")
-        draws[b] = weighted_rate_difference(events[rows], years[rows], t[rows], w_b)
-    differences = 1000 * (draws[:, 0] - draws[:, 1])
-    low, high = np.percentile(differences, [2.5, 97.5])
-    result = OutcomeResult(
-        outcome="",
-        estimate=1000 * (treated_rate - counterfactual),
-        ci_low=float(low),
-        ci_high=float(high),
-        unit="per 1,000 person-years",
-        treated_value=1000 * treated_rate,
-        counterfactual_value=1000 * counterfactual,
-        variance=f"bootstrap refitting the propensity model ({resamples} resamples within arms, seed {seed})",
-    )
-    return result, differences, ps
-
-
-def did_effect(
-    before: np.ndarray,
-    after: np.ndarray,
-    after_years: np.ndarray,
-    t: np.ndarray,
-    clusters: np.ndarray,
-    resamples: int,
-    seed: int,
-) -> tuple[OutcomeResult, np.ndarray]:
-    """Difference-in-differences of rates per 1,000 person-years, 12 months before vs after the index date.
-
-    (treated after - treated before) - (comparison after - comparison before), each a ratio of
-    sums. The interval resamples people within arms, or whole clusters (agencies) when
-    ``clusters`` has several values per arm.
-    """
-    before_years = np.full(t.shape[0], 365 / 365.25)
-
-    def point(rows: np.ndarray) -> float:
-        tt = t[rows]
-        rate = {}
-        for arm in (0, 1):
-            m = rows[tt == arm]
-            rate[(arm, "before")] = before[m].sum() / before_years[m].sum()
-            rate[(arm, "after")] = after[m].sum() / after_years[m].sum()
-        return 1000 * ((rate[(1, "after")] - rate[(1, "before")]) - (rate[(0, "after")] - rate[(0, "before")]))
-
-    everyone = np.arange(t.shape[0])
-    estimate = point(everyone)
-    rng = np.random.default_rng(seed)
-    draws = np.empty(resamples)
-    groups = {arm: np.unique(clusters[t == arm]) for arm in (0, 1)}
-    by_cluster = {(arm, c): np.flatnonzero((t == arm) & (clusters == c)) for arm in (0, 1) for c in groups[arm]}
-    for b in range(resamples):
-        picked = []
-        for arm in (0, 1):
-            chosen = rng.choice(groups[arm], groups[arm].shape[0])
-            picked += [by_cluster[(arm, c)] for c in chosen]
-        draws[b] = point(np.concatenate(picked))
-    low, high = np.percentile(draws, [2.5, 97.5])
-    treated = t == 1
-    treated_after = 1000 * after[treated].sum() / after_years[treated].sum()
-    level = "agencies" if np.unique(clusters).shape[0] < t.shape[0] else "people"
-    result = OutcomeResult(
-        outcome="",
-        estimate=float(estimate),
-        ci_low=float(low),
-        ci_high=float(high),
-        unit="per 1,000 person-years (difference-in-differences)",
-        treated_value=float(treated_after),
-        counterfactual_value=float(treated_after - estimate),
-        variance=f"bootstrap resampling {level} within arms ({resamples} resamples, seed {seed})",
-    )
-    return result, draws
 
 
 def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame:
@@ -341,7 +305,16 @@ def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame
             events = int(((relative == m) & in_cohort).sum())
             rows.append({"cohort": cohort, "relative_month": int(m), "events": events, "person_years": days / 365.25,
                          "rate_per_1000py": 1000 * events / (days / 365.25) if days else None})  # fmt: skip
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema=EVENT_STUDY_SCHEMA)
+
+
+EVENT_STUDY_SCHEMA = {
+    "cohort": pl.String,
+    "relative_month": pl.Int64,
+    "events": pl.Int64,
+    "person_years": pl.Float64,
+    "rate_per_1000py": pl.Float64,
+}
 
 
 def unit_costs() -> pl.DataFrame:
@@ -377,97 +350,68 @@ def funder_figures(
     }
 
 
-def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> StudyResult:
-    data = study_dataset(con, spec)
-    attrition = {"episodes_in_population": data.height}
-    if spec.outcome == "zarit_change_12m":
-        data = data.filter(pl.col("zarit_change_12m").is_not_null())
-        attrition["with_12_month_zarit"] = data.height
-    covariate_columns = [f"covariate_{c}" for c in spec.covariates]
-    complete = data.drop_nulls(covariate_columns)
-    attrition["with_complete_covariates"] = complete.height
-    t = (complete["cohort"] == spec.treated_cohort).to_numpy().astype(int)
-    x = complete.select(covariate_columns).cast(pl.Float64).to_numpy()
-    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
-    failing: list[str] = []
-    if n_treated < spec.diagnostics.min_treated:
-        failing.append(f"fewer than {spec.diagnostics.min_treated} treated episodes")
-    if n_comparison < spec.diagnostics.min_comparison:
-        failing.append(f"fewer than {spec.diagnostics.min_comparison} comparison episodes")
-    if failing or n_treated < 2 or n_comparison < 2:
-        return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, failing or ["too few episodes"])
+@dataclass
+class Estimated:
+    result: OutcomeResult
+    draws: np.ndarray | None
+    diagnostics: Diagnostics
 
-    negative_controls: list[OutcomeResult] = []
-    figures: dict[str, Any] = {}
-    if spec.design == "did" and spec.outcome == "unplanned_admissions":
-        years = complete["person_years"].to_numpy()
-        clusters = (
-            complete["agency_id"].to_numpy() if spec.did_level == "agency" else np.arange(complete.height).astype(str)
+
+def treatment_and_covariates(spec: StudySpec, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    t = (frame["cohort"] == spec.treated_cohort).to_numpy().astype(int)
+    x = frame.select(f"covariate_{c}" for c in spec.covariates).cast(pl.Float64).to_numpy()
+    return t, x
+
+
+def estimate_outcome(spec: StudySpec, outcome: str, frame: pl.DataFrame, resamples: int) -> Estimated:
+    """One outcome's ATT (or ATE) in ``frame`` with the study's design, interval and balance diagnostics."""
+    try:
+        return _estimate_outcome(spec, outcome, frame, resamples)
+    except np.linalg.LinAlgError as exc:
+        raise EstimationError(f"{outcome}: a model could not be fitted ({exc})") from exc
+
+
+def _estimate_outcome(spec: StudySpec, outcome: str, frame: pl.DataFrame, resamples: int) -> Estimated:
+    t, x = treatment_and_covariates(spec, frame)
+    if outcome in RATIO_OUTCOMES:
+        ratio = RATIO_OUTCOMES[outcome]
+        numerator = frame[ratio.numerator].cast(pl.Float64).to_numpy()
+        exposure = frame[ratio.exposure].cast(pl.Float64).to_numpy()
+        result, draws, ps = ratio_effect(
+            numerator, exposure, t, x, spec.design, resamples, spec.seed, ratio.scale, ratio.unit
         )
-        main, draws = did_effect(
-            complete["prior_unplanned_admissions"].to_numpy().astype(float),
-            complete["unplanned_admissions"].to_numpy().astype(float),
-            years, t, clusters, spec.bootstrap, spec.seed,
-        )  # fmt: skip
-        main.outcome = spec.outcome
-        treated_years = float(years[t == 1].sum())
-        figures = funder_figures(main, draws, treated_years, treated_years * 12)
-        ps = propensity(t, x)
-        diagnostics = balance_diagnostics(
-            x, t, np.ones(t.shape[0]), ps, main.estimate, float(np.std(draws, ddof=1)),
-            1000 * complete["unplanned_admissions"].to_numpy(),
-        )  # fmt: skip
-        diagnostics.covariates = list(spec.covariates)
-        diagnostics.attrition = attrition
-        # DiD rests on parallel trends, not on balance; a clustered interval needs enough clusters.
-        if spec.did_level == "agency":
-            fewest = min(np.unique(clusters[t == arm]).shape[0] for arm in (0, 1))
-            if fewest < MIN_CLUSTERS:
-                failing.append(f"only {fewest} agencies in an arm: too few for an agency-level interval")
-        return StudyResult(spec, n_treated, n_comparison, attrition, main, [], diagnostics, failing, figures)
-    if spec.outcome in RATE_OUTCOMES:
-        years = complete["person_years"].to_numpy()
-        main, draws, ps = rate_effect(
-            complete[spec.outcome].to_numpy().astype(float), years, t, x, spec.design, spec.bootstrap, spec.seed
-        )
-        main.outcome = spec.outcome
         w = weights_for(t, ps, "overlap" if spec.design == "overlap" else "ipw", "att")
         se = float(np.std(draws, ddof=1))
-        diagnostics = balance_diagnostics(x, t, w, ps, main.estimate, se, 1000 * complete[spec.outcome].to_numpy())
-        treated_years = float(years[t == 1].sum())
-        figures = funder_figures(main, draws, treated_years, treated_years * 12)
-        for control in spec.negative_control_outcomes:
-            result, _, _ = rate_effect(
-                complete[control].to_numpy().astype(float), years, t, x, spec.design, spec.bootstrap, spec.seed
-            )
-            result.outcome = control
-            negative_controls.append(result)
-            if not result.ci_low <= 0 <= result.ci_high:
-                failing.append(f"negative control {control}: its interval excludes no effect")
+        diagnostics = balance_diagnostics(x, t, w, ps, result.estimate, se, ratio.scale * numerator / exposure)
+        estimated = Estimated(result, draws, diagnostics)
     else:
+        y = frame[outcome].cast(pl.Float64).to_numpy()
         if spec.design == "did":
-            return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None,
-                               ["difference-in-differences is available for unplanned_admissions only"])  # fmt: skip
-        y = complete[spec.outcome].to_numpy().astype(float)
-        try:
-            estimate = estimate_effect(y, t, x, spec.design, spec.estimand, spec.bootstrap, spec.seed)
-        except EstimationError as exc:
-            return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, [str(exc)])
-        diagnostics = estimate.diagnostics
-        main = OutcomeResult(
-            spec.outcome, estimate.estimate, estimate.ci_low, estimate.ci_high, "Zarit points",
-            float(y[t == 1].mean()), float(y[t == 1].mean() - estimate.estimate), estimate.variance,
+            raise EstimationError("difference-in-differences is estimated by run_did")
+        estimate = estimate_effect(y, t, x, spec.design, spec.estimand, resamples, spec.seed)
+        treated_mean = float(y[t == 1].mean())
+        result = OutcomeResult(
+            outcome, estimate.estimate, estimate.ci_low, estimate.ci_high, MEAN_OUTCOMES[outcome],
+            treated_mean, treated_mean - estimate.estimate, estimate.variance,
         )  # fmt: skip
-        severe = complete.filter(pl.col("zarit_band_baseline") == "61-88")
-        left = (severe["zarit_band_12m"] != "61-88").to_numpy()
-        is_treated = (severe["cohort"] == spec.treated_cohort).to_numpy()
-        figures = {
-            "treated_leaving_severe_band": float(left[is_treated].mean()) if is_treated.any() else None,
-            "comparison_leaving_severe_band": float(left[~is_treated].mean()) if (~is_treated).any() else None,
-        }
-    diagnostics.covariates = list(spec.covariates)
-    diagnostics.attrition = attrition
+        estimated = Estimated(result, None, estimate.diagnostics)
+    estimated.result.outcome = outcome
+    estimated.diagnostics.covariates = list(spec.covariates)
+    return estimated
+
+
+def size_failures(spec: StudySpec, n_treated: int, n_comparison: int) -> list[str]:
+    failing = []
+    if n_treated < max(spec.diagnostics.min_treated, 2):
+        failing.append(f"fewer than {spec.diagnostics.min_treated} treated episodes")
+    if n_comparison < max(spec.diagnostics.min_comparison, 2):
+        failing.append(f"fewer than {spec.diagnostics.min_comparison} comparison episodes")
+    return failing
+
+
+def balance_failures(spec: StudySpec, diagnostics: Diagnostics) -> list[str]:
     limits = spec.diagnostics
+    failing = []
     if diagnostics.max_abs_smd_after >= limits.max_abs_smd:
         failing.append(f"balance: max |SMD| {diagnostics.max_abs_smd_after:.3f} is not below {limits.max_abs_smd}")
     ratios = [r for r in diagnostics.variance_ratio_after if np.isfinite(r)]
@@ -476,40 +420,234 @@ def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> StudyResult:
         failing.append(f"variance ratios outside {low}-{high}")
     if limits.equipoise_share is not None and diagnostics.equipoise_share < limits.equipoise_share:
         failing.append(f"equipoise share {diagnostics.equipoise_share:.2f} below {limits.equipoise_share}")
-    return StudyResult(spec, n_treated, n_comparison, attrition, main, negative_controls, diagnostics, failing, figures)
+    return failing
+
+
+def study_population(spec: StudySpec, data: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The episodes the outcome can be measured on, with complete covariates, and the attrition table."""
+    attrition = {"episodes_in_population": data.height}
+    if spec.outcome == "zarit_change_12m":
+        data = data.filter(pl.col("zarit_change_12m").is_not_null())
+        attrition["with_12_month_zarit"] = data.height
+    elif spec.outcome == "rupture_repair_days":
+        data = data.filter(pl.col("ruptures_observed") > 0)
+        attrition["with_a_service_interruption_seen_to_repair"] = data.height
+    complete = data.drop_nulls([f"covariate_{c}" for c in spec.covariates])
+    attrition["with_complete_covariates"] = complete.height
+    return complete, attrition
+
+
+def admission_curves(spec: StudySpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """Cumulative incidence of a first unplanned admission, death competing, treated vs weighted comparison."""
+    t, x = treatment_and_covariates(spec, frame)
+    first = frame["first_unplanned_day"].fill_null(-1).to_numpy()
+    death = frame["death_day"].fill_null(-1).to_numpy()
+    last = frame["window_days"].to_numpy() - 1
+    days = np.where(first >= 0, first, np.where(death >= 0, death, last)).astype(np.int64)
+    status = np.where(first >= 0, EVENT, np.where(death >= 0, COMPETING, 0))
+    return cumulative_incidence_curves(days, status, t, x, spec.follow_up_days - 1, spec.bootstrap, spec.seed)
+
+
+def subgroup_result(spec: StudySpec, frame: pl.DataFrame, dimension: str, value: str) -> SubgroupResult:
+    part = frame.filter(pl.col(dimension) == value)
+    t, _ = treatment_and_covariates(spec, part)
+    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
+    failing = size_failures(spec, n_treated, n_comparison)
+    if failing:
+        return SubgroupResult(dimension, value, n_treated, n_comparison, None, failing)
+    try:
+        estimated = estimate_outcome(spec, spec.outcome, part, spec.subgroup_bootstrap)
+    except EstimationError as exc:
+        return SubgroupResult(dimension, value, n_treated, n_comparison, None, [str(exc)])
+    failing = balance_failures(spec, estimated.diagnostics)
+    return SubgroupResult(dimension, value, n_treated, n_comparison, estimated.result, failing)
+
+
+def severe_band_figures(spec: StudySpec, frame: pl.DataFrame) -> dict[str, Any]:
+    """Share of carers in the severe Zarit band at baseline who left it by 12 months, by cohort."""
+    severe = frame.filter(pl.col("zarit_band_baseline") == "61-88")
+    left = (severe["zarit_band_12m"] != "61-88").to_numpy()
+    treated = (severe["cohort"] == spec.treated_cohort).to_numpy()
+    return {
+        "treated_leaving_severe_band": float(left[treated].mean()) if treated.any() else None,
+        "comparison_leaving_severe_band": float(left[~treated].mean()) if (~treated).any() else None,
+        "treated_severe_at_baseline": int(treated.sum()),
+        "comparison_severe_at_baseline": int((~treated).sum()),
+    }
+
+
+HALF_YEAR_BEFORE, HALF_YEAR_LAST = 183 / 365.25, 182 / 365.25
+"""The placebo splits the 12 months before the index date into days 365-183 and 182-1 before it."""
+
+
+def run_did(spec: StudySpec, frame: pl.DataFrame, attrition: dict[str, int]) -> StudyResult:
+    """Difference-in-differences, with a placebo on the 12 months before as its parallel-trends check."""
+    t, x = treatment_and_covariates(spec, frame)
+    years = frame["person_years"].to_numpy()
+    clusters = frame["agency_id"].to_numpy() if spec.did_level == "agency" else None
+    main, draws = did_effect(
+        frame["prior_unplanned_admissions"].cast(pl.Float64).to_numpy(),
+        frame["unplanned_admissions"].cast(pl.Float64).to_numpy(),
+        years, t, clusters, spec.bootstrap, spec.seed,
+    )  # fmt: skip
+    main.outcome = spec.outcome
+    placebo, _ = did_effect(
+        frame["prior_unplanned_early"].cast(pl.Float64).to_numpy(),
+        frame["prior_unplanned_late"].cast(pl.Float64).to_numpy(),
+        np.full(t.shape[0], HALF_YEAR_LAST), t, clusters, spec.bootstrap, spec.seed, before_years=HALF_YEAR_BEFORE,
+    )  # fmt: skip
+    placebo.outcome = "pre_trend_placebo"
+    placebo.unit = "per 1,000 person-years (later minus earlier half-year before the index date)"
+    treated_years = float(years[t == 1].sum())
+    figures = funder_figures(main, draws, treated_years, treated_years * 12)
+    ps = propensity(t, x)
+    diagnostics = balance_diagnostics(
+        x, t, np.ones(t.shape[0]), ps, main.estimate, float(np.std(draws, ddof=1)),
+        1000 * frame["unplanned_admissions"].to_numpy() / years,
+    )  # fmt: skip
+    diagnostics.covariates = list(spec.covariates)
+    diagnostics.attrition = attrition
+    # DiD rests on parallel trends, not on balance: the placebo checks them before enrolment.
+    failing = []
+    if not placebo.ci_low <= 0 <= placebo.ci_high:
+        failing.append("pre-trend placebo: the arms' rates already diverged before enrolment")
+    if clusters is not None:
+        fewest = min(np.unique(clusters[t == arm]).shape[0] for arm in (0, 1))
+        if fewest < MIN_CLUSTERS:
+            failing.append(f"only {fewest} agencies in an arm: too few for an agency-level interval")
+    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
+    return StudyResult(spec, n_treated, n_comparison, attrition, main, [placebo], diagnostics, failing, figures)
+
+
+def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> StudyResult:
+    frame, attrition = study_population(spec, study_dataset(con, spec))
+    t, _ = treatment_and_covariates(spec, frame)
+    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
+    # Too small an arm fails the gate, but is still estimated (for the analyst) when it can be.
+    too_small = size_failures(spec, n_treated, n_comparison)
+    if min(n_treated, n_comparison) < 2:
+        return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, too_small)
+    if spec.design == "did":
+        did = run_did(spec, frame, attrition)
+        did.failing[:0] = too_small
+        return did
+    try:
+        main = estimate_outcome(spec, spec.outcome, frame, spec.bootstrap)
+    except EstimationError as exc:
+        return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, [*too_small, str(exc)])
+    main.diagnostics.attrition = attrition
+    failing = too_small + balance_failures(spec, main.diagnostics)
+    negative_controls = []
+    for control in spec.negative_control_outcomes:
+        result = estimate_outcome(spec, control, frame, spec.bootstrap).result
+        negative_controls.append(result)
+        if not result.ci_low <= 0 <= result.ci_high:
+            failing.append(f"negative control {control}: its interval excludes no effect")
+    figures: dict[str, Any] = {}
+    curves = None
+    if spec.outcome == "unplanned_admissions" and main.draws is not None:
+        treated_years = float(frame.filter(pl.col("cohort") == spec.treated_cohort)["person_years"].sum())
+        figures = funder_figures(main.result, main.draws, treated_years, treated_years * 12)
+        curves = admission_curves(spec, frame)
+    elif spec.outcome == "zarit_change_12m":
+        figures = severe_band_figures(spec, frame)
+    subgroups = [
+        subgroup_result(spec, frame, dimension, value)
+        for dimension in spec.subgroups
+        for value in sorted(frame[dimension].drop_nulls().unique().to_list())
+    ]
+    return StudyResult(
+        spec, n_treated, n_comparison, attrition, main.result, negative_controls, main.diagnostics, failing,
+        figures, subgroups, curves,
+    )  # fmt: skip
+
+
+def _outcome_row(result: StudyResult, outcome: OutcomeResult, role: str) -> dict[str, Any]:
+    return {
+        "outcome": outcome.outcome,
+        "role": role,
+        "estimate": outcome.estimate,
+        "ci_low": outcome.ci_low,
+        "ci_high": outcome.ci_high,
+        "unit": outcome.unit,
+        "treated_value": outcome.treated_value,
+        "counterfactual_value": outcome.counterfactual_value,
+        "variance_method": outcome.variance,
+    }
 
 
 def result_rows(result: StudyResult) -> pl.DataFrame:
-    """The study's results as rows for ``mart_impact_studies`` (aggregates only)."""
-    import json
+    """The study's results as rows for ``mart_impact_studies`` (aggregates only).
 
-    outcomes = ([result.main] if result.main else []) + result.negative_controls
-    rows = [
-        {
-            "study": result.spec.name,
-            "study_version": result.spec.version,
-            "question": " ".join(result.spec.question.split()),
-            "design": result.spec.design,
-            "estimand": result.spec.estimand,
-            "outcome": o.outcome,
-            "role": "main" if o is result.main else "negative_control",
-            "estimate": o.estimate,
-            "ci_low": o.ci_low,
-            "ci_high": o.ci_high,
-            "unit": o.unit,
-            "treated_value": o.treated_value,
-            "counterfactual_value": o.counterfactual_value,
-            "variance_method": o.variance,
-            "n_treated": result.n_treated,
-            "n_comparison": result.n_comparison,
-            "publishable": result.publishable,
-            "failing_diagnostics": json.dumps(result.failing),
-            "diagnostics": json.dumps(result.diagnostics.as_json() if result.diagnostics else {}),
-            "funder_figures": json.dumps(result.funder_figures if o is result.main else {}),
-        }
-        for o in outcomes
+    One ``main`` row, one per negative control (or the DiD's placebo), one per subgroup level
+    (``dimension``, ``dimension_value``); the whole study's rows carry ``all``.
+    """
+    spec = result.spec
+    study = {
+        "study": spec.name,
+        "study_version": spec.version,
+        "question": " ".join(spec.question.split()),
+        "design": spec.design,
+        "estimand": spec.estimand,
+    }
+    whole = {
+        **study,
+        "dimension": "all",
+        "dimension_value": "all",
+        "n_treated": result.n_treated,
+        "n_comparison": result.n_comparison,
+        "publishable": result.publishable,
+        "failing_diagnostics": json.dumps(result.failing),
+        "diagnostics": json.dumps(result.diagnostics.as_json() if result.diagnostics else {}),
+    }
+    rows: list[dict[str, Any]] = []
+    if result.main is not None:
+        rows.append(
+            {**whole, **_outcome_row(result, result.main, "main"), "funder_figures": json.dumps(result.funder_figures)}
+        )
+    rows += [
+        {**whole, **_outcome_row(result, o, "negative_control"), "funder_figures": "{}"}
+        for o in result.negative_controls
     ]
+    for group in result.subgroups:
+        row = {
+            **study,
+            "dimension": group.dimension,
+            "dimension_value": group.value,
+            "n_treated": group.n_treated,
+            "n_comparison": group.n_comparison,
+            "publishable": result.publishable and not group.failing,
+            "failing_diagnostics": json.dumps(group.failing),
+            "diagnostics": "{}",
+            "funder_figures": "{}",
+            "outcome": spec.outcome,
+            "role": "subgroup",
+        }
+        if group.result is not None:
+            row.update(_outcome_row(result, group.result, "subgroup"))
+        rows.append(row)
     if not rows:
-        rows = [{"study": result.spec.name, "study_version": result.spec.version, "publishable": False,
-                 "failing_diagnostics": json.dumps(result.failing)}]  # fmt: skip
-    return pl.DataFrame(rows)
+        rows = [{**whole, "outcome": spec.outcome, "role": "main"}]
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def curve_rows(result: StudyResult) -> pl.DataFrame:
+    """Cumulative-incidence curves for ``mart_study_curves`` (empty when the study has none)."""
+    if result.curves is None:
+        return pl.DataFrame(schema=CURVE_SCHEMA)
+    return result.curves.select(
+        pl.lit(result.spec.name).alias("study"), pl.lit(result.spec.version).alias("study_version"), pl.all()
+    )
+
+
+CURVE_SCHEMA = {
+    "study": pl.String,
+    "study_version": pl.String,
+    "curve": pl.String,
+    "day": pl.Int64,
+    "cumulative_incidence": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "at_risk": pl.Int64,
+    "events": pl.Int64,
+}

@@ -20,6 +20,9 @@ EQUIPOISE_RANGE = (0.3, 0.7)
 EQUIPOISE_SHARE = 0.5
 
 
+HISTOGRAM_BINS = 20
+
+
 @dataclass
 class Diagnostics:
     smd_before: list[float]
@@ -35,6 +38,8 @@ class Diagnostics:
     covariates: list[str] = field(default_factory=list)
     attrition: dict[str, int] = field(default_factory=dict)
     passed: dict[str, bool] = field(default_factory=dict)
+    propensity_histogram: dict[str, list[int]] = field(default_factory=dict)
+    """Episodes per propensity-score bin of width 1/HISTOGRAM_BINS, by arm: the overlap plot's data."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,6 +130,10 @@ def balance_diagnostics(
         e_value=point_e,
         e_value_ci=limit_e,
         covariates=covariates or [],
+        propensity_histogram={
+            "treated": np.histogram(ps[treated], bins=HISTOGRAM_BINS, range=(0, 1))[0].tolist(),
+            "control": np.histogram(ps[~treated], bins=HISTOGRAM_BINS, range=(0, 1))[0].tolist(),
+        },
     )
     diagnostics.passed = {
         "balance_smd_below_0.1": max_smd < SMD_LIMIT,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import polars as pl
 
 MIN_CELL = 11
@@ -35,3 +36,69 @@ def suppress_small_cells(
         condition = pl.any_horizontal(*(small[s] for s in sources))
         blanked.append(pl.when(condition).then(None).otherwise(pl.col(column)).alias(column))
     return frame.with_columns(any_small.alias(SUPPRESSED_FLAG)).with_columns(blanked)
+
+
+HIDDEN_FLAG = "suppressed"
+
+
+def protect_breakdown(
+    frame: pl.DataFrame,
+    count_columns: Sequence[str],
+    group_columns: Sequence[str],
+    blank_columns: Sequence[str] = (),
+    threshold: int = MIN_CELL,
+) -> pl.DataFrame:
+    """Primary and complementary suppression of a table whose rows add up to totals by group.
+
+    A row is hidden when any of its ``count_columns`` is between 1 and ``threshold - 1``
+    (primary). Within each group (the rows that add up to one total, e.g. the levels of one
+    breakdown for one cohort and period), hiding continues with the smallest visible rows
+    until either nothing is hidden or, for every count column, at least two rows are hidden
+    and their hidden total is 0 or at least ``threshold``: subtracting the visible rows from
+    the total then recovers neither one row nor a small sum. A hidden row loses every count
+    and every column in ``blank_columns`` (the rates, intervals and shares built on them).
+    """
+    if frame.is_empty():
+        return frame.with_columns(pl.lit(False).alias(HIDDEN_FLAG))
+    counts = frame.select(count_columns).fill_null(0).to_numpy().astype(np.int64)
+    hidden: np.ndarray = np.asarray(((counts >= 1) & (counts < threshold)).any(axis=1))
+    keys = frame.select(group_columns).with_row_index("_row").group_by(group_columns).agg(pl.col("_row"))
+    for rows in keys["_row"].to_list():
+        rows = np.asarray(rows)
+        while True:
+            group_hidden = rows[hidden[rows]]
+            if group_hidden.size == 0:
+                break
+            sums = counts[group_hidden].sum(axis=0)
+            safe = group_hidden.size >= 2 and bool(((sums == 0) | (sums >= threshold)).all())
+            if safe:
+                break
+            visible = rows[~hidden[rows]]
+            candidates = visible[counts[visible].sum(axis=1) > 0] if visible.size else visible
+            if candidates.size == 0:
+                candidates = visible
+            if candidates.size == 0:
+                break  # the whole group is hidden
+            hidden[candidates[np.argmin(counts[candidates, 0])]] = True
+    mask = pl.Series(HIDDEN_FLAG, hidden)
+    blanked = [pl.when(mask).then(None).otherwise(pl.col(c)).alias(c) for c in [*count_columns, *blank_columns]]
+    return frame.with_columns(mask).with_columns(blanked)
+
+
+MIN_PEERS = 3
+MAX_PEER_SHARE = 0.85
+
+
+def peer_group_problem(own_agency: str, sizes: Mapping[str, int]) -> str | None:
+    """Why the peers of ``own_agency`` may not be shown, or None when they may.
+
+    A peer group needs at least ``MIN_PEERS`` other agencies, none of them more than
+    ``MAX_PEER_SHARE`` of the group's size: otherwise a peer "average" is one agency's figure.
+    """
+    peers = {agency: n for agency, n in sizes.items() if agency != own_agency}
+    if len(peers) < MIN_PEERS:
+        return f"fewer than {MIN_PEERS} other agencies to compare with"
+    total = sum(peers.values())
+    if total and max(peers.values()) > MAX_PEER_SHARE * total:
+        return f"one agency makes up more than {MAX_PEER_SHARE:.0%} of the peer group"
+    return None

@@ -29,6 +29,16 @@ class Settings:
     today: date | None = None
     """The day of ingestion, for future-date checks (None: the real today)."""
     agencies_config_file: Path | None = None
+    analyst_snapshot_path: Path | None = None
+    """Person-level study inputs for the analysts' study builder, apart from the serving snapshot."""
+
+    @property
+    def analyst_snapshot(self) -> Path:
+        return self.analyst_snapshot_path or self.serving_path.with_name("parcours_analyst.duckdb")
+
+    @property
+    def audit_log(self) -> Path:
+        return self.data_dir / "audit" / "audit.jsonl"
 
     @property
     def agencies_config(self) -> Path:
@@ -79,6 +89,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         today=parse_cutoff(env.get("PARCOURS_TODAY"), "PARCOURS_TODAY"),
         agencies_config_file=_path(env, "PARCOURS_AGENCY_CONFIG", Path())
         if env.get("PARCOURS_AGENCY_CONFIG")
+        else None,
+        analyst_snapshot_path=_path(env, "PARCOURS_ANALYST_SNAPSHOT", Path())
+        if env.get("PARCOURS_ANALYST_SNAPSHOT")
         else None,
     )
     clean = {k: v for k, v in overrides.items() if v is not None}

@@ -14,11 +14,12 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-LAYERS = {"stg": "staging", "int": "intermediate", "fct": "marts", "mart": "marts"}
+LAYERS = {"stg": "staging", "int": "intermediate", "fct": "marts", "mart": "marts", "ops": "ops"}
 """Name prefix of a model and the folder it belongs in."""
 
-SERVED_PREFIXES = ("mart_",)
-"""Only marts leave the warehouse: they are what the serving snapshot holds."""
+SERVED_PREFIXES = ("mart_", "ops_")
+"""Only marts (aggregates) and ops tables (file ledger and check counts, for analysts) leave the
+warehouse: they are what the serving snapshot holds."""
 
 
 @dataclass(frozen=True)

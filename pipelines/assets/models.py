@@ -5,19 +5,25 @@ import dagster as dg
 from pipelines import warehouse
 from pipelines.assets.ingestion import RUN_PARAMETERS_TABLE, raw_asset_keys
 from pipelines.assets.reference import REFERENCE_TABLES
+from pipelines.ingest.load import LANDING_FILES_TABLE
 from pipelines.resources import ParcoursResource
 from pipelines.settings import project_root
+from quality.report import QUALITY_RESULTS_TABLE
 from pipelines.sql_models import SqlModel, discover_models
 
 
+WRITTEN_WITH = {QUALITY_RESULTS_TABLE: LANDING_FILES_TABLE}
+"""Tables an asset writes beside its own: a model reading one depends on that asset."""
+
+
 def source_tables() -> set[str]:
-    return set(raw_asset_keys()) | {RUN_PARAMETERS_TABLE} | set(REFERENCE_TABLES)
+    return set(raw_asset_keys()) | {RUN_PARAMETERS_TABLE} | set(REFERENCE_TABLES) | set(WRITTEN_WITH)
 
 
 def model_asset(model: SqlModel) -> dg.AssetsDefinition:
     @dg.asset(
         name=model.name,
-        deps=list(model.depends_on),
+        deps=sorted({WRITTEN_WITH.get(d, d) for d in model.depends_on}),
         group_name=model.layer,
         kinds={"duckdb", "sql"},
         description=model.description or None,

@@ -6,7 +6,7 @@ import dagster as dg
 
 from pipelines import warehouse
 from pipelines.assets.models import sql_models
-from pipelines.assets.studies import STUDIES_MART, STUDY_MARTS
+from pipelines.assets.studies import STUDIES_MART, STUDY_INPUTS, STUDY_MARTS
 from pipelines.contract import load_contract
 from pipelines.resources import ParcoursResource
 
@@ -21,7 +21,7 @@ def served_tables() -> list[str]:
     kinds={"duckdb"},
     description=(
         "A read-only DuckDB file with the marts, written beside the previous one and swapped in "
-        "atomically at the end of the run."
+        "atomically at the end of the run; and, apart, the person-level study inputs for analysts."
     ),
 )
 def serving_snapshot(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> dg.MaterializeResult:
@@ -36,5 +36,7 @@ def serving_snapshot(context: dg.AssetExecutionContext, parcours: ParcoursResour
             "data_cutoff": cutoff.isoformat() if cutoff else "",
         }
         path = warehouse.publish_snapshot(con, tables, settings.serving_path, metadata)
-    context.log.info(f"published {len(tables)} tables to {path}")
+        # Person-level: only the analysts' study builder opens it, never a funder or agency page.
+        analyst = warehouse.publish_snapshot(con, STUDY_INPUTS, settings.analyst_snapshot, metadata)
+    context.log.info(f"published {len(tables)} tables to {path}, study inputs to {analyst}")
     return dg.MaterializeResult(metadata={"path": str(path), "tables": ", ".join(tables), **metadata})

@@ -1,0 +1,82 @@
+"""Streamlit glue for sign-in and page guards: who is looking, and may they see this page.
+
+Production signs in with OIDC through ``st.login`` (configured in ``.streamlit/secrets.toml``,
+outside the repository); demo mode (``PARCOURS_AUTH=demo``, set by ``make demo``) offers one
+demo user per role. Either way the role and scope come from the server-side access map.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import data_access
+from dashboards.access import AccessError, Role, Viewer, access_file, auth_mode, load_access_map, resolve_viewer
+
+VIEWER_KEY = "parcours_viewer"
+DEMO_USER_KEY = "parcours_demo_user"
+
+
+def signed_in_identity() -> str | None:
+    if auth_mode() == "demo":
+        return st.session_state.get(DEMO_USER_KEY)
+    if not st.user.is_logged_in:
+        return None
+    email = st.user.get("email")
+    return str(email) if email else None
+
+
+def current_viewer() -> tuple[str | None, Viewer | None]:
+    """(identity, viewer): no identity means signed out; an identity without a viewer means denied."""
+    identity = signed_in_identity()
+    if identity is None:
+        return None, None
+    try:
+        access = load_access_map(access_file())
+    except AccessError as exc:
+        st.error(str(exc))
+        return identity, None
+    return identity, resolve_viewer(identity, access)
+
+
+def sign_out() -> None:
+    st.session_state.pop(VIEWER_KEY, None)
+    if auth_mode() == "demo":
+        st.session_state.pop(DEMO_USER_KEY, None)  # a button callback: the app reruns after it
+    else:
+        st.logout()
+
+
+def page_viewer(page: str, *roles: Role) -> Viewer:
+    """The viewer of this page, or a stop with a denial: every page starts with this call."""
+    viewer: Viewer | None = st.session_state.get(VIEWER_KEY)
+    if viewer is None or viewer.role not in roles:
+        data_access.record(viewer, "denied", page)
+        st.error("You do not have access to this page.")
+        st.stop()
+    data_access.record(viewer, "page_view", page)
+    return viewer
+
+
+def snapshot_or_stop() -> dict[str, str]:
+    try:
+        return data_access.snapshot_metadata()
+    except data_access.SnapshotMissing as exc:
+        st.info(str(exc))
+        st.stop()
+
+
+def csv_download(viewer: Viewer, page: str, frame: object, name: str, label: str = "Download CSV") -> None:
+    """A CSV download of an already scoped and suppressed table; the export is audited when clicked."""
+    import polars as pl
+
+    from dashboards.reports import csv_safe
+
+    assert isinstance(frame, pl.DataFrame)
+    st.download_button(
+        label,
+        data=csv_safe(frame),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        on_click=lambda: data_access.record(viewer, "export", page, format="csv", table=name, rows=frame.height),
+        key=f"csv_{name}",
+    )

@@ -43,16 +43,19 @@ browser:
 $(DAGSTER_HOME):
 	mkdir -p $@ && touch $@/dagster.yaml
 
-demo: install $(DAGSTER_HOME)
+# Demo sign-in (one demo user per role) unless a real access map is given.
+DASHBOARD_ENV := $(if $(PARCOURS_ACCESS_FILE),,PARCOURS_AUTH=demo)
+
+demo: install browser $(DAGSTER_HOME)
 	$(BIN)/parcours generate --force
 	PARCOURS_DEMO=1 DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/parcours run
-	$(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
+	PARCOURS_AUTH=demo $(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
 
 run: install $(DAGSTER_HOME)
 	$(LOCAL_ENV) $(BIN)/parcours run
 
 dashboard: install
-	$(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
+	$(DASHBOARD_ENV) $(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
 
 dev: install $(DAGSTER_HOME)
 	$(LOCAL_ENV) $(BIN)/dagster dev

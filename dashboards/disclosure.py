@@ -62,9 +62,12 @@ def protect_breakdown(
         return frame.with_columns(pl.lit(False).alias(HIDDEN_FLAG))
     counts = frame.select(count_columns).fill_null(0).to_numpy().astype(np.int64)
     hidden: np.ndarray = np.asarray(((counts >= 1) & (counts < threshold)).any(axis=1))
-    keys = frame.select(group_columns).with_row_index("_row").group_by(group_columns).agg(pl.col("_row"))
-    for rows in keys["_row"].to_list():
-        rows = np.asarray(rows)
+    if group_columns:
+        keys = frame.select(group_columns).with_row_index("_row").group_by(group_columns).agg(pl.col("_row"))
+        groups = [np.asarray(rows, dtype=np.int64) for rows in keys["_row"].to_list()]
+    else:
+        groups = [np.arange(frame.height)]
+    for rows in groups:
         while True:
             group_hidden = rows[hidden[rows]]
             if group_hidden.size == 0:

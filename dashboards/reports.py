@@ -25,7 +25,7 @@ def csv_safe(frame: pl.DataFrame) -> bytes:
     text_columns = [c for c, t in frame.schema.items() if t == pl.String]
     neutralised = (
         frame.with_columns(
-            pl.when(pl.col(c).str.starts_with(p) for p in FORMULA_PREFIXES)
+            pl.when(pl.any_horizontal(pl.col(c).str.starts_with(p) for p in FORMULA_PREFIXES))
             .then(pl.lit("'") + pl.col(c))
             .otherwise(pl.col(c))
             .alias(c)

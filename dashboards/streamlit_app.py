@@ -3,6 +3,9 @@
 Sign-in first; then the pages of the viewer's role, nothing else (default deny).
 """
 
+# Plotly imports pandas lazily, from whichever session draws first: with two sessions at once one
+# of them can see a half-imported module. Importing it here, before any page runs, avoids that.
+import pandas  # noqa: F401
 import streamlit as st
 
 from dashboards import data_access

@@ -37,9 +37,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def dashboard_url(small_run: PipelineRun) -> Iterator[str]:
+def dashboard_url(small_run: PipelineRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "PARCOURS_SERVING": str(small_run.settings.serving_path)}
+    env = {
+        **os.environ,
+        "PARCOURS_SERVING": str(small_run.settings.serving_path),
+        "PARCOURS_DATA_DIR": str(tmp_path_factory.mktemp("browser")),
+        "PARCOURS_AUTH": "demo",
+    }
     server = subprocess.Popen(
         [
             sys.executable,
@@ -77,21 +82,46 @@ def dashboard_url(small_run: PipelineRun) -> Iterator[str]:
         server.wait(timeout=20)
 
 
+DEMO_USERS = {
+    "funder": ("Demo funder", "Impact studies"),
+    "agency": ("Demo agency", "Caseload · AG002"),
+    "analyst": ("Demo analyst", "Files and quality"),
+}
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it)")
-def test_overview_renders_in_chromium(dashboard_url: str) -> None:
+@pytest.mark.parametrize("role", list(DEMO_USERS))
+def test_each_demo_user_signs_in_and_sees_their_pages(dashboard_url: str, role: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    name, heading = DEMO_USERS[role]
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
             page.goto(dashboard_url)
-            expect(page.get_by_role("heading", name="Federation overview")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Persons care-managed")).to_be_visible()
-            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("not an impact estimate", exact=False)).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "funder_overview.png"), full_page=True)
+            expect(page.get_by_text("Please sign in")).to_be_visible(timeout=30_000)
+            page.get_by_role("button", name=f"Sign in as {name}").click()
+            expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Signed in as")).to_be_visible()
+            if role == "funder":
+                page.get_by_role("link", name="Study detail").click()
+                expect(page.get_by_text("Method and limits, in plain words")).to_be_visible(timeout=30_000)
+                expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+                page.get_by_role("button", name="Prepare PDF").click()
+                with page.expect_download(timeout=90_000) as download:
+                    page.get_by_role("button", name="Report (PDF)").click(timeout=90_000)
+                download.value.save_as(ARTIFACTS / "study_report.pdf")
+            else:
+                expect(page.locator(".js-plotly-plot, [data-testid='stDataFrame']").first).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / f"{role}.png"), full_page=True)
+            # Pages of other roles are not even registered: no link to them.
+            other = {"funder": "Files and quality", "agency": "Impact studies", "analyst": None}[role]
+            if other:
+                expect(page.get_by_role("link", name=other)).to_have_count(0)
         finally:
             browser.close()
-    assert (ARTIFACTS / "funder_overview.png").stat().st_size > 10_000
+    assert (ARTIFACTS / f"{role}.png").stat().st_size > 10_000
+    if role == "funder":
+        assert (ARTIFACTS / "study_report.pdf").read_bytes().startswith(b"%PDF")

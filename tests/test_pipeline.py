@@ -47,7 +47,8 @@ def test_model_dependencies_come_from_the_sql() -> None:
         "ref_avoidable_conditions",
         "stg_events",
     ]
-    assert graph["serving_snapshot"] == sorted(k for k in graph if k.startswith("mart_"))
+    assert graph["serving_snapshot"] == sorted(k for k in graph if k.startswith(("mart_", "ops_")))
+    assert graph["ops_contract_checks"] == ["raw_landing_files"]  # quality_results is written with the ledger
 
 
 def test_the_run_materialises_every_asset_and_passes_its_checks(small_run: PipelineRun) -> None:
@@ -62,7 +63,7 @@ def test_the_serving_snapshot_holds_marts_only(small_run: PipelineRun) -> None:
     with warehouse.connect(path, read_only=True) as con:
         tables = set(warehouse.list_tables(con))
         metadata = dict(con.execute("select key, value from serving_metadata").fetchall())
-    marts = {t for t in current_graph() if t.startswith("mart_")}
+    marts = {t for t in current_graph() if t.startswith(("mart_", "ops_"))}
     assert tables == marts | set(STUDY_MARTS) | {"serving_metadata"}
     assert metadata["contract_version"] == load_contract().version
     assert metadata["data_cutoff"] == "2026-06-30"

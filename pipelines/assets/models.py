@@ -8,9 +8,8 @@ from pipelines.assets.reference import REFERENCE_TABLES
 from pipelines.ingest.load import LANDING_FILES_TABLE
 from pipelines.resources import ParcoursResource
 from pipelines.settings import project_root
-from quality.report import QUALITY_RESULTS_TABLE
 from pipelines.sql_models import SqlModel, discover_models
-
+from quality.report import QUALITY_RESULTS_TABLE
 
 WRITTEN_WITH = {QUALITY_RESULTS_TABLE: LANDING_FILES_TABLE}
 """Tables an asset writes beside its own: a model reading one depends on that asset."""

@@ -18,7 +18,7 @@ APP = str(Path(__file__).resolve().parent.parent / "dashboards" / "streamlit_app
 FUNDER = "funder@demo.parcours.fr"
 AGENCY = "agency@demo.parcours.fr"
 ANALYST = "analyst@demo.parcours.fr"
-PAGES = {
+PAGES: dict[str, dict[str, str | None]] = {
     FUNDER: {
         "funder_studies.py": "Impact studies",
         "funder_study.py": None,  # titled by the study's question

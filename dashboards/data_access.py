@@ -22,7 +22,7 @@ import streamlit as st
 
 from dashboards import audit
 from dashboards.access import Denied, Role, Viewer
-from dashboards.disclosure import MIN_CELL, peer_group_problem, protect_breakdown
+from dashboards.disclosure import MIN_CELL, blank_rows, peer_group_problem, protect_breakdown
 from pipelines import warehouse
 from pipelines.settings import load_settings
 
@@ -150,31 +150,30 @@ def studies(viewer: Viewer) -> pl.DataFrame:
     return frame if viewer.role == "analyst" else frame.filter(pl.col("publishable"))
 
 
-def study_detail(viewer: Viewer, study: str) -> pl.DataFrame:
-    """Every row of one study: main, negative controls and subgroups; small subgroups blanked outside."""
+def _require_published(viewer: Viewer, study: str) -> None:
     if study not in studies(viewer)["study"].to_list():
         raise Denied(f"study {study} is not published")
+
+
+def study_detail(viewer: Viewer, study: str) -> pl.DataFrame:
+    """Every row of one study: main, negative controls and subgroups; small subgroups blanked outside."""
+    _require_published(viewer, study)
     frame = _table("mart_impact_studies").filter(pl.col("study") == study)
     if viewer.role == "analyst":
         return frame
     small = (pl.col("n_treated") < MIN_CELL) | (pl.col("n_comparison") < MIN_CELL)
     hidden = ["estimate", "ci_low", "ci_high", "treated_value", "counterfactual_value", "n_treated", "n_comparison"]
-    return frame.with_columns(small.alias("suppressed")).with_columns(
-        pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c) for c in hidden
-    )
+    return blank_rows(frame, small, hidden)
 
 
 def study_curves(viewer: Viewer, study: str) -> pl.DataFrame:
     """Cumulative-incidence points; outside the federation, a point resting on fewer than 11 people is blanked."""
-    study_detail(viewer, study)  # the same access rule as the study
+    _require_published(viewer, study)
     frame = _table("mart_study_curves").filter(pl.col("study") == study).sort(["curve", "day"])
     if viewer.role == "analyst":
         return frame
     small = (pl.col("at_risk") < MIN_CELL) | pl.col("events").is_between(1, MIN_CELL - 1)
-    return frame.with_columns(small.alias("suppressed")).with_columns(
-        pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("cumulative_incidence", "ci_low", "ci_high", "at_risk", "events")
-    )
+    return blank_rows(frame, small, ["cumulative_incidence", "ci_low", "ci_high", "at_risk", "events"])
 
 
 def study_diagnostics(viewer: Viewer, study: str) -> dict[str, Any]:

@@ -38,9 +38,6 @@ def suppress_small_cells(
     return frame.with_columns(any_small.alias(SUPPRESSED_FLAG)).with_columns(blanked)
 
 
-HIDDEN_FLAG = "suppressed"
-
-
 def protect_breakdown(
     frame: pl.DataFrame,
     count_columns: Sequence[str],
@@ -59,7 +56,7 @@ def protect_breakdown(
     and every column in ``blank_columns`` (the rates, intervals and shares built on them).
     """
     if frame.is_empty():
-        return frame.with_columns(pl.lit(False).alias(HIDDEN_FLAG))
+        return frame.with_columns(pl.lit(False).alias(SUPPRESSED_FLAG))
     counts = frame.select(count_columns).fill_null(0).to_numpy().astype(np.int64)
     hidden: np.ndarray = np.asarray(((counts >= 1) & (counts < threshold)).any(axis=1))
     if group_columns:
@@ -77,15 +74,19 @@ def protect_breakdown(
             if safe:
                 break
             visible = rows[~hidden[rows]]
-            candidates = visible[counts[visible].sum(axis=1) > 0] if visible.size else visible
-            if candidates.size == 0:
-                candidates = visible
-            if candidates.size == 0:
+            if visible.size == 0:
                 break  # the whole group is hidden
+            nonzero = visible[counts[visible].sum(axis=1) > 0]
+            candidates = nonzero if nonzero.size else visible
             hidden[candidates[np.argmin(counts[candidates, 0])]] = True
-    mask = pl.Series(HIDDEN_FLAG, hidden)
-    blanked = [pl.when(mask).then(None).otherwise(pl.col(c)).alias(c) for c in [*count_columns, *blank_columns]]
-    return frame.with_columns(mask).with_columns(blanked)
+    return blank_rows(frame, pl.Series(SUPPRESSED_FLAG, hidden), [*count_columns, *blank_columns])
+
+
+def blank_rows(frame: pl.DataFrame, condition: pl.Expr | pl.Series, columns: Sequence[str]) -> pl.DataFrame:
+    """Blank ``columns`` in the rows where ``condition`` holds, and flag those rows in ``suppressed``."""
+    flagged = frame.with_columns(condition.alias(SUPPRESSED_FLAG))
+    hidden = pl.col(SUPPRESSED_FLAG)
+    return flagged.with_columns(pl.when(hidden).then(None).otherwise(pl.col(c)).alias(c) for c in columns)
 
 
 MIN_PEERS = 3

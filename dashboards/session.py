@@ -7,10 +7,12 @@ demo user per role. Either way the role and scope come from the server-side acce
 
 from __future__ import annotations
 
+import polars as pl
 import streamlit as st
 
 from dashboards import data_access
 from dashboards.access import AccessError, Role, Viewer, access_file, auth_mode, load_access_map, resolve_viewer
+from dashboards.reports import csv_safe
 
 VIEWER_KEY = "parcours_viewer"
 DEMO_USER_KEY = "parcours_demo_user"
@@ -57,6 +59,13 @@ def page_viewer(page: str, *roles: Role) -> Viewer:
     return viewer
 
 
+def agency_in_view(viewer: Viewer) -> str:
+    """An agency user's own agency; for an analyst, the agency picked on the page."""
+    if viewer.role == "agency":
+        return str(viewer.agency_id)
+    return str(st.selectbox("Agency", data_access.agency_ids(viewer)))
+
+
 def snapshot_or_stop() -> dict[str, str]:
     try:
         return data_access.snapshot_metadata()
@@ -65,13 +74,8 @@ def snapshot_or_stop() -> dict[str, str]:
         st.stop()
 
 
-def csv_download(viewer: Viewer, page: str, frame: object, name: str, label: str = "Download CSV") -> None:
+def csv_download(viewer: Viewer, page: str, frame: pl.DataFrame, name: str, label: str = "Download CSV") -> None:
     """A CSV download of an already scoped and suppressed table; the export is audited when clicked."""
-    import polars as pl
-
-    from dashboards.reports import csv_safe
-
-    assert isinstance(frame, pl.DataFrame)
     st.download_button(
         label,
         data=csv_safe(frame),

@@ -5,12 +5,12 @@ import streamlit as st
 
 from dashboards import data_access
 from dashboards.figures import caseload_chart, share_bars
-from dashboards.session import csv_download, page_viewer, snapshot_or_stop
+from dashboards.session import agency_in_view, csv_download, page_viewer, snapshot_or_stop
 
 PAGE = "agency_caseload"
 viewer = page_viewer(PAGE, "agency", "analyst")
 snapshot_or_stop()
-agency = viewer.agency_id if viewer.role == "agency" else st.selectbox("Agency", data_access.agency_ids(viewer))
+agency = agency_in_view(viewer)
 st.title(f"Caseload · {agency}")
 caseload = data_access.agency_caseload(viewer, agency)
 latest = caseload.drop_nulls("active_episodes").tail(1)

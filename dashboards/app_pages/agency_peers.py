@@ -4,12 +4,12 @@ import streamlit as st
 
 from dashboards import data_access
 from dashboards.figures import funnel_plot
-from dashboards.session import page_viewer, snapshot_or_stop
+from dashboards.session import agency_in_view, page_viewer, snapshot_or_stop
 
 PAGE = "agency_peers"
 viewer = page_viewer(PAGE, "agency", "analyst")
 snapshot_or_stop()
-agency = viewer.agency_id if viewer.role == "agency" else st.selectbox("Agency", data_access.agency_ids(viewer))
+agency = agency_in_view(viewer)
 st.title(f"Outcomes against peers · {agency}")
 comparison = data_access.agency_peers(viewer, agency)
 own = comparison.own

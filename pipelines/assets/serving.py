@@ -10,13 +10,16 @@ from pipelines.assets.studies import STUDIES_MART, STUDY_INPUTS, STUDY_MARTS
 from pipelines.contract import load_contract
 from pipelines.resources import ParcoursResource
 
+SERVED_MODELS = [m.name for m in sql_models() if m.is_served]
+
 
 def served_tables() -> list[str]:
-    return sorted([*(m.name for m in sql_models() if m.is_served), *STUDY_MARTS])
+    return sorted([*SERVED_MODELS, *STUDY_MARTS])
 
 
 @dg.asset(
-    deps=sorted([*(m.name for m in sql_models() if m.is_served), STUDIES_MART]),
+    # The studies' mart asset writes the curve and event-study marts too.
+    deps=sorted([*SERVED_MODELS, STUDIES_MART]),
     group_name="serving",
     kinds={"duckdb"},
     description=(

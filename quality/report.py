@@ -15,17 +15,31 @@ from pipelines.ingest.reasons import DESCRIPTIONS, Reason
 from quality.suites import ExpectationOutcome, validate_frames
 
 QUALITY_RESULTS_TABLE = "quality_results"
+SUITE_SAMPLE_ROWS = 200_000
+"""Above this many rows a table's suite runs on a seeded random sample of this size: the suites are
+the second line of defence behind row-level quarantine (which checks every row), and Great
+Expectations on pandas costs about 4 s per million rows and column. Shares are then estimated
+within about 0.2 percentage points."""
 
 
 def run_contract_suites(con: duckdb.DuckDBPyConnection, contract: Contract, today: date) -> list[ExpectationOutcome]:
     """Validate every raw table with its suite and keep the outcomes in ``quality_results``."""
     frames = {}
+    table_rows = {}
     for entity in contract.entities:
         columns = ", ".join(warehouse.quote_identifier(c) for c in contract.entity(entity).field_names)
-        frames[entity] = con.sql(f"select {columns} from {warehouse.quote_identifier(raw_table_name(entity))}").df()
+        table = warehouse.quote_identifier(raw_table_name(entity))
+        table_rows[entity] = int(warehouse.scalar(con, f"select count(*) from {table}"))
+        sample = (
+            f" using sample reservoir({SUITE_SAMPLE_ROWS} rows) repeatable (2026)"
+            if table_rows[entity] > SUITE_SAMPLE_ROWS
+            else ""
+        )
+        frames[entity] = con.sql(f"select {columns} from {table}{sample}").df()
     outcomes = validate_frames(frames, contract, today)
     table = pl.DataFrame([asdict(o) for o in outcomes]).with_columns(
-        pl.lit(datetime.now(UTC).replace(tzinfo=None)).alias("checked_at")
+        pl.col("entity").replace_strict(table_rows, return_dtype=pl.Int64).alias("table_rows"),
+        pl.lit(datetime.now(UTC).replace(tzinfo=None)).alias("checked_at"),
     )
     warehouse.replace_table(con, QUALITY_RESULTS_TABLE, table)
     return outcomes
@@ -82,7 +96,13 @@ def render_report(con: duckdb.DuckDBPyConnection) -> str:
         summary = results.group_by("entity", "category").agg(
             pl.len().alias("expectations"), (~pl.col("success")).sum().alias("failed")
         )
-        lines += ["| entity | category | expectations | failed |", "|---|---|---:|---:|"]
+        sampled = results.filter(pl.col("element_count") < pl.col("table_rows")).unique("entity").sort("entity")
+        lines += [
+            f"Validated on a seeded sample of {r['element_count']:,} of {r['table_rows']:,} rows: {r['entity']} "
+            "(every row was checked by quarantine)."
+            for r in sampled.iter_rows(named=True)
+        ]
+        lines += ["", "| entity | category | expectations | failed |", "|---|---|---:|---:|"]
         lines += [
             f"| {r['entity']} | {r['category']} | {r['expectations']} | {r['failed']} |"
             for r in summary.sort("entity", "category").iter_rows(named=True)

@@ -66,5 +66,12 @@ def pseudonym(key: bytes, agency: str, value: str) -> str:
 def rekey(values: pl.Series, agency: str, key: bytes) -> pl.Series:
     """Re-key a column; each distinct value is hashed once."""
     distinct = values.drop_nulls().unique().to_list()
-    mapping = {v: pseudonym(key, agency, v) for v in distinct}
+    # Same digests as ``pseudonym``; copying a keyed HMAC skips re-deriving the key pads per value.
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+    prefix = f"{agency}\x1f".encode()
+    mapping = {}
+    for value in distinct:
+        mac = keyed.copy()
+        mac.update(prefix + value.encode())
+        mapping[value] = mac.hexdigest()[:PSEUDONYM_LENGTH]
     return values.replace_strict(mapping, default=None, return_dtype=pl.String).alias(values.name)

@@ -4,7 +4,8 @@ For a study of unplanned admissions: the share of people with a first unplanned 
 by each day after the index date, among the treated and among the weighted comparison group
 (the treated's counterfactual), with death competing (someone who dies can no longer be
 admitted: one minus Kaplan-Meier would overstate the risk) and end of follow-up censoring.
-Pointwise 95% bands come from a bootstrap within arms that refits the propensity model.
+Pointwise 95% bands come from a bootstrap within arms that refits the propensity model (on
+cell totals, ``cells.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from pipelines.impact.cells import Cells, group_cells
 from pipelines.impact.estimators import propensity, resample_within_arms, weights_for
 
 CENSORED, EVENT, COMPETING = 0, 1, 2
@@ -33,8 +35,16 @@ def aalen_johansen(days: np.ndarray, status: np.ndarray, weights: np.ndarray, ho
     return np.cumsum(survival_before * hazard)
 
 
-def _arm_curves(days: np.ndarray, status: np.ndarray, t: np.ndarray, x: np.ndarray, horizon: int) -> np.ndarray:
-    w = weights_for(t, propensity(t, x), "ipw", "att")
+def _arm_curves(
+    days: np.ndarray, status: np.ndarray, t: np.ndarray, cells: Cells, rows: np.ndarray, horizon: int
+) -> np.ndarray:
+    """Both arms' curves over the rows drawn (``rows`` may repeat), the propensity model refitted on them."""
+    counts, _ = cells.totals(rows)
+    drawn = counts > 0
+    ps = np.zeros(cells.size)
+    ps[drawn] = propensity(cells.t[drawn], cells.x[drawn], counts[drawn])
+    days, status, t = days[rows], status[rows], t[rows]
+    w = weights_for(t, ps[cells.index[rows]], "ipw", "att")
     treated = t == 1
     return np.stack(
         [
@@ -58,12 +68,12 @@ def cumulative_incidence_curves(
 
     ``at_risk`` and ``events`` are unweighted counts of people, for disclosure control.
     """
-    point = _arm_curves(days, status, t, x, horizon)
+    cells = group_cells(t, x)
+    point = _arm_curves(days, status, t, cells, np.arange(t.shape[0]), horizon)
     rng = np.random.default_rng(seed)
     draws = np.empty((resamples, *point.shape))
     for b in range(resamples):
-        rows = resample_within_arms(rng, t)
-        draws[b] = _arm_curves(days[rows], status[rows], t[rows], x[rows], horizon)
+        draws[b] = _arm_curves(days, status, t, cells, resample_within_arms(rng, t), horizon)
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
     grid = np.unique(np.append(np.arange(0, horizon + 1, step), horizon))
     frames = []

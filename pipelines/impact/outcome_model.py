@@ -18,9 +18,12 @@ finite when a covariate level has no events at all (the MLE would run off to min
 The doubly robust residual term corrects what the shrinkage costs."""
 
 
-def fit_poisson(x: np.ndarray, y: np.ndarray, exposure: np.ndarray) -> np.ndarray:
-    """Coefficients (intercept first) on the original covariate scale, for log E[y] = log(exposure) + x @ beta."""
-    design, mean, scale = _design(x)
+def fit_poisson(x: np.ndarray, y: np.ndarray, exposure: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Coefficients (intercept first) on the original covariate scale, for log E[y] = log(exposure) + x @ beta.
+
+    ``rows``: how many rows each line stands for, when ``y`` and ``exposure`` are cell totals.
+    """
+    design, mean, scale = _design(x, rows)
     beta = np.zeros(design.shape[1])
     beta[0] = np.log(max(float(y.sum()), 1e-9) / float(exposure.sum()))
     penalty = np.full(design.shape[1], SLOPE_RIDGE)

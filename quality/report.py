@@ -28,14 +28,14 @@ def run_contract_suites(con: duckdb.DuckDBPyConnection, contract: Contract, toda
     table_rows = {}
     for entity in contract.entities:
         columns = ", ".join(warehouse.quote_identifier(c) for c in contract.entity(entity).field_names)
-        table = warehouse.quote_identifier(raw_table_name(entity))
-        table_rows[entity] = int(warehouse.scalar(con, f"select count(*) from {table}"))
+        source = warehouse.quote_identifier(raw_table_name(entity))
+        table_rows[entity] = int(warehouse.scalar(con, f"select count(*) from {source}"))
         sample = (
             f" using sample reservoir({SUITE_SAMPLE_ROWS} rows) repeatable (2026)"
             if table_rows[entity] > SUITE_SAMPLE_ROWS
             else ""
         )
-        frames[entity] = con.sql(f"select {columns} from {table}{sample}").df()
+        frames[entity] = con.sql(f"select {columns} from {source}{sample}").df()
     outcomes = validate_frames(frames, contract, today)
     table = pl.DataFrame([asdict(o) for o in outcomes]).with_columns(
         pl.col("entity").replace_strict(table_rows, return_dtype=pl.Int64).alias("table_rows"),

@@ -14,12 +14,13 @@ else
 LOCAL_ENV := DAGSTER_HOME=$(DAGSTER_HOME)
 endif
 
-.PHONY: help install browser demo run dashboard dev test lint typecheck pytest clean
+.PHONY: help install browser demo run dashboard dev test lint typecheck pytest bench clean
 
 help:
 	@echo "make demo    generate a synthetic federation, run the pipeline, serve the dashboards on :8501"
 	@echo "make test    lint, type-check and run the whole test suite"
 	@echo "make dev     the Dagster UI on :3000 (asset graph, runs, checks)"
+	@echo "make bench   time the pipeline and its peers at 10k, 100k and 1M persons (docs/benchmarks.md)"
 	@echo "make clean   remove generated data and local run history"
 
 $(UV):
@@ -75,6 +76,12 @@ pytest: install browser
 test: lint typecheck
 	$(BIN)/parcours contract-doc --check
 	$(MAKE) --no-print-directory pytest
+
+# Unattended; hours at the default sizes on a 2-core machine. BENCH_ARGS overrides, e.g.
+# make bench BENCH_ARGS="--persons 100000 --runs 3"
+BENCH_ARGS ?=
+bench: install
+	PARCOURS_DEMO=1 $(BIN)/parcours bench $(BENCH_ARGS)
 
 clean:
 	rm -rf data/generated .dagster_home

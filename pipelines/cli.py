@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.settings import load_settings, project_root
+from pipelines.synthetic.federation import EXPORT_FORMATS
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -53,12 +54,38 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 2
     started = time.perf_counter()
     federation = generate_federation(spec, progress=lambda m: _say(f"simulating {m}"))
+    if args.format != "mixed":
+        federation.export_format = dict.fromkeys(federation.export_format, args.format)
     files = write_landing(federation, out, progress=lambda m: _say(f"writing {m}"))
     rows = sum(federation.ground_truth["rows"].values())
     _say(
         f"wrote {len(files)} files ({rows:,} rows) for {spec.agencies} agencies under {landing} "
         f"and the ground truth to {out / 'ground_truth.json'} in {time.perf_counter() - started:.1f} s"
     )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from pipelines.bench.report import render
+    from pipelines.bench.runner import run_benchmark
+
+    points = sorted(set(args.persons))
+    out = Path(args.out).resolve()
+    work = Path(args.work).resolve() if args.work else load_settings().data_dir / "bench"
+    notes = project_root() / "docs" / "benchmarks-notes.md"
+    _say(f"benchmark points {', '.join(f'{p:,}' for p in points)} persons; data in {work}; results in {out}")
+    try:
+        results = run_benchmark(points, work, args.runs, args.warmup, _say, None if args.no_dashboard else points[-1])
+    except RuntimeError as exc:
+        _say(f"error: {exc}")
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    guide = notes.read_text(encoding="utf-8") if notes.exists() else ""
+    (out / "benchmarks.md").write_text(render(results, guide), encoding="utf-8")
+    _say(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'} in {results['wall_seconds'] / 60:.1f} min")
     return 0
 
 
@@ -233,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--months", type=_positive, default=36, help="months of data, at least 15 (default 36)")
     generate.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
     generate.add_argument("--end-date", default="2026-06-30", help="extraction date, ISO (default 2026-06-30)")
+    generate.add_argument(
+        "--format",
+        choices=["mixed", *EXPORT_FORMATS],
+        default="mixed",
+        help="every agency's export format (default mixed: each format in turn; an Excel sheet holds at most "
+        "1,048,576 rows, so large federations use csv_utf8)",
+    )
     generate.add_argument("--force", action="store_true", help="replace an existing landing folder")
     generate.set_defaults(func=cmd_generate)
 
@@ -281,6 +315,23 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--without-replacement", action="store_true", help="match without replacement")
     estimate.add_argument("--json", action="store_true", help="print one JSON object")
     estimate.set_defaults(func=cmd_estimate)
+
+    bench = commands.add_parser(
+        "bench",
+        help="time the whole pipeline and its peers (pandas, Polars, bare DuckDB) on generated federations",
+        description="Generate federations of each size, run the pipeline and its peers in rotating order "
+        "(one process per run, warm-up rounds discarded, medians kept), measure dashboard latency at the largest "
+        "size, and write benchmarks.md and benchmarks.json.",
+    )
+    bench.add_argument(
+        "--persons", type=_positive, nargs="+", default=[10_000, 100_000, 1_000_000], help="federation sizes"
+    )
+    bench.add_argument("--runs", type=_positive, default=5, help="measured rounds per size (default 5)")
+    bench.add_argument("--warmup", type=int, default=1, help="warm-up rounds per size, discarded (default 1)")
+    bench.add_argument("--work", help="folder for the generated federations (default: DATA_DIR/bench)")
+    bench.add_argument("--out", default="docs", help="where benchmarks.md and benchmarks.json go (default docs)")
+    bench.add_argument("--no-dashboard", action="store_true", help="skip the dashboard latency measurement")
+    bench.set_defaults(func=cmd_bench)
 
     doc = commands.add_parser("contract-doc", help="write docs/data-contract.md from quality/contract.yaml")
     doc.add_argument("--check", action="store_true", help="fail if the page is out of date instead of writing it")

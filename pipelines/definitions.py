@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.assets.ingestion import quality_report, raw_tables, run_parameters
-from pipelines.assets.model_checks import model_checks
 from pipelines.assets.models import model_assets
 from pipelines.assets.reference import reference_assets
 from pipelines.assets.serving import serving_snapshot
@@ -30,7 +29,6 @@ def build_definitions() -> dg.Definitions:
     assets = all_assets()
     return dg.Definitions(
         assets=assets,
-        asset_checks=model_checks(),
         jobs=[dg.define_asset_job(EVERYTHING_JOB, selection=dg.AssetSelection.all())],
         sensors=[landing_folder_sensor],
         resources={"parcours": ParcoursResource()},

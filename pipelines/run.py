@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from pipelines.assets.model_checks import model_checks
 from pipelines.definitions import all_assets
 from pipelines.resources import ParcoursResource
 
@@ -38,7 +37,7 @@ def run_pipeline(
     log_level: str = "INFO",
 ) -> RunOutcome:
     result = dg.materialize(
-        [*all_assets(), *model_checks()],
+        all_assets(),
         resources={"parcours": resource or ParcoursResource()},
         instance=instance,
         raise_on_error=False,

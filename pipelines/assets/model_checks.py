@@ -7,9 +7,9 @@ counts only.
 from dataclasses import dataclass
 
 import dagster as dg
+import duckdb
 
 from pipelines import warehouse
-from pipelines.resources import ParcoursResource
 
 
 @dataclass(frozen=True)
@@ -77,17 +77,17 @@ MODEL_CHECKS = (
 )  # fmt: skip
 
 
-def model_check(check: ModelCheck) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=check.asset, name=check.name, description=check.description, blocking=False)
-    def _run(parcours: ParcoursResource) -> dg.AssetCheckResult:
-        with warehouse.connect(parcours.settings().warehouse_path) as con:
-            violations = int(warehouse.scalar(con, check.violations_sql) or 0)
-        return dg.AssetCheckResult(
-            passed=violations == 0, severity=check.severity, metadata={"violating_rows": violations}
-        )
-
-    return _run
+def check_spec(check: ModelCheck) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(check.name, asset=check.asset, description=check.description, blocking=False)
 
 
-def model_checks() -> list[dg.AssetChecksDefinition]:
-    return [model_check(check) for check in MODEL_CHECKS]
+def check_result(con: duckdb.DuckDBPyConnection, check: ModelCheck) -> dg.AssetCheckResult:
+    """Run by the models' step, right after the models, on its connection."""
+    violations = int(warehouse.scalar(con, check.violations_sql) or 0)
+    return dg.AssetCheckResult(
+        asset_key=check.asset,
+        check_name=check.name,
+        passed=violations == 0,
+        severity=check.severity,
+        metadata={"violating_rows": violations},
+    )

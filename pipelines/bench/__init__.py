@@ -1,0 +1,1 @@
+"""``parcours bench``: the whole pipeline and its peers (pandas, Polars, bare DuckDB) timed side by side."""

@@ -1,0 +1,176 @@
+"""Run the benchmark points: each task in its own process, peers in rotating order, medians kept.
+
+For every point (persons): generate the federation once (timed), then ``warmup`` rounds that
+are thrown away and ``runs`` measured rounds; each round runs every task once, starting one
+task further along the list than the round before, so that no task always runs first on a
+cold cache or last on a hot machine. Before each round the runner waits (up to a minute) for
+the machine's load to fall below half its cores, and records the load it started at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+ROUND_TASKS = [
+    "pipeline",
+    "floor_ingest",
+    "pandas_ingest",
+    "floor_models",
+    "outcome_duckdb",
+    "outcome_polars",
+    "outcome_pandas",
+    "impact",
+]
+PACKAGES = ["dagster", "duckdb", "polars", "pandas", "numpy", "pyarrow", "great-expectations", "streamlit"]
+
+
+def machine() -> dict[str, Any]:
+    memory = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mib": memory,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {p: _version(p) for p in PACKAGES},
+    }
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def wait_until_quiet(say: Callable[[str], None], limit_s: float = 60.0) -> float:
+    """The 1-minute load average once it is below half the cores, or after ``limit_s``."""
+    threshold = (os.cpu_count() or 2) / 2
+    deadline = time.monotonic() + limit_s
+    load = os.getloadavg()[0]
+    while load >= threshold and time.monotonic() < deadline:
+        say(f"  waiting for a quiet machine (load {load:.2f})")
+        time.sleep(10)
+        load = os.getloadavg()[0]
+    return load
+
+
+def run_task(task: str, data: Path, persons: int = 0) -> dict[str, Any]:
+    """One task in a child process: its own result plus its peak RSS from the operating system."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        result_path = Path(handle.name)
+    command = [sys.executable, "-m", "pipelines.bench.tasks", task, "--data", str(data), "--result", str(result_path)]
+    if persons:
+        command += ["--persons", str(persons)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603 (our own module)
+    assert process.stderr is not None
+    errors = process.stderr.read().decode(errors="replace")
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"bench task {task} failed on {data}:\n{errors[-3000:]}")
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    result_path.unlink()
+    result["peak_rss_mib"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    return result
+
+
+def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "seconds": median(s["seconds"] for s in samples),
+        "runs": [round(s["seconds"], 3) for s in samples],
+        "peak_rss_mib": max(s["peak_rss_mib"] for s in samples),
+        "rows": samples[0].get("rows"),
+    }
+    if "check" in samples[0]:
+        summary["check"] = all(s["check"] for s in samples)
+    stages = {name for s in samples for name in s.get("stages", {})}
+    if stages:
+        summary["stages"] = {name: median(s["stages"].get(name, 0.0) for s in samples) for name in sorted(stages)}
+    return summary
+
+
+def run_point(
+    persons: int, work: Path, runs: int, warmup: int, say: Callable[[str], None], dashboard: bool
+) -> dict[str, Any]:
+    data = work / f"persons_{persons}"
+    say(f"{persons:,} persons: generating the federation in {data}")
+    generated = run_task("generate", data, persons)
+    say(f"  generated {generated['rows']:,} rows in {generated['seconds']:.1f} s")
+    samples: dict[str, list[dict[str, Any]]] = {task: [] for task in ROUND_TASKS}
+    loads = []
+    # Round one starts with the pipeline, whose first run exports the Parquet files the peers read.
+    for round_number in range(warmup + runs):
+        measured = round_number >= warmup
+        loads.append(wait_until_quiet(say))
+        shift = round_number % len(ROUND_TASKS)
+        for task in ROUND_TASKS[shift:] + ROUND_TASKS[:shift]:
+            result = run_task(task, data)
+            say(
+                f"  round {round_number + 1}/{warmup + runs}{'' if measured else ' (warm-up)'}: {task} "
+                f"{result['seconds']:.2f} s, peak {result['peak_rss_mib']:,.0f} MiB"
+            )
+            if measured:
+                samples[task].append(result)
+    point: dict[str, Any] = {
+        "persons": persons,
+        "rows": generated["rows"],
+        "load_before_rounds": [round(x, 2) for x in loads],
+        "tasks": {
+            "generate": {
+                "seconds": generated["seconds"],
+                "runs": [round(generated["seconds"], 3)],
+                "peak_rss_mib": generated["peak_rss_mib"],
+                "rows": generated["rows"],
+            },
+            **{task: _summary(found) for task, found in samples.items()},
+        },
+    }
+    if dashboard:
+        say("  dashboard latency (AppTest)")
+        point["dashboard"] = run_task("dashboard", data)
+    return point
+
+
+def run_benchmark(
+    points: list[int], work: Path, runs: int, warmup: int, say: Callable[[str], None], dashboard_at: int | None
+) -> dict[str, Any]:
+    started = time.time()
+    results = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": machine(),
+        "runs": runs,
+        "warmup": warmup,
+        "command": " ".join(["parcours", "bench", *sys.argv[2:]]),
+        "points": [
+            run_point(p, work, runs, warmup, say, dashboard=(dashboard_at is not None and p == dashboard_at))
+            for p in points
+        ],
+    }
+    results["wall_seconds"] = time.time() - started
+    return results

@@ -1,0 +1,240 @@
+"""One benchmark task, run in its own process so that its peak memory is its own.
+
+``python -m pipelines.bench.tasks TASK --data DIR --result FILE``: the task times its own work
+(imports excluded) and writes ``{"seconds": ..., "stages": {...}, "rows": ..., "check": ...}``
+to FILE; the runner reads the process's peak RSS from the operating system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+PARQUET_DIR = "bench_parquet"
+"""Under the point's data folder: the accepted raw tables and reference tables, exported once
+after the first pipeline run, which every peer reads."""
+STAGE_OF_GROUP = {
+    "ingestion": "ingest",
+    "reference": "ingest",
+    "staging": "models",
+    "intermediate": "models",
+    "marts": "models",
+    "ops": "models",
+    "studies": "studies",
+    "serving": "serving",
+}
+TODAY = date(2026, 7, 1)
+Result = dict[str, Any]
+
+
+def _parquet(data: Path) -> Path:
+    return data / PARQUET_DIR
+
+
+def task_generate(data: Path, persons: int) -> Result:
+    from pipelines.synthetic.exports import write_landing
+    from pipelines.synthetic.federation import FederationSpec, generate_federation
+
+    shutil.rmtree(data, ignore_errors=True)
+    started = time.perf_counter()
+    federation = generate_federation(FederationSpec(persons=persons, months=36))
+    federation.export_format = dict.fromkeys(federation.export_format, "csv_utf8")
+    write_landing(federation, data)
+    rows = sum(federation.ground_truth["rows"].values())
+    return {"seconds": time.perf_counter() - started, "rows": rows}
+
+
+def _stage_of_steps() -> dict[str, str]:
+    from pipelines.definitions import all_assets
+
+    stages = {}
+    for definition in all_assets():
+        groups = sorted(set(definition.group_names_by_key.values()))
+        # A step is named after its op; a multi-asset's assets may span groups of one stage.
+        stages[definition.node_def.name] = STAGE_OF_GROUP.get(groups[0], groups[0])
+    return stages
+
+
+def task_pipeline(data: Path) -> Result:
+    """The whole asset graph in process, on a fresh warehouse; seconds per stage from Dagster's steps."""
+    import dagster as dg
+    from dagster._core.events import StepSuccessData  # not exported at the top level
+
+    from pipelines.definitions import all_assets
+    from pipelines.resources import ParcoursResource
+
+    for folder in ("warehouse", "serving", "reports", "audit"):
+        shutil.rmtree(data / folder, ignore_errors=True)
+    stage_of = _stage_of_steps()
+    started = time.perf_counter()
+    result = dg.materialize(
+        all_assets(),
+        resources={"parcours": ParcoursResource(data_dir=str(data))},
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+    total = time.perf_counter() - started
+    if not result.success:
+        raise RuntimeError("the pipeline failed; run `parcours run --data-dir` on this folder to see why")
+    stages: dict[str, float] = {}
+    for event in result.all_events:
+        data_of_step = event.event_specific_data
+        if event.event_type_value == "STEP_SUCCESS" and isinstance(data_of_step, StepSuccessData):
+            stage = stage_of.get(event.step_key or "", "models")
+            stages[stage] = stages.get(stage, 0.0) + data_of_step.duration_ms / 1000
+    stages["framework"] = total - sum(stages.values())
+    with duckdb.connect(str(data / "warehouse" / "parcours.duckdb"), read_only=True) as con:
+        rows = int(con.sql("select sum(rows_in) from raw_landing_files").fetchall()[0][0])
+        if not (_parquet(data) / "raw_events.parquet").exists():
+            _export_sources(con, data)
+    return {"seconds": total, "stages": stages, "rows": rows}
+
+
+def _export_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
+    """Every table the SQL models read, as Parquet, and the pipeline's figures for the outcome peers."""
+    from pipelines.assets.models import source_tables
+    from pipelines.bench.outcome_peers import pipeline_result
+
+    folder = _parquet(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = {row[0] for row in con.sql("select table_name from information_schema.tables").fetchall()}
+    for table in sorted(source_tables() & existing):
+        con.sql(f"copy {table} to '{folder / (table + '.parquet')}' (format parquet)")
+    pipeline_result(con).write_parquet(folder / "pipeline_outcome.parquet")
+
+
+def task_floor_ingest(data: Path) -> Result:
+    from pipelines.bench.ingest_peers import duckdb_read_csv, landing_csvs
+
+    files = landing_csvs(data / "landing")
+    started = time.perf_counter()
+    rows = duckdb_read_csv(files, data / "floor_ingest.duckdb")
+    return {"seconds": time.perf_counter() - started, "rows": rows}
+
+
+def task_pandas_ingest(data: Path) -> Result:
+    from pipelines.bench.ingest_peers import landing_csvs, pandas_ingest
+    from pipelines.contract import load_contract
+    from pipelines.ingest.pseudonyms import DEMO_KEY
+
+    files = landing_csvs(data / "landing")
+    started = time.perf_counter()
+    counts = pandas_ingest(files, load_contract(), DEMO_KEY, TODAY)
+    seconds = time.perf_counter() - started
+    ledger = pl.read_parquet(_parquet(data) / "raw_landing_files.parquet")
+    pipeline = {
+        Path(r["relative_path"]).name: (r["rows_accepted"], r["rows_quarantined"]) for r in ledger.iter_rows(named=True)
+    }
+    same = all(pipeline.get(name) == value for name, value in counts.items())
+    return {"seconds": seconds, "rows": sum(a + q for a, q in counts.values()), "check": same}
+
+
+def task_floor_models(data: Path) -> Result:
+    """Every SQL model under models/, in dependency order, in a bare DuckDB file over the Parquet sources."""
+    from pipelines.assets.models import sql_models
+
+    models = sql_models()  # in dependency order
+    database = data / "floor_models.duckdb"
+    database.unlink(missing_ok=True)
+    con = duckdb.connect(str(database))
+    try:
+        for path in sorted(_parquet(data).glob("*.parquet")):
+            con.sql(f"create view {path.stem} as select * from read_parquet('{path}')")
+        started = time.perf_counter()
+        for model in models:
+            con.sql(f"create table {model.name} as {model.sql}")
+        seconds = time.perf_counter() - started
+    finally:
+        con.close()
+        database.unlink(missing_ok=True)
+    return {"seconds": seconds, "rows": len(models)}
+
+
+def _outcome(peer: str) -> Callable[[Path], Result]:
+    def run(data: Path) -> Result:
+        from pipelines.bench.outcome_peers import PEERS
+
+        folder = _parquet(data)
+        started = time.perf_counter()
+        frame = PEERS[peer](folder / "raw_episodes.parquet", folder / "raw_events.parquet")
+        seconds = time.perf_counter() - started
+        expected = pl.read_parquet(folder / "pipeline_outcome.parquet")
+        return {"seconds": seconds, "rows": int(frame["episodes"].sum()), "check": frame.equals(expected)}
+
+    return run
+
+
+def task_impact(data: Path) -> Result:
+    """The main study's data: propensity model, 1:1 matching without replacement and a bootstrap of the
+    matched pairs (1,000 resamples); then the study's own doubly robust estimate with 1,000 refits."""
+    import numpy as np
+
+    from pipelines import warehouse
+    from pipelines.impact.estimators import estimate_effect
+    from pipelines.impact.rates import ratio_effect
+    from pipelines.impact.study import load_studies, study_dataset, study_population, treatment_and_covariates
+
+    spec = next(s for s in load_studies() if s.name == "unplanned_hospitalisations")
+    with warehouse.connect(data / "serving" / "parcours_analyst.duckdb", read_only=True) as con:
+        frame, _ = study_population(spec, study_dataset(con, spec))
+    t, x = treatment_and_covariates(spec, frame)
+    y = frame["unplanned_admissions"].cast(pl.Float64).to_numpy()
+    started = time.perf_counter()
+    matched = estimate_effect(y, t, x, "match", "att", 1000, spec.seed, replace=False)
+    middle = time.perf_counter()
+    years = frame["person_years"].to_numpy()
+    ratio, _, _ = ratio_effect(y, np.maximum(years, 1e-9), t, x, "aipw", 1000, spec.seed)
+    end = time.perf_counter()
+    return {
+        "seconds": middle - started,
+        "stages": {"matching": middle - started, "aipw_ratio": end - middle},
+        "rows": int(t.shape[0]),
+        "check": bool(matched.ci_low <= matched.estimate <= matched.ci_high and ratio.ci_low <= ratio.estimate),
+    }
+
+
+def task_dashboard(data: Path) -> Result:
+    from pipelines.bench.dashboard_latency import measure
+
+    return measure(data / "serving" / "parcours_serving.duckdb")
+
+
+TASKS: dict[str, Callable[[Path], Result]] = {
+    "pipeline": task_pipeline,
+    "floor_ingest": task_floor_ingest,
+    "pandas_ingest": task_pandas_ingest,
+    "floor_models": task_floor_models,
+    "outcome_duckdb": _outcome("duckdb"),
+    "outcome_polars": _outcome("polars"),
+    "outcome_pandas": _outcome("pandas"),
+    "impact": task_impact,
+    "dashboard": task_dashboard,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("task", choices=["generate", *TASKS])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--result", required=True)
+    parser.add_argument("--persons", type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault("PARCOURS_DEMO", "1")
+    os.environ.setdefault("PARCOURS_TODAY", TODAY.isoformat())
+    data = Path(args.data)
+    result = task_generate(data, args.persons) if args.task == "generate" else TASKS[args.task](data)
+    Path(args.result).write_text(json.dumps(result), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

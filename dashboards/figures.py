@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
@@ -199,6 +202,26 @@ def overlap_plot(diagnostics: dict[str, object]) -> go.Figure:
         legend={"orientation": "h", "y": -0.2},
     )
     return figure
+
+
+def _rounded(coordinates: Any, digits: int) -> Any:
+    if coordinates and isinstance(coordinates[0], int | float):
+        return [round(c, digits) for c in coordinates]
+    rings = [_rounded(c, digits) for c in coordinates]
+    if rings and rings[0] and isinstance(rings[0][0], float):  # a ring of points: drop repeats
+        kept = [rings[0]] + [point for previous, point in itertools.pairwise(rings) if point != previous]
+        return kept if len(kept) >= 4 else rings
+    return rings
+
+
+def outlines_for_map(geojson: dict[str, Any], digits: int = 2) -> dict[str, Any]:
+    """Coordinates to ``digits`` decimals (0.01° is about a kilometre, finer than a national map shows):
+    the outlines are sent to the browser on every rerun, and this makes them about three times smaller."""
+    features = [
+        {**f, "geometry": {**f["geometry"], "coordinates": _rounded(f["geometry"]["coordinates"], digits)}}
+        for f in geojson["features"]
+    ]
+    return {**geojson, "features": features}
 
 
 def france_map(rows: pl.DataFrame, geojson: dict[str, object], value: str, title: str) -> go.Figure:

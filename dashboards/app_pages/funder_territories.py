@@ -7,7 +7,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import data_access
-from dashboards.figures import france_map
+from dashboards.figures import france_map, outlines_for_map
 from dashboards.session import csv_download, page_viewer, snapshot_or_stop
 from pipelines.settings import project_root
 
@@ -23,7 +23,7 @@ st.caption(
 
 @st.cache_data(show_spinner=False)
 def _outlines(path: str) -> dict[str, object]:
-    return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    return outlines_for_map(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 cohort = st.segmented_control("Cohort", ["care_managed", "comparison"], default="care_managed", key="cohort")

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pipelines.impact.cells import group_cells
 from pipelines.impact.diagnostics import Diagnostics, balance_diagnostics
 from pipelines.impact.propensity import fit_logistic, linear_predictor
 
@@ -129,14 +130,19 @@ def resample_within_arms(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
 def bootstrap(
     y: np.ndarray, t: np.ndarray, x: np.ndarray, method: str, estimand: str, resamples: int, seed: int
 ) -> np.ndarray:
-    """Estimates over resamples drawn within each arm, refitting the propensity model each time."""
+    """Estimates over resamples drawn within each arm, refitting the propensity model each time.
+
+    Each refit runs on cell totals (``cells.py``): every estimator here is linear in the outcome
+    given the models, and the models depend on a row only through its cell, so the mean outcome
+    of the rows drawn in a cell, weighted by how many were drawn, gives the row-level result.
+    """
     rng = np.random.default_rng(seed)
-    n = y.shape[0]
+    cells = group_cells(t, x)
     out = np.empty(resamples)
     for b in range(resamples):
-        counts = np.bincount(resample_within_arms(rng, t), minlength=n).astype(float)
+        counts, (sums,) = cells.totals(resample_within_arms(rng, t), y)
         keep = counts > 0
-        out[b] = _point(y[keep], t[keep], x[keep], method, estimand, counts[keep])
+        out[b] = _point(sums[keep] / counts[keep], cells.t[keep], cells.x[keep], method, estimand, counts[keep])
     return out
 
 

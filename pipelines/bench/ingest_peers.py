@@ -112,7 +112,8 @@ def pandas_ingest(files: list[Path], contract: Contract, key: bytes, today: date
             if earlier in typed and later in typed:
                 fail(typed[later] < typed[earlier], "inconsistent_dates")
         key_columns = [c for c in entity.primary_key if c in frame.columns]
-        fail(frame.duplicated(key_columns, keep="first"), "duplicate_key")
+        if key_columns and len(frame):
+            fail(frame.duplicated(key_columns, keep="first"), "duplicate_key")
         accepted = frame[reason.isna()].copy()
         keyed = hmac.new(key, digestmod=hashlib.sha256)
         for field in entity.fields:

@@ -1,0 +1,160 @@
+"""The benchmark's peers compute what the pipeline computes, and its report reads its results right.
+
+Timings are never asserted here: they are measured by ``parcours bench``, not by tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from pipelines import warehouse
+from pipelines.bench import outcome_peers
+from pipelines.bench.ingest_peers import landing_csvs, pandas_ingest
+from pipelines.bench.report import growth_exponent, render, targets
+from pipelines.bench.runner import run_task
+from pipelines.contract import load_contract
+from pipelines.impact.cells import group_cells
+from pipelines.ingest.pseudonyms import DEMO_KEY
+from pipelines.ingest.readers import discover_landing_files
+from pipelines.ingest.service import ingest_files
+from tests.conftest import PipelineRun
+
+TODAY = date(2026, 7, 1)
+
+
+def test_outcome_peers_give_the_pipelines_figures(small_run: PipelineRun, tmp_path: Path) -> None:
+    with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
+        for table in ("raw_episodes", "raw_events"):
+            con.sql(f"copy {table} to '{tmp_path / (table + '.parquet')}' (format parquet)")
+        expected = outcome_peers.pipeline_result(con)
+    assert expected.height == 4
+    assert expected["unplanned_admissions"].sum() > 0
+    for name, peer in outcome_peers.PEERS.items():
+        got = peer(tmp_path / "raw_episodes.parquet", tmp_path / "raw_events.parquet")
+        assert got.equals(expected), name
+
+
+def _landing_with_defects(small_federation_dir: Path, target: Path) -> Path:
+    """A UTF-8 CSV agency of the small federation (the bench's format), with bad rows appended to its events."""
+    source = next(
+        p
+        for p in sorted((small_federation_dir / "landing").iterdir())
+        if any(f.read_bytes().startswith(b"\xef\xbb\xbf") for f in p.glob("*_events.csv"))
+    )
+    agency = target / "landing" / source.name
+    shutil.copytree(source, agency)
+    events = next(agency.glob("*_events.csv"))
+    lines = events.read_text(encoding="utf-8-sig").splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+
+    def row(**changes: str) -> str:
+        values = dict(zip(header, first, strict=True))
+        values.update(changes)
+        return ",".join(values[h] for h in header)
+
+    bad = [
+        lines[1],  # the same row twice
+        row(event_id="X1", event_type=""),
+        row(event_id="X2", event_type="party"),
+        row(event_id="X3", event_date="2024-13-45"),
+        row(event_id="X4", event_date="2031-01-01", end_date=""),
+        row(event_id="X5", person_id="=cmd()"),
+    ]
+    events.write_text("\ufeff" + "\n".join([*lines, *bad]) + "\n", encoding="utf-8")
+    return target / "landing"
+
+
+def test_pandas_ingestion_accepts_and_quarantines_the_same_rows(
+    small_run: PipelineRun, small_federation_dir: Path, tmp_path: Path
+) -> None:
+    del small_run  # only its federation folder
+    landing = _landing_with_defects(small_federation_dir, tmp_path)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        reports = ingest_files(con, discover_landing_files(landing), load_contract(), DEMO_KEY, TODAY)
+    pipeline = {Path(r.file).name: (r.rows_accepted, r.rows_quarantined) for r in reports}
+    peer = pandas_ingest(landing_csvs(landing), load_contract(), DEMO_KEY, TODAY)
+    assert peer == pipeline
+    assert sum(q for _, q in peer.values()) == 6
+
+
+def test_a_task_runs_in_its_own_process_and_reports_its_memory(small_federation_dir: Path) -> None:
+    result = run_task("floor_ingest", small_federation_dir)
+    csv_rows = sum(
+        len(p.read_text(encoding="utf-8-sig").splitlines()) - 1 for p in landing_csvs(small_federation_dir / "landing")
+    )
+    assert result["rows"] == csv_rows
+    assert result["seconds"] > 0
+    assert result["peak_rss_mib"] > 10
+
+
+def test_cells_group_identical_rows_and_total_what_was_drawn() -> None:
+    t = np.array([1, 1, 0, 0, 1])
+    x = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [2.0, 1.0], [2.0, 1.0]])
+    cells = group_cells(t, x)
+    assert cells.size == 4
+    assert cells.index[0] == cells.index[1] != cells.index[2]
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    counts, (sums,) = cells.totals(np.array([0, 0, 1, 4]), y)
+    assert counts[cells.index[0]] == 3
+    assert sums[cells.index[0]] == 4.0
+    assert counts[cells.index[4]] == 1
+    assert sums[cells.index[4]] == 5.0
+    assert counts[cells.index[2]] == 0
+
+
+def _point(persons: int, pipeline: float, floor: float) -> dict:
+    stages = {"ingest": pipeline / 4, "models": pipeline / 4, "studies": pipeline / 4, "serving": 1.0}
+    task = {"seconds": floor, "peak_rss_mib": 100.0, "rows": persons, "check": True}
+    return {
+        "persons": persons,
+        "rows": 20 * persons,
+        "tasks": {
+            "generate": dict(task),
+            "pipeline": {"seconds": pipeline, "stages": stages, "peak_rss_mib": 2048.0, "rows": 20 * persons},
+            **{
+                name: dict(task)
+                for name in (
+                    "floor_ingest",
+                    "pandas_ingest",
+                    "floor_models",
+                    "outcome_duckdb",
+                    "outcome_polars",
+                    "outcome_pandas",
+                    "impact",
+                )
+            },
+        },
+    }
+
+
+def test_growth_exponent_is_the_log_log_slope_of_the_two_largest_points() -> None:
+    points = [_point(1_000, 5.0, 1.0), _point(10_000, 10.0, 1.0), _point(100_000, 100.0, 1.0)]
+    assert growth_exponent(points, lambda p: p["tasks"]["pipeline"]["seconds"]) == pytest.approx(1.0)
+    assert growth_exponent(points[:1], lambda p: 1.0) is None
+
+
+def test_report_states_each_target_and_whether_it_is_met() -> None:
+    point = _point(1_000_000, 200.0, 10.0)
+    met = {name: ok for name, _, ok in targets(point, 1.0)}
+    assert met["whole pipeline under 2 minutes"] is False
+    assert met["pipeline peak memory under 6 GiB"] is True
+    assert met["growth exponent at most 1.1"] is True
+    results = {
+        "started_at": "2026-11-23T00:00:00Z",
+        "command": "parcours bench",
+        "machine": {"cpu": "cpu", "cores": 2, "memory_mib": 1, "os": "os", "python": "3.11", "versions": {}},
+        "runs": 5,
+        "warmup": 1,
+        "wall_seconds": 60.0,
+        "points": [_point(100_000, 20.0, 1.0), point],
+    }
+    text = render(results, "## Reading guide")
+    assert "| whole pipeline under 2 minutes | 200.0 s | **no** |" in text
+    assert "## Targets at 1,000,000 persons" in text
+    assert text.rstrip().endswith("## Reading guide")

@@ -63,15 +63,18 @@ def pseudonym(key: bytes, agency: str, value: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()[:PSEUDONYM_LENGTH]
 
 
-def rekey(values: pl.Series, agency: str, key: bytes) -> pl.Series:
-    """Re-key a column; each distinct value is hashed once."""
+def rekey(values: pl.Series, agency: str, key: bytes, cache: dict[str, str] | None = None) -> pl.Series:
+    """Re-key a column; each distinct value is hashed once, and once per run when the same ``cache``
+    (this agency's) is passed for every file: a person's identifier is in half a dozen of them."""
     distinct = values.drop_nulls().unique().to_list()
+    known = {} if cache is None else cache
     # Same digests as ``pseudonym``; copying a keyed HMAC skips re-deriving the key pads per value.
     keyed = hmac.new(key, digestmod=hashlib.sha256)
     prefix = f"{agency}\x1f".encode()
-    mapping = {}
     for value in distinct:
-        mac = keyed.copy()
-        mac.update(prefix + value.encode())
-        mapping[value] = mac.hexdigest()[:PSEUDONYM_LENGTH]
+        if value not in known:
+            mac = keyed.copy()
+            mac.update(prefix + value.encode())
+            known[value] = mac.hexdigest()[:PSEUDONYM_LENGTH]
+    mapping = {value: known[value] for value in distinct}
     return values.replace_strict(mapping, default=None, return_dtype=pl.String).alias(values.name)

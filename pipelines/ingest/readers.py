@@ -168,11 +168,19 @@ def detect_encoding(path: Path) -> str:
     characters) stays UTF-8: its bad rows are quarantined rather than the whole file being
     misread as Windows-1252.
     """
+    # Most files are valid UTF-8: one decoding pass (in C) settles it; bytes are counted only if not.
     decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(CHUNK), b""):
+                decoder.decode(block)
+        decoder.decode(b"", final=True)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
     sequences = 0
     sequence_bytes = 0
     high_bytes = 0
-    valid = True
     cp1252_ok = True
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
@@ -180,22 +188,11 @@ def detect_encoding(path: Path) -> str:
             sequences += len(found)
             sequence_bytes += sum(len(f) for f in found)
             high_bytes += len(_HIGH_BYTE.findall(block))
-            if valid:
-                try:
-                    decoder.decode(block)
-                except UnicodeDecodeError:
-                    valid = False
             if cp1252_ok:
                 try:
                     block.decode("cp1252")
                 except UnicodeDecodeError:
                     cp1252_ok = False
-    if valid:
-        try:
-            decoder.decode(b"", final=True)
-            return "utf-8"
-        except UnicodeDecodeError:
-            valid = False
     stray = high_bytes - sequence_bytes
     if sequences >= 3 and stray * 2 <= sequences:
         return "utf-8"

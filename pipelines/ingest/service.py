@@ -92,9 +92,11 @@ def _parse_rejects(table: ReadTable) -> pl.DataFrame:
     )
 
 
-def _pseudonymise(frame: pl.DataFrame, contract: Contract, entity: str, agency: str, key: bytes) -> pl.DataFrame:
+def _pseudonymise(
+    frame: pl.DataFrame, contract: Contract, entity: str, agency: str, key: bytes, cache: dict[str, str] | None
+) -> pl.DataFrame:
     columns = [f.name for f in contract.entity(entity).fields if f.pseudonym and f.name in frame.columns]
-    return frame.with_columns(rekey(frame[c], agency, key) for c in columns)
+    return frame.with_columns(rekey(frame[c], agency, key, cache) for c in columns)
 
 
 def _entity_load(
@@ -120,8 +122,18 @@ def _entity_load(
     )
 
 
-def prepare_table(file: LandingFile, table: ReadTable, contract: Contract, key: bytes, today: date) -> EntityLoad:
-    """Decide the fate of every row of one table, without touching the warehouse."""
+def prepare_table(
+    file: LandingFile,
+    table: ReadTable,
+    contract: Contract,
+    key: bytes,
+    today: date,
+    pseudonyms: dict[str, str] | None = None,
+) -> EntityLoad:
+    """Decide the fate of every row of one table, without touching the warehouse.
+
+    ``pseudonyms``: this agency's identifiers already re-keyed in this run (filled in here).
+    """
     parsed = _parse_rejects(table)
     where = file.relative_path if table.name == file.path.name else f"{file.relative_path} [{table.name}]"
     if table.entity is None:
@@ -138,7 +150,9 @@ def prepare_table(file: LandingFile, table: ReadTable, contract: Contract, key: 
         rejected = pl.concat([parsed, _whole_table(table, problem.reason)])
         quarantined = _quarantine_rows(file, table.entity, rejected, table)
         return _entity_load(file, table, table.entity, None, quarantined, f"{where}: {problem}")
-    accepted = _pseudonymise(validated.accepted, contract, table.entity, file.agency_folder, key).with_columns(
+    accepted = _pseudonymise(
+        validated.accepted, contract, table.entity, file.agency_folder, key, pseudonyms
+    ).with_columns(
         pl.lit(file.agency_folder).alias("_agency_folder"),
         pl.lit(file.relative_path).alias("_source_file"),
         pl.lit(file.sha256).alias("_source_sha256"),
@@ -155,7 +169,12 @@ def prepare_table(file: LandingFile, table: ReadTable, contract: Contract, key: 
 
 
 def prepare_file(
-    file: LandingFile, contract: Contract, key: bytes, today: date, config: AgenciesConfig
+    file: LandingFile,
+    contract: Contract,
+    key: bytes,
+    today: date,
+    config: AgenciesConfig,
+    pseudonyms: dict[str, str] | None = None,
 ) -> tuple[list[EntityLoad], dict[str, ReadTable]]:
     try:
         read = read_landing_file(file, contract, options_for(file.agency_folder, config))
@@ -163,7 +182,7 @@ def prepare_file(
         load = _entity_load(file, None, None, None, empty_quarantine(), str(problem))
         load.reasons = {problem.reason.value: 0}
         return [load], {}
-    loads = [prepare_table(file, table, contract, key, today) for table in read.tables]
+    loads = [prepare_table(file, table, contract, key, today, pseudonyms) for table in read.tables]
     # Kept only to quote raw lines of rows found duplicated later: the text frame itself can go
     # (a CSV's lines are read back from the file by offset), which halves peak memory.
     tables = {
@@ -222,6 +241,7 @@ def ingest_files(
     tables: dict[tuple[str, str], ReadTable] = {}
     seen_now: set[str] = set()
     order = sorted(files, key=lambda f: f.relative_path)
+    pseudonyms: dict[str, dict[str, str]] = {}
     for i, file in enumerate(order, start=1):
         if file.sha256 in already or file.sha256 in seen_now:
             reports[file.relative_path] = FileReport(
@@ -237,7 +257,9 @@ def ingest_files(
             continue
         seen_now.add(file.sha256)
         say(f"[{i}/{len(order)}] checking {file.relative_path}")
-        file_loads, file_tables = prepare_file(file, contract, key, today, config)
+        if file.agency_folder not in pseudonyms:  # files come agency by agency: keep one agency's cache
+            pseudonyms = {file.agency_folder: {}}
+        file_loads, file_tables = prepare_file(file, contract, key, today, config, pseudonyms[file.agency_folder])
         loads += file_loads
         tables.update({(file.sha256, entity): table for entity, table in file_tables.items()})
 

@@ -77,7 +77,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     notes = project_root() / "docs" / "benchmarks-notes.md"
     _say(f"benchmark points {', '.join(f'{p:,}' for p in points)} persons; data in {work}; results in {out}")
     try:
-        results = run_benchmark(points, work, args.runs, args.warmup, _say, None if args.no_dashboard else points[-1])
+        results = run_benchmark(
+            points, work, args.runs, args.warmup, _say, None if args.no_dashboard else points[-1], args.single_run_from
+        )
     except RuntimeError as exc:
         _say(f"error: {exc}")
         return 1
@@ -328,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--runs", type=_positive, default=5, help="measured rounds per size (default 5)")
     bench.add_argument("--warmup", type=int, default=1, help="warm-up rounds per size, discarded (default 1)")
+    bench.add_argument(
+        "--single-run-from",
+        type=_positive,
+        metavar="PERSONS",
+        help="sizes from this one up get one measured run and no warm-up (the report says so)",
+    )
     bench.add_argument("--work", help="folder for the generated federations (default: DATA_DIR/bench)")
     bench.add_argument("--out", default="docs", help="where benchmarks.md and benchmarks.json go (default docs)")
     bench.add_argument("--no-dashboard", action="store_true", help="skip the dashboard latency measurement")

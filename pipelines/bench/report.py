@@ -114,8 +114,13 @@ def render(results: dict[str, Any], guide: str) -> str:
         "",
         f"- {m['cpu']}, {m['cores']} cores, {m['memory_mib']:,} MiB; {m['os']}; Python {m['python']}",
         "- " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-        f"- {results['warmup']} warm-up and {results['runs']} measured rounds per point, medians; "
-        f"whole benchmark {results['wall_seconds'] / 60:.1f} min",
+        "- rounds per point (warm-up discarded, medians of the measured): "
+        + "; ".join(
+            f"{p['persons']:,}: {p.get('warmup', results['warmup'])} warm-up + "
+            f"{p.get('runs', results['runs'])} measured"
+            for p in points
+        )
+        + f"; whole benchmark {results['wall_seconds'] / 60:.1f} min",
         "",
         "## Whole pipeline, by stage (median seconds)",
         "",

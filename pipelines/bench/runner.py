@@ -140,6 +140,8 @@ def run_point(
     point: dict[str, Any] = {
         "persons": persons,
         "rows": generated["rows"],
+        "runs": runs,
+        "warmup": warmup,
         "load_before_rounds": [round(x, 2) for x in loads],
         "tasks": {
             "generate": {
@@ -158,9 +160,21 @@ def run_point(
 
 
 def run_benchmark(
-    points: list[int], work: Path, runs: int, warmup: int, say: Callable[[str], None], dashboard_at: int | None
+    points: list[int],
+    work: Path,
+    runs: int,
+    warmup: int,
+    say: Callable[[str], None],
+    dashboard_at: int | None,
+    single_run_from: int | None = None,
 ) -> dict[str, Any]:
+    """``single_run_from``: points of at least this many persons get one measured run and no warm-up
+    (when a session cannot afford six runs of the largest point; the report says so)."""
     started = time.time()
+
+    def rounds(persons: int) -> tuple[int, int]:
+        return (1, 0) if single_run_from is not None and persons >= single_run_from else (runs, warmup)
+
     results = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": machine(),
@@ -168,7 +182,7 @@ def run_benchmark(
         "warmup": warmup,
         "command": " ".join(["parcours", "bench", *sys.argv[2:]]),
         "points": [
-            run_point(p, work, runs, warmup, say, dashboard=(dashboard_at is not None and p == dashboard_at))
+            run_point(p, work, *rounds(p), say, dashboard=(dashboard_at is not None and p == dashboard_at))
             for p in points
         ],
     }

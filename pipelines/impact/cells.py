@@ -27,12 +27,17 @@ class Cells:
     def size(self) -> int:
         return int(self.t.shape[0])
 
-    def totals(self, rows: np.ndarray | None, *values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    def totals(
+        self, rows: np.ndarray | None, *values: np.ndarray, weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Rows drawn per cell and each of ``values`` summed per cell, over ``rows`` (all rows when None,
-        repeated indices counted as often as drawn)."""
+        repeated indices counted as often as drawn; each counted ``weights`` times when given)."""
         index = self.index if rows is None else self.index[rows]
-        counts = np.bincount(index, minlength=self.size).astype(float)
-        sums = [np.bincount(index, v if rows is None else v[rows], minlength=self.size) for v in values]
+        counts = np.bincount(index, weights, minlength=self.size).astype(float)
+        sums = []
+        for value in values:
+            taken = value if rows is None else value[rows]
+            sums.append(np.bincount(index, taken if weights is None else taken * weights, minlength=self.size))
         return counts, sums
 
 

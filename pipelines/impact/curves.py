@@ -14,7 +14,8 @@ import numpy as np
 import polars as pl
 
 from pipelines.impact.cells import Cells, group_cells
-from pipelines.impact.estimators import propensity, resample_within_arms, weights_for
+from pipelines.impact.estimators import propensity, weights_for
+from pipelines.impact.resampling import bootstrap_draws
 
 CENSORED, EVENT, COMPETING = 0, 1, 2
 
@@ -36,15 +37,24 @@ def aalen_johansen(days: np.ndarray, status: np.ndarray, weights: np.ndarray, ho
 
 
 def _arm_curves(
-    days: np.ndarray, status: np.ndarray, t: np.ndarray, cells: Cells, rows: np.ndarray, horizon: int
+    days: np.ndarray,
+    status: np.ndarray,
+    t: np.ndarray,
+    cells: Cells,
+    rows: np.ndarray,
+    horizon: int,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Both arms' curves over the rows drawn (``rows`` may repeat), the propensity model refitted on them."""
-    counts, _ = cells.totals(rows)
+    """Both arms' curves over the rows drawn (``rows`` may repeat; each counts ``weights`` times when
+    given), the propensity model refitted on them."""
+    counts, _ = cells.totals(rows, weights=weights)
     drawn = counts > 0
     ps = np.zeros(cells.size)
     ps[drawn] = propensity(cells.t[drawn], cells.x[drawn], counts[drawn])
     days, status, t = days[rows], status[rows], t[rows]
     w = weights_for(t, ps[cells.index[rows]], "ipw", "att")
+    if weights is not None:
+        w = w * weights
     treated = t == 1
     return np.stack(
         [
@@ -70,10 +80,11 @@ def cumulative_incidence_curves(
     """
     cells = group_cells(t, x)
     point = _arm_curves(days, status, t, cells, np.arange(t.shape[0]), horizon)
-    rng = np.random.default_rng(seed)
-    draws = np.empty((resamples, *point.shape))
-    for b in range(resamples):
-        draws[b] = _arm_curves(days, status, t, cells, resample_within_arms(rng, t), horizon)
+
+    def curves(rows: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        return _arm_curves(days, status, t, cells, rows, horizon, weights)
+
+    draws = bootstrap_draws(t, curves, point, resamples, seed)
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
     grid = np.unique(np.append(np.arange(0, horizon + 1, step), horizon))
     frames = []

@@ -23,6 +23,7 @@ import numpy as np
 from pipelines.impact.cells import group_cells
 from pipelines.impact.diagnostics import Diagnostics, balance_diagnostics
 from pipelines.impact.propensity import fit_logistic, linear_predictor
+from pipelines.impact.resampling import bootstrap_draws, describe
 
 Method = Literal["match", "ipw", "overlap", "aipw"]
 Estimand = Literal["att", "ate"]
@@ -120,13 +121,6 @@ def _point(y: np.ndarray, t: np.ndarray, x: np.ndarray, method: str, estimand: s
     return _estimate_given(y, t, x, propensity(t, x, w), method, estimand, w)
 
 
-def resample_within_arms(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
-    """Row indices of one bootstrap resample drawn within each arm, so both arms stay populated."""
-    treated = np.flatnonzero(t == 1)
-    control = np.flatnonzero(t == 0)
-    return np.concatenate([rng.choice(treated, treated.shape[0]), rng.choice(control, control.shape[0])])
-
-
 def bootstrap(
     y: np.ndarray, t: np.ndarray, x: np.ndarray, method: str, estimand: str, resamples: int, seed: int
 ) -> np.ndarray:
@@ -136,14 +130,14 @@ def bootstrap(
     given the models, and the models depend on a row only through its cell, so the mean outcome
     of the rows drawn in a cell, weighted by how many were drawn, gives the row-level result.
     """
-    rng = np.random.default_rng(seed)
     cells = group_cells(t, x)
-    out = np.empty(resamples)
-    for b in range(resamples):
-        counts, (sums,) = cells.totals(resample_within_arms(rng, t), y)
+
+    def estimate(rows: np.ndarray | None, weights: np.ndarray | None) -> float:
+        counts, (sums,) = cells.totals(rows, y, weights=weights)
         keep = counts > 0
-        out[b] = _point(sums[keep] / counts[keep], cells.t[keep], cells.x[keep], method, estimand, counts[keep])
-    return out
+        return _point(sums[keep] / counts[keep], cells.t[keep], cells.x[keep], method, estimand, counts[keep])
+
+    return bootstrap_draws(t, estimate, estimate(None, None), resamples, seed)
 
 
 def _nearest(treated_scores: np.ndarray, control_scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -315,8 +309,7 @@ def weighting(
     diagnostics = balance_diagnostics(x, t, w, ps, estimate, se, y)
     label = "ato" if method == "overlap" else estimand
     variance = (
-        f"bootstrap refitting the propensity model ({resamples} resamples within arms, seed {seed}, "
-        "percentile interval)"
+        f"bootstrap refitting the propensity model ({describe(y.shape[0], resamples, seed)}, percentile interval)"
     )
     return Estimate(estimate, low, high, se, label, method, variance, int(t.sum()), int((1 - t).sum()), diagnostics)
 

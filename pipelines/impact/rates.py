@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipelines.impact.cells import Cells, group_cells
-from pipelines.impact.estimators import EstimationError, resample_within_arms, weights_for
+from pipelines.impact.estimators import EstimationError, weights_for
 from pipelines.impact.outcome_model import expected, fit_poisson
 from pipelines.impact.propensity import fit_logistic, linear_predictor
+from pipelines.impact.resampling import bootstrap_draws, describe
 
 RATIO_METHODS = ("ipw", "overlap", "aipw")
 
@@ -73,10 +74,11 @@ def _on_cells(
     exposure: np.ndarray,
     method: str,
     start: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[tuple[float, float], np.ndarray, np.ndarray]:
-    """``treated_and_counterfactual`` of the rows drawn, each cell's propensity score (NaN if not drawn)
-    and the propensity coefficients."""
-    counts, (sums, exposures) = cells.totals(rows, numerator, exposure)
+    """``treated_and_counterfactual`` of the rows drawn (each ``weights`` times), each cell's propensity
+    score (NaN if not drawn) and the propensity coefficients."""
+    counts, (sums, exposures) = cells.totals(rows, numerator, exposure, weights=weights)
     drawn = counts > 0
     t, x, n = cells.t[drawn], cells.x[drawn], counts[drawn]
     beta = fit_logistic(x, t, n, start)
@@ -104,11 +106,12 @@ def ratio_effect(
         raise EstimationError("every row needs a positive exposure")
     cells = group_cells(t, x)
     (treated_ratio, counterfactual), ps_cells, beta = _on_cells(cells, None, numerator, exposure, method)
-    rng = np.random.default_rng(seed)
-    draws = np.empty(resamples)
-    for b in range(resamples):
-        pair, _, _ = _on_cells(cells, resample_within_arms(rng, t), numerator, exposure, method, beta)
-        draws[b] = scale * (pair[0] - pair[1])
+
+    def estimate(rows: np.ndarray, weights: np.ndarray | None) -> float:
+        pair, _, _ = _on_cells(cells, rows, numerator, exposure, method, beta, weights)
+        return scale * (pair[0] - pair[1])
+
+    draws = bootstrap_draws(t, estimate, scale * (treated_ratio - counterfactual), resamples, seed)
     ps = ps_cells[cells.index]
     low, high = np.percentile(draws, [2.5, 97.5])
     models = "the propensity and outcome models" if method == "aipw" else "the propensity model"
@@ -120,7 +123,7 @@ def ratio_effect(
         unit=unit,
         treated_value=scale * treated_ratio,
         counterfactual_value=scale * counterfactual,
-        variance=f"bootstrap refitting {models} ({resamples} resamples within arms, seed {seed})",
+        variance=f"bootstrap refitting {models} ({describe(t.shape[0], resamples, seed)})",
     )
     return result, draws, ps
 
@@ -130,7 +133,12 @@ BEFORE_YEARS = 365 / 365.25
 
 
 def did_point(
-    before: np.ndarray, after: np.ndarray, after_years: np.ndarray, t: np.ndarray, before_years: float = BEFORE_YEARS
+    before: np.ndarray,
+    after: np.ndarray,
+    after_years: np.ndarray,
+    t: np.ndarray,
+    before_years: float = BEFORE_YEARS,
+    weights: np.ndarray | None = None,
 ) -> float:
     """(treated after - treated before) - (comparison after - comparison before), per 1,000 person-years.
 
@@ -139,11 +147,13 @@ def did_point(
     enrolment weighs a month in the before rate too (otherwise deaths after enrolment, more
     common among the riskier, would pass for an effect).
     """
+    w = np.ones(t.shape[0]) if weights is None else weights
     change = {}
     for arm in (0, 1):
         rows = t == arm
-        years = after_years[rows].sum()
-        change[arm] = (after[rows].sum() - (after_years[rows] * before[rows]).sum() / before_years) / years
+        years = (w[rows] * after_years[rows]).sum()
+        before_sum = (w[rows] * after_years[rows] * before[rows]).sum()
+        change[arm] = ((w[rows] * after[rows]).sum() - before_sum / before_years) / years
     return 1000 * float(change[1] - change[0])
 
 
@@ -162,13 +172,15 @@ def did_effect(
     ``clusters`` (an agency per row) makes the interval resample whole agencies within arms.
     """
     estimate = did_point(before, after, after_years, t, before_years)
-    rng = np.random.default_rng(seed)
-    draws = np.empty(resamples)
     if clusters is None:
-        for b in range(resamples):
-            rows = resample_within_arms(rng, t)
-            draws[b] = did_point(before[rows], after[rows], after_years[rows], t[rows], before_years)
+
+        def point(rows: np.ndarray, weights: np.ndarray | None) -> float:
+            return did_point(before[rows], after[rows], after_years[rows], t[rows], before_years, weights)
+
+        draws = bootstrap_draws(t, point, estimate, resamples, seed)
     else:
+        rng = np.random.default_rng(seed)
+        draws = np.empty(resamples)
         members = {
             arm: [np.flatnonzero((t == arm) & (clusters == c)) for c in np.unique(clusters[t == arm])] for arm in (0, 1)
         }
@@ -188,6 +200,7 @@ def did_effect(
         unit="per 1,000 person-years (difference-in-differences)",
         treated_value=float(treated_after),
         counterfactual_value=float(treated_after - estimate),
-        variance=f"bootstrap resampling {level} within arms ({resamples} resamples, seed {seed})",
+        variance=f"bootstrap resampling {level} within arms "
+        f"({describe(t.shape[0], resamples, seed) if clusters is None else f'{resamples} resamples, seed {seed}'})",
     )
     return result, draws

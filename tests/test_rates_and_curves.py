@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from pipelines.impact.curves import COMPETING, EVENT, aalen_johansen
 from pipelines.impact.estimators import EstimationError
 from pipelines.impact.rates import did_point, ratio_effect
+from pipelines.impact.resampling import bootstrap_draws
 from pipelines.impact.study import StudySpec, load_studies
 
 
@@ -90,3 +91,24 @@ def test_a_design_that_does_not_fit_the_outcome_is_refused(changes: dict[str, st
     spec = next(s for s in load_studies() if s.name == "unplanned_hospitalisations").model_dump()
     with pytest.raises(ValidationError, match=message):
         StudySpec.model_validate({**spec, **changes})
+
+
+@pytest.mark.parametrize("little", [False, True])
+def test_bootstrap_draws_spread_like_the_known_standard_error(little: bool) -> None:
+    """A difference in means has a known standard error; both the plain bootstrap and the bag of
+    little bootstraps (re-centred on the estimate) must reproduce it."""
+    rng = np.random.default_rng(5)
+    n = 60_000
+    t = (rng.random(n) < 0.7).astype(int)
+    y = rng.exponential(2.0, n) + t
+
+    def difference(rows: np.ndarray, weights: np.ndarray | None) -> float:
+        w = np.ones(rows.shape[0]) if weights is None else weights
+        arm = t[rows] == 1
+        return float(np.average(y[rows][arm], weights=w[arm]) - np.average(y[rows][~arm], weights=w[~arm]))
+
+    point = difference(np.arange(n), None)
+    draws = bootstrap_draws(t, difference, point, 400, 11, little=little)
+    known = np.sqrt(y[t == 1].var() / (t == 1).sum() + y[t == 0].var() / (t == 0).sum())
+    assert draws.std() == pytest.approx(known, rel=0.12)
+    assert np.mean(draws) == pytest.approx(point, abs=known / 3)

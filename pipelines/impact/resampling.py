@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
-BLB_FROM = 200_000
+BLB_FROM = 50_000
 """Rows from which intervals come from the bag of little bootstraps (below: the plain bootstrap)."""
 BLB_SUBSETS = 10
 BLB_EXPONENT = 0.7

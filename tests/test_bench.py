@@ -16,7 +16,7 @@ import pytest
 from pipelines import warehouse
 from pipelines.bench import outcome_peers
 from pipelines.bench.ingest_peers import landing_csvs, pandas_ingest
-from pipelines.bench.report import growth_exponent, render, targets
+from pipelines.bench.report import PEER_TASKS, growth_exponent, render, targets
 from pipelines.bench.runner import run_task
 from pipelines.contract import load_contract
 from pipelines.impact.cells import group_cells
@@ -117,18 +117,7 @@ def _point(persons: int, pipeline: float, floor: float) -> dict:
         "tasks": {
             "generate": dict(task),
             "pipeline": {"seconds": pipeline, "stages": stages, "peak_rss_mib": 2048.0, "rows": 20 * persons},
-            **{
-                name: dict(task)
-                for name in (
-                    "floor_ingest",
-                    "pandas_ingest",
-                    "floor_models",
-                    "outcome_duckdb",
-                    "outcome_polars",
-                    "outcome_pandas",
-                    "impact",
-                )
-            },
+            **{name: dict(task) for name in PEER_TASKS},
         },
     }
 

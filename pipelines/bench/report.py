@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pipelines.bench.runner import ROUND_TASKS
+
 PIPELINE_STAGES = ["ingest", "models", "studies", "serving", "framework"]
+PEER_TASKS = [t for t in ROUND_TASKS if t != "pipeline"]
 
 
 def growth_exponent(points: list[dict[str, Any]], seconds: Any) -> float | None:
@@ -176,18 +179,7 @@ def render(results: dict[str, Any], guide: str) -> str:
         measures: dict[str, Any] = {
             "whole pipeline": lambda p: _task(p, "pipeline"),
             **{f"stage: {s}": (lambda p, s=s: _stage(p, s)) for s in PIPELINE_STAGES[:-1]},
-            **{
-                t: (lambda p, t=t: _task(p, t))
-                for t in (
-                    "floor_ingest",
-                    "pandas_ingest",
-                    "floor_models",
-                    "outcome_duckdb",
-                    "outcome_polars",
-                    "outcome_pandas",
-                    "impact",
-                )
-            },
+            **{t: (lambda p, t=t: _task(p, t)) for t in PEER_TASKS},
         }
         lines += [f"| {name} | {_fmt(growth_exponent(points, f))} |" for name, f in measures.items()]
     else:

@@ -3,8 +3,8 @@
 For every point (persons): generate the federation once (timed), then ``warmup`` rounds that
 are thrown away and ``runs`` measured rounds; each round runs every task once, starting one
 task further along the list than the round before, so that no task always runs first on a
-cold cache or last on a hot machine. Before each round the runner waits (up to a minute) for
-the machine's load to fall below half its cores, and records the load it started at.
+cold cache or last on a hot machine. Before each round the runner waits (up to a minute) until
+less than a quarter of the cores are busy, and records the share it found.
 """
 
 from __future__ import annotations
@@ -68,16 +68,37 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def wait_until_quiet(say: Callable[[str], None], limit_s: float = 60.0) -> float:
-    """The 1-minute load average once it is below half the cores, or after ``limit_s``."""
-    threshold = (os.cpu_count() or 2) / 2
+def busy_share(seconds: float = 3.0) -> float:
+    """Share of all cores busy over the next ``seconds`` (from /proc/stat; 0 where it cannot be read).
+
+    Unlike the load average, which our own last task keeps high for minutes, this sees only
+    what runs now."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle and iowait
+        return sum(fields), idle
+
+    try:
+        total_a, idle_a = sample()
+        time.sleep(seconds)
+        total_b, idle_b = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = total_b - total_a
+    return 0.0 if total <= 0 else 1 - (idle_b - idle_a) / total
+
+
+def wait_until_quiet(say: Callable[[str], None], limit_s: float = 60.0, threshold: float = 0.25) -> float:
+    """The busy share of the cores once it is under ``threshold`` (a quarter: half a core of this
+    2-core machine), or after ``limit_s``."""
     deadline = time.monotonic() + limit_s
-    load = os.getloadavg()[0]
-    while load >= threshold and time.monotonic() < deadline:
-        say(f"  waiting for a quiet machine (load {load:.2f})")
-        time.sleep(10)
-        load = os.getloadavg()[0]
-    return load
+    busy = busy_share()
+    while busy >= threshold and time.monotonic() < deadline:
+        say(f"  waiting for a quiet machine ({busy:.0%} of the cores busy)")
+        time.sleep(7)
+        busy = busy_share()
+    return busy
 
 
 def run_task(task: str, data: Path, persons: int = 0) -> dict[str, Any]:
@@ -123,11 +144,11 @@ def run_point(
     generated = run_task("generate", data, persons)
     say(f"  generated {generated['rows']:,} rows in {generated['seconds']:.1f} s")
     samples: dict[str, list[dict[str, Any]]] = {task: [] for task in ROUND_TASKS}
-    loads = []
+    busy = []
     # Round one starts with the pipeline, whose first run exports the Parquet files the peers read.
     for round_number in range(warmup + runs):
         measured = round_number >= warmup
-        loads.append(wait_until_quiet(say))
+        busy.append(wait_until_quiet(say))
         shift = round_number % len(ROUND_TASKS)
         for task in ROUND_TASKS[shift:] + ROUND_TASKS[:shift]:
             result = run_task(task, data)
@@ -142,7 +163,7 @@ def run_point(
         "rows": generated["rows"],
         "runs": runs,
         "warmup": warmup,
-        "load_before_rounds": [round(x, 2) for x in loads],
+        "busy_share_before_rounds": [round(x, 3) for x in busy],
         "tasks": {
             "generate": {
                 "seconds": generated["seconds"],

@@ -75,14 +75,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     work = Path(args.work).resolve() if args.work else load_settings().data_dir / "bench"
     notes = project_root() / "docs" / "benchmarks-notes.md"
-    _say(f"benchmark points {', '.join(f'{p:,}' for p in points)} persons; data in {work}; results in {out}")
-    try:
-        results = run_benchmark(
-            points, work, args.runs, args.warmup, _say, None if args.no_dashboard else points[-1], args.single_run_from
-        )
-    except RuntimeError as exc:
-        _say(f"error: {exc}")
-        return 1
+    if args.from_results:
+        results = json.loads(Path(args.from_results).read_text(encoding="utf-8"))
+    else:
+        _say(f"benchmark points {', '.join(f'{p:,}' for p in points)} persons; data in {work}; results in {out}")
+        try:
+            results = run_benchmark(
+                points,
+                work,
+                args.runs,
+                args.warmup,
+                _say,
+                None if args.no_dashboard else points[-1],
+                args.single_run_from,
+            )
+        except RuntimeError as exc:
+            _say(f"error: {exc}")
+            return 1
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     guide = notes.read_text(encoding="utf-8") if notes.exists() else ""
@@ -339,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--work", help="folder for the generated federations (default: DATA_DIR/bench)")
     bench.add_argument("--out", default="docs", help="where benchmarks.md and benchmarks.json go (default docs)")
     bench.add_argument("--no-dashboard", action="store_true", help="skip the dashboard latency measurement")
+    bench.add_argument(
+        "--from-results", metavar="JSON", help="measure nothing: write benchmarks.md again from a results file"
+    )
     bench.set_defaults(func=cmd_bench)
 
     doc = commands.add_parser("contract-doc", help="write docs/data-contract.md from quality/contract.yaml")

@@ -84,7 +84,8 @@ def cumulative_incidence_curves(
     def curves(rows: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
         return _arm_curves(days, status, t, cells, rows, horizon, weights)
 
-    draws = bootstrap_draws(t, curves, point, resamples, seed)
+    # Re-centred little-bootstrap draws can stray a hair outside [0, 1] near day 0 or the plateau.
+    draws = np.clip(bootstrap_draws(t, curves, point, resamples, seed), 0.0, 1.0)
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
     grid = np.unique(np.append(np.arange(0, horizon + 1, step), horizon))
     frames = []

@@ -1,6 +1,8 @@
 """The dashboards with Streamlit's AppTest: every page for every role, sign-in, denial and exports."""
 
+import gc
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -35,6 +37,21 @@ PAGES: dict[str, dict[str, str | None]] = {
         "agency_peers.py": "Outcomes against peers · AG001",
     },
 }
+
+
+@pytest.fixture(autouse=True)
+def _no_collection_during_app_runs() -> Iterator[None]:
+    """Collect the earlier pipeline runs' garbage now, then hold collection off while AppTest runs.
+
+    A collection that runs finalizers (Dagster's SQLite connections, made in the main thread) in
+    the script thread while CPython 3.11.7 compiles a page fails it with "AST constructor
+    recursion depth mismatch" (a CPython 3.11 bug in the compiler's recursion bookkeeping); it
+    failed one fresh-clone run of the suite.
+    """
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import numpy as np
 
 from pipelines.impact.cells import group_cells
 from pipelines.impact.diagnostics import Diagnostics, balance_diagnostics
-from pipelines.impact.propensity import fit_logistic, linear_predictor
+from pipelines.impact.propensity import fit_logistic, scores
 from pipelines.impact.resampling import bootstrap_draws, describe
 
 Method = Literal["match", "ipw", "overlap", "aipw"]
@@ -66,8 +66,7 @@ def _check_inputs(y: np.ndarray, t: np.ndarray, x: np.ndarray) -> None:
 
 
 def propensity(t: np.ndarray, x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    beta = fit_logistic(x, t, weights)
-    return 1.0 / (1.0 + np.exp(-linear_predictor(x, beta)))
+    return scores(x, fit_logistic(x, t, weights))
 
 
 def _clip(ps: np.ndarray) -> np.ndarray:

@@ -53,3 +53,8 @@ def fit_logistic(
 
 def linear_predictor(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return np.clip(beta[0] + x @ beta[1:], -30, 30)
+
+
+def scores(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Propensity scores of ``x`` under coefficients ``beta`` from ``fit_logistic``."""
+    return 1.0 / (1.0 + np.exp(-linear_predictor(x, beta)))

@@ -26,7 +26,7 @@ import numpy as np
 from pipelines.impact.cells import Cells, group_cells
 from pipelines.impact.estimators import EstimationError, weights_for
 from pipelines.impact.outcome_model import expected, fit_poisson
-from pipelines.impact.propensity import fit_logistic, linear_predictor
+from pipelines.impact.propensity import fit_logistic, scores
 from pipelines.impact.resampling import bootstrap_draws, describe
 
 RATIO_METHODS = ("ipw", "overlap", "aipw")
@@ -82,10 +82,10 @@ def _on_cells(
     drawn = counts > 0
     t, x, n = cells.t[drawn], cells.x[drawn], counts[drawn]
     beta = fit_logistic(x, t, n, start)
-    ps = 1.0 / (1.0 + np.exp(-linear_predictor(x, beta)))
-    scores = np.full(cells.size, np.nan)
-    scores[drawn] = ps
-    return treated_and_counterfactual(sums[drawn], exposures[drawn], t, x, ps, method, n), scores, beta
+    ps = scores(x, beta)
+    by_cell = np.full(cells.size, np.nan)
+    by_cell[drawn] = ps
+    return treated_and_counterfactual(sums[drawn], exposures[drawn], t, x, ps, method, n), by_cell, beta
 
 
 def ratio_effect(

@@ -415,3 +415,63 @@ def unaccounted_rows(con: duckdb.DuckDBPyConnection, contract: Contract) -> pl.D
         order by files.relative_path, files.entity
         """,
     )
+
+
+def entities_lost(con: duckdb.DuckDBPyConnection, contract: Contract) -> pl.DataFrame:
+    """Agencies that sent rows of an entity in their current files but have none stored: a file refused
+    whole, or every row quarantined or held back (all of an agency's persons, say). One row per agency
+    and entity, with rows received, and the reasons of their files (codes only)."""
+    if not warehouse.table_exists(con, LANDING_FILES_TABLE):
+        return pl.DataFrame()
+    stored = " union all ".join(
+        f"select _agency_folder as agency_folder, '{entity}' as entity, count(*) as stored "
+        f"from {warehouse.quote_identifier(raw_table_name(entity))} group by _agency_folder"
+        for entity in contract.entities
+    )
+    received = warehouse.query(
+        con,
+        f"""
+        with stored as ({stored})
+        select files.agency_folder, files.entity, sum(files.rows_in) as rows_in,
+            string_agg(distinct files.reasons, ' ') as reasons
+        from {LANDING_FILES_TABLE} as files
+        left join stored on stored.agency_folder = files.agency_folder and stored.entity = files.entity
+        where files.status <> 'superseded' and files.entity is not null and coalesce(stored.stored, 0) = 0
+        group by files.agency_folder, files.entity
+        having sum(files.rows_in) > 0
+        order by files.agency_folder, files.entity
+        """,
+    )
+    codes = (
+        [
+            ", ".join(sorted({code for part in text.split(" ") if part for code in json.loads(part)}))
+            for text in received["reasons"].to_list()
+        ]
+        if received.height
+        else []
+    )
+    return received.with_columns(pl.Series("reasons", codes, dtype=pl.String))
+
+
+def stored_orphans(con: duckdb.DuckDBPyConnection, contract: Contract) -> dict[str, int]:
+    """Stored rows whose reference no longer resolves (its parent's file was replaced without it),
+    per ``entity.column``; only those with some."""
+    counts: dict[str, int] = {}
+    q = warehouse.quote_identifier
+    for entity in contract.entities:
+        for rule in references_of(entity):
+            child, parent = raw_table_name(entity), raw_table_name(rule.parent)
+            if not (warehouse.table_exists(con, child) and warehouse.table_exists(con, parent)):
+                continue
+            n = int(
+                warehouse.scalar(
+                    con,
+                    f"select count(*) from {q(child)} as c where c.{q(rule.column)} is not null and not exists "
+                    f"(select 1 from {q(parent)} as p where p._agency_folder = c._agency_folder "
+                    f"and p.{q(rule.parent_column)} = c.{q(rule.column)})",
+                )
+                or 0
+            )
+            if n:
+                counts[f"{entity}.{rule.column}"] = n
+    return counts

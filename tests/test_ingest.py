@@ -83,12 +83,20 @@ def test_encodings_and_delimiters_are_detected(tmp_path: Path) -> None:
     assert sniff_delimiter("a;b;c") == ";"
     assert sniff_delimiter("a\tb") == "\t"
     assert sniff_delimiter("single") == ","
-    samples = {"utf8": "é".encode() * 10, "cp1252": "œ€’é".encode("cp1252"), "latin": b"\x81\xe9"}
+    samples = {
+        "utf8": "é".encode() * 10,
+        "cp1252": "œ€’é".encode("cp1252"),
+        # Bytes Windows-1252 leaves undefined cost their rows only: the file is still Windows-1252.
+        "undefined": b"\x81\xe9",
+        # A byte-order mark declares UTF-8, whatever stray byte follows.
+        "bom": b"\xef\xbb\xbfa;b\n\xe9;1\n",
+    }
     for name, content in samples.items():
         (tmp_path / name).write_bytes(content)
     assert detect_encoding(tmp_path / "utf8") == "utf-8"
     assert detect_encoding(tmp_path / "cp1252") == "cp1252"
-    assert detect_encoding(tmp_path / "latin") == "latin-1"
+    assert detect_encoding(tmp_path / "undefined") == "cp1252"
+    assert detect_encoding(tmp_path / "bom") == "utf-8"
 
 
 def _typed(field_name: str, entity: str, values: list[object], decimal_comma: bool = False) -> list[Any]:

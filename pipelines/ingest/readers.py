@@ -375,6 +375,27 @@ _DUCKDB_REASONS = {
 }
 
 
+def _read_fields(path: Path, delimiter: str, columns: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """DuckDB's reader; a file mixing Windows and Unix line ends (two exports pasted together) is read
+    again from a copy with Unix line ends only (same lines, same numbers)."""
+    try:
+        return warehouse.read_csv_as_text(path, delimiter, columns)
+    except Exception:
+        with path.open("rb") as handle:
+            if b"\r\n" not in handle.read(CHUNK):
+                raise
+    with tempfile.TemporaryDirectory(prefix="parcours-") as folder:
+        target = Path(folder) / "lf.csv"
+        with path.open("rb") as source, target.open("wb") as out:
+            carry = b""
+            for block in iter(lambda: source.read(CHUNK), b""):
+                block = carry + block
+                carry = b"\r" if block.endswith(b"\r") else b""
+                out.write(block[: len(block) - len(carry)].replace(b"\r\n", b"\n"))
+            out.write(carry)
+        return warehouse.read_csv_as_text(target, delimiter, columns)
+
+
 def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
     if file.size_bytes == 0:
         raise FileProblem(Reason.EMPTY_FILE, f"{file.relative_path}: the file is empty")
@@ -389,6 +410,9 @@ def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
             )
         if not header_line.strip():
             raise FileProblem(Reason.EMPTY_FILE, f"{file.relative_path}: the first line is empty: no header")
+        if header_line.count('"') % 2:
+            # An open quote would swallow the lines after it into the header.
+            raise FileProblem(Reason.MALFORMED_HEADER, f"{file.relative_path}: the header has an unclosed quote")
         delimiter = options.delimiter or sniff_delimiter(header_line)
         try:
             header = next(csv.reader([header_line], delimiter=delimiter), [])
@@ -407,7 +431,7 @@ def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
                 f"{file.relative_path}: the header holds control characters or bytes invalid in {encoding}",
             )
         try:
-            frame, rejects = warehouse.read_csv_as_text(text_path, delimiter, columns)
+            frame, rejects = _read_fields(text_path, delimiter, columns)
         except Exception as exc:
             raise FileProblem(
                 Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as CSV ({type(exc).__name__})"
@@ -604,12 +628,13 @@ def _json_record(text: str) -> dict[str, str | None] | None:
 
 
 def read_jsonl(file: LandingFile, options: ReadOptions) -> FileRead:
-    """Each line decoded on its own: a line with bytes invalid in the file's encoding is quarantined
-    (``invalid_encoding``), a line that is not a JSON object too (``malformed_json``)."""
+    """Each line decoded on its own (UTF-8 unless the agency's configuration says otherwise): a line
+    with bytes invalid in that encoding is quarantined (``invalid_encoding``), a line that is not a
+    JSON object too (``malformed_json``)."""
     if file.size_bytes == 0:
         raise FileProblem(Reason.EMPTY_FILE, f"{file.relative_path}: the file is empty")
     check_is_text(file)
-    encoding = options.encoding or detect_encoding(file.path)
+    encoding = options.encoding or "utf-8"  # JSON is UTF-8 (RFC 8259); an agency may say otherwise
     records: list[dict[str, str | None]] = []
     lines: list[int] = []
     rejects: list[RowReject] = []

@@ -552,3 +552,81 @@ def test_a_run_that_dies_midway_leaves_the_warehouse_as_it_was(
         ingest({"AGX/AGX_202602_persons.csv": persons("P2,AGX,1941,F,75,true,APA,3", "P3,AGX,X,F,75,true,APA,3")})
     after = {name: Outcome({}, tmp_path / "warehouse.duckdb").table(name).height for name in before}
     assert after == before
+
+
+# --- isolation, retries, references across runs -----------------------------------------------------
+
+EPISODES_HEADER = "episode_id,person_id,agency_id,cohort,referral_date,start_date,referral_source,payer,entry_situation"
+
+
+def test_an_error_in_one_file_is_that_files_report_and_it_is_tried_again(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.ingest import service
+
+    original = service.validate_table
+
+    def fails_on_persons(frame: pl.DataFrame, entity: object, *args: object) -> object:
+        if getattr(entity, "name", "") == "persons":
+            raise MemoryError("SECRET-VALUE")
+        return original(frame, entity, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "validate_table", fails_on_persons)
+    first = ingest({"AGX/AGX_202601_persons.csv": persons(GOOD_PERSON)})
+    report = single(first, "persons.csv")
+    assert (report.status, report.reasons) == ("rejected", {"processing_error": 0})
+    assert "MemoryError" in report.message
+    assert "SECRET" not in report.message
+    monkeypatch.setattr(service, "validate_table", original)
+    again = ingest({})
+    assert single(again, "persons.csv").status == "accepted"  # not "duplicate": it failed, it is retried
+    assert again.table("raw_persons").height == 1
+    ledger = again.table("raw_landing_files").filter(pl.col("entity").is_null() | (pl.col("entity") == "persons"))
+    assert sorted(ledger.filter(pl.col("relative_path").str.ends_with("persons.csv"))["status"]) == [
+        "accepted",
+        "superseded",
+    ]
+
+
+def test_a_file_refused_whole_replaces_nothing(ingest: Ingest) -> None:
+    ingest({"AGX/AGX_202601_persons.csv": persons(GOOD_PERSON, "P2,AGX,1941,F,75,true,APA,3")})
+    broken = persons("P1,AGX,F,75,true,APA,3", header=PERSONS_HEADER.replace("birth_year,", ""))
+    resent = ingest({"AGX/AGX_202601_persons.csv": broken})
+    assert single(resent, "persons.csv").reasons == {"missing_required_column": 1}
+    assert "earlier file for the same period" in single(resent, "persons.csv").message
+    assert resent.table("raw_persons").height == 2
+
+
+def test_orphans_are_held_back_and_released_when_their_parent_arrives_in_a_later_run(ingest: Ingest) -> None:
+    episodes = f"{EPISODES_HEADER}\nE1,P1,AGX,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n"
+    interventions = NOTES_HEADER + "\nI1,E1,2025-03-15,mediation,RAS\nI2,E9,2025-03-15,mediation,RAS\n"
+    first = ingest(
+        {"AGX/AGX_202601_episodes.csv": episodes.encode(), "AGX/AGX_202601_interventions.csv": interventions.encode()},
+        parents=False,
+    )
+    assert single(first, "episodes.csv").reasons == {"orphan_reference": 1}
+    assert single(first, "interventions.csv").reasons == {"orphan_reference": 2}  # its episode is held too
+    assert "held back" in single(first, "episodes.csv").message
+    assert first.table("raw_episodes").is_empty()
+    later = ingest({"AGX/AGX_202602_persons.csv": persons(GOOD_PERSON)})
+    assert later.table("raw_episodes").height == 1
+    assert later.table("raw_interventions").height == 1  # I2's episode never came
+    assert _reasons(later) == [(3, "orphan_reference", "episode_id")]
+    ledger = later.table("raw_landing_files")
+    by_file = {r["relative_path"]: r for r in ledger.iter_rows(named=True)}
+    assert (by_file["AGX/AGX_202601_episodes.csv"]["status"], by_file["AGX/AGX_202601_episodes.csv"]["reasons"]) == (
+        "accepted",
+        "{}",
+    )
+    notes = by_file["AGX/AGX_202601_interventions.csv"]
+    assert (notes["rows_accepted"], notes["rows_quarantined"], notes["status"]) == (1, 1, "partial")
+
+
+def test_a_parent_in_another_file_of_the_same_run_resolves_whatever_the_order(ingest: Ingest) -> None:
+    # "A_..." sorts before "B_...": the children are read first.
+    episodes = f"{EPISODES_HEADER}\nE1,p1 ,AGX,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n"
+    outcome = ingest(
+        {"AGX/A_202601_episodes.csv": episodes.encode(), "AGX/B_202601_persons.csv": persons(GOOD_PERSON)},
+        parents=False,
+    )
+    assert single(outcome, "episodes.csv").status == "accepted"

@@ -19,10 +19,10 @@ import unicodedata
 import polars as pl
 
 from pipelines.contract import Entity
-from pipelines.ingest.privacy import DASHES, INVISIBLE
+from pipelines.ingest.privacy import DASHES, INVISIBLE, WHITE_SPACE
 
 KEY_SUFFIX = "_id"
-_SPACES = r"\s+"
+_SPACES = WHITE_SPACE + "+"
 
 
 def normalise_key(value: str) -> str:
@@ -30,7 +30,7 @@ def normalise_key(value: str) -> str:
     text = unicodedata.normalize("NFKC", value)
     text = re.sub(INVISIBLE, "", text)
     text = re.sub(DASHES, "-", text)
-    text = re.sub(_SPACES, " ", text).strip()
+    text = re.sub(_SPACES, " ", text).strip(" ")
     return text.upper()
 
 
@@ -42,7 +42,7 @@ def key_expression(expr: pl.Expr) -> pl.Expr:
         .str.replace_all(INVISIBLE, "")
         .str.replace_all(DASHES, "-")
         .str.replace_all(_SPACES, " ")
-        .str.strip_chars()
+        .str.strip_chars(" ")
         .str.to_uppercase()
     )
     return pl.when(text == "").then(None).otherwise(text)

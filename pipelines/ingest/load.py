@@ -433,7 +433,7 @@ def entities_lost(con: duckdb.DuckDBPyConnection, contract: Contract) -> pl.Data
         f"""
         with stored as ({stored})
         select files.agency_folder, files.entity, sum(files.rows_in) as rows_in,
-            string_agg(distinct files.reasons, ' ') as reasons
+            string_agg(distinct files.reasons, chr(10)) as reasons
         from {LANDING_FILES_TABLE} as files
         left join stored on stored.agency_folder = files.agency_folder and stored.entity = files.entity
         where files.status <> 'superseded' and files.entity is not null and coalesce(stored.stored, 0) = 0
@@ -444,7 +444,7 @@ def entities_lost(con: duckdb.DuckDBPyConnection, contract: Contract) -> pl.Data
     )
     codes = (
         [
-            ", ".join(sorted({code for part in text.split(" ") if part for code in json.loads(part)}))
+            ", ".join(sorted({code for part in text.splitlines() if part for code in json.loads(part)}))
             for text in received["reasons"].to_list()
         ]
         if received.height

@@ -71,7 +71,10 @@ def identifier_columns(columns: Sequence[str]) -> list[str]:
 INVISIBLE = "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]"
 """Characters that show nothing but split a number for a naive pattern (soft hyphen, zero-width...)."""
 DASHES = "[\u2010-\u2015\u2043\u2212\u2e3a\u2e3b\ufe58\ufe63\uff0d]"
-SPACES = r"[^\S\n]+"
+WHITE_SPACE = "[\t\n\x0b\x0c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+"""Unicode's White_Space, spelt out: Python's and Polars' ``\\s`` disagree on \\x1c-\\x1f."""
+SPACES = WHITE_SPACE.replace("\n", "") + "+"
+"""White space but line breaks, where a run becomes one space."""
 _DIGIT_LOOKALIKES = re.compile(r"(?<=\d)[Oo](?=[ .\-]?\d)|(?<=\d[ .\-])[Oo](?=\d)|(?<=\d)[Il](?=\d)")
 
 
@@ -100,8 +103,8 @@ def normalised_expression(expr: pl.Expr) -> pl.Expr:
 # --- numbers with a structure or a check digit -------------------------------------------------
 
 _SEPARATOR = r"[ .\-_/]"
-_DIGIT_RUN = re.compile(rf"[0-9](?:{_SEPARATOR}{{0,2}}(?:[0-9]|(?<=2)[ABab]))+")
-"""Digits joined by at most two separators (``1.75.08``, ``1 75 - 08``); ``2A``/``2B`` (Corsica)."""
+_DIGIT_RUN = re.compile(rf"[0-9](?:{_SEPARATOR}{{0,3}}(?:[0-9]|(?<=2)[ABab]))+")
+"""Digits joined by at most three separators (``1.75.08``, ``1 - 75 - 08``); ``2A``/``2B`` (Corsica)."""
 
 
 def _windows(run: str) -> Iterator[str]:
@@ -210,11 +213,16 @@ NIR_CANDIDATE = r"\b[12]\s?\d{2}\s?(?:0[1-9]|1[0-2]|[2-9]\d)\s?(?:\d{2}|2[ABab])
 # --- free text only ----------------------------------------------------------------------------
 
 _STREET_WORDS = (
-    r"(?:rue|avenue|av\.|bd|boulevard|all[ée]e|chemin|chem\.|impasse|place|pl\.|route|rte|quai|cours|square|"
-    r"sq\.|lotissement|lot\.|r[ée]sidence|chauss[ée]e|faubourg|fbg|passage|sentier|hameau|lieu-dit|villa|"
-    r"cit[ée]|street|st\.|road|rd\.|lane)"
+    r"(?:rue|avenue|av\.|bd|boulevard|all[ée]e|chemin|chem\.|impasse|pl\.|rte|quai|square|sq\.|lotissement|"
+    r"lot\.|r[ée]sidence|chauss[ée]e|faubourg|fbg|sentier|hameau|lieu-dit|street|st\.|road|rd\.|lane)"
 )
-_STREET = re.compile(rf"(?i)\b\d{{1,4}}\s?(?:bis|ter|quater)?\s*,?\s*{_STREET_WORDS}\s+\S+")
+_AMBIGUOUS_STREET_WORDS = r"(?:place|passage|cours|route|villa|cit[ée])"
+"""Also ordinary words ("2 passages", "mise en place"): a street only before a capitalised name."""
+_NUMBER_IN_STREET = r"\b\d{1,4}\s?(?:bis|ter|quater)?\s*,?\s*"
+_STREET = re.compile(
+    rf"(?i:{_NUMBER_IN_STREET}{_STREET_WORDS}\s+\S+)"
+    rf"|(?i:{_NUMBER_IN_STREET}{_AMBIGUOUS_STREET_WORDS})\s+(?:(?:de|du|des|de la|d'|l')\s*)?[A-ZÀ-ÖØ-Þ]"
+)
 _NOT_A_POSTCODE_AFTER = (
     r"\s*(?:€|eur\b|euros?\b|e\b|h\b|heures?\b|hrs?\b|min\b|minutes?\b|km\b|m\b|m2|m²|%|ans?\b|jours?\b|j\b|"
     r"mois\b|semaines?\b|fois\b|pts?\b|points?\b|kg\b|g\b|mg\b|ml\b|l\b|passages?\b|appels?\b|visites?\b)"
@@ -296,7 +304,7 @@ def _prefilter(free_text: bool) -> str:
     ]
     prose = [
         r"\d{5}",
-        rf"(?i:\d\s?(?:bis|ter|quater)?\s*,?\s*{_STREET_WORDS}\s)",
+        rf"(?i:\d\s?(?:bis|ter|quater)?\s*,?\s*(?:{_STREET_WORDS}|{_AMBIGUOUS_STREET_WORDS})\s)",
         r"(?i:n[ée]e?s?\b|naissance|d\.?d\.?n|birth|born|dob)",
         r"19[0-7]\d",
         r"(?i:\b(?:m|mr|mrs|ms|mme|mlle|dr|pr)\b|monsieur|madame|mademoiselle|docteur|ma[îi]tre)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import math
 import os
 import zlib
@@ -52,7 +53,7 @@ def key_weakness(key: bytes) -> str | None:
     for period in range(1, len(key) // 2 + 1):
         if all(key[i] == key[i % period] for i in range(len(key))):
             return f"it repeats a pattern of {period} bytes"
-    steps = [b - a for a, b in zip(key, key[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(key)]
     if sum(1 for step in steps if abs(step) <= 1) > len(steps) // 2:
         return "most of its bytes follow each other in sequence"
     bits = -sum(n * math.log2(n / len(key)) for n in counts.values())

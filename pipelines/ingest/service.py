@@ -427,8 +427,8 @@ def _hold(
     load.quarantined = pl.concat([load.quarantined, _quarantine_rows(file, load.entity, moved, table)])
     load.accepted = load.accepted.filter(orphan.is_null())
     note = (
-        f"{held.height:,} rows held back: they point to a person, episode or care manager not received from "
-        "this agency (released automatically when it arrives)"
+        f"rows held back: {held.height:,} (they point to a person, episode or care manager not received from "
+        "this agency; released automatically when it arrives)"
     )
     load.message = f"{load.message.removesuffix(': read')}{': ' if load.message.endswith(': read') else '; '}{note}"
 

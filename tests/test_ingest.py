@@ -159,3 +159,17 @@ def test_windows_1252_text_with_no_utf8_sequence_is_not_taken_for_utf8(tmp_path:
     # Found by hypothesis: "éœ" in Windows-1252 is E9 9C, which starts like a UTF-8 sequence.
     (tmp_path / "f").write_bytes('"éœ";"éœ";"éœ"\n'.encode("cp1252") * 3)
     assert detect_encoding(tmp_path / "f") == "cp1252"
+
+
+def test_the_documentation_lists_every_reason_code_and_the_exit_statuses() -> None:
+    from pipelines.ingest.reasons import DESCRIPTIONS, FILE_REASONS, Reason
+    from pipelines.settings import project_root
+
+    text = (project_root() / "docs" / "ingestion.md").read_text(encoding="utf-8")
+    for reason in Reason:
+        level = "file" if reason in FILE_REASONS else "row"
+        assert f"| `{reason.value}` | {level} |" in text, reason
+        assert reason in DESCRIPTIONS
+    assert "## Exit statuses" in text
+    for command in ("parcours ingest", "parcours run"):
+        assert f"| `{command}" in text

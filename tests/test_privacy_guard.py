@@ -22,6 +22,8 @@ from pipelines.ingest.privacy import (
 )
 
 SEPARATORS = st.sampled_from(["", " ", ".", "-", " - ", "\u00a0", "\u202f", "\u2013", "\u200b", "/"])
+KNOWN_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cn", "Cs")), max_size=60)
+"""Characters Python's Unicode tables know: Polars may know newer ones and normalise them."""
 WORDS = st.sampled_from(["", "secu", "NIR ", "n°", "tel", "appeler le ", "réf:", "x"])
 
 
@@ -106,7 +108,7 @@ def test_ordinary_care_notes_pass(parts: list[tuple[str, int, int, int, int, int
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=60))
+@given(text=KNOWN_TEXT)
 def test_the_vectorised_normalisation_agrees_with_the_pure_one(text: str) -> None:
     vectorised = pl.select(normalised_expression(pl.lit(text, dtype=pl.String))).item()
     # The pure form also reads O, I and l between digits as digits; nothing else differs.
@@ -124,7 +126,7 @@ def test_the_prefilter_never_clears_an_identifier(number: str, noise: str, separ
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.text(max_size=30))
+@given(text=KNOWN_TEXT)
 def test_keys_have_one_written_form(text: str) -> None:
     once = normalise_key(text)
     assert normalise_key(once) == once

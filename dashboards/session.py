@@ -16,6 +16,7 @@ from dashboards.reports import csv_safe
 
 VIEWER_KEY = "parcours_viewer"
 DEMO_USER_KEY = "parcours_demo_user"
+DENIAL_LOGGED_KEY = "parcours_denial_logged"
 
 
 def signed_in_identity() -> str | None:
@@ -36,8 +37,20 @@ def current_viewer() -> tuple[str | None, Viewer | None]:
         access = load_access_map(access_file())
     except AccessError as exc:
         st.error(str(exc))
+        record_denied_sign_in(identity, "no readable access map")
         return identity, None
-    return identity, resolve_viewer(identity, access)
+    viewer = resolve_viewer(identity, access)
+    if viewer is None:
+        record_denied_sign_in(identity, "no role in the access map")
+    return identity, viewer
+
+
+def record_denied_sign_in(identity: str, reason: str) -> None:
+    """Audit a refused sign-in once per session, with the identity that was refused."""
+    if st.session_state.get(DENIAL_LOGGED_KEY):
+        return
+    data_access.record(None, "denied", "sign_in", identity=identity, reason=reason)
+    st.session_state[DENIAL_LOGGED_KEY] = True
 
 
 def sign_out() -> None:
@@ -52,7 +65,7 @@ def page_viewer(page: str, *roles: Role) -> Viewer:
     """The viewer of this page, or a stop with a denial: every page starts with this call."""
     viewer: Viewer | None = st.session_state.get(VIEWER_KEY)
     if viewer is None or viewer.role not in roles:
-        data_access.record(viewer, "denied", page)
+        data_access.record(viewer, "denied", page, identity=signed_in_identity() or "")
         st.error("You do not have access to this page.")
         st.stop()
     data_access.record(viewer, "page_view", page)

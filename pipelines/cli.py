@@ -142,6 +142,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     for warning in outcome.warnings:
         _say(f"warning: a non-blocking check failed: {warning}")
+    for leftover in outcome.removed_leftovers:
+        _say(f"removed {leftover}, left behind by an interrupted publication")
+    if outcome.files_refused:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.files_refused.items()))
+        _say(f"warning: files not fully accepted in this run: {counts} (see the quality report and raw_quarantine)")
     _say(
         f"\nparcours run: {len(outcome.materialized)} assets materialised in {elapsed:.1f} s; "
         f"dashboards read {settings.serving_path}"
@@ -149,9 +154,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_ALL_ACCEPTED = 0
+EXIT_SOME_REFUSED = 1
+EXIT_COULD_NOT_RUN = 2
+FULLY_ACCEPTED = frozenset({"accepted", "duplicate", "superseded"})
+
+
+def ingest_exit_status(statuses: list[str]) -> int:
+    """0 when every file was accepted (or already received); 1 when a row or a file was refused."""
+    return EXIT_ALL_ACCEPTED if all(s in FULLY_ACCEPTED for s in statuses) else EXIT_SOME_REFUSED
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     import json
     from datetime import date as date_type
+
+    import duckdb
 
     from pipelines import warehouse
     from pipelines.contract import load_contract
@@ -166,16 +184,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         files = resolve_paths([Path(p) for p in args.paths])
     except (PseudonymKeyError, ConfigError, FileNotFoundError, ValueError) as exc:
         _say(f"error: {exc}")
-        return 2
+        return EXIT_COULD_NOT_RUN
     progress = None if args.json else _say
-    with warehouse.connect(settings.warehouse_path) as con:
-        reports = ingest_files(con, files, load_contract(), key, settings.today or date_type.today(), config, progress)
-    if args.json:
-        print(json.dumps([r.as_json() for r in reports], indent=2, ensure_ascii=False))
-    else:
-        for report in reports:
+    try:
+        with warehouse.connect(settings.warehouse_path) as con:
+            today = settings.today or date_type.today()
+            reports = ingest_files(con, files, load_contract(), key, today, config, progress)
+    except (duckdb.Error, OSError) as exc:
+        # The warehouse itself (locked by another writer, disk full): nothing was written.
+        _say(f"error: cannot write the warehouse {settings.warehouse_path}: {type(exc).__name__}; nothing was ingested")
+        return EXIT_COULD_NOT_RUN
+    for report in reports:
+        if args.json:
+            print(json.dumps(report.as_json(), ensure_ascii=False), flush=True)
+        else:
             print(f"{report.status:<10} {report.message}")
-    return 0
+    return ingest_exit_status([r.status for r in reports])
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -284,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="materialise every asset: landing files to serving snapshot",
-        description="Run the whole pipeline in this process, without a UI. Exits 0 on success.",
+        description="Run the whole pipeline in this process, without a UI. Exit status: 0 published (rows "
+        "or files refused, if any, are listed as warnings); 1 the run failed or a blocking check stopped it, "
+        "nothing was published; 2 it could not start (arguments, configuration).",
     )
     run.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
     run.add_argument("--landing", help="landing folder (default: DATA_DIR/landing)")
@@ -298,11 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         help="ingest agency files or folders into the warehouse and report on each file",
         description="Read, check, quarantine and load the given files (a file's agency is its folder's name; a "
-        "folder holds agency folders or is one). Never stops on a bad file: each file gets a status "
-        "(accepted, partial, rejected, duplicate) and a message.",
+        "folder holds agency folders or is one). Never stops on a bad file: every file gets a status "
+        "(accepted, partial, rejected, duplicate, superseded) and a message, formats it cannot read included. "
+        "Exit status: 0 every file accepted; 1 some rows or files refused; 2 could not run (arguments, key, "
+        "configuration, warehouse).",
     )
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
-    ingest.add_argument("--json", action="store_true", help="print one JSON object per file")
+    ingest.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per line, one line per file (JSON Lines): file, sha256, status, rows_in, "
+        "rows_accepted, rows_quarantined, reasons, message",
+    )
     ingest.add_argument("--warehouse", help="working DuckDB file (default: PARCOURS_WAREHOUSE or data/generated)")
     ingest.add_argument("--config", help="per-agency reading overrides (default: <landing>/agencies.yaml)")
     ingest.set_defaults(func=cmd_ingest)

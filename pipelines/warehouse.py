@@ -183,6 +183,44 @@ def publish_snapshot(
     return target
 
 
+_TEMPORARY = re.compile(r"^\..+?(?:\.(\d+))?\.tmp(?:\.wal)?$")
+STALE_AFTER_SECONDS = 6 * 3600
+"""A temporary file whose writer still runs is left alone, unless it is older than this (the pid reused)."""
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete what a killed publication left in ``folder``: hidden ``.tmp`` files (``publish_snapshot``
+    names them ``.<name>.<stamp>.<pid>.tmp``) and their ``.tmp.wal``, unless their writer still runs.
+
+    Called early in every run, so that a crash never leaves a half-written snapshot behind for good.
+    """
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    now = datetime.now(UTC).timestamp()
+    for path in sorted(folder.iterdir()):
+        match = _TEMPORARY.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        pid = int(match.group(1)) if match.group(1) else None
+        recent = now - path.stat().st_mtime < STALE_AFTER_SECONDS
+        if pid is not None and pid != os.getpid() and _process_alive(pid) and recent:
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def read_csv_as_text(
     path: Path, delimiter: str, columns: Sequence[str], max_line_bytes: int = 8 << 20
 ) -> tuple[pl.DataFrame, pl.DataFrame]:

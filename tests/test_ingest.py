@@ -83,12 +83,20 @@ def test_encodings_and_delimiters_are_detected(tmp_path: Path) -> None:
     assert sniff_delimiter("a;b;c") == ";"
     assert sniff_delimiter("a\tb") == "\t"
     assert sniff_delimiter("single") == ","
-    samples = {"utf8": "é".encode() * 10, "cp1252": "œ€’é".encode("cp1252"), "latin": b"\x81\xe9"}
+    samples = {
+        "utf8": "é".encode() * 10,
+        "cp1252": "œ€’é".encode("cp1252"),
+        # Bytes Windows-1252 leaves undefined cost their rows only: the file is still Windows-1252.
+        "undefined": b"\x81\xe9",
+        # A byte-order mark declares UTF-8, whatever stray byte follows.
+        "bom": b"\xef\xbb\xbfa;b\n\xe9;1\n",
+    }
     for name, content in samples.items():
         (tmp_path / name).write_bytes(content)
     assert detect_encoding(tmp_path / "utf8") == "utf-8"
     assert detect_encoding(tmp_path / "cp1252") == "cp1252"
-    assert detect_encoding(tmp_path / "latin") == "latin-1"
+    assert detect_encoding(tmp_path / "undefined") == "cp1252"
+    assert detect_encoding(tmp_path / "bom") == "utf-8"
 
 
 def _typed(field_name: str, entity: str, values: list[object], decimal_comma: bool = False) -> list[Any]:
@@ -151,3 +159,17 @@ def test_windows_1252_text_with_no_utf8_sequence_is_not_taken_for_utf8(tmp_path:
     # Found by hypothesis: "éœ" in Windows-1252 is E9 9C, which starts like a UTF-8 sequence.
     (tmp_path / "f").write_bytes('"éœ";"éœ";"éœ"\n'.encode("cp1252") * 3)
     assert detect_encoding(tmp_path / "f") == "cp1252"
+
+
+def test_the_documentation_lists_every_reason_code_and_the_exit_statuses() -> None:
+    from pipelines.ingest.reasons import DESCRIPTIONS, FILE_REASONS, Reason
+    from pipelines.settings import project_root
+
+    text = (project_root() / "docs" / "ingestion.md").read_text(encoding="utf-8")
+    for reason in Reason:
+        level = "file" if reason in FILE_REASONS else "row"
+        assert f"| `{reason.value}` | {level} |" in text, reason
+        assert reason in DESCRIPTIONS
+    assert "## Exit statuses" in text
+    for command in ("parcours ingest", "parcours run"):
+        assert f"| `{command}" in text

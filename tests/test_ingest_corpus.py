@@ -32,6 +32,18 @@ EVENTS_HEADER = "event_id,person_id,event_type,event_date,end_date,planned"
 PLANS_HEADER = "person_id,month,funder,hours_granted,hours_delivered"
 NOTES_HEADER = "intervention_id,episode_id,intervention_date,intervention_type,note"
 GOOD_FILE = ("AGOK/AGOK_202601_agencies.csv", b"agency_id,model,departement\nAGOK,remote,69\n")
+PARENTS = {
+    "persons": (
+        "AGX/AGX_202512_persons.csv",
+        (PERSONS_HEADER + "\nP1,AGX,1940,F,75,true,APA,3\nP2,AGX,1941,M,75,false,APA,4\n").encode(),
+    ),
+    "episodes": (
+        "AGX/AGX_202512_episodes.csv",
+        b"episode_id,person_id,agency_id,cohort,referral_date,start_date,referral_source,payer,entry_situation\n"
+        b"E1,P1,AGX,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n",
+    ),
+}
+"""The people the row cases point to, sent in another period unless a case sends its own."""
 
 
 @dataclass
@@ -59,8 +71,11 @@ def ingest(tmp_path: Path) -> Ingest:
     landing = tmp_path / "landing"
     db = tmp_path / "warehouse.duckdb"
 
-    def run(files: dict[str, bytes], config: str | None = None) -> Outcome:
-        for name, content in {**dict([GOOD_FILE]), **files}.items():
+    def run(files: dict[str, bytes], config: str | None = None, parents: bool = True) -> Outcome:
+        sent = {name.rsplit("_", 1)[-1].split(".")[0] for name in files}
+        wanted = parents and "persons" not in sent and not landing.exists()
+        extra = dict(v for k, v in PARENTS.items() if wanted and k not in sent)
+        for name, content in {**dict([GOOD_FILE]), **extra, **files}.items():
             path = landing / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
@@ -273,10 +288,18 @@ def test_windows_1252_characters_are_decoded(ingest: Ingest) -> None:
     assert outcome.table("raw_interventions")["note"].to_list() == [note]
 
 
-def test_latin1_bytes_undefined_in_windows_1252(ingest: Ingest) -> None:
-    content = (NOTES_HEADER + "\nI1,E1,2025-03-15,mediation,caf\xe9 \x81\n").encode("latin-1")
+def test_bytes_undefined_in_windows_1252_cost_their_row_only(ingest: Ingest) -> None:
+    rows = "\nI1,E1,2025-03-15,mediation,caf\xe9 \x81\nI2,E1,2025-03-16,mediation,cœur 20 €\n"
+    content = (NOTES_HEADER + rows.replace("\x81", "\udc81")).encode("cp1252", "surrogateescape")  # byte 0x81
     outcome = ingest({"AGX/AGX_202601_interventions.csv": content})
-    assert outcome.table("raw_interventions")["note"].to_list() == ["caf\xe9 \x81"]
+    assert outcome.table("raw_interventions")["note"].to_list() == ["cœur 20 €"]
+    assert [r[:2] for r in _reasons(outcome)] == [(2, "invalid_encoding")]
+
+
+def test_latin1_is_read_when_the_agency_says_so(ingest: Ingest) -> None:
+    content = (NOTES_HEADER + "\nI1,E1,2025-03-15,mediation,caf\xe9 \xe0 10h\n").encode("latin-1")
+    outcome = ingest({"AGX/AGX_202601_interventions.csv": content}, config="agencies:\n  AGX: {encoding: latin-1}\n")
+    assert outcome.table("raw_interventions")["note"].to_list() == ["caf\xe9 \xe0 10h"]
 
 
 def test_decimal_commas_and_non_breaking_thousands(ingest: Ingest) -> None:
@@ -463,10 +486,15 @@ def test_identifiers_in_free_text_are_never_stored(ingest: Ingest, note: str) ->
     assert note.split()[-1] not in dump
 
 
-def test_an_nir_with_a_wrong_key_is_not_an_nir(ingest: Ingest) -> None:
+def test_an_nir_with_a_wrong_key_is_still_a_nir_but_other_long_numbers_are_not(ingest: Ingest) -> None:
+    # Its first 13 characters are a NIR whatever its key; a number of the same length shaped
+    # otherwise (no sex digit 1, 2, 7 or 8) is a reference number and passes.
     wrong = VALID_NIR[:-2] + f"{(int(VALID_NIR[-2:]) + 1) % 97:02d}"
-    content = (NOTES_HEADER + f'\nI1,E1,2025-03-15,other,"ref {wrong}"\n').encode()
-    assert single(ingest({"AGX/AGX_202601_interventions.csv": content}), "interventions.csv").status == "accepted"
+    content = (
+        NOTES_HEADER + f'\nI1,E1,2025-03-15,other,"ref {wrong}"\nI2,E1,2025-03-15,other,"ref 5{VALID_NIR[1:]}"\n'
+    ).encode()
+    outcome = ingest({"AGX/AGX_202601_interventions.csv": content})
+    assert _reasons(outcome) == [(2, "identifier_in_value", "note")]
 
 
 def test_a_phone_number_used_as_an_identifier(ingest: Ingest) -> None:
@@ -524,3 +552,81 @@ def test_a_run_that_dies_midway_leaves_the_warehouse_as_it_was(
         ingest({"AGX/AGX_202602_persons.csv": persons("P2,AGX,1941,F,75,true,APA,3", "P3,AGX,X,F,75,true,APA,3")})
     after = {name: Outcome({}, tmp_path / "warehouse.duckdb").table(name).height for name in before}
     assert after == before
+
+
+# --- isolation, retries, references across runs -----------------------------------------------------
+
+EPISODES_HEADER = "episode_id,person_id,agency_id,cohort,referral_date,start_date,referral_source,payer,entry_situation"
+
+
+def test_an_error_in_one_file_is_that_files_report_and_it_is_tried_again(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.ingest import service
+
+    original = service.validate_table
+
+    def fails_on_persons(frame: pl.DataFrame, entity: object, *args: object) -> object:
+        if getattr(entity, "name", "") == "persons":
+            raise MemoryError("SECRET-VALUE")
+        return original(frame, entity, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "validate_table", fails_on_persons)
+    first = ingest({"AGX/AGX_202601_persons.csv": persons(GOOD_PERSON)})
+    report = single(first, "persons.csv")
+    assert (report.status, report.reasons) == ("rejected", {"processing_error": 0})
+    assert "MemoryError" in report.message
+    assert "SECRET" not in report.message
+    monkeypatch.setattr(service, "validate_table", original)
+    again = ingest({})
+    assert single(again, "persons.csv").status == "accepted"  # not "duplicate": it failed, it is retried
+    assert again.table("raw_persons").height == 1
+    ledger = again.table("raw_landing_files").filter(pl.col("entity").is_null() | (pl.col("entity") == "persons"))
+    assert sorted(ledger.filter(pl.col("relative_path").str.ends_with("persons.csv"))["status"]) == [
+        "accepted",
+        "superseded",
+    ]
+
+
+def test_a_file_refused_whole_replaces_nothing(ingest: Ingest) -> None:
+    ingest({"AGX/AGX_202601_persons.csv": persons(GOOD_PERSON, "P2,AGX,1941,F,75,true,APA,3")})
+    broken = persons("P1,AGX,F,75,true,APA,3", header=PERSONS_HEADER.replace("birth_year,", ""))
+    resent = ingest({"AGX/AGX_202601_persons.csv": broken})
+    assert single(resent, "persons.csv").reasons == {"missing_required_column": 1}
+    assert "earlier file for the same period" in single(resent, "persons.csv").message
+    assert resent.table("raw_persons").height == 2
+
+
+def test_orphans_are_held_back_and_released_when_their_parent_arrives_in_a_later_run(ingest: Ingest) -> None:
+    episodes = f"{EPISODES_HEADER}\nE1,P1,AGX,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n"
+    interventions = NOTES_HEADER + "\nI1,E1,2025-03-15,mediation,RAS\nI2,E9,2025-03-15,mediation,RAS\n"
+    first = ingest(
+        {"AGX/AGX_202601_episodes.csv": episodes.encode(), "AGX/AGX_202601_interventions.csv": interventions.encode()},
+        parents=False,
+    )
+    assert single(first, "episodes.csv").reasons == {"orphan_reference": 1}
+    assert single(first, "interventions.csv").reasons == {"orphan_reference": 2}  # its episode is held too
+    assert "held back" in single(first, "episodes.csv").message
+    assert first.table("raw_episodes").is_empty()
+    later = ingest({"AGX/AGX_202602_persons.csv": persons(GOOD_PERSON)})
+    assert later.table("raw_episodes").height == 1
+    assert later.table("raw_interventions").height == 1  # I2's episode never came
+    assert _reasons(later) == [(3, "orphan_reference", "episode_id")]
+    ledger = later.table("raw_landing_files")
+    by_file = {r["relative_path"]: r for r in ledger.iter_rows(named=True)}
+    assert (by_file["AGX/AGX_202601_episodes.csv"]["status"], by_file["AGX/AGX_202601_episodes.csv"]["reasons"]) == (
+        "accepted",
+        "{}",
+    )
+    notes = by_file["AGX/AGX_202601_interventions.csv"]
+    assert (notes["rows_accepted"], notes["rows_quarantined"], notes["status"]) == (1, 1, "partial")
+
+
+def test_a_parent_in_another_file_of_the_same_run_resolves_whatever_the_order(ingest: Ingest) -> None:
+    # "A_..." sorts before "B_...": the children are read first.
+    episodes = f"{EPISODES_HEADER}\nE1,p1 ,AGX,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n"
+    outcome = ingest(
+        {"AGX/A_202601_episodes.csv": episodes.encode(), "AGX/B_202601_persons.csv": persons(GOOD_PERSON)},
+        parents=False,
+    )
+    assert single(outcome, "episodes.csv").status == "accepted"

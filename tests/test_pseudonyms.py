@@ -1,12 +1,14 @@
 """Pseudonymisation: keyed, stable, scoped by agency, and never without a real key outside demo mode."""
 
+import base64
 import json
+import secrets
 from pathlib import Path
 
 import pytest
 
 from pipelines.cli import main
-from pipelines.ingest.pseudonyms import DEMO_KEY, PseudonymKeyError, load_key, pseudonym
+from pipelines.ingest.pseudonyms import DEMO_KEY, PseudonymKeyError, key_weakness, load_key, pseudonym
 from pipelines.settings import project_root
 
 
@@ -32,10 +34,44 @@ def test_the_key_file_must_be_outside_the_repository_and_long_enough(tmp_path: P
     with pytest.raises(PseudonymKeyError, match="shorter than 32"):
         load_key({"PARCOURS_PSEUDONYM_KEY_FILE": str(short)})
     good = tmp_path / "good.key"
-    good.write_text("0123456789abcdef" * 4 + "\n")
-    assert load_key({"PARCOURS_PSEUDONYM_KEY_FILE": str(good)}) == b"0123456789abcdef" * 4
+    key = secrets.token_hex(32)
+    good.write_text(key + "\n")
+    assert load_key({"PARCOURS_PSEUDONYM_KEY_FILE": str(good)}) == key.encode()
     with pytest.raises(PseudonymKeyError, match="cannot read"):
         load_key({"PARCOURS_PSEUDONYM_KEY_FILE": str(tmp_path / "missing.key")})
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        (DEMO_KEY, "public demo key"),
+        (DEMO_KEY.upper() + b"\n", "public demo key"),
+        (b"\x00" * 36, "distinct byte"),
+        (b"0" * 64, "distinct byte"),
+        (b"0123456789abcdef" * 4, "repeats a pattern"),
+        (b"secret-secret-secret-secret-secret-", "distinct byte"),
+        (b"Parcours-2026!Parcours-2026!Parcours-2026!", "repeats a pattern"),
+        (b"abcdefghijklmnopqrstuvwxyz0123456789", "in sequence"),
+        (b"tiny", "shorter than 32"),
+    ],
+)
+def test_weak_keys_are_refused_outside_demo_mode(tmp_path: Path, key: bytes, why: str) -> None:
+    assert why in (key_weakness(key.strip()) or "")
+    path = tmp_path / "weak.key"
+    path.write_bytes(key)
+    with pytest.raises(PseudonymKeyError, match=r"refused|shorter") as refused:
+        load_key({"PARCOURS_PSEUDONYM_KEY_FILE": str(path)})
+    assert "openssl rand" in str(refused.value) or "shorter" in str(refused.value)
+    assert key.decode(errors="replace").strip() not in str(refused.value)  # never quoted
+    # Demo mode takes any key: the data is synthetic.
+    assert load_key({"PARCOURS_PSEUDONYM_KEY_FILE": str(path), "PARCOURS_DEMO": "1"}) == key.strip()
+
+
+def test_random_keys_are_never_refused() -> None:
+    for _ in range(500):
+        assert key_weakness(secrets.token_bytes(32)) is None
+        assert key_weakness(secrets.token_hex(32).encode()) is None
+        assert key_weakness(base64.b64encode(secrets.token_bytes(32))) is None
 
 
 def test_ingest_without_a_key_says_what_to_do(
@@ -54,8 +90,8 @@ def test_ingest_json_reports_one_object_per_file(tmp_path: Path, capsys: pytest.
     (folder / "AGX_202601_agencies.csv").write_text("agency_id,model,departement\nAGX,remote,75\nAGX,hybrid,75\n")
     (folder / "AGX_202601_persons.parquet").write_bytes(b"not parquet")
     code = main(["ingest", str(tmp_path / "landing"), "--json", "--warehouse", str(tmp_path / "w.duckdb")])
-    assert code == 0
-    reports = json.loads(capsys.readouterr().out)
+    assert code == 1  # some rows or files refused
+    reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [set(r) for r in reports] == [
         {"file", "sha256", "status", "rows_in", "rows_accepted", "rows_quarantined", "reasons", "message"}
     ] * 2
@@ -65,3 +101,18 @@ def test_ingest_json_reports_one_object_per_file(tmp_path: Path, capsys: pytest.
     broken = by_file["AGX/AGX_202601_persons.parquet"]
     assert (broken["status"], broken["reasons"]) == ("rejected", {"unreadable_file": 0})
     assert main(["ingest", str(tmp_path / "nowhere"), "--json"]) == 2
+
+
+def test_ingest_exit_statuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "AGX"
+    folder.mkdir()
+    (folder / "AGX_202601_agencies.csv").write_text("agency_id,model,departement\nAGX,remote,75\n")
+    warehouse = ["--warehouse", str(tmp_path / "w.duckdb")]
+    assert main(["ingest", str(folder), *warehouse]) == 0  # all accepted
+    assert main(["ingest", str(folder), *warehouse]) == 0  # already received: nothing refused
+    (folder / "export.json").write_text("{}")
+    assert main(["ingest", str(folder / "export.json"), *warehouse]) == 1  # a file refused
+    assert "unsupported_format" not in capsys.readouterr().err
+    (tmp_path / "locked.duckdb").mkdir()  # a warehouse that cannot be opened: could not run
+    assert main(["ingest", str(folder), "--warehouse", str(tmp_path / "locked.duckdb")]) == 2
+    assert "nothing was ingested" in capsys.readouterr().err

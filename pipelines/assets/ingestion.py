@@ -9,7 +9,15 @@ import polars as pl
 from pipelines import warehouse
 from pipelines.contract import load_contract
 from pipelines.ingest.config import ConfigError, load_agencies_config
-from pipelines.ingest.load import LANDING_FILES_TABLE, QUARANTINE_TABLE, known_files, raw_table_name, unaccounted_rows
+from pipelines.ingest.load import (
+    LANDING_FILES_TABLE,
+    QUARANTINE_TABLE,
+    entities_lost,
+    known_files,
+    raw_table_name,
+    stored_orphans,
+    unaccounted_rows,
+)
 from pipelines.ingest.pseudonyms import PseudonymKeyError, load_key
 from pipelines.ingest.readers import discover_landing_files
 from pipelines.ingest.service import ingest_files
@@ -60,6 +68,19 @@ def _description(key: str) -> str:
             blocking=True,
             description="For every current file, rows in = rows accepted + rows quarantined, and both are stored.",
         ),
+        dg.AssetCheckSpec(
+            "no_agency_loses_an_entity",
+            asset=LANDING_FILES_TABLE,
+            blocking=True,
+            description="No agency that sent rows of an entity (its persons, say) ends up with none stored: a file "
+            "refused whole or every row quarantined stops the run instead of publishing figures without them.",
+        ),
+        dg.AssetCheckSpec(
+            "references_resolve",
+            asset=LANDING_FILES_TABLE,
+            description="Stored rows all point to a stored person, episode or care manager of their agency "
+            "(a replaced file can leave some behind). A warning: incoming orphans are held back at ingestion.",
+        ),
         *suite_check_specs(),
     ],
     retry_policy=RETRY,
@@ -67,6 +88,10 @@ def _description(key: str) -> str:
 def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
     settings = parcours.settings()
     contract = load_contract()
+    # The first step of every run: what a killed publication left behind goes now.
+    for folder in sorted({settings.serving_path.parent, settings.analyst_snapshot.parent}):
+        for leftover in warehouse.remove_stale_temporaries(folder):
+            context.log.warning(f"removed {leftover.name}, left in {folder} by an interrupted publication")
     try:
         key = load_key()
         config = load_agencies_config(settings.agencies_config)
@@ -89,6 +114,8 @@ def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
             for name in raw_asset_keys()
         }
         missing = unaccounted_rows(con, contract)
+        lost = entities_lost(con, contract)
+        orphans = stored_orphans(con, contract)
     statuses = pl.DataFrame([r.as_json() for r in reports]) if reports else pl.DataFrame()
     by_status = dict(statuses.group_by("status").len().iter_rows()) if reports else {}
     reasons: dict[str, int] = {}
@@ -110,6 +137,22 @@ def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
         passed=missing.is_empty(),
         metadata={"files_checked": counts[LANDING_FILES_TABLE], "files_with_rows_unaccounted": missing.height},
     )
+    losses = losses_message(lost)
+    if losses:
+        context.log.error(losses)
+    yield dg.AssetCheckResult(
+        asset_key=LANDING_FILES_TABLE,
+        check_name="no_agency_loses_an_entity",
+        passed=lost.is_empty(),
+        metadata={"entities_lost": lost.height, "problem": losses or "none"},
+    )
+    yield dg.AssetCheckResult(
+        asset_key=LANDING_FILES_TABLE,
+        check_name="references_resolve",
+        passed=not orphans,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rows_pointing_nowhere": sum(orphans.values()), "by_reference": json.dumps(orphans, sort_keys=True)},
+    )
     for entity in contract.entities:
         outcomes = [o for o in suites if o.entity == entity]
         failed = [o for o in outcomes if not o.success]
@@ -127,6 +170,18 @@ def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
                 "results_table": QUALITY_RESULTS_TABLE,
             },
         )
+
+
+def losses_message(lost: pl.DataFrame) -> str:
+    """What an analyst needs to act on each loss: agency, entity, rows received, the files' reasons."""
+    if lost.is_empty():
+        return ""
+    parts = [
+        f"{r['agency_folder']} has no {r['entity']} stored although its current files hold {r['rows_in']:,} rows "
+        f"({r['reasons'] or 'see raw_landing_files'})"
+        for r in lost.iter_rows(named=True)
+    ]
+    return "; ".join(parts) + ". Fix and resend those files: nothing is published until then."
 
 
 @dg.asset(

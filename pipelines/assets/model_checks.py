@@ -78,7 +78,13 @@ MODEL_CHECKS = (
 
 
 def check_spec(check: ModelCheck) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(check.name, asset=check.asset, description=check.description, blocking=False)
+    """ERROR checks block: a failed one stops everything downstream, the serving snapshot included."""
+    return dg.AssetCheckSpec(
+        check.name,
+        asset=check.asset,
+        description=check.description,
+        blocking=check.severity == dg.AssetCheckSeverity.ERROR,
+    )
 
 
 def check_result(con: duckdb.DuckDBPyConnection, check: ModelCheck) -> dg.AssetCheckResult:

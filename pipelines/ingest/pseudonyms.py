@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
+import math
 import os
+import zlib
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,8 +26,42 @@ PSEUDONYM_LENGTH = 32
 """Hex characters kept from the HMAC digest (128 bits)."""
 
 
+MIN_KEY_BYTES = 32
+MIN_KEY_BITS = 128
+"""A key must carry at least this much entropy, estimated from its own bytes (a hex key of 32 random
+bytes carries about 256 bits; ``secret-secret-secret-...`` much less)."""
+
+
 class PseudonymKeyError(RuntimeError):
     pass
+
+
+def key_weakness(key: bytes) -> str | None:
+    """Why ``key`` is unfit to pseudonymise real data, or None. Never quotes the key.
+
+    Refused: the public demo key (in any case or spacing), keys under 32 bytes, keys with few distinct
+    bytes (all zeros), keys that repeat a shorter pattern or run in sequence (``abcdef...``), and keys
+    whose estimated entropy is under 128 bits or that compress well.
+    """
+    if key.strip().lower() == DEMO_KEY.lower() or DEMO_KEY.lower() in key.lower():
+        return "it is the public demo key, fit for synthetic data only"
+    if len(key) < MIN_KEY_BYTES:
+        return f"it is shorter than {MIN_KEY_BYTES} bytes"
+    counts = Counter(key)
+    if len(counts) < 8:
+        return f"it uses only {len(counts)} distinct byte values"
+    for period in range(1, len(key) // 2 + 1):
+        if all(key[i] == key[i % period] for i in range(len(key))):
+            return f"it repeats a pattern of {period} bytes"
+    steps = [b - a for a, b in itertools.pairwise(key)]
+    if sum(1 for step in steps if abs(step) <= 1) > len(steps) // 2:
+        return "most of its bytes follow each other in sequence"
+    bits = -sum(n * math.log2(n / len(key)) for n in counts.values())
+    if bits < MIN_KEY_BITS:
+        return f"its estimated entropy is {bits:.0f} bits, under {MIN_KEY_BITS}"
+    if len(zlib.compress(key, 9)) < len(key) // 2:
+        return "it compresses to less than half its size: it is not random"
+    return None
 
 
 def demo_mode(env: Mapping[str, str] | None = None) -> bool:
@@ -33,7 +71,8 @@ def demo_mode(env: Mapping[str, str] | None = None) -> bool:
 
 def load_key(env: Mapping[str, str] | None = None) -> bytes:
     """The key from ``PARCOURS_PSEUDONYM_KEY_FILE`` (a file outside the repository), else the demo key
-    when ``PARCOURS_DEMO=1``; anything else is an error."""
+    when ``PARCOURS_DEMO=1``; anything else is an error. Outside demo mode a weak key
+    (``key_weakness``), the demo key's text among them, is refused."""
     env = os.environ if env is None else env
     key_file = env.get("PARCOURS_PSEUDONYM_KEY_FILE", "").strip()
     if key_file:
@@ -46,9 +85,13 @@ def load_key(env: Mapping[str, str] | None = None) -> bytes:
             key = path.read_bytes().strip()
         except OSError as exc:
             raise PseudonymKeyError(f"cannot read the pseudonymisation key file {path}: {exc.strerror}") from None
-        if len(key) < 32:
-            raise PseudonymKeyError(f"the pseudonymisation key in {path} is shorter than 32 bytes")
-        return key
+        weakness = key_weakness(key)
+        if weakness is not None and not demo_mode(env):
+            raise PseudonymKeyError(
+                f"the pseudonymisation key in {path} is refused: {weakness}. Generate one with "
+                "`openssl rand -hex 32 > /secure/parcours.key`"
+            )
+        return key  # in demo mode any key will do: the data is synthetic
     if demo_mode(env):
         return DEMO_KEY
     raise PseudonymKeyError(

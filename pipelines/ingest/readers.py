@@ -42,10 +42,33 @@ FORMATS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
+UNSUPPORTED = "unsupported"
+"""The format of a file in an agency folder that no reader takes (reported, never silently skipped)."""
+UNHASHABLE = "unhashable"
+"""The format of a file that could not even be read to hash it (permissions, a vanished file)."""
+IGNORED_NAMES = frozenset({"agencies.yaml", "agencies.yml", "thumbs.db", "desktop.ini"})
 PERIOD = re.compile(r"(?:^|_)(\d{6}|\d{4}-\d{2})(?:_|$)")
 CHUNK = 1 << 24
 XLSX_EXPANSION_CAP = 200
-"""An XLSX whose parts expand more than this many times their compressed size is refused."""
+"""An XLSX or Parquet file whose content expands more than this many times its stored size is refused."""
+MAX_HEADER_BYTES = 1 << 16
+"""A header line longer than this is not a header (a binary file, or a file with no line breaks)."""
+BINARY_SAMPLE = 8192
+BINARY_CONTROL_SHARE = 0.05
+"""Above this share of control bytes (NUL and the like) in the first 8 KB, a text file is binary."""
+MAGIC_NUMBERS = {
+    b"PK\x03\x04": "a ZIP archive (an XLSX workbook?)",
+    b"PAR1": "a Parquet file",
+    b"%PDF": "a PDF document",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"\x1f\x8b": "a gzip archive",
+    b"\xd0\xcf\x11\xe0": "an old Excel or Word file (.xls/.doc)",
+    b"7z\xbc\xaf": "a 7-Zip archive",
+    b"Rar!": "a RAR archive",
+}
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
 
 
 class FileProblem(Exception):
@@ -111,33 +134,48 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe_file(path: Path, root: Path, agency: str | None = None) -> LandingFile | None:
+def describe_file(
+    path: Path, root: Path, agency: str | None = None, include_unsupported: bool = True
+) -> LandingFile | None:
+    """A landing file, hashed. A file in a format no reader takes is described as ``unsupported``
+    (so that it gets a report) unless ``include_unsupported`` is false; hidden files and the
+    agencies' configuration are never landing files."""
+    if path.name.startswith((".", "~$")) or path.name.lower() in IGNORED_NAMES:
+        return None
     fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None or path.name.startswith("."):
+    if fmt is None and not include_unsupported:
         return None
     try:
         relative = path.relative_to(root).as_posix()
     except ValueError:
         relative = path.name
+    try:
+        sha256, size = sha256_of(path), path.stat().st_size
+    except OSError:
+        # Known by its path until it can be read: the next run tries it again.
+        sha256, size, fmt = hashlib.sha256(f"unhashable:{relative}".encode()).hexdigest(), 0, UNHASHABLE
     return LandingFile(
         path=path,
         relative_path=relative,
         agency_folder=agency if agency is not None else path.parent.name,
-        format=fmt,
-        sha256=sha256_of(path),
-        size_bytes=path.stat().st_size,
+        format=fmt or UNSUPPORTED,
+        sha256=sha256,
+        size_bytes=size,
     )
 
 
 def discover_landing_files(landing_dir: Path) -> list[LandingFile]:
-    """Every file with a known extension under ``landing_dir/<agency>/``, in a stable order."""
+    """Every file under ``landing_dir/<agency>/``, in a stable order; files in a format no reader
+    takes are included (they are reported), except at the top of the landing folder."""
     if not landing_dir.is_dir():
         return []
     files = []
     for path in sorted(p for p in landing_dir.rglob("*") if p.is_file()):
         relative = path.relative_to(landing_dir)
         agency = relative.parts[0] if len(relative.parts) > 1 else ""
-        described = describe_file(path, landing_dir, agency)
+        if any(part.startswith(".") for part in relative.parts[:-1]):
+            continue
+        described = describe_file(path, landing_dir, agency, include_unsupported=bool(agency))
         if described is not None:
             files.append(described)
     return files
@@ -151,8 +189,12 @@ def entity_from_name(name: str, contract: Contract) -> str | None:
     return max(matches, key=len) if matches else None
 
 
+_LEADING_MARKS = re.compile("^(?:\ufeff|\u00ef\u00bb\u00bf|\u00ef\u00bb\u00bf)+")
+"""A byte-order mark read as a character, or as Windows-1252 or Latin-1 text (``ï»¿``)."""
+
+
 def normalise_column(name: str) -> str:
-    return re.sub(r"\s+", "_", str(name).strip().lower())
+    return re.sub(r"\s+", "_", _LEADING_MARKS.sub("", str(name)).strip().lower())
 
 
 # --- encodings -------------------------------------------------------------------------------
@@ -162,12 +204,18 @@ _HIGH_BYTE = re.compile(rb"[\x80-\xff]")
 
 
 def detect_encoding(path: Path) -> str:
-    """``utf-8`` when the bytes decode as UTF-8 (or mostly do), else ``cp1252``, else ``latin-1``.
+    """``utf-8`` when the file starts with a byte-order mark or its bytes decode as UTF-8 (or
+    mostly do), else ``cp1252``.
 
     A UTF-8 file with a few invalid bytes (at most one stray byte for two valid multi-byte
-    characters) stays UTF-8: its bad rows are quarantined rather than the whole file being
-    misread as Windows-1252.
+    characters) stays UTF-8, and a byte-order mark always declares UTF-8: bad rows are then
+    quarantined (``invalid_encoding``) rather than the whole file being misread as
+    Windows-1252. Likewise the few bytes Windows-1252 leaves undefined only cost their rows.
+    Latin-1 is read only when an agency's configuration says so.
     """
+    with path.open("rb") as handle:
+        if handle.read(3) == codecs.BOM_UTF8:
+            return "utf-8"
     # Most files are valid UTF-8: one decoding pass (in C) settles it; bytes are counted only if not.
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
@@ -181,22 +229,16 @@ def detect_encoding(path: Path) -> str:
     sequences = 0
     sequence_bytes = 0
     high_bytes = 0
-    cp1252_ok = True
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
             found = _UTF8_SEQUENCE.findall(block)
             sequences += len(found)
             sequence_bytes += sum(len(f) for f in found)
             high_bytes += len(_HIGH_BYTE.findall(block))
-            if cp1252_ok:
-                try:
-                    block.decode("cp1252")
-                except UnicodeDecodeError:
-                    cp1252_ok = False
     stray = high_bytes - sequence_bytes
     if sequences >= 3 and stray * 2 <= sequences:
         return "utf-8"
-    return "cp1252" if cp1252_ok else "latin-1"
+    return "cp1252"
 
 
 def decode_text(raw: bytes) -> str:
@@ -215,7 +257,10 @@ def decode_text(raw: bytes) -> str:
 
 @contextmanager
 def utf8_copy(path: Path, encoding: str) -> Iterator[Path]:
-    """The file itself when it is UTF-8, else a transcoded temporary copy (the BOM dropped)."""
+    """The file itself when it is UTF-8, else a transcoded temporary copy (the BOM dropped).
+
+    Bytes invalid in ``encoding`` are carried over as they are (``surrogateescape``): they are
+    then invalid UTF-8 in the copy, and the CSV reader quarantines their rows alone."""
     with path.open("rb") as handle:
         has_bom = handle.read(3) == codecs.BOM_UTF8
     if encoding == "utf-8" and not has_bom:
@@ -224,8 +269,7 @@ def utf8_copy(path: Path, encoding: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="parcours-") as folder:
         target = Path(folder) / "utf8.csv"
         source_encoding = "utf-8-sig" if encoding == "utf-8" else encoding
-        errors = "surrogateescape" if encoding == "utf-8" else "strict"
-        decoder = codecs.getincrementaldecoder(source_encoding)(errors=errors)
+        decoder = codecs.getincrementaldecoder(source_encoding)(errors="surrogateescape")
         with path.open("rb") as source, target.open("wb") as out:
             for block in iter(lambda: source.read(CHUNK), b""):
                 out.write(decoder.decode(block).encode("utf-8", errors="surrogateescape"))
@@ -236,10 +280,30 @@ def utf8_copy(path: Path, encoding: str) -> Iterator[Path]:
 # --- CSV -------------------------------------------------------------------------------------
 
 
-def _first_line(path: Path) -> str:
+def _first_line(path: Path) -> str | None:
+    """The header line, or None when it is longer than ``MAX_HEADER_BYTES``."""
     with path.open("rb") as handle:
-        line = handle.readline(1 << 20)
+        line = handle.readline(MAX_HEADER_BYTES + 1)
+    if len(line) > MAX_HEADER_BYTES:
+        return None
     return decode_text(line).rstrip("\r\n")
+
+
+def check_is_text(file: LandingFile) -> None:
+    """Refuse a "CSV" that is really binary (an image, an archive, random bytes) or UTF-16 text."""
+    with file.path.open("rb") as handle:
+        sample = handle.read(BINARY_SAMPLE)
+    if sample.startswith(UTF16_BOMS):
+        raise FileProblem(
+            Reason.UNREADABLE_FILE,
+            f"{file.relative_path}: UTF-16 or UTF-32 text; export it again as UTF-8 or Windows-1252 CSV",
+        )
+    for magic, kind in MAGIC_NUMBERS.items():
+        if sample.startswith(magic):
+            raise FileProblem(Reason.UNREADABLE_FILE, f"{file.relative_path}: {kind}, not CSV text")
+    controls = sum(sample.count(bytes([b])) for b in (*range(0, 9), 11, *range(14, 32), 127))
+    if len(sample) >= 64 and controls > BINARY_CONTROL_SHARE * len(sample):
+        raise FileProblem(Reason.UNREADABLE_FILE, f"{file.relative_path}: binary content (control bytes), not CSV text")
 
 
 def sniff_delimiter(header: str) -> str:
@@ -302,6 +366,8 @@ def _line_reader(path: Path, offsets: np.ndarray, encoding: str) -> Callable[[li
     return read
 
 
+_CONTROL_OR_INVALID = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff\ufffd]")
+
 _DUCKDB_REASONS = {
     "INVALID ENCODING": Reason.INVALID_ENCODING,
     "INVALID UNICODE": Reason.INVALID_ENCODING,
@@ -309,23 +375,63 @@ _DUCKDB_REASONS = {
 }
 
 
+def _read_fields(path: Path, delimiter: str, columns: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """DuckDB's reader; a file mixing Windows and Unix line ends (two exports pasted together) is read
+    again from a copy with Unix line ends only (same lines, same numbers)."""
+    try:
+        return warehouse.read_csv_as_text(path, delimiter, columns)
+    except Exception:
+        with path.open("rb") as handle:
+            if b"\r\n" not in handle.read(CHUNK):
+                raise
+    with tempfile.TemporaryDirectory(prefix="parcours-") as folder:
+        target = Path(folder) / "lf.csv"
+        with path.open("rb") as source, target.open("wb") as out:
+            carry = b""
+            for block in iter(lambda: source.read(CHUNK), b""):
+                block = carry + block
+                carry = b"\r" if block.endswith(b"\r") else b""
+                out.write(block[: len(block) - len(carry)].replace(b"\r\n", b"\n"))
+            out.write(carry)
+        return warehouse.read_csv_as_text(target, delimiter, columns)
+
+
 def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
     if file.size_bytes == 0:
         raise FileProblem(Reason.EMPTY_FILE, f"{file.relative_path}: the file is empty")
+    check_is_text(file)
     encoding = options.encoding or detect_encoding(file.path)
     with utf8_copy(file.path, encoding) as text_path:
         header_line = _first_line(text_path)
+        if header_line is None:
+            raise FileProblem(
+                Reason.MALFORMED_HEADER,
+                f"{file.relative_path}: no line break in the first {MAX_HEADER_BYTES:,} bytes: no header line",
+            )
         if not header_line.strip():
             raise FileProblem(Reason.EMPTY_FILE, f"{file.relative_path}: the first line is empty: no header")
+        if header_line.count('"') % 2:
+            # An open quote would swallow the lines after it into the header.
+            raise FileProblem(Reason.MALFORMED_HEADER, f"{file.relative_path}: the header has an unclosed quote")
         delimiter = options.delimiter or sniff_delimiter(header_line)
-        header = next(csv.reader([header_line], delimiter=delimiter))
+        try:
+            header = next(csv.reader([header_line], delimiter=delimiter), [])
+        except csv.Error:
+            raise FileProblem(
+                Reason.MALFORMED_HEADER, f"{file.relative_path}: the header line cannot be split into columns"
+            ) from None
         columns = [normalise_column(c) for c in header]
-        if any(not c for c in columns) or len(set(columns)) != len(columns):
+        if not columns or any(not c for c in columns) or len(set(columns)) != len(columns):
             raise FileProblem(
                 Reason.MALFORMED_HEADER, f"{file.relative_path}: the header has an empty or repeated column name"
             )
+        if any(_CONTROL_OR_INVALID.search(c) for c in columns):
+            raise FileProblem(
+                Reason.MALFORMED_HEADER,
+                f"{file.relative_path}: the header holds control characters or bytes invalid in {encoding}",
+            )
         try:
-            frame, rejects = warehouse.read_csv_as_text(text_path, delimiter, columns)
+            frame, rejects = _read_fields(text_path, delimiter, columns)
         except Exception as exc:
             raise FileProblem(
                 Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as CSV ({type(exc).__name__})"
@@ -415,11 +521,11 @@ def read_xlsx(file: LandingFile, options: ReadOptions, contract: Contract) -> Fi
     tables = []
     for sheet, frame in sheets.items():
         columns = [normalise_column(c) for c in frame.columns]
-        if len(set(columns)) != len(columns):
+        if any(not c for c in columns) or len(set(columns)) != len(columns):
             raise FileProblem(
-                Reason.MALFORMED_HEADER, f"{file.relative_path}: sheet {sheet!r} has a repeated column name"
+                Reason.MALFORMED_HEADER, f"{file.relative_path}: a sheet has an empty or repeated column name"
             )
-        frame = frame.rename(dict(zip(frame.columns, columns, strict=True)))
+        frame = _plain_columns(frame.rename(dict(zip(frame.columns, columns, strict=True))))
         frame = frame.with_row_index(SOURCE_ROW, offset=2).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
         data_columns = [c for c in frame.columns if c != SOURCE_ROW]
         if data_columns:  # a blank spreadsheet row is not a record
@@ -429,14 +535,71 @@ def read_xlsx(file: LandingFile, options: ReadOptions, contract: Contract) -> Fi
     return FileRead(tables)
 
 
-def read_parquet(file: LandingFile) -> FileRead:
+def check_parquet_is_safe(file: LandingFile, cap_bytes: int) -> None:
+    """Refuse a Parquet file whose pages would decompress past the cap or far beyond its size."""
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.ParquetFile(file.path).metadata
+    except Exception as exc:
+        raise FileProblem(
+            Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as Parquet ({type(exc).__name__})"
+        ) from None
+    expanded = sum(
+        metadata.row_group(g).column(c).total_uncompressed_size
+        for g in range(metadata.num_row_groups)
+        for c in range(metadata.num_columns)
+    )
+    # Each value of a decoded column takes at least a few bytes whatever its encoding.
+    in_memory = expanded + 8 * metadata.num_rows * max(metadata.num_columns, 1)
+    if in_memory > cap_bytes or expanded > XLSX_EXPANSION_CAP * max(file.size_bytes, 1):
+        raise FileProblem(
+            Reason.UNSAFE_ARCHIVE,
+            f"{file.relative_path}: the Parquet file would expand to about {in_memory:,} bytes in memory "
+            f"({expanded / max(file.size_bytes, 1):.0f} times its size); refused as a possible decompression bomb",
+        )
+
+
+def _as_text(series: pl.Series) -> pl.Series:
+    """A column of a type no contract field has (nested, binary, times...) as text, nested values as JSON."""
+    values = [
+        None
+        if v is None
+        else v.decode("utf-8", "replace")
+        if isinstance(v, bytes)
+        else json.dumps(v, ensure_ascii=False, default=str)
+        if isinstance(v, (list, dict))
+        else str(v)
+        for v in series.to_list()
+    ]
+    return pl.Series(series.name, values, dtype=pl.String)
+
+
+_PLAIN_TYPES = (pl.String, pl.Boolean, pl.Date, pl.Datetime)
+
+
+def _plain_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """Keep strings, numbers, booleans, dates; make text of the rest."""
+    odd = [c for c, t in frame.schema.items() if not (t.is_numeric() or isinstance(t, _PLAIN_TYPES))]
+    decimals = [c for c, t in frame.schema.items() if isinstance(t, pl.Decimal)]
+    frame = frame.with_columns(pl.col(c).cast(pl.Float64) for c in decimals)
+    return frame.with_columns(_as_text(frame[c]) for c in odd if c not in decimals)
+
+
+def read_parquet(file: LandingFile, options: ReadOptions) -> FileRead:
+    check_parquet_is_safe(file, options.max_file_bytes)
     try:
         frame = pl.read_parquet(file.path)
     except Exception as exc:
         raise FileProblem(
             Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as Parquet ({type(exc).__name__})"
         ) from None
-    frame = frame.rename({c: normalise_column(c) for c in frame.columns})
+    columns = [normalise_column(c) for c in frame.columns]
+    if any(not c for c in columns) or len(set(columns)) != len(columns):
+        raise FileProblem(
+            Reason.MALFORMED_HEADER, f"{file.relative_path}: the file has an empty or repeated column name"
+        )
+    frame = _plain_columns(frame.rename(dict(zip(frame.columns, columns, strict=True))))
     frame = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
     return FileRead([ReadTable(None, file.path.name, frame, raw_lines=_row_json_reader(frame))])
 
@@ -450,28 +613,50 @@ def _json_text(value: object) -> str | None:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _json_record(text: str) -> dict[str, str | None] | None:
+    """One JSON Lines row as column -> text, or None when it is not a flat-keyed JSON object."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):  # deep nesting is a malformed row, not a crash
+        return None
+    if not isinstance(value, dict):
+        return None
+    record = {normalise_column(k): _json_text(v) for k, v in value.items()}
+    if len(record) != len(value) or "" in record:  # keys empty or equal once normalised
+        return None
+    return record
+
+
 def read_jsonl(file: LandingFile, options: ReadOptions) -> FileRead:
+    """Each line decoded on its own (UTF-8 unless the agency's configuration says otherwise): a line
+    with bytes invalid in that encoding is quarantined (``invalid_encoding``), a line that is not a
+    JSON object too (``malformed_json``)."""
     if file.size_bytes == 0:
         raise FileProblem(Reason.EMPTY_FILE, f"{file.relative_path}: the file is empty")
-    encoding = options.encoding or detect_encoding(file.path)
-    records: list[dict[str, object]] = []
+    check_is_text(file)
+    encoding = options.encoding or "utf-8"  # JSON is UTF-8 (RFC 8259); an agency may say otherwise
+    records: list[dict[str, str | None]] = []
     lines: list[int] = []
     rejects: list[RowReject] = []
     raw: dict[int, str] = {}
-    with file.path.open("r", encoding="utf-8-sig" if encoding == "utf-8" else encoding, errors="replace") as handle:
+    with file.path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
-            text = line.strip()
+            if number == 1 and line.startswith(codecs.BOM_UTF8):
+                line = line[len(codecs.BOM_UTF8) :]
+            try:
+                text = line.decode(encoding).strip()
+            except UnicodeDecodeError:
+                rejects.append(RowReject(number, Reason.INVALID_ENCODING, None))
+                raw[number] = line[: 1 << 16].decode(encoding, "replace").strip()
+                continue
             if not text:
                 continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                value = None
-            if not isinstance(value, dict):
+            record = _json_record(text)
+            if record is None:
                 rejects.append(RowReject(number, Reason.MALFORMED_JSON, None))
                 raw[number] = text[: 1 << 16]
                 continue
-            records.append({normalise_column(k): _json_text(v) for k, v in value.items()})
+            records.append(record)
             lines.append(number)
     if not records and not rejects:
         raise FileProblem(Reason.EMPTY_FILE, f"{file.relative_path}: no JSON rows")
@@ -489,6 +674,14 @@ def read_jsonl(file: LandingFile, options: ReadOptions) -> FileRead:
 
 def read_landing_file(file: LandingFile, contract: Contract, options: ReadOptions) -> FileRead:
     """Read one landing file; raise ``FileProblem`` when it cannot be used at all."""
+    if file.format == UNSUPPORTED:
+        raise FileProblem(
+            Reason.UNSUPPORTED_FORMAT,
+            f"{file.relative_path}: not a format Parcours reads; send CSV (.csv, .txt, .tsv), XLSX, Parquet "
+            "or JSON Lines (.jsonl, .ndjson)",
+        )
+    if file.format == UNHASHABLE:
+        raise FileProblem(Reason.PROCESSING_ERROR, f"{file.relative_path}: the file cannot be opened (permissions?)")
     if file.size_bytes > options.max_file_bytes:
         raise FileProblem(
             Reason.FILE_TOO_LARGE,
@@ -498,7 +691,7 @@ def read_landing_file(file: LandingFile, contract: Contract, options: ReadOption
     if file.format == "xlsx":
         return read_xlsx(file, options, contract)
     if file.format == "parquet":
-        result = read_parquet(file)
+        result = read_parquet(file, options)
     elif file.format == "jsonl":
         result = read_jsonl(file, options)
     else:

@@ -1,8 +1,10 @@
 """Ingest landing files: read, check, pseudonymise, quarantine, and load, file by file.
 
 ``ingest_files`` is what the Dagster asset and ``parcours ingest`` call. It never raises
-because of a bad file: each file gets a report saying what happened to every one of its
-rows. Only problems with the warehouse or the key stop it.
+because of a bad file: any error while reading or checking one file becomes that file's
+report (``rejected``, a reason code, a message naming the file and never a value), and each
+file gets a report saying what happened to every one of its rows. Only problems with the
+warehouse or the key stop it.
 """
 
 from __future__ import annotations
@@ -19,14 +21,25 @@ import polars as pl
 from pipelines import warehouse
 from pipelines.contract import Contract
 from pipelines.ingest.config import AgenciesConfig, options_for
-from pipelines.ingest.load import EntityLoad, current_files, empty_quarantine, known_files, raw_table_name, write_loads
+from pipelines.ingest.load import (
+    EntityLoad,
+    current_files,
+    empty_quarantine,
+    known_files,
+    raw_table_name,
+    stored_keys,
+    write_loads,
+)
 from pipelines.ingest.privacy import identifier_hits
 from pipelines.ingest.pseudonyms import rekey
 from pipelines.ingest.readers import SOURCE_ROW, FileProblem, LandingFile, ReadTable, read_landing_file
 from pipelines.ingest.reasons import PRIVACY_REASONS, Reason
+from pipelines.ingest.references import AGENCY, REFERENCES, first_orphan_column, parents_first, references_of
 from pipelines.ingest.validate import REASON, REASON_COLUMN, validate_table
 
 Progress = Callable[[str], None]
+MAX_QUOTED_LINE = 8192
+"""A raw line longer than this is not kept in quarantine (too long to scan and to show)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,8 @@ def _quarantine_rows(
     frame = lines.with_columns(
         pl.col(SOURCE_ROW).replace_strict(raw, default=None, return_dtype=pl.String).alias("raw_line")
     )
+    too_long = pl.col("raw_line").str.len_bytes() > MAX_QUOTED_LINE
+    frame = frame.with_columns(pl.when(too_long).then(None).otherwise(pl.col("raw_line")).alias("raw_line"))
     hit, _ = identifier_hits(frame, [], ["raw_line"])
     privacy = pl.col(REASON).is_in([r.value for r in PRIVACY_REASONS])
     return frame.with_columns(hit.alias("_hit")).select(
@@ -106,6 +121,7 @@ def _entity_load(
     accepted: pl.DataFrame | None,
     quarantined: pl.DataFrame,
     message: str,
+    file_reason: Reason | None = None,
 ) -> EntityLoad:
     """What one table of a file brings; ``table`` is None when the file could not be read."""
     return EntityLoad(
@@ -119,6 +135,7 @@ def _entity_load(
         accepted=accepted,
         quarantined=quarantined,
         message=message,
+        file_reason=file_reason,
     )
 
 
@@ -142,14 +159,16 @@ def prepare_table(
             f"{where}: cannot tell which entity this holds; name the file <anything>_<entity>"
             f"{file.path.suffix} (or the sheet <entity>), with an entity among {sorted(contract.entities)}"
         )
-        return _entity_load(file, table, None, None, _quarantine_rows(file, None, rejected, table), message)
+        quarantined = _quarantine_rows(file, None, rejected, table)
+        return _entity_load(file, table, None, None, quarantined, message, Reason.UNKNOWN_ENTITY)
     entity = contract.entity(table.entity)
     try:
         validated = validate_table(table.frame, entity, table.decimal_comma, file.agency_folder, today)
     except FileProblem as problem:
         rejected = pl.concat([parsed, _whole_table(table, problem.reason)])
         quarantined = _quarantine_rows(file, table.entity, rejected, table)
-        return _entity_load(file, table, table.entity, None, quarantined, f"{where}: {problem}")
+        message = f"{where}: {problem}; an earlier file for the same period, if any, is kept"
+        return _entity_load(file, table, table.entity, None, quarantined, message, problem.reason)
     accepted = _pseudonymise(
         validated.accepted, contract, table.entity, file.agency_folder, key, pseudonyms
     ).with_columns(
@@ -176,19 +195,30 @@ def prepare_file(
     config: AgenciesConfig,
     pseudonyms: dict[str, str] | None = None,
 ) -> tuple[list[EntityLoad], dict[str, ReadTable]]:
+    """Every table of one file, decided; any error becomes the file's own report (never the batch's end)."""
     try:
         read = read_landing_file(file, contract, options_for(file.agency_folder, config))
+        loads = [prepare_table(file, table, contract, key, today, pseudonyms) for table in read.tables]
     except FileProblem as problem:
-        load = _entity_load(file, None, None, None, empty_quarantine(), str(problem))
-        load.reasons = {problem.reason.value: 0}
-        return [load], {}
-    loads = [prepare_table(file, table, contract, key, today, pseudonyms) for table in read.tables]
+        return [_entity_load(file, None, None, None, empty_quarantine(), str(problem), problem.reason)], {}
+    except Exception as exc:  # a bug or a resource limit on this file: report it, keep the batch going
+        return [failed_load(file, exc)], {}
     # Kept only to quote raw lines of rows found duplicated later: the text frame itself can go
     # (a CSV's lines are read back from the file by offset), which halves peak memory.
     tables = {
         table.entity: replace(table, frame=table.frame.clear()) for table in read.tables if table.entity is not None
     }
     return loads, tables
+
+
+def failed_load(file: LandingFile, exc: BaseException) -> EntityLoad:
+    """A file whose reading or checking raised: no row taken, tried again at the next run.
+    The message names the error's type only: an exception's text may quote a value."""
+    message = (
+        f"{file.relative_path}: reading or checking the file failed ({type(exc).__name__}); nothing was taken "
+        "from it and it will be tried again at the next run"
+    )
+    return _entity_load(file, None, None, None, empty_quarantine(), message, Reason.PROCESSING_ERROR)
 
 
 def _duplicates_of(
@@ -263,41 +293,24 @@ def ingest_files(
         loads += file_loads
         tables.update({(file.sha256, entity): table for entity, table in file_tables.items()})
 
-    # Within a run, the last file (by path) for an agency, entity and period wins.
-    winner: dict[tuple[str, str, str], str] = {}
-    for load in loads:
-        if load.entity is not None:
-            winner[(load.agency_folder, load.entity, load.period)] = load.sha256
+    by_sha = {f.sha256: f for f in order}
+    _choose_winners(loads)
     current = current_files(con)
+    replaced = _replaced_files(loads, current)
     pending: dict[str, list[pl.DataFrame]] = {}
-    for load in loads:
-        if load.entity is not None and winner[(load.agency_folder, load.entity, load.period)] != load.sha256:
-            load.status = "superseded"
-            load.message += "; replaced by a later file for the same agency, entity and period in this run"
+    for index, load in enumerate(loads):
+        if load.status == "superseded" or load.entity is None or load.accepted is None or not load.accepted.height:
             continue
-        if load.entity is not None and load.accepted is not None and load.accepted.height:
-            replaced = current.filter(
-                (pl.col("agency_folder") == load.agency_folder)
-                & (pl.col("entity") == load.entity)
-                & (pl.col("period") == load.period)
-            )["sha256"].to_list()
-            duplicates = _duplicates_of(con, contract, load, pending.get(load.entity, []), replaced)
-            if duplicates.height:
-                accepted = load.accepted.with_row_index("_position")
-                moved = accepted.join(duplicates, on="_position").select(
-                    SOURCE_ROW,
-                    pl.when(pl.col("identical"))
-                    .then(pl.lit(Reason.DUPLICATE_ROW.value))
-                    .otherwise(pl.lit(Reason.DUPLICATE_KEY.value))
-                    .alias(REASON),
-                    pl.lit(",".join(contract.entity(load.entity).primary_key)).alias(REASON_COLUMN),
-                )
-                file = next(f for f in order if f.sha256 == load.sha256)
-                table = tables.get((load.sha256, load.entity))
-                load.quarantined = pl.concat([load.quarantined, _quarantine_rows(file, load.entity, moved, table)])
-                load.accepted = accepted.join(duplicates, on="_position", how="anti").drop("_position")
-            pending.setdefault(load.entity, []).append(load.accepted)
-        load.finish()
+        try:
+            _move_duplicates(con, contract, load, pending, replaced, by_sha[load.sha256], tables)
+        except Exception as exc:  # this file's checks against what is stored failed: the file alone is refused
+            loads[index] = failed_load(by_sha[load.sha256], exc)
+            continue
+        pending.setdefault(load.entity, []).append(load.accepted)
+    _hold_orphans(con, loads, replaced, by_sha, tables)
+    for load in loads:
+        if load.status != "superseded":
+            load.finish()
     write_loads(con, contract, loads)
 
     for file in order:
@@ -306,6 +319,118 @@ def ingest_files(
         mine = [load for load in loads if load.sha256 == file.sha256]
         reports[file.relative_path] = _file_report(file, mine)
     return [reports[f.relative_path] for f in order]
+
+
+def _choose_winners(loads: list[EntityLoad]) -> None:
+    """Within a run, the last file (by path) for an agency, entity and period wins; a file refused
+    whole (a file reason) never replaces another one, and is never superseded by one."""
+    winner: dict[tuple[str, str, str], str] = {}
+    for load in loads:
+        if load.entity is not None and load.file_reason is None:
+            winner[(load.agency_folder, load.entity, load.period)] = load.sha256
+    for load in loads:
+        if load.entity is None or load.file_reason is not None:
+            continue
+        if winner[(load.agency_folder, load.entity, load.period)] != load.sha256:
+            load.status = "superseded"
+            load.message += "; replaced by a later file for the same agency, entity and period in this run"
+
+
+def _replaced_files(loads: list[EntityLoad], current: pl.DataFrame) -> dict[str, set[str]]:
+    """Per entity, the stored files this run's files replace (their rows no longer count)."""
+    replaced: dict[str, set[str]] = {}
+    for load in loads:
+        if load.entity is None or load.file_reason is not None or load.status == "superseded":
+            continue
+        same_key = current.filter(
+            (pl.col("agency_folder") == load.agency_folder)
+            & (pl.col("entity") == load.entity)
+            & (pl.col("period") == load.period)
+            & (pl.col("sha256") != load.sha256)
+        )["sha256"].to_list()
+        replaced.setdefault(load.entity, set()).update(same_key)
+    return replaced
+
+
+def _move_duplicates(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    load: EntityLoad,
+    pending: dict[str, list[pl.DataFrame]],
+    replaced: dict[str, set[str]],
+    file: LandingFile,
+    tables: dict[tuple[str, str], ReadTable],
+) -> None:
+    """Quarantine the rows of ``load`` already received (stored, or accepted earlier in this run)."""
+    assert load.entity is not None
+    assert load.accepted is not None
+    excluding = sorted(replaced.get(load.entity, set()))
+    duplicates = _duplicates_of(con, contract, load, pending.get(load.entity, []), excluding)
+    if not duplicates.height:
+        return
+    accepted = load.accepted.with_row_index("_position")
+    moved = accepted.join(duplicates, on="_position").select(
+        SOURCE_ROW,
+        pl.when(pl.col("identical"))
+        .then(pl.lit(Reason.DUPLICATE_ROW.value))
+        .otherwise(pl.lit(Reason.DUPLICATE_KEY.value))
+        .alias(REASON),
+        pl.lit(",".join(contract.entity(load.entity).primary_key)).alias(REASON_COLUMN),
+    )
+    table = tables.get((load.sha256, load.entity))
+    load.quarantined = pl.concat([load.quarantined, _quarantine_rows(file, load.entity, moved, table)])
+    load.accepted = accepted.join(duplicates, on="_position", how="anti").drop("_position")
+
+
+def _hold_orphans(
+    con: duckdb.DuckDBPyConnection,
+    loads: list[EntityLoad],
+    replaced: dict[str, set[str]],
+    by_sha: dict[str, LandingFile],
+    tables: dict[tuple[str, str], ReadTable],
+) -> None:
+    """Hold back accepted rows whose references point nowhere, parents first, so that a row held in
+    this run is no parent for its own children."""
+    live = [
+        load for load in loads if load.status != "superseded" and load.entity is not None and load.accepted is not None
+    ]
+    parents: dict[tuple[str, str], list[pl.DataFrame]] = {}
+    for rule in REFERENCES:
+        if (rule.parent, rule.parent_column) not in parents:
+            excluding = sorted(replaced.get(rule.parent, set()))
+            parents[(rule.parent, rule.parent_column)] = [stored_keys(con, rule.parent, rule.parent_column, excluding)]
+    for entity in parents_first({load.entity for load in live if load.entity is not None}):
+        for load in (item for item in live if item.entity == entity):
+            assert load.accepted is not None
+            if references_of(entity) and load.accepted.height:
+                keys = {name: pl.concat(frames, how="vertical_relaxed") for name, frames in parents.items()}
+                _hold(load, keys, by_sha[load.sha256], tables.get((load.sha256, entity)))
+            for (parent, column), frames in parents.items():
+                if parent == entity and column in load.accepted.columns:
+                    frames.append(load.accepted.select(pl.lit(load.agency_folder).alias(AGENCY), pl.col(column)))
+
+
+def _hold(
+    load: EntityLoad, parent_keys: dict[tuple[str, str], pl.DataFrame], file: LandingFile, table: ReadTable | None
+) -> None:
+    assert load.accepted is not None
+    assert load.entity is not None
+    rows = load.accepted.with_columns(pl.lit(load.agency_folder).alias(AGENCY))
+    orphan = first_orphan_column(rows, load.entity, parent_keys)
+    if not orphan.is_not_null().any():
+        return
+    held = load.accepted.filter(orphan.is_not_null())
+    moved = held.select(SOURCE_ROW).with_columns(
+        pl.lit(Reason.ORPHAN_REFERENCE.value).alias(REASON), orphan.filter(orphan.is_not_null()).alias(REASON_COLUMN)
+    )
+    load.held = held
+    load.quarantined = pl.concat([load.quarantined, _quarantine_rows(file, load.entity, moved, table)])
+    load.accepted = load.accepted.filter(orphan.is_null())
+    note = (
+        f"rows held back: {held.height:,} (they point to a person, episode or care manager not received from "
+        "this agency; released automatically when it arrives)"
+    )
+    load.message = f"{load.message.removesuffix(': read')}{': ' if load.message.endswith(': read') else '; '}{note}"
 
 
 def _file_report(file: LandingFile, loads: list[EntityLoad]) -> FileReport:
@@ -348,7 +473,7 @@ def resolve_paths(paths: Sequence[Path]) -> list[LandingFile]:
     found: list[LandingFile] = []
     for path in paths:
         path = path.resolve()
-        if path.is_file():
+        if path.is_file():  # named on purpose: a format no reader takes still gets a report
             described = describe_file(path, path.parent.parent)
             if described is not None:
                 found.append(described)

@@ -14,7 +14,8 @@ import polars as pl
 
 from pipelines.contract import ContractField, Entity, allowed_values
 from pipelines.ingest.coerce import coerce_expression
-from pipelines.ingest.privacy import identifier_columns, identifier_hits
+from pipelines.ingest.keys import key_columns, key_expression, normalise_key
+from pipelines.ingest.privacy import MAX_SCANNED_CHARS, identifier_columns, identifier_hits
 from pipelines.ingest.readers import SOURCE_ROW, FileProblem
 from pipelines.ingest.reasons import Reason
 
@@ -63,11 +64,15 @@ TYPED_PREFIX = "__typed_"
 
 
 def typed_expressions(frame: pl.DataFrame, entity: Entity, decimal_comma: bool) -> dict[str, pl.Expr]:
-    return {
-        f.name: coerce_expression(f, frame.schema[f.name], decimal_comma).cast(f.polars_type)
-        for f in entity.fields
-        if f.name in frame.columns
-    }
+    """Each present contract column converted to its type; identifiers in their one written form."""
+    keys = set(key_columns(entity))
+    typed = {}
+    for f in entity.fields:
+        if f.name not in frame.columns:
+            continue
+        expression = coerce_expression(f, frame.schema[f.name], decimal_comma).cast(f.polars_type)
+        typed[f.name] = key_expression(expression) if f.name in keys else expression
+    return typed
 
 
 def row_checks(
@@ -85,6 +90,8 @@ def row_checks(
         checks.append(_check(Reason.CONTROL_CHARACTERS, column, _text(column).str.contains(CONTROL)))
     for f in text_fields:
         checks.append(_check(Reason.FIELD_TOO_LONG, f.name, _text(f.name).str.len_chars() > f.max_length))
+    for column in unknown:  # not stored, but scanned by the privacy guard and quoted in quarantine
+        checks.append(_check(Reason.FIELD_TOO_LONG, column, _text(column).str.len_chars() > MAX_SCANNED_CHARS))
     for f in text_fields:
         starts = pl.any_horizontal(_text(f.name).str.strip_chars_start().str.starts_with(s) for s in FORMULA_START)
         checks.append(_check(Reason.FORMULA_LIKE, f.name, starts))
@@ -114,7 +121,7 @@ def row_checks(
         if earlier in typed and later in typed:
             checks.append(_check(Reason.INCONSISTENT_DATES, later, typed[later] < typed[earlier]))
     if "agency_id" in typed and agency:
-        checks.append(_check(Reason.AGENCY_MISMATCH, "agency_id", typed["agency_id"] != pl.lit(agency)))
+        checks.append(_check(Reason.AGENCY_MISMATCH, "agency_id", typed["agency_id"] != pl.lit(normalise_key(agency))))
     return checks
 
 

@@ -1,0 +1,140 @@
+"""The privacy guard against reference libraries: python-stdnum for NIRs, phonenumbers for phones.
+
+Whatever way a valid number is written (separators, glued letters, full-width digits,
+invisible characters), the guard finds it; what care notes really hold does not trip it; the
+vectorised prefilter never clears a value the guard would flag; keys have one written form.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum.fr import nir
+
+from pipelines.ingest.keys import key_expression, normalise_key
+from pipelines.ingest.privacy import (
+    find_identifiers,
+    identifier_hits,
+    normalise_text,
+    normalised_expression,
+)
+
+SEPARATORS = st.sampled_from(["", " ", ".", "-", " - ", "\u00a0", "\u202f", "\u2013", "\u200b", "/"])
+KNOWN_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cn", "Cs")), max_size=60)
+"""Characters Python's Unicode tables know: Polars may know newer ones and normalise them."""
+WORDS = st.sampled_from(["", "secu", "NIR ", "n°", "tel", "appeler le ", "réf:", "x"])
+
+
+@st.composite
+def nirs(draw: st.DrawFn) -> str:
+    """A NIR python-stdnum validates, temporary ones (7, 8) and Corsica's 2A/2B included."""
+    sex = draw(st.sampled_from("1278"))
+    year = draw(st.integers(0, 99))
+    month = draw(st.sampled_from([*range(1, 13), 20, 35, 42, 50, 63, 99]))
+    place = draw(st.sampled_from(["75", "13", "2A", "2B", "97", "99", "01"]))
+    rest = draw(st.integers(0, 999_999))
+    body = f"{sex}{year:02d}{month:02d}{place}{rest:06d}"
+    number = body + nir.calc_check_digits(body)
+    assert nir.is_valid(number)
+    return number
+
+
+def _written(number: str, groups: tuple[int, ...], separator: str) -> str:
+    parts, at = [], 0
+    for size in groups:
+        parts.append(number[at : at + size])
+        at += size
+    return separator.join(parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(number=nirs(), separator=SEPARATORS, before=WORDS, after=st.sampled_from(["", "svp", " merci", ".", "abc"]),
+       full_width=st.booleans())  # fmt: skip
+def test_every_valid_nir_is_found_however_written(
+    number: str, separator: str, before: str, after: str, full_width: bool
+) -> None:
+    text = _written(number, (1, 2, 2, 2, 3, 3, 2), separator)
+    if full_width:
+        text = text.translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+    assert "nir" in find_identifiers(f"{before}{text}{after}")
+    assert "nir" in find_identifiers(f"{before}{text[:-2].rstrip(separator)}")  # without its key
+
+
+@st.composite
+def french_phones(draw: st.DrawFn) -> str:
+    prefix = draw(st.sampled_from(["1", "2", "3", "4", "5", "6", "7", "9"]))
+    number = "0" + prefix + "".join(str(draw(st.integers(0, 9))) for _ in range(8))
+    parsed = phonenumbers.parse(number, "FR")
+    if not phonenumbers.is_valid_number(parsed):  # the oracle decides what a French number is
+        return "06 98 76 54 32"
+    style = draw(st.sampled_from(["national", "international", "e164", "bracketed", "dotted", "glued"]))
+    if style == "national":
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    if style == "international":
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    if style == "e164":
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if style == "bracketed":
+        return f"+33 (0){number[1]} {number[2:4]} {number[4:6]} {number[6:8]} {number[8:]}"
+    if style == "dotted":
+        return ".".join(number[i : i + 2] for i in range(0, 10, 2))
+    return f"tel{number}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(phone=french_phones(), before=st.sampled_from(["", "appeler au ", "fille: ", "(", "tél."]))
+def test_every_valid_french_phone_is_found(phone: str, before: str) -> None:
+    assert "phone" in find_identifiers(before + phone)
+
+
+NOTE_PARTS = st.sampled_from([
+    "passage à {h}h{m:02d}", "{h}h de ménage", "{n} passages de {m} min", "RDV le {d:02d}/{mo:02d}/20{y:02d}",
+    "GIR {g}", "APA {n}0 h/mois", "{n},{m:02d} €", "{n} {m:03d} € de travaux", "Zarit {n}/88", "{n} jours de répit",
+    "hospitalisé du {d:02d}/{mo:02d}/20{y:02d} au {d:02d}/{mo:02d}/20{y:02d}", "le {d} mars 20{y:02d}",
+    "score {n} {n} {n}", "appel de {m} min", "{n}x par semaine", "né en 19{y:02d}", "âgée de {n}{g} ans",
+    "facture 20{y:02d}-{m:03d}", "M. et Mme B.", "Mme a chuté", "{p} %", "{h}h/24, 7j/7",
+])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.tuples(NOTE_PARTS, st.integers(1, 23), st.integers(0, 59), st.integers(1, 28),
+                                st.integers(1, 12), st.integers(0, 26), st.integers(1, 6), st.integers(1, 99)),
+                      min_size=1, max_size=4))  # fmt: skip
+def test_ordinary_care_notes_pass(parts: list[tuple[str, int, int, int, int, int, int, int]]) -> None:
+    note = ", ".join(t.format(h=h, m=m, d=d, mo=mo, y=y, g=g, n=n, p=n) for t, h, m, d, mo, y, g, n in parts)
+    assert find_identifiers(note, free_text=True) == set(), note
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=KNOWN_TEXT)
+def test_the_vectorised_normalisation_agrees_with_the_pure_one(text: str) -> None:
+    vectorised = pl.select(normalised_expression(pl.lit(text, dtype=pl.String))).item()
+    # The pure form also reads O, I and l between digits as digits; nothing else differs.
+    assert normalise_text(vectorised) == normalise_text(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(number=nirs(), noise=st.text(max_size=20), separator=SEPARATORS, free=st.booleans())
+def test_the_prefilter_never_clears_an_identifier(number: str, noise: str, separator: str, free: bool) -> None:
+    value = noise + _written(number, (1, 2, 2, 2, 3, 3, 2), separator) + noise
+    frame = pl.DataFrame({"c": [value, "RAS"]})
+    hit, column = identifier_hits(frame, [] if free else ["c"], ["c"] if free else [])
+    assert hit.to_list() == [bool(find_identifiers(value, free)), False]
+    assert column.to_list()[0] == ("c" if hit[0] else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=KNOWN_TEXT)
+def test_keys_have_one_written_form(text: str) -> None:
+    once = normalise_key(text)
+    assert normalise_key(once) == once
+    vectorised = pl.select(key_expression(pl.lit(text, dtype=pl.String))).item()
+    assert vectorised == (once or None)
+
+
+def test_keys_spelt_differently_are_one_key() -> None:
+    spellings = ["AG001-P0001", "ag001-p0001", " AG001-P0001 ", "AG001\u2011P0001", "ＡＧ００１－Ｐ０００１",
+                 "AG001\u2212P0001", "AG0\u200b01-P0001"]  # fmt: skip
+    assert {normalise_key(s) for s in spellings} == {"AG001-P0001"}

@@ -140,6 +140,12 @@ CURVES_SCHEMA = TableSchema(
 """Curve points carry no count; which days are released is the auditor's to check (``curve_problems``)."""
 
 
+def with_every_column(mart: pl.DataFrame) -> pl.DataFrame:
+    """The mart with every classified column (a study that could not be estimated writes fewer)."""
+    missing = [c for c in STUDY_COLUMNS if c not in mart.columns]
+    return mart.with_columns(pl.lit(None).alias(c) for c in missing)
+
+
 def check_classified(mart: pl.DataFrame) -> None:
     """Refuse a study mart with a column or a JSON key this module does not classify."""
     unknown = [c for c in mart.columns if c not in STUDY_COLUMNS]
@@ -180,6 +186,7 @@ def _treated_value_allowed(row: Mapping[str, Any], figures: Mapping[str, Any], p
 def studies_tables(mart: pl.DataFrame, curves: pl.DataFrame, protector: Protector) -> dict[str, pl.DataFrame]:
     """The four study tables for one audience (funders: published studies only; analysts: every study)."""
     check_classified(mart)
+    mart = with_every_column(mart)
     if protector.protects:
         keep = published_studies(mart)
         mart = mart.filter(pl.col("study").is_in(keep))
@@ -367,7 +374,7 @@ def treated_value_problems(mart: pl.DataFrame, released: pl.DataFrame) -> list[s
     exposure the funder figures give, rate x exposure is the count)."""
     years = {
         r["study"]: json.loads(r["funder_figures"] or "{}").get("treated_person_years")
-        for r in mart.filter(pl.col("role") == "main").iter_rows(named=True)
+        for r in with_every_column(mart).filter(pl.col("role") == "main").iter_rows(named=True)
     }
     problems = []
     for row in released.filter(pl.col("treated_value").is_not_null()).iter_rows(named=True):

@@ -8,6 +8,7 @@ intervals are computed from the *released* (protected) admissions and person-yea
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import polars as pl
@@ -58,6 +59,16 @@ def area_names() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     parents = dict(zip(frame["departement"], frame["region"], strict=True))
     regions = dict(zip(frame["region"], frame["region_name"], strict=True))
     return departements, parents, regions
+
+
+OUTLINES = {"region": "regions-simplifie.geojson", "departement": "departements-simplifie.geojson"}
+
+
+@lru_cache(maxsize=2)
+def outlined(level: str) -> frozenset[str]:
+    """The areas of a level the map can draw (metropolitan France: overseas areas are in the tables only)."""
+    text = (project_root() / "data" / "reference" / OUTLINES[level]).read_text(encoding="utf-8")
+    return frozenset(str(f["properties"]["code"]) for f in json.loads(text)["features"])
 
 
 def _label(dimension: str, value: str) -> str:

@@ -192,8 +192,8 @@ def build_publication(marts: Mapping[str, pl.DataFrame], secret: bytes) -> Publi
 
 
 def map_coverage(mart: pl.DataFrame, released: pl.DataFrame) -> dict[str, float]:
-    """Share of persons (care-managed, after the index date) whose région, or département, has a rate on
-    the funders' map."""
+    """Share of persons (care-managed, after the index date) whose région, or département, is drawn with a
+    rate on the funders' map (overseas areas, without outlines, count as not shown)."""
     coverage = {}
     base = mart.filter((pl.col("cohort") == "care_managed") & (pl.col("period") == "after"))
     shown = released.filter(
@@ -203,7 +203,8 @@ def map_coverage(mart: pl.DataFrame, released: pl.DataFrame) -> dict[str, float]
     )
     for level in ("region", "departement"):
         total = float(base.filter(pl.col("dimension") == level)["persons"].sum())
-        values = set(shown.filter(pl.col("dimension") == level)["dimension_value"].to_list())
+        drawn = shown.filter(pl.col("dimension") == level)["dimension_value"].to_list()
+        values = set(drawn) & federation.outlined(level)
         inside = base.filter((pl.col("dimension") == level) & pl.col("dimension_value").is_in(values))
         coverage[f"persons_on_map_{level}"] = float(inside["persons"].sum()) / total if total else 0.0
     return coverage

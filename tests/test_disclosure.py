@@ -146,8 +146,22 @@ def test_perturbed_cells_leave_the_attacker_only_wide_intervals() -> None:
         ledger.add(Cell(cell, "count", value, released, 0.0 if released is None else MAX_NOISE))
         cells.append(cell)
     ledger.relate("subgroups of a study", total, cells)
-    assert attack(ledger)[0] == 1
-    assert attack(ledger)[1] == [] or all(r.width < PROTECTION_WIDTH for r in attack(ledger)[1])
+    assert attack(ledger) == (1, [])
+
+
+def test_when_the_noise_happens_to_point_at_a_hidden_count_one_more_cell_is_hidden() -> None:
+    # 330 released as 333 and 320 as 317: the hidden 10 is 330..336 minus 314..320, so exactly 10.
+    ledger = Ledger()
+    total, shown, hidden = (CellId("t", (name,), "n") for name in ("total", "shown", "hidden"))
+    ledger.add(Cell(total, "count", 330, 333, MAX_NOISE, cost=10.0))
+    ledger.add(Cell(shown, "count", 320, 317, MAX_NOISE))
+    ledger.add(Cell(hidden, "count", 10, None, 0.0))
+    ledger.relate("breakdown", total, [shown, hidden])
+    (recovery,) = attack(ledger)[1]
+    assert recovery.width == 0
+    assert release_module.complements(ledger, [recovery.target]) == {shown}  # the cheaper cell
+    ledger.cells[shown].released = None
+    assert attack(ledger) == (1, [])
 
 
 def _outcomes_mart(areas: dict[str, tuple[int, int, float]]) -> pl.DataFrame:

@@ -129,10 +129,10 @@ def analyst_tables(marts: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]
         federation.SUMMARY: federation.summary_table(marts["mart_federation_summary"], protector),
         **studies.studies_tables(marts["mart_impact_studies"], marts["mart_study_curves"], protector),
     }
-    per_agency = [agency_release(marts, a, None).tables for a in agencies(marts)]
+    # With no agency at all, one empty release still gives every table its columns.
+    per_agency = [agency_release(marts, a, None).tables for a in agencies(marts) or ["none"]]
     for name in AGENCY_SCHEMAS:
-        frames = [t[name] for t in per_agency]
-        tables[name] = pl.concat(frames) if frames else pl.DataFrame()
+        tables[name] = pl.concat([t[name] for t in per_agency])
     return tables
 
 

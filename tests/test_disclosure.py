@@ -595,3 +595,18 @@ def test_the_release_of_the_small_federation_shows_regions_and_every_mart_column
     assert all(r.recovered == [] for r in publication.reports)
     curves = publication.funders.tables[CURVES]
     assert set(curves.columns) == {"study", "curve", "day", "cumulative_incidence", "ci_low", "ci_high"}
+
+
+def test_the_disclosure_report_prints_counts_of_cells_per_audience(
+    tiny_run: PipelineRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    assert main(["disclosure-report", "--serving", str(tiny_run.settings.serving_path)]) == 0
+    out = capsys.readouterr().out
+    assert "funders" in out
+    assert "agency AG003" in out
+    assert "recovered" in out
+    assert main(["disclosure-report", "--serving", str(tiny_run.settings.serving_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {a["recovered"] for a in summary["audiences"]} == {0}

@@ -447,7 +447,9 @@ def test_every_audience_is_published_with_nothing_recovered(tiny_run: PipelineRu
     assert set(agency) == {*AGENCY_SCHEMAS, "serving_metadata"}
     assert set(agency["release_caseload"]["agency_id"]) == {"AG003"}
     assert set(agency["release_peers"]["peer_agency_id"]) <= {""}
-    for tables in (funder, agency):
+    files = sorted((serving.parent / "agencies").glob("*.duckdb"))
+    assert len(files) == 14
+    for tables in (funder, *(warehouse.read_tables(f) for f in files)):
         for name, frame in tables.items():
             schema = {**FUNDER_SCHEMAS, **AGENCY_SCHEMAS}.get(name)
             for column in schema.counts if schema else ():

@@ -1,13 +1,13 @@
-"""The one way pages read data: short read-only connections to the serving snapshot, scoped to a viewer.
+"""The one way pages read data: the viewer's own release file, the table asked for, the viewer's scope.
 
-Pages never open the pipeline's working database, and never query a snapshot themselves:
-they call the functions below with the signed-in ``Viewer``. Each function checks the
-viewer's role (default deny), keeps only the viewer's scope (an agency sees its own rows and
-anonymous peers), and applies disclosure control for funders and agencies before returning.
-Analysts, inside the federation, see unsuppressed aggregates; nobody outside it ever gets a
-person-level row (those live in a separate analyst snapshot, opened only by the study builder).
-Streamlit's cache is shared by every viewer: the cached readers return whole served tables,
-and scoping happens after them, per call.
+Disclosure control is done at publication (``pipelines/publication``): each audience has a file
+holding exactly the tables it may see, already protected and audited. A funder's page opens the
+funders' file, an agency's page its agency's file, an analyst's page the serving snapshot (every
+mart, and the same release tables with their true values). So this layer only chooses the file
+and the table, checks the viewer's role (default deny) and keeps the viewer's scope; it computes
+nothing from hidden values. Nobody outside the federation ever gets a person-level row (those
+live in a separate analyst snapshot, opened only by the study builder). Streamlit's cache is
+shared by every viewer: the cached reader is keyed by the file, and scoping happens after it.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ import streamlit as st
 
 from dashboards import audit
 from dashboards.access import Denied, Role, Viewer
-from dashboards.disclosure import MIN_CELL, blank_rows, peer_group_problem, protect_breakdown
 from pipelines import warehouse
+from pipelines.publication import agency_tables, federation_tables, study_tables
+from pipelines.publication.release import agency_path, funder_path
 from pipelines.settings import load_settings
 
-OUTSIDE = ("funder", "agency")
-"""Roles outside the federation's analysts: they get disclosure control."""
 BREAKDOWNS = {
+    "region": "Région",
     "departement": "Département",
     "gir_band": "GIR band",
     "age_band": "Age band",
@@ -55,19 +55,31 @@ def _snapshot(path: Path) -> Snapshot:
     return Snapshot(path, path.stat().st_mtime)
 
 
-def current_snapshot() -> Snapshot:
-    return _snapshot(load_settings().serving_path)
+def release_file(viewer: Viewer) -> Path:
+    """The file a viewer's pages read: their audience's release, nothing else."""
+    serving = load_settings().serving_path
+    if viewer.role == "analyst":
+        return serving
+    if viewer.role == "funder":
+        return funder_path(serving)
+    if viewer.role == "agency" and viewer.agency_id:
+        return agency_path(serving, viewer.agency_id)
+    raise Denied("no release for this viewer")
 
 
-@st.cache_data(ttl=300, show_spinner=False, max_entries=128)
+def current_snapshot(viewer: Viewer) -> Snapshot:
+    return _snapshot(release_file(viewer))
+
+
+@st.cache_data(ttl=300, show_spinner=False, max_entries=256)
 def _read_table(path: str, version: float, table: str) -> pl.DataFrame:
     del version  # part of the cache key only
     with warehouse.connect(Path(path), read_only=True) as con:
         return warehouse.query(con, f"select * from {warehouse.quote_identifier(table)}")
 
 
-def _table(table: str) -> pl.DataFrame:
-    snapshot = current_snapshot()
+def _table(viewer: Viewer, table: str) -> pl.DataFrame:
+    snapshot = current_snapshot(viewer)
     return _read_table(str(snapshot.path), snapshot.version, table)
 
 
@@ -89,9 +101,11 @@ def _agency_scope(viewer: Viewer, agency_id: str | None) -> str:
     return agency_id
 
 
-def snapshot_metadata() -> dict[str, str]:
-    snapshot = current_snapshot()
-    rows = _read_table(str(snapshot.path), snapshot.version, "serving_metadata")
+def snapshot_metadata(viewer: Viewer | None) -> dict[str, str]:
+    """When the viewer's release was published, on data complete to when, under which contract."""
+    if viewer is None:
+        raise Denied("sign in first")
+    rows = _table(viewer, "serving_metadata")
     return dict(zip(rows["key"].to_list(), rows["value"].to_list(), strict=True))
 
 
@@ -104,50 +118,31 @@ def record(viewer: Viewer | None, event: audit.Event, page: str, **details: str 
 
 def federation_summary(viewer: Viewer) -> pl.DataFrame:
     require(viewer, "funder", "analyst")
-    frame = _table("mart_federation_summary").sort(["agency_model", "cohort"])
-    if viewer.role == "analyst":
-        return frame
-    return protect_breakdown(frame, ["persons", "episodes", "open_episodes"], ["cohort"])
+    return _table(viewer, federation_tables.SUMMARY).sort(["agency_model", "cohort"])
 
 
 def hospitalisation_rates(viewer: Viewer) -> pl.DataFrame:
+    """The federation's unplanned admission rates by cohort and period (the ``all`` rows of the outcomes)."""
     require(viewer, "funder", "analyst")
-    frame = _table("mart_hospitalisation_rates")
-    if viewer.role == "analyst":
-        return frame
-    rates = [c for c in frame.columns if "rate" in c or c.startswith("person_")]
-    return protect_breakdown(frame, ["persons", "unplanned_admissions", "planned_admissions"], ["period"], rates)
+    return _table(viewer, federation_tables.OUTCOMES).filter(pl.col("dimension") == "all").sort(["cohort", "period"])
 
 
 def outcome_breakdown(viewer: Viewer, dimension: str) -> pl.DataFrame:
-    """Hospital outcomes by one breakdown (pre-computed), cohort and period, with complementary suppression."""
+    """Hospital outcomes by one breakdown, cohort and period, as released."""
     require(viewer, "funder", "analyst")
     if dimension not in BREAKDOWNS:
         raise ValueError(f"unknown breakdown {dimension}")
-    frame = _table("mart_hospital_outcomes").filter(pl.col("dimension") == dimension).sort("dimension_value")
-    if viewer.role == "analyst":
-        return frame
-    counts = [
-        "persons",
-        "episodes",
-        "unplanned_admissions",
-        "planned_admissions",
-        "avoidable_admissions",
-        "readmissions_30d",
-        "emergency_visits_without_admission",
-    ]
-    derived = [c for c in frame.columns if "rate" in c or c.startswith("person_")]
-    return protect_breakdown(frame, counts, ["cohort", "period"], derived)
+    frame = _table(viewer, federation_tables.OUTCOMES)
+    return frame.filter(pl.col("dimension") == dimension).sort("dimension_value")
 
 
 # --- impact studies ------------------------------------------------------------------------
 
 
 def studies(viewer: Viewer) -> pl.DataFrame:
-    """One row per study (its main result); funders see publishable studies only."""
+    """One row per study (its main result); the funders' release holds publishable studies only."""
     require(viewer, "funder", "analyst")
-    frame = _table("mart_impact_studies").filter(pl.col("role") == "main").sort("study")
-    return frame if viewer.role == "analyst" else frame.filter(pl.col("publishable"))
+    return _table(viewer, study_tables.STUDIES).filter(pl.col("role") == "main").sort("study")
 
 
 def _require_published(viewer: Viewer, study: str) -> None:
@@ -156,35 +151,31 @@ def _require_published(viewer: Viewer, study: str) -> None:
 
 
 def study_detail(viewer: Viewer, study: str) -> pl.DataFrame:
-    """Every row of one study: main, negative controls and subgroups; small subgroups blanked outside."""
+    """Every row of one study: main, negative controls and subgroups."""
     _require_published(viewer, study)
-    frame = _table("mart_impact_studies").filter(pl.col("study") == study)
-    if viewer.role == "analyst":
-        return frame
-    small = (pl.col("n_treated") < MIN_CELL) | (pl.col("n_comparison") < MIN_CELL)
-    hidden = ["estimate", "ci_low", "ci_high", "treated_value", "counterfactual_value", "n_treated", "n_comparison"]
-    return blank_rows(frame, small, hidden)
+    return _table(viewer, study_tables.STUDIES).filter(pl.col("study") == study)
 
 
 def study_curves(viewer: Viewer, study: str) -> pl.DataFrame:
-    """Cumulative-incidence points; outside the federation, a point resting on fewer than 11 people is blanked."""
+    """Cumulative-incidence points (for funders, only where enough events accrued since the last point)."""
     _require_published(viewer, study)
-    frame = _table("mart_study_curves").filter(pl.col("study") == study).sort(["curve", "day"])
-    if viewer.role == "analyst":
-        return frame
-    small = (pl.col("at_risk") < MIN_CELL) | pl.col("events").is_between(1, MIN_CELL - 1)
-    return blank_rows(frame, small, ["cumulative_incidence", "ci_low", "ci_high", "at_risk", "events"])
+    return _table(viewer, study_tables.CURVES).filter(pl.col("study") == study).sort(["curve", "day"])
 
 
 def study_diagnostics(viewer: Viewer, study: str) -> dict[str, Any]:
-    """Balance and overlap of the study's main result; histogram bins under 11 blanked outside."""
+    """Balance and overlap of the study's main result, the histogram and attrition from their released tables."""
     main = study_detail(viewer, study).filter(pl.col("role") == "main")
     diagnostics: dict[str, Any] = json.loads(main["diagnostics"][0] or "{}") if main.height else {}
-    if viewer.role != "analyst":
-        diagnostics.pop("propensity_range", None)  # extremes describe single people
-        histogram = diagnostics.get("propensity_histogram", {})
-        for arm, counts in histogram.items():
-            histogram[arm] = [None if 0 < c < MIN_CELL else c for c in counts]
+    overlap = _table(viewer, study_tables.OVERLAP).filter(pl.col("study") == study)
+    histogram: dict[str, list[int | None]] = {}
+    for (arm,), rows in overlap.group_by("arm", maintain_order=True):
+        ordered = rows.with_columns(pl.col("bin").cast(pl.Int64)).sort("bin")
+        histogram[str(arm)] = ordered["episodes"].to_list()
+    if histogram:
+        diagnostics["propensity_histogram"] = histogram
+    steps = _table(viewer, study_tables.ATTRITION).filter(pl.col("study") == study).sort("step_order")
+    if steps.height:
+        diagnostics["attrition"] = dict(zip(steps["step"].to_list(), steps["episodes"].to_list(), strict=True))
     return diagnostics
 
 
@@ -195,79 +186,60 @@ def agency_ids(viewer: Viewer) -> list[str]:
     if viewer.role == "agency":
         return [str(viewer.agency_id)]
     require(viewer, "analyst")
-    return sorted(_table("mart_agency_benchmark")["agency_id"].to_list())
+    return sorted(_table(viewer, agency_tables.BENCHMARK)["agency_id"].to_list())
+
+
+def _own(viewer: Viewer, table: str, agency_id: str | None, sort: list[str]) -> pl.DataFrame:
+    agency = _agency_scope(viewer, agency_id)
+    return _table(viewer, table).filter(pl.col("agency_id") == agency).sort(sort)
 
 
 def agency_caseload(viewer: Viewer, agency_id: str | None = None) -> pl.DataFrame:
-    agency = _agency_scope(viewer, agency_id)
-    frame = _table("mart_caseload").filter(pl.col("agency_id") == agency).sort("month_start")
-    if viewer.role == "analyst":
-        return frame
-    return protect_breakdown(frame, ["active_episodes"], ["agency_id", "month_start"], ["episodes_per_fte"])
+    return _own(viewer, agency_tables.CASELOAD, agency_id, ["month_start"])
 
 
 def agency_referrals_payers(viewer: Viewer, agency_id: str | None = None) -> pl.DataFrame:
-    agency = _agency_scope(viewer, agency_id)
-    frame = _table("mart_referrals_payers").filter(pl.col("agency_id") == agency).sort(["dimension", "episodes"])
-    if viewer.role == "analyst":
-        return frame
-    return protect_breakdown(frame, ["episodes"], ["cohort", "dimension"])
-
-
-def _agency_rows(table: str, agency: str) -> pl.DataFrame:
-    return _table(table).filter((pl.col("dimension") == "agency") & (pl.col("dimension_value") == agency))
+    return _own(viewer, agency_tables.REFERRALS, agency_id, ["dimension", "episodes"])
 
 
 def agency_delivery(viewer: Viewer, agency_id: str | None = None) -> pl.DataFrame:
-    agency = _agency_scope(viewer, agency_id)
-    frame = _agency_rows("mart_service_delivery", agency).sort(["cohort", "period"])
-    if viewer.role == "analyst":
-        return frame
-    derived = ["person_months", "hours_granted", "hours_delivered", "hours_unused", "delivery_ratio"]
-    return protect_breakdown(frame, ["persons"], ["cohort", "period"], derived)
+    return _own(viewer, agency_tables.DELIVERY, agency_id, ["cohort", "period"])
 
 
 def agency_case_mix(viewer: Viewer, agency_id: str | None = None) -> pl.DataFrame:
-    agency = _agency_scope(viewer, agency_id)
-    frame = _agency_rows("mart_timeliness_case_mix", agency).sort("cohort")
-    if viewer.role == "analyst":
-        return frame
-    derived = [c for c in frame.columns if c.startswith(("days_", "age_", "share_"))]
-    return protect_breakdown(frame, ["episodes", "persons", "episodes_with_plan"], ["dimension"], derived)
+    return _own(viewer, agency_tables.CASE_MIX, agency_id, ["cohort"])
 
 
 @dataclass(frozen=True)
 class PeerComparison:
     own: pl.DataFrame
     peers: pl.DataFrame
-    """Anonymous: labelled Peer 1..n in order of their ratio, never by identifier."""
+    """Anonymous: labelled Peer 1..n in order of their ratio, never by identifier (analysts see it)."""
     problem: str | None
     quartile: int | None
+
+
+def quartile(own_ratio: float | None, ratios: list[float]) -> int | None:
+    """The agency's quartile among the released ratios (its own included), Q1 the lowest; None under 4."""
+    if own_ratio is None or len(ratios) < 4:
+        return None
+    below = sum(1 for r in ratios if r < own_ratio) / len(ratios)
+    return min(4, int(below * 4) + 1)
 
 
 def agency_peers(viewer: Viewer, agency_id: str | None = None) -> PeerComparison:
     """The agency's observed/expected unplanned admissions against its peers' (indirect standardisation)."""
     agency = _agency_scope(viewer, agency_id)
-    frame = _table("mart_agency_benchmark").sort("agency_id")
-    own = frame.filter(pl.col("agency_id") == agency)
-    sizes = dict(zip(frame["agency_id"].to_list(), frame["episodes"].to_list(), strict=True))
-    problem = peer_group_problem(agency, sizes)
-    ratios = frame["observed_over_expected"].drop_nulls()
-    quartile = None
-    if own.height and own["observed_over_expected"][0] is not None and ratios.len() >= 4:
-        below = float((ratios < own["observed_over_expected"][0]).mean())
-        quartile = min(4, int(below * 4) + 1)
-    peers = frame.filter(pl.col("agency_id") != agency)
+    own = _table(viewer, agency_tables.BENCHMARK).filter(pl.col("agency_id") == agency)
+    peers = _table(viewer, agency_tables.PEERS).filter(pl.col("for_agency") == agency)
+    peers = peers.with_columns(pl.col("peer").str.extract(r"(\d+)$").cast(pl.Int64).alias("_rank")).sort("_rank")
+    peers = peers.drop("_rank", "for_agency")
     if viewer.role != "analyst":
-        if problem:
-            return PeerComparison(own, peers.clear().drop("agency_id"), problem, None)
-        peers = peers.filter(pl.col("observed") >= MIN_CELL)  # a peer with few events is left out
-    peers = peers.sort("observed_over_expected").with_columns(
-        pl.format("Peer {}", pl.int_range(1, pl.len() + 1)).alias("peer")
-    )
-    if viewer.role != "analyst":
-        peers = peers.drop("agency_id")
-    return PeerComparison(own, peers, problem, quartile)
+        peers = peers.drop("peer_agency_id")
+    problem = (own["peer_problem"][0] or None) if own.height else None
+    own_ratio = own["observed_over_expected"][0] if own.height else None
+    ratios = [r for r in [own_ratio, *peers["observed_over_expected"].to_list()] if r is not None]
+    return PeerComparison(own, peers, problem, quartile(own_ratio, ratios))
 
 
 # --- analysts only ----------------------------------------------------------------------------
@@ -275,22 +247,22 @@ def agency_peers(viewer: Viewer, agency_id: str | None = None) -> PeerComparison
 
 def landing_files(viewer: Viewer) -> pl.DataFrame:
     require(viewer, "analyst")
-    return _table("ops_landing_files").sort(["agency_folder", "relative_path"])
+    return _table(viewer, "ops_landing_files").sort(["agency_folder", "relative_path"])
 
 
 def quarantine_reasons(viewer: Viewer) -> pl.DataFrame:
     require(viewer, "analyst")
-    return _table("ops_quarantine_reasons").sort(["agency_folder", "reason"])
+    return _table(viewer, "ops_quarantine_reasons").sort(["agency_folder", "reason"])
 
 
 def contract_checks(viewer: Viewer) -> pl.DataFrame:
     require(viewer, "analyst")
-    return _table("ops_contract_checks").sort(["entity", "category", "expectation"])
+    return _table(viewer, "ops_contract_checks").sort(["entity", "category", "expectation"])
 
 
 def agencies_overview(viewer: Viewer) -> pl.DataFrame:
     require(viewer, "analyst")
-    return _table("mart_agency_benchmark").sort("agency_id")
+    return _table(viewer, "mart_agency_benchmark").sort("agency_id")
 
 
 def analyst_snapshot_path(viewer: Viewer) -> Path:

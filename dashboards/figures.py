@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
+from plotly.colors import sample_colorscale
 
 COHORT_LABELS = {"care_managed": "Care-managed", "comparison": "Comparison"}
 COHORT_COLOURS = {"care_managed": "#1b6ca8", "comparison": "#9a9a9a"}
@@ -106,13 +107,23 @@ CURVE_LABELS = {"care_managed": "Care-managed", "comparison_weighted": "Counterf
 
 
 def incidence_chart(curves: pl.DataFrame) -> go.Figure:
-    """Cumulative incidence of a first unplanned admission with 95% bands, death competing."""
+    """Cumulative incidence of a first unplanned admission with 95% bands, death competing; released points
+    joined by steps (for funders a point is released only after enough new events)."""
     if curves.is_empty():
         return _empty("No cumulative-incidence curves for this study.")
     figure = go.Figure()
     colours = {"care_managed": "#1b6ca8", "comparison_weighted": "#c45a10"}
     for curve in ("care_managed", "comparison_weighted"):
-        rows = curves.filter(pl.col("curve") == curve).sort("day")
+        rows = (
+            curves.filter(pl.col("curve") == curve)
+            .sort("day")
+            .select("day", "cumulative_incidence", "ci_low", "ci_high")
+        )
+        if rows.is_empty():
+            continue
+        if rows["day"][0] > 0:  # released points are coarse: the curve starts from none at enrolment
+            origin = pl.DataFrame({"day": [0], "cumulative_incidence": [0.0], "ci_low": [0.0], "ci_high": [0.0]})
+            rows = pl.concat([origin.cast(rows.schema), rows])
         colour = colours[curve]
         figure.add_scatter(
             x=rows["day"].to_list() + rows["day"].reverse().to_list(),
@@ -224,22 +235,68 @@ def outlines_for_map(geojson: dict[str, Any], digits: int = 2) -> dict[str, Any]
     return {**geojson, "features": features}
 
 
-def france_map(rows: pl.DataFrame, geojson: dict[str, object], value: str, title: str) -> go.Figure:
-    """A choropleth of France by département code; suppressed départements stay grey."""
-    figure = go.Figure(
-        go.Choropleth(
-            geojson=geojson,
-            featureidkey="properties.code",
-            locations=rows["dimension_value"].to_list(),
-            z=rows[value].to_list(),
-            colorscale="Blues",
-            marker_line_color="white",
-            colorbar_title=title,
-            hovertemplate="%{location}: %{z:.0f}<extra></extra>",
-        )
+MAP_GREY = "#d9d9d9"
+MAP_ASPECT = 1 / np.cos(np.radians(46.5))
+"""Degrees of latitude drawn this much taller than degrees of longitude: France looks right at 46.5°N."""
+
+
+def _rings(geometry: dict[str, Any]) -> list[list[list[float]]]:
+    polygons = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+    return [ring for polygon in polygons for ring in polygon]
+
+
+def territory_map(rows: pl.DataFrame, geojson: dict[str, Any], value: str, title: str) -> go.Figure:
+    """A choropleth drawn as filled outlines on plain axes: no map tiles, no base layer, nothing fetched.
+
+    ``rows`` hold one area each (``dimension_value`` matching the outlines' ``code``, ``label``,
+    ``value`` and, when present, ``unplanned_rate_ci_low``/``_high``); areas without a value are grey.
+    """
+    values = dict(zip(rows["dimension_value"].to_list(), rows[value].to_list(), strict=True))
+    labels = dict(zip(rows["dimension_value"].to_list(), rows["label"].to_list(), strict=True))
+    bounds = {}
+    if {"unplanned_rate_ci_low", "unplanned_rate_ci_high"} <= set(rows.columns):
+        bounds = {
+            r["dimension_value"]: (r["unplanned_rate_ci_low"], r["unplanned_rate_ci_high"])
+            for r in rows.iter_rows(named=True)
+        }
+    shown = [v for v in values.values() if v is not None]
+    low, high = (min(shown), max(shown)) if shown else (0.0, 1.0)
+    span = (high - low) or 1.0
+    figure = go.Figure()
+    for feature in geojson["features"]:
+        code = str(feature["properties"]["code"])
+        x: list[float | None] = []
+        y: list[float | None] = []
+        for ring in _rings(feature["geometry"]):
+            x += [p[0] for p in ring] + [None]
+            y += [p[1] for p in ring] + [None]
+        amount = values.get(code)
+        name = labels.get(code, feature["properties"].get("nom", code))
+        if amount is None:
+            colour, text = MAP_GREY, f"{name}: not shown (too few people)"
+        else:
+            colour = sample_colorscale("Blues", [0.15 + 0.85 * (amount - low) / span])[0]
+            interval = bounds.get(code)
+            text = f"{name}: {amount:,.0f}" + (
+                f" (95% CI {interval[0]:,.0f} to {interval[1]:,.0f})" if interval and None not in interval else ""
+            )
+        figure.add_scatter(
+            x=x, y=y, fill="toself", fillcolor=colour, mode="lines", line={"color": "white", "width": 0.6},
+            hoveron="fills", text=text, hoverinfo="text", showlegend=False, name=code,
+        )  # fmt: skip
+    figure.add_scatter(
+        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+        marker={"colorscale": [[0, sample_colorscale("Blues", [0.15])[0]], [1, sample_colorscale("Blues", [1.0])[0]]],
+                "cmin": low, "cmax": high, "color": [low], "showscale": bool(shown),
+                "colorbar": {"title": {"text": title}}},
+    )  # fmt: skip
+    figure.update_layout(
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": "x", "scaleratio": MAP_ASPECT},
+        plot_bgcolor="white",
+        height=560,
+        margin={"t": 10, "b": 10, "l": 0, "r": 0},
     )
-    figure.update_geos(fitbounds="locations", visible=False, projection_type="mercator")
-    figure.update_layout(height=520, margin={"t": 10, "b": 10, "l": 0, "r": 0})
     return figure
 
 

@@ -81,7 +81,7 @@ def agency_in_view(viewer: Viewer) -> str:
 
 def snapshot_or_stop() -> dict[str, str]:
     try:
-        return data_access.snapshot_metadata()
+        return data_access.snapshot_metadata(st.session_state.get(VIEWER_KEY))
     except data_access.SnapshotMissing as exc:
         st.info(str(exc))
         st.stop()

@@ -8,7 +8,6 @@ Sign-in first; then the pages of the viewer's role, nothing else (default deny).
 import pandas  # noqa: F401
 import streamlit as st
 
-from dashboards import data_access
 from dashboards.access import DEMO_ACCESS_FILE, auth_mode, demo_users, load_access_map
 from dashboards.session import DEMO_USER_KEY, VIEWER_KEY, current_viewer, sign_out
 
@@ -78,9 +77,7 @@ st.session_state[VIEWER_KEY] = viewer
 if identity is None:
     st.navigation([st.Page(sign_in_page, title="Sign in", icon="🔑")]).run()
 elif viewer is None:
-    if not st.session_state.get("parcours_denial_logged"):
-        data_access.record(None, "denied", "sign_in", reason="no role in the access map")
-        st.session_state["parcours_denial_logged"] = True
+    # current_viewer() has already audited the denial, with the refused identity.
     st.navigation([st.Page(denied_page, title="Access denied", icon="⛔")]).run()
 else:
     with st.sidebar:

@@ -389,7 +389,50 @@ def build_parser() -> argparse.ArgumentParser:
     doc = commands.add_parser("contract-doc", help="write docs/data-contract.md from quality/contract.yaml")
     doc.add_argument("--check", action="store_true", help="fail if the page is out of date instead of writing it")
     doc.set_defaults(func=cmd_contract_doc)
+
+    report = commands.add_parser(
+        "disclosure-report",
+        help="per audience of the last release: cells released, perturbed and hidden, what the auditor recovered",
+    )
+    report.add_argument("--data-dir", help="where `parcours run` wrote (default: PARCOURS_DATA_DIR)")
+    report.add_argument("--serving", help="the serving snapshot the release sits beside")
+    report.add_argument("--json", action="store_true", help="print the release summary as JSON")
+    report.set_defaults(func=cmd_disclosure_report)
     return parser
+
+
+def cmd_disclosure_report(args: argparse.Namespace) -> int:
+    """Counts of cells only (never a value): what each audience was released and what the attacker got."""
+    import json
+
+    from pipelines.publication.release import summary_path
+
+    env = dict(os.environ)
+    if args.data_dir:
+        env |= {"PARCOURS_DATA_DIR": str(Path(args.data_dir).resolve()), "PARCOURS_SERVING": ""}
+    serving = Path(args.serving).resolve() if args.serving else load_settings(env).serving_path
+    path = summary_path(serving)
+    if not path.exists():
+        _say(f"error: no release summary at {path}: run `parcours run` first")
+        return 1
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"Release of {summary['published_at']} (no count under {summary['min_cell']} released)")
+    print(
+        f"{'audience':<16}{'cells':>8}{'released':>10}{'perturbed':>11}{'hidden':>8}{'attacked':>10}{'recovered':>11}"
+    )
+    for a in summary["audiences"]:
+        print(
+            f"{a['audience']:<16}{a['cells']:>8}{a['released']:>10}{a['perturbed']:>11}{a['hidden']:>8}"
+            f"{a['targets']:>10}{a['recovered']:>11}"
+        )
+    print(
+        f"Persons (care-managed, after enrolment) whose territory has a rate on the funders' map: "
+        f"{summary['persons_on_map_region']:.1%} by région, {summary['persons_on_map_departement']:.1%} by département"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

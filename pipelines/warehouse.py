@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,31 +156,61 @@ def run_model(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> int
 def publish_snapshot(
     con: duckdb.DuckDBPyConnection, tables: Sequence[str], target: Path, metadata: dict[str, str]
 ) -> Path:
-    """Copy ``tables`` into a new DuckDB file and swap it in place of ``target`` atomically.
+    """Copy ``tables`` into a new DuckDB file and swap it in place of ``target`` atomically."""
+    swap_in(write_snapshot(target, {}, metadata, con=con, copy=tables), target)
+    return target
 
-    The new file is written beside the target and renamed over it, so a dashboard opening the
-    target sees either the previous snapshot or the new one, never a half-written file.
-    """
+
+def write_snapshot(
+    target: Path,
+    frames: Mapping[str, pl.DataFrame],
+    metadata: Mapping[str, str],
+    con: duckdb.DuckDBPyConnection | None = None,
+    copy: Sequence[str] = (),
+) -> Path:
+    """A new DuckDB file beside ``target``, not yet in service: ``copy`` tables from ``con``, then ``frames``
+    and ``serving_metadata``. ``swap_in`` puts it in service; until then no reader can open it by name."""
     target.parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     temporary = target.with_name(f".{target.stem}.{stamp}.{os.getpid()}.tmp")
+    own = con is None
+    writer = duckdb.connect(":memory:") if con is None else con
     alias = "serving_snapshot"
-    con.execute(f"attach '{_sql_path(temporary)}' as {alias}")
+    writer.execute(f"attach '{_sql_path(temporary)}' as {alias}")
     try:
-        for table in tables:
+        for table in copy:
             t = quote_identifier(table)
-            con.execute(f"create table {alias}.{t} as select * from {t}")
-        meta = pl.DataFrame({"key": list(metadata), "value": list(metadata.values())})
-        con.register("_snapshot_metadata", meta)
-        con.execute(f"create table {alias}.serving_metadata as select * from _snapshot_metadata")
-        con.unregister("_snapshot_metadata")
+            writer.execute(f"create table {alias}.{t} as select * from {t}")
+        meta = pl.DataFrame(
+            {"key": list(metadata), "value": list(metadata.values())}, schema=[("key", pl.String), ("value", pl.String)]
+        )
+        for name, frame in {**frames, "serving_metadata": meta}.items():
+            writer.register("_snapshot_frame", frame)
+            try:
+                writer.execute(f"create table {alias}.{quote_identifier(name)} as select * from _snapshot_frame")
+            finally:
+                writer.unregister("_snapshot_frame")
     except BaseException:
-        con.execute(f"detach {alias}")
+        writer.execute(f"detach {alias}")
+        if own:
+            writer.close()
         temporary.unlink(missing_ok=True)
         raise
-    con.execute(f"detach {alias}")
+    writer.execute(f"detach {alias}")
+    if own:
+        writer.close()
+    return temporary
+
+
+def swap_in(temporary: Path, target: Path) -> None:
+    """Rename a written snapshot over ``target``: a reader sees the previous file or the new one, never half."""
     temporary.replace(target)
-    return target
+
+
+def read_tables(path: Path, exclude: Sequence[str] = ()) -> dict[str, pl.DataFrame]:
+    """Every table of a (small) DuckDB file, read-only."""
+    with connect(path, read_only=True) as con:
+        return {t: query(con, f"select * from {quote_identifier(t)}") for t in list_tables(con) if t not in exclude}
 
 
 _TEMPORARY = re.compile(r"^\..+?(?:\.(\d+))?\.tmp(?:\.wal)?$")

@@ -9,6 +9,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -89,6 +91,24 @@ DEMO_USERS = {
 }
 
 
+def _offline_page(browser: Any, dashboard_url: str, attempts: list[str]) -> Any:
+    """A page whose every request to anything but the dashboard's own server is blocked and recorded:
+    the product must work with no network at all (no CDN, no map tiles, no fonts from elsewhere)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    local = urlsplit(dashboard_url).netloc
+
+    def route(request_route: Any) -> None:
+        url = request_route.request.url
+        if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).netloc != local:
+            attempts.append(url)
+            request_route.abort()
+        else:
+            request_route.continue_()
+
+    page.route("**/*", route)
+    return page
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it)")
 @pytest.mark.parametrize("role", list(DEMO_USERS))
 def test_each_demo_user_signs_in_and_sees_their_pages(dashboard_url: str, role: str) -> None:
@@ -96,10 +116,11 @@ def test_each_demo_user_signs_in_and_sees_their_pages(dashboard_url: str, role: 
 
     name, heading = DEMO_USERS[role]
     ARTIFACTS.mkdir(exist_ok=True)
+    attempts: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page = _offline_page(browser, dashboard_url, attempts)
             page.goto(dashboard_url)
             expect(page.get_by_text("Please sign in")).to_be_visible(timeout=30_000)
             page.get_by_role("button", name=f"Sign in as {name}").click()
@@ -113,6 +134,13 @@ def test_each_demo_user_signs_in_and_sees_their_pages(dashboard_url: str, role: 
                 with page.expect_download(timeout=90_000) as download:
                     page.get_by_role("button", name="Report (PDF)").click(timeout=90_000)
                 download.value.save_as(ARTIFACTS / "study_report.pdf")
+                page.get_by_role("link", name="Territories and breakdowns").click()
+                expect(page.get_by_role("heading", name="Territories and breakdowns")).to_be_visible(timeout=30_000)
+                expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+                page.wait_for_timeout(1_500)  # let the map draw (and ask for anything it would fetch)
+                page.screenshot(path=str(ARTIFACTS / "funder_territories.png"), full_page=True)
+                page.get_by_role("link", name="Study detail").click()
+                expect(page.get_by_text("Method and limits, in plain words")).to_be_visible(timeout=30_000)
             else:
                 expect(page.locator(".js-plotly-plot, [data-testid='stDataFrame']").first).to_be_visible(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / f"{role}.png"), full_page=True)
@@ -122,6 +150,7 @@ def test_each_demo_user_signs_in_and_sees_their_pages(dashboard_url: str, role: 
                 expect(page.get_by_role("link", name=other)).to_have_count(0)
         finally:
             browser.close()
+    assert attempts == [], f"the dashboard asked for resources outside its server: {attempts}"
     assert (ARTIFACTS / f"{role}.png").stat().st_size > 10_000
     if role == "funder":
         assert (ARTIFACTS / "study_report.pdf").read_bytes().startswith(b"%PDF")

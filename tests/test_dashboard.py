@@ -206,3 +206,20 @@ def test_small_cells_never_reach_a_funder(
     assert metrics["Persons care-managed"] == "suppressed"
     assert metrics["Rate, care-managed"] == "suppressed"
     assert at.dataframe[0].value["persons"].isna().all()
+
+
+def test_the_funder_sees_every_region_on_a_map_that_fetches_nothing(
+    monkeypatch: pytest.MonkeyPatch, small_run: PipelineRun, audit_dir: Path
+) -> None:
+    at = _app(monkeypatch, small_run.settings.serving_path, FUNDER)
+    at.switch_page("app_pages/funder_territories.py").run()
+    assert not at.exception
+    regions = at.dataframe[0].value
+    assert regions["unplanned_rate_per_1000py"].notna().sum() >= 5
+    assert not regions["label"].str.fullmatch(r"\d+").any()  # régions by name
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "geo" not in spec["layout"]
+    assert "mapbox" not in json.dumps(spec["layout"])
+    filled = [t for t in spec["data"] if t.get("fill") == "toself"]
+    assert len(filled) == 13  # the metropolitan régions, each drawn from its outline
+    assert sum(t["fillcolor"] != "#d9d9d9" for t in filled) >= 5  # not an empty map

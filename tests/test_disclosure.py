@@ -1,59 +1,614 @@
-"""Disclosure control: small cells suppressed, and no suppressed cell recoverable by differencing."""
+"""Disclosure control at publication: the cell-key method, the attacker, and the slips issue 13 quotes.
+
+Each slip is first reproduced the way it happened (cells released exactly, suppression table by
+table) and the auditor must recover the hidden count; then the same data go through the release
+builders and the auditor must recover nothing. The pipeline tier runs a federation shaped to
+have tiny agencies, départements and age bands, and attacks every table and every data-access
+output a funder and an agency get.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboards.disclosure import MIN_CELL, peer_group_problem, protect_breakdown, suppress_small_cells
+from dashboards import data_access
+from dashboards.access import Viewer
+from pipelines import warehouse
+from pipelines.publication import release as release_module
+from pipelines.publication.agency_tables import peer_group_problem
+from pipelines.publication.audit import attack, audit, rule_problems
+from pipelines.publication.cell_key import noise_row, protect_count, release_secret
+from pipelines.publication.errors import PublicationError
+from pipelines.publication.federation_tables import OUTCOMES, OUTCOMES_SCHEMA, area_names, outcomes_table
+from pipelines.publication.ledger import Cell, CellId, Ledger
+from pipelines.publication.protector import Protector
+from pipelines.publication.release import (
+    AGENCY_SCHEMAS,
+    FUNDER_SCHEMAS,
+    RELEASE_INPUTS,
+    agency_path,
+    build_publication,
+    funder_path,
+    protected,
+    publish_release,
+    summary_path,
+)
+from pipelines.publication.rules import MAX_NOISE, MIN_CELL, PROTECTION_WIDTH
+from pipelines.publication.study_tables import (
+    CURVES,
+    STUDIES,
+    STUDY_COLUMNS,
+    check_classified,
+    curve_points,
+    curve_problems,
+    studies_tables,
+)
+from pipelines.synthetic.exports import write_landing
+from pipelines.synthetic.federation import FederationSpec, generate_federation
+from tests.conftest import PipelineRun, run_on
+
+SECRET = release_secret(b"a test key of at least thirty-two bytes!")
 
 
-def test_suppression_blanks_small_counts_and_what_is_derived_from_them() -> None:
-    frame = pl.DataFrame({"persons": [0, 5, 11, 200], "events": [0, 30, 4, 40], "rate": [0.0, 1.0, 2.0, 3.0]})
-    out = suppress_small_cells(frame, ["persons", "events"], {"rate": ["persons", "events"]})
-    assert out["persons"].to_list() == [0, None, 11, 200]
-    assert out["events"].to_list() == [0, 30, None, 40]
-    assert out["rate"].to_list() == [0.0, None, None, 3.0]
+# --- the cell-key method ---------------------------------------------------------------------------
 
 
-def test_one_small_cell_takes_the_next_smallest_with_it() -> None:
-    # Total 160: hiding only B (4) would leave it as 160 - 100 - 40 - 12 = 4.
-    frame = pl.DataFrame({"level": ["A", "B", "C", "D"], "persons": [100, 4, 40, 12], "rate": [1.0, 2.0, 3.0, 4.0]})
-    out = protect_breakdown(frame, ["persons"], [], ["rate"])
-    assert out["persons"].to_list() == [100, None, 40, None]
-    assert out["rate"].to_list() == [1.0, None, 3.0, None]
+def test_the_p_table_never_releases_a_small_count_and_adds_no_bias() -> None:
+    for value in range(MIN_CELL, 60):
+        row = noise_row(min(value, MIN_CELL + MAX_NOISE))
+        assert row.noise.min() >= -MAX_NOISE
+        assert row.noise.max() <= MAX_NOISE
+        assert (value + row.noise).min() >= MIN_CELL
+        assert row.cdf[-1] == pytest.approx(1.0)
+        assert row.mean == pytest.approx(0.0, abs=1e-6)
+    assert noise_row(MIN_CELL + MAX_NOISE).variance == pytest.approx(2.0, abs=1e-6)
+    assert [protect_count(SECRET, ("cell",), v) for v in range(MIN_CELL)] == [0] + [None] * (MIN_CELL - 1)
 
 
-def _recoverable(original: np.ndarray, hidden: np.ndarray) -> bool:
-    """Can an attacker who knows the group's totals learn a hidden cell, or a small sum of hidden cells?"""
-    if not hidden.any():
-        return False
-    for column in range(original.shape[1]):
-        sums = original[hidden, column].sum()
-        if hidden.sum() == 1 and original[hidden, column].sum() > 0:
-            return True  # total minus the visible cells is that cell
-        if 0 < sums < MIN_CELL:
-            return True  # the hidden cells together describe fewer than 11
-    return False
+def test_the_same_cell_gets_the_same_perturbation_and_the_noise_follows_the_p_table() -> None:
+    assert protect_count(SECRET, ("outcomes", "all"), 330) == protect_count(SECRET, ("outcomes", "all"), 330)
+    noise = np.array([(protect_count(SECRET, ("cell", str(i)), 200) or 0) - 200 for i in range(20_000)])
+    row = noise_row(MIN_CELL + MAX_NOISE)
+    expected = np.diff(row.cdf, prepend=0.0)
+    observed = np.array([(noise == n).mean() for n in row.noise])
+    assert np.abs(observed - expected).max() < 0.01
+    other = release_secret(b"another key, also thirty-two bytes long")
+    assert any(protect_count(other, ("c", str(i)), 200) != protect_count(SECRET, ("c", str(i)), 200) for i in range(9))
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 60), st.integers(0, 60)), min_size=1, max_size=24))
-def test_no_suppressed_cell_can_be_recovered_from_the_totals(cells: list[tuple[int, int, int]]) -> None:
-    frame = pl.DataFrame(cells, schema=["group", "persons", "events"], orient="row")
-    out = protect_breakdown(frame, ["persons", "events"], ["group"])
-    for group in frame["group"].unique():
-        rows = (frame["group"] == group).to_numpy()
-        original = frame.filter(rows).select("persons", "events").to_numpy()
-        hidden = out.filter(rows)["suppressed"].to_numpy()
-        visible = out.filter(rows).filter(~pl.col("suppressed")).select("persons", "events").to_numpy()
-        assert ((visible == 0) | (visible >= MIN_CELL)).all()  # no small cell shown
-        if hidden.all():
-            continue  # nothing visible to subtract
-        assert not _recoverable(original, hidden), (original.tolist(), hidden.tolist())
+# --- the attacker ------------------------------------------------------------------------------------
+
+
+def _exact_release(total: int, parts: list[int], hidden: set[int], kind: str) -> Ledger:
+    """The way it was: shown cells exact, small ones blanked, suppression per table."""
+    ledger = Ledger()
+    total_id = CellId("t", ("total",), "n")
+    ledger.add(Cell(total_id, "count", total, total, 0.0))
+    ids = []
+    for i, value in enumerate(parts):
+        cell = CellId("t", (str(i),), "n")
+        ledger.add(Cell(cell, "count", value, None if i in hidden else value, 0.0))
+        ids.append(cell)
+    ledger.relate(kind, total_id, ids)
+    return ledger
+
+
+def test_the_auditor_recovers_the_95_and_over_subgroup_from_the_comparison_total() -> None:
+    # Issue 13: 330 comparison episodes, age bands shown 120 + 110 + 90, "95 and over" blank: 330 - 320 = 10.
+    ledger = _exact_release(330, [120, 110, 90, 10], {3}, "subgroups of a study")
+    targets, recovered = attack(ledger)
+    assert targets == 1
+    assert [r.target.cell.row for r in recovered] == [("3",)]
+    message = recovered[0].message("funders")
+    assert "subgroups of a study" in message
+    assert "10" not in message.replace(str(PROTECTION_WIDTH + 1), "")
+
+
+def test_the_auditor_recovers_a_blank_histogram_bin_from_the_arm_size() -> None:
+    ledger = _exact_release(400, [0, 5, 80, 200, 115], {1}, "propensity histogram bins")
+    assert len(attack(ledger)[1]) == 1
+
+
+def test_the_auditor_recovers_hidden_cells_across_two_breakdowns_of_one_total() -> None:
+    # Referrers and payers split the same episodes: a blank payer comes back through the referrers' sum.
+    ledger = Ledger()
+    total = CellId("t", ("all",), "n")
+    ledger.add(Cell(total, "count", 100, None, 0.0, implicit=True))
+    for name, values, hidden in (("referrer", [60, 40], set()), ("payer", [93, 7], {1})):
+        cells = []
+        for i, v in enumerate(values):
+            cell = CellId("t", (name, str(i)), "n")
+            ledger.add(Cell(cell, "count", v, None if i in hidden else v, 0.0))
+            cells.append(cell)
+        ledger.relate(f"episodes by {name}", total, cells)
+    assert len(attack(ledger)[1]) == 1
+
+
+def test_perturbed_cells_leave_the_attacker_only_wide_intervals() -> None:
+    ledger = Ledger()
+    total = CellId("t", ("total",), "n")
+    ledger.add(Cell(total, "count", 330, protect_count(SECRET, ("t", "total"), 330), MAX_NOISE))
+    cells = []
+    for i, value in enumerate([120, 110, 90, 10]):
+        cell = CellId("t", (str(i),), "n")
+        released = protect_count(SECRET, ("t", str(i)), value)
+        ledger.add(Cell(cell, "count", value, released, 0.0 if released is None else MAX_NOISE))
+        cells.append(cell)
+    ledger.relate("subgroups of a study", total, cells)
+    assert attack(ledger) == (1, [])
+
+
+def test_when_the_noise_happens_to_point_at_a_hidden_count_one_more_cell_is_hidden() -> None:
+    # 330 released as 333 and 320 as 317: the hidden 10 is 330..336 minus 314..320, so exactly 10.
+    ledger = Ledger()
+    total, shown, hidden = (CellId("t", (name,), "n") for name in ("total", "shown", "hidden"))
+    ledger.add(Cell(total, "count", 330, 333, MAX_NOISE, cost=10.0))
+    ledger.add(Cell(shown, "count", 320, 317, MAX_NOISE))
+    ledger.add(Cell(hidden, "count", 10, None, 0.0))
+    ledger.relate("breakdown", total, [shown, hidden])
+    (recovery,) = attack(ledger)[1]
+    assert recovery.width == 0
+    assert release_module.complements(ledger, [recovery.target]) == {shown}  # the cheaper cell
+    ledger.cells[shown].released = None
+    assert attack(ledger) == (1, [])
+
+
+def _outcomes_mart(areas: dict[str, tuple[int, int, float]]) -> pl.DataFrame:
+    """A mart_hospital_outcomes for one cohort and period: département -> (persons, admissions, years),
+    régions and the whole added up as the SQL models do."""
+    _, parents, _ = area_names()
+    rows = []
+    regions: dict[str, list[float]] = {}
+    for dep, (persons, admissions, years) in areas.items():
+        rows.append(("departement", dep, persons, admissions, years))
+        totals = regions.setdefault(parents[dep], [0, 0, 0.0])
+        totals[0] += persons
+        totals[1] += admissions
+        totals[2] += years
+    rows += [("region", r, int(p), int(a), float(y)) for r, (p, a, y) in regions.items()]
+    persons = sum(v[0] for v in areas.values())
+    rows.append(("all", "all", persons, sum(v[1] for v in areas.values()), sum(v[2] for v in areas.values())))
+    frame = pl.DataFrame(
+        rows, schema=["dimension", "dimension_value", "persons", "unplanned_admissions", "person_years"], orient="row"
+    )
+    return frame.with_columns(
+        pl.lit("care_managed").alias("cohort"),
+        pl.lit("after").alias("period"),
+        (pl.col("unplanned_admissions") // 5).alias("readmissions_30d"),
+    )
+
+
+METROPOLITAN = sorted(d for d in area_names()[1] if len(d) == 2)
+
+
+def test_a_rate_computed_from_a_hidden_count_is_refused() -> None:
+    # Issue 13: a hidden admissions count was the shown rate times the shown person-years.
+    mart = _outcomes_mart({"09": (287, 69, 250.0), "81": (40, 7, 35.0)})
+    protector = Protector("funders", SECRET)
+    released = outcomes_table(mart, protector)
+    assert released.filter(pl.col("dimension_value") == "81").height == 0  # under 50 persons: in its région only
+    leaked = released.with_columns(
+        pl.when(pl.col("dimension_value") == "09").then(1000.0 * 69 / 250.0).otherwise("unplanned_rate_per_1000py")
+        .alias("unplanned_rate_per_1000py")
+    )  # fmt: skip
+    values = {c.id: c.released for c in protector.ledger}
+    problems = rule_problems(protector.ledger, {OUTCOMES: leaked}, {OUTCOMES: OUTCOMES_SCHEMA}, values)
+    assert problems == [f"{OUTCOMES}.unplanned_rate_per_1000py: not computed from released values only"]
+
+
+def test_an_unclassified_column_or_a_small_count_in_a_released_table_is_refused() -> None:
+    mart = _outcomes_mart({"09": (287, 69, 250.0)})
+    protector = Protector("funders", SECRET)
+    released = outcomes_table(mart, protector).with_columns(pl.lit(3).alias("true_admissions"))
+    values = {c.id: c.released for c in protector.ledger}
+    report = audit("funders", protector.ledger, {OUTCOMES: released}, {OUTCOMES: OUTCOMES_SCHEMA})
+    assert f"{OUTCOMES}: columns not classified for release: true_admissions" in report.problems
+    small = released.drop("true_admissions").with_columns(pl.lit(4, dtype=pl.Int64).alias("readmissions_30d"))
+    problems = rule_problems(protector.ledger, {OUTCOMES: small}, {OUTCOMES: OUTCOMES_SCHEMA}, values)
+    assert f"{OUTCOMES}.readmissions_30d: a released count under {MIN_CELL}" in problems
+
+
+def test_the_territory_falls_back_to_regions_so_the_map_is_never_empty() -> None:
+    # Issue 13: 251 of 252 département rows blank for the funder, an empty map. Here: a large département,
+    # and many of 3 to 40 persons; every région with enough persons gets a rate, small départements none.
+    rng = np.random.default_rng(4)
+    areas = {"09": (287, 69, 250.0)}
+    for departement in METROPOLITAN:
+        if departement != "09":
+            persons = int(rng.integers(3, 40))
+            areas[departement] = (persons, int(persons * 0.25), persons * 0.9)
+    mart = _outcomes_mart(areas)
+    release, report = protected(lambda forced: _outcomes_release(mart, forced))
+    assert report.recovered == []
+    assert report.problems == []
+    table = release.tables[OUTCOMES]
+    regions = table.filter(pl.col("dimension") == "region")
+    assert regions.height == 13
+    assert regions["unplanned_rate_per_1000py"].null_count() == 0
+    assert regions["unplanned_rate_ci_low"].null_count() == 0
+    departements = table.filter(pl.col("dimension") == "departement")
+    assert departements["dimension_value"].to_list() == ["09"]
+
+
+def _outcomes_release(mart: pl.DataFrame, forced: frozenset[CellId]) -> release_module.AudienceRelease:
+    protector = Protector("funders", SECRET, forced)
+    tables = {OUTCOMES: outcomes_table(mart, protector)}
+    return release_module.AudienceRelease("funders", tables, protector.ledger, {OUTCOMES: OUTCOMES_SCHEMA})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(METROPOLITAN[:30]), st.tuples(st.integers(1, 120), st.floats(0.0, 0.6)), min_size=2, max_size=18
+    )
+)
+def test_no_small_count_is_released_or_recoverable_whatever_the_territories(
+    areas: dict[str, tuple[int, float]],
+) -> None:
+    mart = _outcomes_mart({d: (p, int(p * share), p * 0.9) for d, (p, share) in areas.items()})
+    release, report = protected(lambda forced: _outcomes_release(mart, forced))
+    assert report.recovered == []
+    assert report.problems == []
+    table = release.tables[OUTCOMES]
+    for column in OUTCOMES_SCHEMA.counts:
+        values = table[column].drop_nulls()
+        assert ((values == 0) | (values >= MIN_CELL)).all()
+
+
+# --- studies ------------------------------------------------------------------------------------------
+
+
+def _study_mart(comparison_levels: list[int], severe_comparison: int = 3) -> pl.DataFrame:
+    """A published study with a comparison arm of sum(levels), its age-band subgroups and a histogram."""
+    n_comparison = sum(comparison_levels)
+    diagnostics = {
+        "smd_before": [0.2], "smd_after": [0.01], "variance_ratio_after": [1.0], "max_abs_smd_after": 0.01,
+        "effective_sample_size": {"treated": 900.0, "control": 200.0}, "propensity_range": {"treated": [0.1, 0.9]},
+        "equipoise_share": 0.8, "minimum_detectable_effect": 1.0, "e_value": 1.2, "e_value_ci": 1.0,
+        "covariates": ["age"], "attrition": {"episodes_in_population": 905 + n_comparison,
+                                             "with_complete_covariates": 900 + n_comparison},
+        "passed": {"balance_smd_below_0.1": True},
+        "propensity_histogram": {"treated": [0, 2, 300, 598], "control": [5, n_comparison - 5, 0, 0]},
+    }  # fmt: skip
+    figures = {"treated_leaving_severe_band": 0.5, "comparison_leaving_severe_band": 0.0,
+               "treated_severe_at_baseline": 40, "comparison_severe_at_baseline": severe_comparison}  # fmt: skip
+    base = {"study": "carer_burden", "study_version": "1.0.0", "question": "q", "design": "ipw", "estimand": "att",
+            "publishable": True, "failing_diagnostics": "[]", "outcome": "zarit_change_12m", "unit": "Zarit points",
+            "variance_method": "bootstrap"}  # fmt: skip
+    rows = [
+        base
+        | {
+            "dimension": "all",
+            "dimension_value": "all",
+            "role": "main",
+            "n_treated": 900,
+            "n_comparison": n_comparison,
+            "estimate": -8.0,
+            "ci_low": -10.0,
+            "ci_high": -6.0,
+            "treated_value": -5.0,
+            "counterfactual_value": 3.0,
+            "diagnostics": json.dumps(diagnostics),
+            "funder_figures": json.dumps(figures),
+        }
+    ]
+    for i, level in enumerate(comparison_levels):
+        rows.append(
+            base
+            | {
+                "dimension": "age_band",
+                "dimension_value": f"band {i}",
+                "role": "subgroup",
+                "n_treated": 225,
+                "n_comparison": level,
+                "estimate": -8.0,
+                "ci_low": -11.0,
+                "ci_high": -5.0,
+                "treated_value": -5.0,
+                "counterfactual_value": 3.0,
+                "diagnostics": "{}",
+                "funder_figures": "{}",
+            }
+        )
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+CURVE_SCHEMA = {"study": pl.String, "study_version": pl.String, "curve": pl.String, "day": pl.Int64,
+                "cumulative_incidence": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+                "at_risk": pl.Int64, "events": pl.Int64}  # fmt: skip
+
+
+def _study_release(mart: pl.DataFrame, forced: frozenset[CellId]) -> release_module.AudienceRelease:
+    protector = Protector("funders", SECRET, forced)
+    tables = studies_tables(mart, pl.DataFrame(schema=CURVE_SCHEMA), protector)
+    schemas = {k: v for k, v in FUNDER_SCHEMAS.items() if k in tables}
+    return release_module.AudienceRelease("funders", tables, protector.ledger, schemas)
+
+
+def test_a_blank_subgroup_and_a_blank_bin_stay_hidden_once_released_with_the_cell_key_method() -> None:
+    mart = _study_mart([120, 110, 90, 10])
+    release, report = protected(lambda forced: _study_release(mart, forced))
+    assert report.recovered == []
+    assert report.problems == []
+    rows = release.tables[STUDIES]
+    small = rows.filter(pl.col("dimension_value") == "band 3")
+    assert small["n_comparison"][0] is None
+    assert small["estimate"][0] is None
+    assert report.targets >= 3  # the subgroup, the histogram bin of 5, the 5 dropped at attrition
+    histogram = release.tables["release_study_overlap"].filter(pl.col("arm") == "control")
+    assert histogram.sort("bin")["episodes"][0] is None
+
+
+def test_a_share_built_on_3_carers_is_not_released() -> None:
+    # Issue 13: "0% in the comparison group" on 3 carers leaving the severe band.
+    mart = _study_mart([120, 110, 90, 10], severe_comparison=3)
+    release, _ = protected(lambda forced: _study_release(mart, forced))
+    main = release.tables[STUDIES].filter(pl.col("role") == "main").row(0, named=True)
+    figures = json.loads(main["funder_figures"])
+    assert figures["comparison_severe_at_baseline"] is None
+    assert figures["comparison_leaving_severe_band"] is None
+    assert figures["treated_leaving_severe_band"] == pytest.approx(
+        figures["treated_left_severe_band"] / figures["treated_severe_at_baseline"]
+    )
+    diagnostics = json.loads(main["diagnostics"])
+    assert "effective_sample_size" not in diagnostics
+    assert "propensity_range" not in diagnostics
+
+
+def test_every_study_mart_column_and_json_key_must_be_classified() -> None:
+    mart = _study_mart([120, 110, 90, 10])
+    check_classified(mart)
+    with pytest.raises(PublicationError, match=r"mart_impact_studies has columns or keys not classified.*verdict"):
+        check_classified(mart.with_columns(pl.lit("{}").alias("verdict")))
+    extra = mart.with_columns(pl.lit('{"treated_events": 4}').alias("funder_figures"))
+    with pytest.raises(PublicationError, match=r"funder_figures\.treated_events"):
+        check_classified(extra)
+
+
+def _weekly_curve(increments: list[int]) -> pl.DataFrame:
+    events = np.cumsum(increments)
+    n = 500
+    return pl.DataFrame(
+        {
+            "study": "s", "study_version": "1", "curve": "care_managed", "day": [7 * i for i in range(len(events))],
+            "cumulative_incidence": events / n, "ci_low": events / n * 0.8, "ci_high": events / n * 1.2,
+            "at_risk": [n - 3 * i for i in range(len(events))], "events": events,
+        },
+        schema=CURVE_SCHEMA,
+    )  # fmt: skip
+
+
+def test_curves_are_released_only_where_enough_events_accrued_since_the_previous_point() -> None:
+    # Issue 13: cumulative counts week by week gave weekly counts of 1 to 10.
+    curve = _weekly_curve([3, 4, 2, 6, 9, 1, 12, 5, 5, 3])
+    released = curve.select("study", "curve", "day", "cumulative_incidence", "ci_low", "ci_high")
+    assert curve_problems(curve, released)  # every week shown: the auditor refuses it
+    points = curve_points(curve)
+    assert points["day"].to_list() == [21, 42, 63]  # 15, 12 (then 25 incl. the 12-event week), 13 events
+    assert np.diff([0, *points["events"].to_list()]).min() >= MIN_CELL
+    assert curve_problems(curve, points.select(released.columns)) == []
+
+
+# --- peers ---------------------------------------------------------------------------------------
 
 
 def test_a_peer_group_needs_three_others_none_dominant() -> None:
     assert peer_group_problem("A", {"A": 10, "B": 10, "C": 10}) == "fewer than 3 other agencies to compare with"
     assert "85%" in (peer_group_problem("A", {"A": 5, "B": 900, "C": 50, "D": 50}) or "")
     assert peer_group_problem("A", {"A": 5, "B": 40, "C": 30, "D": 30}) is None
+
+
+# --- the pipeline on a federation shaped to have tiny cells ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    """Few persons, many agencies; a handful moved to a département of their own, some made 95 and over."""
+    federation = generate_federation(FederationSpec(agencies=14, persons=420, months=30, seed=11))
+    persons = federation.tables["persons"].with_row_index("_i")
+    persons = persons.with_columns(
+        pl.when(pl.col("_i") < 4).then(pl.lit("2A")).when(pl.col("_i") < 7).then(pl.lit("971"))
+        .otherwise(pl.col("departement")).alias("departement"),
+        pl.when(pl.col("_i").is_between(10, 12)).then(pl.col("birth_year") - 25).otherwise(pl.col("birth_year"))
+        .alias("birth_year"),
+    ).drop("_i")  # fmt: skip
+    federation.tables["persons"] = persons
+    out = tmp_path_factory.mktemp("tiny_federation")
+    write_landing(federation, out)
+    run = run_on(out / "landing", out)
+    assert run.outcome.success, run.outcome.failures
+    return run
+
+
+def test_every_audience_is_published_with_nothing_recovered(tiny_run: PipelineRun) -> None:
+    serving = tiny_run.settings.serving_path
+    summary = json.loads(summary_path(serving).read_text())
+    audiences = {a["audience"]: a for a in summary["audiences"]}
+    assert "funders" in audiences
+    assert len(audiences) == 15
+    assert all(a["recovered"] == 0 for a in audiences.values())
+    assert audiences["funders"]["hidden"] > 0
+    assert audiences["funders"]["targets"] > 0
+    assert summary["persons_on_map_region"] > 0  # few admissions per région: most rates rest on under 11
+    funder = warehouse.read_tables(funder_path(serving))
+    assert set(funder) == {*FUNDER_SCHEMAS, "serving_metadata"}
+    agency = warehouse.read_tables(agency_path(serving, "AG003"))
+    assert set(agency) == {*AGENCY_SCHEMAS, "serving_metadata"}
+    assert set(agency["release_caseload"]["agency_id"]) == {"AG003"}
+    assert set(agency["release_peers"]["peer_agency_id"]) <= {""}
+    files = sorted((serving.parent / "agencies").glob("*.duckdb"))
+    assert len(files) == 14
+    for tables in (funder, *(warehouse.read_tables(f) for f in files)):
+        for name, frame in tables.items():
+            schema = {**FUNDER_SCHEMAS, **AGENCY_SCHEMAS}.get(name)
+            for column in schema.counts if schema else ():
+                values = frame[column].drop_nulls()
+                assert ((values == 0) | (values >= MIN_CELL)).all(), (name, column)
+
+
+def test_the_auditor_stops_a_release_that_leaks_and_keeps_the_previous_one(
+    tiny_run: PipelineRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = tiny_run.settings.serving_path
+    before = {p: p.stat().st_mtime_ns for p in serving.parent.rglob("*.duckdb")}
+    with warehouse.connect(tiny_run.settings.warehouse_path, read_only=True) as con:
+        marts = {t: warehouse.query(con, f"select * from {t}") for t in RELEASE_INPUTS}
+    honest = release_module.funder_release
+
+    def leaking(marts: Any, secret: bytes, forced: frozenset[CellId]) -> release_module.AudienceRelease:
+        built = honest(marts, secret, forced)  # then a careless edit: rates from the true counts
+        truth = marts["mart_hospital_outcomes"].select(
+            "dimension", "dimension_value", "cohort", "period", pl.col("unplanned_rate_per_1000py").alias("true")
+        )
+        table = built.tables[OUTCOMES].join(truth, on=["dimension", "dimension_value", "cohort", "period"])
+        built.tables[OUTCOMES] = table.with_columns(pl.col("true").alias("unplanned_rate_per_1000py")).drop("true")
+        return built
+
+    monkeypatch.setattr(release_module, "funder_release", leaking)
+    with warehouse.connect(tiny_run.settings.warehouse_path, read_only=True) as con, pytest.raises(
+        PublicationError
+    ) as refused:  # fmt: skip
+        publish_release(con, marts, [], serving, {"published_at": "now"}, SECRET)
+    message = str(refused.value)
+    assert "release_outcomes.unplanned_rate_per_1000py: not computed from released values only" in message
+    true_rates = marts["mart_hospital_outcomes"]["unplanned_rate_per_1000py"].drop_nulls().to_list()
+    assert not any(f"{rate:.2f}" in message or str(rate) in message for rate in true_rates)
+    assert {p: p.stat().st_mtime_ns for p in serving.parent.rglob("*.duckdb")} == before
+    assert not list(serving.parent.rglob("*.tmp"))
+
+
+FUNDER = Viewer("funder@demo.parcours.fr", "funder")
+AGENCY = Viewer("agency@demo.parcours.fr", "agency", "AG003")
+ANALYST_ONLY = {"landing_files", "quarantine_reasons", "contract_checks", "agencies_overview", "analyst_snapshot_path"}
+CALLS = {
+    "federation_summary": (FUNDER, ()),
+    "hospitalisation_rates": (FUNDER, ()),
+    "outcome_breakdown": (FUNDER, tuple(data_access.BREAKDOWNS)),
+    "studies": (FUNDER, ()),
+    "study_detail": (FUNDER, ("study",)),
+    "study_curves": (FUNDER, ("study",)),
+    "study_diagnostics": (FUNDER, ("study",)),
+    "agency_ids": (AGENCY, ()),
+    "agency_caseload": (AGENCY, ()),
+    "agency_referrals_payers": (AGENCY, ()),
+    "agency_delivery": (AGENCY, ()),
+    "agency_case_mix": (AGENCY, ()),
+    "agency_peers": (AGENCY, ()),
+    "snapshot_metadata": (FUNDER, ()),
+}
+"""Every data-access function a funder or an agency can call, with the viewer who calls it."""
+PLUMBING = {"require", "record", "release_file", "current_snapshot", "quartile"}
+COUNT_COLUMNS = {c for s in (*FUNDER_SCHEMAS.values(), *AGENCY_SCHEMAS.values()) for c in s.counts}
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch, tiny_run: PipelineRun) -> Iterator[list[Path]]:
+    monkeypatch.setenv("PARCOURS_SERVING", str(tiny_run.settings.serving_path))
+    data_access._read_table.clear()
+    paths: list[Path] = []
+    connect = warehouse.connect
+
+    def spy(path: Path, read_only: bool = False) -> Any:
+        paths.append(path)
+        return connect(path, read_only)
+
+    monkeypatch.setattr(warehouse, "connect", spy)
+    yield paths
+    data_access._read_table.clear()
+
+
+def _small_counts(value: Any) -> list[str]:
+    """Count columns (and JSON counts) holding 1 to 10 in a data-access result."""
+    found = []
+    frames = [value] if isinstance(value, pl.DataFrame) else []
+    if isinstance(value, data_access.PeerComparison):
+        frames = [value.own, value.peers]
+    for frame in frames:
+        for column in set(frame.columns) & COUNT_COLUMNS:
+            values = frame[column].drop_nulls()
+            found += [column] * int(((values > 0) & (values < MIN_CELL)).sum())
+    if isinstance(value, dict):
+        for arm, counts in (value.get("propensity_histogram") or {}).items():
+            found += [f"histogram {arm}"] * sum(1 for c in counts if c is not None and 0 < c < MIN_CELL)
+        found += ["attrition"] * sum(1 for c in (value.get("attrition") or {}).values() if 0 < c < MIN_CELL)
+    return found
+
+
+def test_every_output_for_a_funder_or_an_agency_comes_from_its_own_release(
+    tiny_run: PipelineRun, opened: list[Path]
+) -> None:
+    public = {n for n, f in inspect.getmembers(data_access, inspect.isfunction) if f.__module__ == data_access.__name__}
+    public = {n for n in public if not n.startswith("_")}
+    assert public == set(CALLS) | ANALYST_ONLY | PLUMBING, "classify the new data-access function here"
+    serving = tiny_run.settings.serving_path
+    studies = data_access.studies(FUNDER)["study"].to_list()
+    for name, (viewer, arguments) in CALLS.items():
+        function = getattr(data_access, name)
+        for argument in arguments or (None,):
+            if argument == "study":
+                results = [function(viewer, s) for s in studies]
+            else:
+                results = [function(viewer) if argument is None else function(viewer, argument)]
+            for result in results:
+                assert _small_counts(result) == [], name
+    allowed = {funder_path(serving), agency_path(serving, "AG003")}
+    assert opened
+    assert set(opened) <= allowed
+    for name in ANALYST_ONLY:
+        with pytest.raises(PermissionError):
+            getattr(data_access, name)(FUNDER)
+
+
+def test_funder_and_agency_pages_read_through_data_access_only() -> None:
+    pages = Path(__file__).resolve().parent.parent / "dashboards" / "app_pages"
+    for page in pages.glob("*.py"):
+        if page.name.startswith("analyst_"):
+            continue
+        tree = ast.parse(page.read_text(encoding="utf-8"))
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom) for a in n.names}
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not imported & {"duckdb", "warehouse"}, page.name
+        assert not {m for m in modules if m and m.startswith(("pipelines.publication", "pipelines.warehouse"))}
+
+
+def test_the_release_of_the_small_federation_shows_regions_and_every_mart_column_is_classified(
+    small_run: PipelineRun,
+) -> None:
+    with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
+        marts = {t: warehouse.query(con, f"select * from {t}") for t in RELEASE_INPUTS}
+    assert set(marts["mart_impact_studies"].columns) <= set(STUDY_COLUMNS)
+    publication = build_publication(marts, SECRET)
+    regions = publication.funders.tables[OUTCOMES].filter(
+        (pl.col("dimension") == "region") & (pl.col("cohort") == "care_managed") & (pl.col("period") == "after")
+    )
+    assert regions["unplanned_rate_per_1000py"].drop_nulls().len() >= 5
+    assert publication.coverage["persons_on_map_region"] > 0.6
+    assert all(r.recovered == [] for r in publication.reports)
+    curves = publication.funders.tables[CURVES]
+    assert set(curves.columns) == {"study", "curve", "day", "cumulative_incidence", "ci_low", "ci_high"}
+
+
+def test_the_disclosure_report_prints_counts_of_cells_per_audience(
+    tiny_run: PipelineRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    assert main(["disclosure-report", "--serving", str(tiny_run.settings.serving_path)]) == 0
+    out = capsys.readouterr().out
+    assert "funders" in out
+    assert "agency AG003" in out
+    assert "recovered" in out
+    assert main(["disclosure-report", "--serving", str(tiny_run.settings.serving_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {a["recovered"] for a in summary["audiences"]} == {0}

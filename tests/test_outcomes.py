@@ -154,7 +154,7 @@ def test_timeliness_and_caseload(case_study_run: PipelineRun) -> None:
 
 def test_breakdowns_cover_every_dimension(case_study_run: PipelineRun) -> None:
     dimensions = {row[0] for row in _rows(case_study_run, "select distinct dimension from mart_hospital_outcomes")}
-    assert dimensions == {"all", "agency", "agency_model", "departement", "gir_band", "age_band"}
+    assert dimensions == {"all", "agency", "agency_model", "departement", "region", "gir_band", "age_band"}
     bands: dict[str, int] = dict(
         _rows(
             case_study_run,

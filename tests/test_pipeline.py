@@ -13,6 +13,7 @@ from pipelines.assets.studies import STUDY_MARTS
 from pipelines.contract import load_contract
 from pipelines.definitions import defs
 from pipelines.ingest.load import LANDING_FILES_TABLE
+from pipelines.publication.release import FUNDER_SCHEMAS, RELEASE_TABLES, funder_path
 from pipelines.synthetic.federation import Federation
 from tests.conftest import PipelineRun, run_on
 
@@ -58,16 +59,18 @@ def test_the_run_materialises_every_asset_and_passes_its_checks(small_run: Pipel
     assert small_run.outcome.warnings == []
 
 
-def test_the_serving_snapshot_holds_marts_only(small_run: PipelineRun) -> None:
+def test_the_serving_snapshot_holds_marts_and_release_tables_only(small_run: PipelineRun) -> None:
     path = small_run.settings.serving_path
     with warehouse.connect(path, read_only=True) as con:
         tables = set(warehouse.list_tables(con))
         metadata = dict(con.execute("select key, value from serving_metadata").fetchall())
     marts = {t for t in current_graph() if t.startswith(("mart_", "ops_"))}
-    assert tables == marts | set(STUDY_MARTS) | {"serving_metadata"}
+    assert tables == marts | set(STUDY_MARTS) | set(RELEASE_TABLES) | {"serving_metadata"}
     assert metadata["contract_version"] == load_contract().version
     assert metadata["data_cutoff"] == "2026-06-30"
-    assert not list(path.parent.glob("*.tmp"))
+    assert not list(path.parent.rglob("*.tmp"))
+    with warehouse.connect(funder_path(path), read_only=True) as con:
+        assert set(warehouse.list_tables(con)) == set(FUNDER_SCHEMAS) | {"serving_metadata"}
 
 
 def test_rates_match_the_generators_ground_truth(small_federation: Federation, small_run: PipelineRun) -> None:

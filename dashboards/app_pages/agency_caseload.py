@@ -29,7 +29,7 @@ st.plotly_chart(caseload_chart(caseload), width="stretch", key="caseload")
 
 mix = data_access.agency_case_mix(viewer, agency)
 st.subheader("Case mix")
-st.dataframe(mix.drop("dimension", "dimension_value"), hide_index=True, width="stretch")
+st.dataframe(mix.drop("agency_id"), hide_index=True, width="stretch")
 sources = data_access.agency_referrals_payers(viewer, agency).filter(pl.col("cohort") == "care_managed")
 left, right = st.columns(2)
 with left:
@@ -47,4 +47,7 @@ with right:
 st.subheader("Home help granted and delivered")
 st.dataframe(data_access.agency_delivery(viewer, agency), hide_index=True, width="stretch")
 csv_download(viewer, PAGE, caseload, f"caseload_{agency}")
-st.caption("Counts under 11 are suppressed (empty), with further cells where needed.")
+st.caption(
+    "Counts under 11 are not shown (empty); the others are perturbed by at most 3, and shares and ratios are "
+    "computed from the counts shown."
+)

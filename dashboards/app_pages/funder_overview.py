@@ -62,5 +62,8 @@ st.warning(
 )
 with st.expander("Cohorts by agency model"):
     st.dataframe(summary, hide_index=True, width="stretch")
-    st.caption("Counts below 11 are suppressed (empty), with further cells where needed so that none can be recovered.")
+    st.caption(
+        "Counts under 11 are not shown (empty); the others are perturbed by at most 3 so that none can be "
+        "recovered by subtraction, and rates are computed from the counts shown."
+    )
     csv_download(viewer, PAGE, summary, "federation_summary")

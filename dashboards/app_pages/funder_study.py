@@ -93,10 +93,16 @@ if "avoided_unplanned_hospitalisations" in funder:
     )
 if "treated_leaving_severe_band" in funder and funder["treated_leaving_severe_band"] is not None:
     st.subheader("Carers in the severe band")
+    # A share is shown only on enough carers (the release hides it otherwise): never read a hidden share as 0%.
+    comparison_share = funder.get("comparison_leaving_severe_band")
+    against = (
+        f"against {comparison_share:.0%} in the comparison group (not adjusted)"
+        if comparison_share is not None
+        else "while the comparison group has too few such carers to show a share"
+    )
     st.write(
         f"Of carers in the severe Zarit band at enrolment, {funder['treated_leaving_severe_band']:.0%} of "
-        f"care-managed people's left it within 12 months, against "
-        f"{funder['comparison_leaving_severe_band'] or 0:.0%} in the comparison group (not adjusted)."
+        f"care-managed people's left it within 12 months, {against}."
     )
 
 figures = {}

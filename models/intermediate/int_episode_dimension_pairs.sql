@@ -1,6 +1,6 @@
 -- Each episode once per breakdown marts offer: the whole federation ('all'), its agency,
--- agency model, département, GIR band and age band. Marts aggregate facts per episode first,
--- then join here, so every breakdown is computed the same way.
+-- agency model, département, région (of the département), GIR band and age band. Marts
+-- aggregate facts per episode first, then join here, so every breakdown is computed the same way.
 with dimensions as (
     select * from int_episode_dimensions
 )
@@ -12,6 +12,8 @@ union all
 select episode_id, cohort, 'agency_model' as dimension, agency_model as dimension_value from dimensions
 union all
 select episode_id, cohort, 'departement' as dimension, departement as dimension_value from dimensions
+union all
+select episode_id, cohort, 'region' as dimension, region as dimension_value from dimensions
 union all
 select episode_id, cohort, 'gir_band' as dimension, gir_band as dimension_value from dimensions
 union all

@@ -1,5 +1,5 @@
 -- One row per episode starting by the cut-off: its follow-up and every dimension marts break
--- outcomes down by (agency, agency model, département, GIR band, age band, cohort).
+-- outcomes down by (agency, agency model, département and its région, GIR band, age band, cohort).
 with episodes as (
     select * from stg_episodes
 ),
@@ -14,6 +14,10 @@ agencies as (
 
 cutoff as (
     select data_cutoff from int_data_cutoff
+),
+
+regions as (
+    select * from ref_departements_regions
 )
 
 select
@@ -23,6 +27,7 @@ select
     episodes.care_manager_id,
     coalesce(agencies.agency_model, 'unknown') as agency_model,
     coalesce(persons.departement, 'unknown') as departement,
+    coalesce(regions.region, 'unknown') as region,
     episodes.cohort,
     episodes.referral_date,
     episodes.first_contact_date,
@@ -52,5 +57,6 @@ select
 from episodes
 left join persons on episodes.person_id = persons.person_id
 left join agencies on episodes.agency_id = agencies.agency_id
+left join regions on persons.departement = regions.departement
 cross join cutoff
 where episodes.start_date <= cutoff.data_cutoff

@@ -1,4 +1,4 @@
-"""The serving snapshot: the only database the dashboards ever open."""
+"""Publication: the files the dashboards open, one per audience, audited before they are swapped in."""
 
 from datetime import UTC, datetime
 
@@ -8,6 +8,10 @@ from pipelines import warehouse
 from pipelines.assets.models import sql_models
 from pipelines.assets.studies import STUDIES_MART, STUDY_INPUTS, STUDY_MARTS
 from pipelines.contract import load_contract
+from pipelines.ingest.pseudonyms import load_key
+from pipelines.publication.cell_key import release_secret
+from pipelines.publication.errors import PublicationError
+from pipelines.publication.release import RELEASE_INPUTS, publish_release
 from pipelines.resources import ParcoursResource
 
 SERVED_MODELS = [m.name for m in sql_models() if m.is_served]
@@ -23,8 +27,10 @@ def served_tables() -> list[str]:
     group_name="serving",
     kinds={"duckdb"},
     description=(
-        "A read-only DuckDB file with the marts, written beside the previous one and swapped in "
-        "atomically at the end of the run; and, apart, the person-level study inputs for analysts."
+        "The release: for funders and for each agency a file of disclosure-controlled tables (cell-key "
+        "perturbation, counts under 11 hidden, audited by a linear-programming attacker before anything is "
+        "swapped in); for analysts every mart with the same tables unprotected; apart, the person-level study "
+        "inputs for the analysts' study builder."
     ),
 )
 def serving_snapshot(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> dg.MaterializeResult:
@@ -38,8 +44,27 @@ def serving_snapshot(context: dg.AssetExecutionContext, parcours: ParcoursResour
             "contract_version": load_contract().version,
             "data_cutoff": cutoff.isoformat() if cutoff else "",
         }
-        path = warehouse.publish_snapshot(con, tables, settings.serving_path, metadata)
+        marts = {t: warehouse.query(con, f"select * from {warehouse.quote_identifier(t)}") for t in RELEASE_INPUTS}
+        try:
+            summary = publish_release(con, marts, tables, settings.serving_path, metadata, release_secret(load_key()))
+        except PublicationError as exc:
+            raise dg.Failure(description=f"publication refused: {exc}") from None
         # Person-level: only the analysts' study builder opens it, never a funder or agency page.
         analyst = warehouse.publish_snapshot(con, STUDY_INPUTS, settings.analyst_snapshot, metadata)
-    context.log.info(f"published {len(tables)} tables to {path}, study inputs to {analyst}")
-    return dg.MaterializeResult(metadata={"path": str(path), "tables": ", ".join(tables), **metadata})
+    audiences = summary["audiences"]
+    context.log.info(
+        f"published {len(tables)} marts and the release for {len(audiences)} audiences beside "
+        f"{settings.serving_path}; study inputs to {analyst}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "path": str(settings.serving_path),
+            "tables": ", ".join(tables),
+            "audiences": len(audiences),
+            "cells_released": sum(a["released"] for a in audiences),
+            "cells_hidden": sum(a["hidden"] for a in audiences),
+            "cells_recovered_by_the_auditor": sum(a["recovered"] for a in audiences),
+            "persons_on_the_funders_map": summary["persons_on_map_region"],
+            **metadata,
+        }
+    )

@@ -1,0 +1,284 @@
+"""An agency's release: its own caseload, referrals, payers, home help and case mix, and anonymous peers.
+
+Each agency's tables go to a file of its own, so an agency's pages cannot read another's rows.
+Its own figures are protected like any released table (they are shown outside the federation's
+analysts); peers are shown only in a group of at least ``MIN_PEERS`` other agencies none of
+which is more than ``MAX_PEER_SHARE`` of it, labelled Peer 1..n in order of their released
+ratio, each with at least ``MIN_CELL`` admissions, ratios and intervals computed from the
+released (protected) counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from pipelines.publication.ledger import CellId
+from pipelines.publication.protector import Protector, is_small
+from pipelines.publication.rules import MAX_PEER_SHARE, MIN_CELL, MIN_PEERS
+from pipelines.publication.schema import TableSchema, byar_high, byar_low, ratio
+
+CASELOAD = "release_caseload"
+REFERRALS = "release_referrals_payers"
+DELIVERY = "release_delivery"
+CASE_MIX = "release_case_mix"
+BENCHMARK = "release_benchmark"
+PEERS = "release_peers"
+
+CASELOAD_SCHEMA = TableSchema(
+    name=CASELOAD,
+    labels=("agency_id", "month_start"),
+    counts=("active_episodes",),
+    derived={"episodes_per_fte": lambda r: ratio(r["active_episodes"], r["fte"])},
+    safe=("agency_model", "fte", "suppressed"),
+)
+"""``fte``: the agency's care managers in full-time equivalents (staff, not the people followed)."""
+REFERRALS_SCHEMA = TableSchema(
+    name=REFERRALS, labels=("agency_id", "cohort", "dimension", "dimension_value"), counts=("episodes",),
+    safe=("suppressed",),
+)  # fmt: skip
+DELIVERY_SCHEMA = TableSchema(
+    name=DELIVERY,
+    labels=("agency_id", "cohort", "period"),
+    counts=("persons", "person_months"),
+    magnitudes=("hours_granted", "hours_delivered", "hours_unused"),
+    derived={"delivery_ratio": lambda r: ratio(r["hours_delivered"], r["hours_granted"])},
+    safe=("suppressed",),
+)
+CASE_MIX_SCHEMA = TableSchema(
+    name=CASE_MIX,
+    labels=("agency_id", "cohort"),
+    counts=("episodes", "persons", "episodes_with_plan", "gir_1_2_episodes", "living_alone_episodes"),
+    derived={
+        "share_gir_1_2": lambda r: ratio(r["gir_1_2_episodes"], r["episodes"]),
+        "share_living_alone": lambda r: ratio(r["living_alone_episodes"], r["episodes"]),
+    },
+    guarded={
+        "days_to_first_contact_median": ("episodes",),
+        "days_to_plan_median": ("episodes_with_plan",),
+        "age_mean": ("episodes",),
+    },
+    safe=("suppressed",),
+)
+_RATIO = {
+    "observed_over_expected": lambda r: ratio(r["observed"], r["expected"]),
+    "ratio_ci_low": lambda r: byar_low(r["observed"], r["expected"], scale=1.0),
+    "ratio_ci_high": lambda r: byar_high(r["observed"], r["expected"], scale=1.0),
+}
+BENCHMARK_SCHEMA = TableSchema(
+    name=BENCHMARK,
+    labels=("agency_id",),
+    counts=("episodes", "observed"),
+    magnitudes=("person_years", "expected"),
+    derived=_RATIO,
+    safe=("agency_model", "interpretation", "peer_problem", "suppressed"),
+)
+PEERS_SCHEMA = TableSchema(
+    name=PEERS,
+    labels=("for_agency", "peer"),
+    counts=("observed",),
+    magnitudes=("expected",),
+    derived=_RATIO,
+    safe=("peer_agency_id",),
+)
+"""``peer_agency_id`` is empty in every release but the analysts'."""
+
+
+def _agency_rows(mart: pl.DataFrame, agency: str) -> pl.DataFrame:
+    return mart.filter((pl.col("dimension") == "agency") & (pl.col("dimension_value") == agency))
+
+
+def caseload_table(mart: pl.DataFrame, agency: str, protector: Protector) -> pl.DataFrame:
+    rows = []
+    for row in mart.filter(pl.col("agency_id") == agency).sort("month_start").iter_rows(named=True):
+        month = row["month_start"].isoformat()
+        cell = CellId(CASELOAD, (agency, month), "active_episodes")
+        # Active episodes are averaged over the month's days; released as a whole count.
+        active = protector.count(cell, row["active_episodes"], ("caseload", agency, month))
+        out = {"agency_id": agency, "agency_model": row["agency_model"], "month_start": row["month_start"],
+               "active_episodes": active, "fte": row["fte"]}  # fmt: skip
+        out["episodes_per_fte"] = CASELOAD_SCHEMA.derived["episodes_per_fte"](out)
+        out["suppressed"] = active is None
+        rows.append(out)
+    return pl.DataFrame(
+        rows, orient="row",
+        schema={"agency_id": pl.String, "agency_model": pl.String, "month_start": pl.Date, "active_episodes": pl.Int64,
+                "fte": pl.Float64, "episodes_per_fte": pl.Float64, "suppressed": pl.Boolean},
+    )  # fmt: skip
+
+
+def referrals_table(mart: pl.DataFrame, agency: str, protector: Protector) -> pl.DataFrame:
+    """Episodes by referrer and by payer: two breakdowns of the same episodes, so each hidden cell is
+    related to the other breakdown through their shared (unshown) total."""
+    rows = []
+    frame = mart.filter(pl.col("agency_id") == agency).sort("cohort", "dimension", "dimension_value")
+    for (cohort,), part in frame.group_by("cohort", maintain_order=True):
+        total = protector.implicit(CellId(REFERRALS, (agency, str(cohort), "all", "all"), "episodes"),
+                                   float(part.filter(pl.col("dimension") == "payer")["episodes"].sum()))  # fmt: skip
+        for (dimension,), level in part.group_by("dimension", maintain_order=True):
+            cells = []
+            for row in level.iter_rows(named=True):
+                labels = (agency, str(cohort), str(dimension), row["dimension_value"])
+                cell = CellId(REFERRALS, labels, "episodes")
+                episodes = protector.count(cell, row["episodes"], ("referrals", *labels))
+                rows.append(dict(zip(REFERRALS_SCHEMA.labels, labels, strict=True))
+                            | {"episodes": episodes, "suppressed": episodes is None})  # fmt: skip
+                cells.append(cell)
+            protector.relate(f"episodes by {dimension}", total, cells)
+    return pl.DataFrame(
+        rows, orient="row", schema={**dict.fromkeys(REFERRALS_SCHEMA.labels, pl.String), "episodes": pl.Int64,
+                                    "suppressed": pl.Boolean},
+    )  # fmt: skip
+
+
+def delivery_table(mart: pl.DataFrame, agency: str, protector: Protector) -> pl.DataFrame:
+    rows = []
+    for row in _agency_rows(mart, agency).sort("cohort", "period").iter_rows(named=True):
+        labels = (agency, row["cohort"], row["period"])
+        identity = ("delivery", *labels)
+        persons = protector.count(CellId(DELIVERY, labels, "persons"), row["persons"], (*identity, "persons"))
+        hidden = persons is None
+        out: dict[str, Any] = {
+            "agency_id": agency,
+            "cohort": row["cohort"],
+            "period": row["period"],
+            "persons": persons,
+        }
+        out["person_months"] = protector.count(
+            CellId(DELIVERY, labels, "person_months"), row["person_months"], (*identity, "months"), hide=hidden
+        )
+        for column in DELIVERY_SCHEMA.magnitudes:
+            out[column] = protector.magnitude(
+                CellId(DELIVERY, labels, column), row[column], (*identity, column), hide=hidden, digits=0
+            )
+        out["delivery_ratio"] = DELIVERY_SCHEMA.derived["delivery_ratio"](out)
+        out["suppressed"] = hidden
+        protector.relate("persons and their months", CellId(DELIVERY, labels, "person_months"),
+                         [CellId(DELIVERY, labels, "persons")])  # fmt: skip
+        rows.append(out)
+    return pl.DataFrame(
+        rows, orient="row",
+        schema={"agency_id": pl.String, "cohort": pl.String, "period": pl.String, "persons": pl.Int64,
+                "person_months": pl.Int64, "hours_granted": pl.Float64, "hours_delivered": pl.Float64,
+                "hours_unused": pl.Float64, "delivery_ratio": pl.Float64, "suppressed": pl.Boolean},
+    )  # fmt: skip
+
+
+def case_mix_table(mart: pl.DataFrame, agency: str, protector: Protector) -> pl.DataFrame:
+    """Case mix with shares rebuilt from protected counts (a share of a known total is a count)."""
+    rows = []
+    for row in _agency_rows(mart, agency).sort("cohort").iter_rows(named=True):
+        labels = (agency, row["cohort"])
+        identity = ("case mix", *labels)
+
+        def cell(column: str, labels: tuple[str, ...] = labels) -> CellId:
+            return CellId(CASE_MIX, labels, column)
+
+        episodes_true = int(row["episodes"])
+        episodes = protector.count(cell("episodes"), episodes_true, (*identity, "episodes"))
+        hidden = episodes is None
+        out: dict[str, Any] = {"agency_id": agency, "cohort": row["cohort"], "episodes": episodes}
+        out["persons"] = protector.count(cell("persons"), row["persons"], (*identity, "persons"), hide=hidden)
+        plan = row["episodes_with_plan"]
+        out["episodes_with_plan"] = protector.count(
+            cell("episodes_with_plan"), plan, (*identity, "with plan"), hide=hidden or is_small(episodes_true - plan)
+        )
+        for share, column in (("share_gir_1_2", "gir_1_2_episodes"), ("share_living_alone", "living_alone_episodes")):
+            part = round((row[share] or 0.0) * episodes_true)
+            out[column] = protector.count(
+                cell(column), part, (*identity, column), hide=hidden or is_small(episodes_true - part)
+            )
+            protector.relate(f"episodes and {column}", cell("episodes"), [cell(column)])
+        protector.relate("persons and their episodes", cell("episodes"), [cell("persons")])
+        protector.relate("episodes with a plan", cell("episodes"), [cell("episodes_with_plan")])
+        for column, derive in CASE_MIX_SCHEMA.derived.items():
+            out[column] = derive(out)
+        for column, guards in CASE_MIX_SCHEMA.guarded.items():
+            out[column] = row[column] if all(out[g] is not None for g in guards) else None
+        out["suppressed"] = any(out[c] is None for c in CASE_MIX_SCHEMA.counts)
+        rows.append(out)
+    return pl.DataFrame(
+        rows, orient="row",
+        schema={"agency_id": pl.String, "cohort": pl.String, **dict.fromkeys(CASE_MIX_SCHEMA.counts, pl.Int64),
+                **dict.fromkeys(CASE_MIX_SCHEMA.derived, pl.Float64),
+                **dict.fromkeys(CASE_MIX_SCHEMA.guarded, pl.Float64), "suppressed": pl.Boolean},
+    )  # fmt: skip
+
+
+def peer_group_problem(own_agency: str, sizes: Mapping[str, int]) -> str | None:
+    """Why the peers of ``own_agency`` may not be shown, or None when they may.
+
+    A peer group needs at least ``MIN_PEERS`` other agencies, none of them more than
+    ``MAX_PEER_SHARE`` of the group's size: otherwise a peer "average" is one agency's figure.
+    """
+    peers = {agency: n for agency, n in sizes.items() if agency != own_agency}
+    if len(peers) < MIN_PEERS:
+        return f"fewer than {MIN_PEERS} other agencies to compare with"
+    total = sum(peers.values())
+    if total and max(peers.values()) > MAX_PEER_SHARE * total:
+        return f"one agency makes up more than {MAX_PEER_SHARE:.0%} of the peer group"
+    return None
+
+
+def benchmark_tables(mart: pl.DataFrame, agency: str, protector: Protector) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The agency's own observed/expected row, and its anonymous peers."""
+    frame = mart.sort("agency_id")
+    sizes = dict(zip(frame["agency_id"].to_list(), frame["episodes"].to_list(), strict=True))
+    problem = peer_group_problem(agency, sizes)
+    own_rows = []
+    for row in frame.filter(pl.col("agency_id") == agency).iter_rows(named=True):
+        identity = ("benchmark", agency)
+        episodes = protector.count(CellId(BENCHMARK, (agency,), "episodes"), row["episodes"], (*identity, "episodes"))
+        hidden = episodes is None
+        out: dict[str, Any] = {"agency_id": agency, "agency_model": row["agency_model"], "episodes": episodes}
+        out["observed"] = protector.count(
+            CellId(BENCHMARK, (agency,), "observed"), row["observed"], (*identity, "observed"), hide=hidden
+        )
+        for column in BENCHMARK_SCHEMA.magnitudes:
+            out[column] = protector.magnitude(
+                CellId(BENCHMARK, (agency,), column), row[column], (*identity, column), hide=hidden
+            )
+        out |= {c: derive(out) for c, derive in _RATIO.items()}
+        out |= {"interpretation": row["interpretation"], "peer_problem": problem or "", "suppressed": hidden}
+        own_rows.append(out)
+    peer_rows = []
+    if problem is None or not protector.protects:
+        for row in frame.filter(pl.col("agency_id") != agency).iter_rows(named=True):
+            if protector.protects and row["observed"] < MIN_CELL:
+                continue  # a peer with few admissions is left out altogether
+            key = (agency, row["agency_id"])
+            # Labelled later by rank: the ledger keys peers by (viewer, peer id), which never leaves it.
+            observed = protector.count(CellId(PEERS, key, "observed"), row["observed"],
+                                       ("benchmark", row["agency_id"], "observed"))  # fmt: skip
+            expected = protector.magnitude(CellId(PEERS, key, "expected"), row["expected"],
+                                           ("benchmark", row["agency_id"], "expected"))  # fmt: skip
+            out = {"for_agency": agency, "peer_agency_id": row["agency_id"], "observed": observed, "expected": expected}
+            peer_rows.append(out | {c: derive(out) for c, derive in _RATIO.items()})
+    peer_rows.sort(key=lambda r: (r["observed_over_expected"] is None, r["observed_over_expected"] or 0.0))
+    for rank, out in enumerate(peer_rows, start=1):
+        out["peer"] = f"Peer {rank}"
+        if protector.protects:
+            _relabel_peer(protector, agency, out["peer_agency_id"], out["peer"])
+            out["peer_agency_id"] = ""
+    own = pl.DataFrame(
+        own_rows, orient="row",
+        schema={"agency_id": pl.String, "agency_model": pl.String, "episodes": pl.Int64, "observed": pl.Int64,
+                "person_years": pl.Float64, "expected": pl.Float64, **dict.fromkeys(_RATIO, pl.Float64),
+                "interpretation": pl.String, "peer_problem": pl.String, "suppressed": pl.Boolean},
+    )  # fmt: skip
+    peers = pl.DataFrame(
+        peer_rows, orient="row",
+        schema={"for_agency": pl.String, "peer_agency_id": pl.String, "observed": pl.Int64, "expected": pl.Float64,
+                **dict.fromkeys(_RATIO, pl.Float64), "peer": pl.String},
+    )  # fmt: skip
+    return own, peers
+
+
+def _relabel_peer(protector: Protector, agency: str, peer_id: str, label: str) -> None:
+    """Key the peer's ledger cells by its anonymous label, as the released table does."""
+    for column in ("observed", "expected"):
+        cell = protector.ledger.cells.pop(CellId(PEERS, (agency, peer_id), column))
+        cell.id = CellId(PEERS, (agency, label), column)
+        protector.ledger.cells[cell.id] = cell

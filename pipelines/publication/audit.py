@@ -1,0 +1,338 @@
+"""The auditor: an attacker with every table an audience is released, trying to recover hidden counts.
+
+Two attacks, on the values read back from the files about to be swapped in:
+
+* **Linear programming** (the audit of τ-ARGUS, generalised to perturbed cells): every released
+  count is a variable the attacker knows to within its perturbation (a released 40 is 37 to 43, at
+  least 11); a hidden one is 1 to 10, or 11 and more when it was hidden as a complement (the
+  attacker is granted which); zero is zero. Every relation between cells is a constraint: a
+  breakdown adds up to its total, subgroups to their study, histogram bins to their arm, attrition
+  steps to each other, and what a total holds beyond its listed parts (a remainder, such as the
+  small départements of a région) is one more variable. For each hidden count of 1 to 10, and each
+  remainder of 1 to 10, the attacker's tightest bounds are two linear programmes (HiGHS); the
+  count is **recovered** when fewer than ``PROTECTION_WIDTH + 1`` values remain possible.
+* **Rules**, for what is not a sum: every column is classified; every released count is 0 or at
+  least 11; every derived value (rates, intervals, shares) recomputes from released values only;
+  every estimate is empty where a count it rests on is hidden; every curve point rests on at least
+  11 events since the previous one.
+
+Findings name the audience, table, column and kind of cell; never a value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy.optimize import linprog
+
+from pipelines.publication.errors import PublicationError
+from pipelines.publication.ledger import Cell, CellId, Ledger, Relation
+from pipelines.publication.rules import MIN_CELL, PROTECTION_WIDTH
+from pipelines.publication.schema import TableSchema, same
+
+
+@dataclass(frozen=True)
+class Target:
+    """Something the attacker must not pin down: a hidden cell, or the remainder of a relation."""
+
+    cell: CellId
+    relation: Relation | None = None
+
+    def describe(self) -> str:
+        if self.relation is None:
+            return f"hidden count {self.cell.describe()}"
+        return f"what {self.cell.describe()} holds beyond the parts of '{self.relation.kind}' shown"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    target: Target
+    width: float
+    relations: tuple[str, ...]
+
+    def message(self, audience: str) -> str:
+        return (
+            f"{audience}: {self.target.describe()} can be narrowed to fewer than {PROTECTION_WIDTH + 1} values "
+            f"from {', '.join(sorted(set(self.relations)))}"
+        )
+
+
+@dataclass
+class AuditReport:
+    audience: str
+    cells: int = 0
+    released: int = 0
+    perturbed: int = 0
+    hidden: int = 0
+    targets: int = 0
+    recovered: list[Recovery] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.recovered and not self.problems
+
+    def messages(self) -> list[str]:
+        return [*self.problems, *(r.message(self.audience) for r in self.recovered)]
+
+
+def _count_box(true: float) -> tuple[float, float]:
+    """What the attacker is granted about a hidden count: its class (zero, small, or not small)."""
+    if true == 0:
+        return 0.0, 0.0
+    if true < MIN_CELL:
+        return 1.0, float(MIN_CELL - 1)
+    return float(MIN_CELL), math.inf
+
+
+def _bounds(cell: Cell, released: float | None) -> tuple[float, float]:
+    if cell.implicit or released is None:
+        return _count_box(cell.true) if cell.kind == "count" else (0.0, math.inf)
+    if cell.kind == "count":
+        return (
+            (released, released) if cell.noise == 0 else (max(MIN_CELL, released - cell.noise), released + cell.noise)
+        )
+    return max(0.0, released - cell.noise), released + cell.noise
+
+
+def _components(ledger: Ledger) -> list[tuple[set[CellId], list[Relation]]]:
+    parent: dict[CellId, CellId] = {c: c for c in ledger.cells}
+
+    def find(c: CellId) -> CellId:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for relation in ledger.relations:
+        for part in relation.parts:
+            parent[find(part)] = find(relation.total)
+    groups: dict[CellId, set[CellId]] = {}
+    for c in ledger.cells:
+        groups.setdefault(find(c), set()).add(c)
+    relations: dict[CellId, list[Relation]] = {}
+    for relation in ledger.relations:
+        relations.setdefault(find(relation.total), []).append(relation)
+    return [(members, relations.get(root, [])) for root, members in groups.items()]
+
+
+def attack(ledger: Ledger, values: Mapping[CellId, float | None] | None = None) -> tuple[int, list[Recovery]]:
+    """(number of targets, the targets the attacker narrows too much), from ``values`` (released values read
+    back from the files; the ledger's own when not given)."""
+    released = values if values is not None else {c.id: c.released for c in ledger}
+    targets_total, recoveries = 0, []
+    for members, relations in _components(ledger):
+        cells = sorted(members, key=lambda c: (c.table, c.row, c.column))
+        index = {c: i for i, c in enumerate(cells)}
+        bounds = [_bounds(ledger.cells[c], released.get(c)) for c in cells]
+        targets: list[tuple[Target, int]] = [
+            (Target(c), index[c])
+            for c in cells
+            if (ledger.cells[c].implicit or released.get(c) is None) and _sensitive(ledger.cells[c])
+        ]
+        equalities: list[tuple[dict[int, float], float]] = []
+        inequalities: list[dict[int, float]] = []
+        for relation in relations:
+            total = ledger.cells[relation.total]
+            parts = [ledger.cells[p] for p in relation.parts]
+            remainder = total.true - sum(p.true for p in parts)
+            if abs(remainder) <= 1e-9 * max(1.0, abs(total.true)):
+                remainder = 0.0
+            row = {index[relation.total]: 1.0}
+            for p in relation.parts:
+                row[index[p]] = row.get(index[p], 0.0) - 1.0
+            if relation.distinct:
+                # A person counted in several parts: each part is at most the total.
+                inequalities += [{index[p]: 1.0, index[relation.total]: -1.0} for p in relation.parts]
+            if remainder < -1e-6:
+                if not relation.distinct:
+                    raise PublicationError(f"relation '{relation.kind}' of {relation.total.table} does not hold")
+                inequalities.append(row)  # total <= sum(parts)
+                continue
+            if abs(remainder) <= 1e-9:
+                equalities.append((row, 0.0))  # the attacker is granted that the parts are complete
+                continue
+            bounds.append(_count_box(round(remainder)) if total.kind == "count" else (0.0, math.inf))
+            row[len(bounds) - 1] = -1.0
+            equalities.append((row, 0.0))
+            if total.kind == "count" and not relation.distinct and remainder < MIN_CELL:
+                targets.append((Target(relation.total, relation), len(bounds) - 1))
+        targets_total += len(targets)
+        if not targets:
+            continue
+        kinds = tuple(r.kind for r in relations)
+        integer = [t[0].relation is not None or ledger.cells[t[0].cell].kind == "count" for t in targets]
+        width = _widths(bounds, equalities, inequalities, [t[1] for t in targets], integer, kinds)
+        recoveries += [Recovery(t, w, kinds) for (t, _), w in zip(targets, width, strict=True) if w < PROTECTION_WIDTH]
+    return targets_total, recoveries
+
+
+def _sensitive(cell: Cell) -> bool:
+    """A count of 1 to 10, or any sum (person-years, hours) of a hidden row."""
+    return 0 < cell.true < MIN_CELL if cell.kind == "count" else cell.true > 0
+
+
+def _widths(
+    bounds: list[tuple[float, float]],
+    equalities: list[tuple[dict[int, float], float]],
+    inequalities: list[dict[int, float]],
+    targets: list[int],
+    integer: list[bool],
+    kinds: tuple[str, ...],
+) -> list[float]:
+    n = len(bounds)
+    a_eq = np.zeros((len(equalities), n))
+    for i, (row, _) in enumerate(equalities):
+        for j, v in row.items():
+            a_eq[i, j] = v
+    a_ub = np.zeros((len(inequalities), n))
+    for i, row in enumerate(inequalities):
+        for j, v in row.items():
+            a_ub[i, j] = v
+    widths = []
+    for target, whole in zip(targets, integer, strict=True):
+        ends = []
+        for sign in (1.0, -1.0):
+            objective = np.zeros(n)
+            objective[target] = sign
+            result = linprog(
+                objective,
+                A_ub=a_ub if inequalities else None,
+                b_ub=np.zeros(len(inequalities)) if inequalities else None,
+                A_eq=a_eq if equalities else None,
+                b_eq=np.zeros(len(equalities)) if equalities else None,
+                bounds=[(lo, None if math.isinf(hi) else hi) for lo, hi in bounds],
+                method="highs",
+            )
+            if result.status == 3:  # unbounded
+                ends.append(math.inf if sign < 0 else -math.inf)
+                continue
+            if result.status != 0:
+                raise PublicationError(
+                    f"the released values contradict their relations ({', '.join(sorted(set(kinds))) or 'none'})"
+                )
+            ends.append(sign * result.fun)
+        low, high = (math.ceil(ends[0] - 1e-6), math.floor(ends[1] + 1e-6)) if whole else (ends[0], ends[1])
+        widths.append(high - low)
+    return widths
+
+
+# --- reading the release back, and the rules -------------------------------------------------------
+
+
+def _path(document: Mapping[str, Any], path: str) -> Any:
+    value: Any = document
+    for key in path.split("."):
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def released_values(ledger: Ledger, tables: Mapping[str, pl.DataFrame], schemas: Mapping[str, TableSchema]) -> tuple[
+    dict[CellId, float | None], list[str]
+]:  # fmt: skip
+    """Each ledger cell's value as found in the released tables, and the cells that are not where expected."""
+    problems: list[str] = []
+    indexes: dict[str, dict[tuple[str, ...], dict[str, Any]]] = {}
+    for name, frame in tables.items():
+        if name in schemas:
+            indexes[name] = {schemas[name].row_labels(r): r for r in frame.iter_rows(named=True)}
+    values: dict[CellId, float | None] = {}
+    for cell in ledger:
+        if cell.implicit:
+            continue
+        row = indexes.get(cell.id.table, {}).get(cell.id.row)
+        if row is None:
+            problems.append(f"{cell.id.table}: a protected {cell.kind} is missing from the released table")
+            continue
+        column, _, path = cell.id.column.partition(".")
+        value = _path(json.loads(row[column] or "{}"), path) if path else row[column]
+        values[cell.id] = None if value is None else float(value)
+    return values, problems
+
+
+def rule_problems(
+    ledger: Ledger,
+    tables: Mapping[str, pl.DataFrame],
+    schemas: Mapping[str, TableSchema],
+    values: Mapping[CellId, float | None],
+) -> list[str]:
+    """Column classification, the threshold, derived and guarded values, on the released tables."""
+    problems = []
+    cells_by_place = {(c.id.table, c.id.row, c.id.column) for c in ledger if not c.implicit}
+    for name, frame in tables.items():
+        schema = schemas.get(name)
+        if schema is None:
+            problems.append(f"{name}: a released table no schema describes")
+            continue
+        unclassified = [c for c in frame.columns if c not in schema.columns]
+        if unclassified:
+            problems.append(f"{name}: columns not classified for release: {', '.join(unclassified)}")
+        for row in frame.iter_rows(named=True):
+            labels = schema.row_labels(row)
+            for column in (*schema.counts, *schema.magnitudes):
+                if row.get(column) is not None and (name, labels, column) not in cells_by_place:
+                    problems.append(f"{name}.{column}: a released value that was not protected")
+                if column in schema.counts and row.get(column) is not None and 0 < row[column] < MIN_CELL:
+                    problems.append(f"{name}.{column}: a released count under {MIN_CELL}")
+            for column, derive in schema.derived.items():
+                if not same(row.get(column), derive(row)):
+                    problems.append(f"{name}.{column}: not computed from released values only")
+            for column, guards in schema.guarded.items():
+                if row.get(column) is not None and any(row.get(g) is None for g in guards):
+                    problems.append(f"{name}.{column}: an estimate shown beside a hidden count it rests on")
+            for column, keys in schema.json.items():
+                problems += _json_problems(name, column, row, keys)
+    return sorted(set(problems))
+
+
+def _json_problems(table: str, column: str, row: Mapping[str, Any], keys: Mapping[str, Any]) -> list[str]:
+    document = json.loads(row.get(column) or "{}")
+    problems = []
+    for key, value in document.items():
+        spec = keys.get(key)
+        if spec is None:
+            problems.append(f"{table}.{column}.{key}: not classified for release")
+            continue
+        if spec.kind == "count" and value is not None and 0 < value < MIN_CELL:
+            problems.append(f"{table}.{column}.{key}: a released count under {MIN_CELL}")
+        if spec.kind == "derived" and spec.derive is not None and not same(value, spec.derive(row, document)):
+            problems.append(f"{table}.{column}.{key}: not computed from released values only")
+        if spec.kind == "guarded" and value is not None and any(row.get(g) is None for g in spec.guards):
+            problems.append(f"{table}.{column}.{key}: an estimate shown beside a hidden count it rests on")
+    return problems
+
+
+def audit(
+    audience: str,
+    ledger: Ledger,
+    tables: Mapping[str, pl.DataFrame],
+    schemas: Mapping[str, TableSchema],
+    extra_problems: Iterable[str] = (),
+) -> AuditReport:
+    """Attack the tables an audience is released (as read back from its file) with the ledger's relations."""
+    values, problems = released_values(ledger, tables, schemas)
+    problems += rule_problems(ledger, tables, schemas, values)
+    for cell in ledger:
+        if not cell.implicit and cell.id in values and values[cell.id] != cell.released:
+            problems.append(f"{cell.id.table}.{cell.id.column}: the released value is not the protected one")
+    targets, recovered = attack(ledger, values)
+    explicit = [c for c in ledger if not c.implicit]
+    shown = [c for c in explicit if values.get(c.id) is not None]
+    return AuditReport(
+        audience=audience,
+        cells=len(explicit),
+        released=len(shown),
+        perturbed=sum(1 for c in shown if c.noise > 0),
+        hidden=len(explicit) - len(shown),
+        targets=targets,
+        recovered=recovered,
+        problems=sorted(set(problems)) + list(extra_problems),
+    )

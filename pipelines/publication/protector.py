@@ -1,0 +1,70 @@
+"""Protecting values one cell at a time, and recording each in the audience's ledger.
+
+One ``Protector`` per audience (the funders, one agency). With no secret it protects nothing
+and records nothing: that is the analysts' release, the same tables with their true values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pipelines.publication.cell_key import protect_count, protect_magnitude
+from pipelines.publication.ledger import Cell, CellId, Ledger
+from pipelines.publication.rules import MAGNITUDE_NOISE, MAX_NOISE, MIN_CELL
+
+
+def is_small(value: float | None) -> bool:
+    """A count of 1 to 10: never released."""
+    return value is not None and 0 < value < MIN_CELL
+
+
+@dataclass
+class Protector:
+    audience: str
+    secret: bytes | None
+    forced: frozenset[CellId] = frozenset()
+    """Cells the auditor asked to hide as well (complementary suppression solved on everything the
+    audience sees)."""
+    ledger: Ledger = field(default_factory=Ledger)
+
+    @property
+    def protects(self) -> bool:
+        return self.secret is not None
+
+    def count(
+        self, where: CellId, value: float | None, identity: Sequence[str], hide: bool = False, cost: float = 1.0
+    ) -> int | None:
+        """A released count: hidden when ``hide`` (its row is), when 1 to 10, or when the auditor asked."""
+        true = 0 if value is None else round(float(value))
+        if not self.protects:
+            return None if value is None else true
+        released = None if hide or where in self.forced else protect_count(self.secret or b"", identity, true)
+        exact = released is None or released == 0
+        self.ledger.add(Cell(where, "count", true, released, 0.0 if exact else float(MAX_NOISE), cost=cost))
+        return released
+
+    def magnitude(
+        self, where: CellId, value: float | None, identity: Sequence[str], hide: bool = False, digits: int = 1
+    ) -> float | None:
+        """A released sum (person-years, hours, expected events): hidden with its row, else rounded and perturbed."""
+        if value is None:
+            return None
+        if not self.protects:
+            return float(value)
+        released = (
+            None if hide or where in self.forced else protect_magnitude(self.secret or b"", identity, value, digits)
+        )
+        noise = MAGNITUDE_NOISE + 0.5 * 10.0**-digits
+        self.ledger.add(Cell(where, "magnitude", float(value), released, 0.0 if released is None else noise))
+        return released
+
+    def implicit(self, where: CellId, value: float) -> CellId:
+        """A count no table shows but two relations share (an agency's episodes, split by referrer and by payer)."""
+        if self.protects:
+            self.ledger.add(Cell(where, "count", round(value), None, 0.0, implicit=True))
+        return where
+
+    def relate(self, kind: str, total: CellId, parts: Iterable[CellId], distinct: bool = False) -> None:
+        if self.protects:
+            self.ledger.relate(kind, total, parts, distinct)

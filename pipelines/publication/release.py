@@ -1,0 +1,294 @@
+"""Build each audience's release from the marts, protect it, audit it, write it, swap it in.
+
+Audiences: the funders (one file), each agency (one file each, its own rows and its anonymous
+peers), and the analysts (the serving snapshot: every mart and ops table, plus the same release
+tables with their true values, for the analysts' view of the funder and agency pages). The
+auditor attacks each protected audience's tables together; when it recovers a hidden count, one
+more cell of the relations it used is hidden (the cheapest: a département before a région) and
+the audience is rebuilt, until nothing can be recovered. The files are then written beside the
+ones in service, read back and attacked again, and only then renamed into place, all of them;
+a refused release leaves the previous one in service.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipelines import warehouse
+from pipelines.publication import agency_tables as agency
+from pipelines.publication import federation_tables as federation
+from pipelines.publication import study_tables as studies
+from pipelines.publication.audit import AuditReport, Target, audit
+from pipelines.publication.errors import PublicationError
+from pipelines.publication.ledger import CellId, Ledger
+from pipelines.publication.protector import Protector
+from pipelines.publication.rules import MIN_CELL
+from pipelines.publication.schema import TableSchema
+
+RELEASE_INPUTS = (
+    "mart_hospital_outcomes",
+    "mart_federation_summary",
+    "mart_impact_studies",
+    "mart_study_curves",
+    "mart_caseload",
+    "mart_referrals_payers",
+    "mart_service_delivery",
+    "mart_timeliness_case_mix",
+    "mart_agency_benchmark",
+)
+"""The marts releases are built from."""
+
+FUNDER_SCHEMAS: dict[str, TableSchema] = {
+    s.name: s
+    for s in (
+        federation.OUTCOMES_SCHEMA,
+        federation.SUMMARY_SCHEMA,
+        studies.STUDIES_SCHEMA,
+        studies.OVERLAP_SCHEMA,
+        studies.ATTRITION_SCHEMA,
+        studies.CURVES_SCHEMA,
+    )
+}
+AGENCY_SCHEMAS: dict[str, TableSchema] = {
+    s.name: s
+    for s in (
+        agency.CASELOAD_SCHEMA,
+        agency.REFERRALS_SCHEMA,
+        agency.DELIVERY_SCHEMA,
+        agency.CASE_MIX_SCHEMA,
+        agency.BENCHMARK_SCHEMA,
+        agency.PEERS_SCHEMA,
+    )
+}
+RELEASE_TABLES = (*FUNDER_SCHEMAS, *AGENCY_SCHEMAS)
+AGENCY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+MAX_ROUNDS = 40
+
+
+@dataclass
+class AudienceRelease:
+    audience: str
+    tables: dict[str, pl.DataFrame]
+    ledger: Ledger
+    schemas: Mapping[str, TableSchema]
+    problems: list[str] = field(default_factory=list)
+    """What the rules that need the true marts found (curves, observed rates with their exposure)."""
+
+
+def funder_release(marts: Mapping[str, pl.DataFrame], secret: bytes, forced: frozenset[CellId]) -> AudienceRelease:
+    protector = Protector("funders", secret, forced)
+    tables = {
+        federation.OUTCOMES: federation.outcomes_table(marts["mart_hospital_outcomes"], protector),
+        federation.SUMMARY: federation.summary_table(marts["mart_federation_summary"], protector),
+        **studies.studies_tables(marts["mart_impact_studies"], marts["mart_study_curves"], protector),
+    }
+    problems = studies.curve_problems(marts["mart_study_curves"], tables[studies.CURVES])
+    problems += studies.treated_value_problems(marts["mart_impact_studies"], tables[studies.STUDIES])
+    return AudienceRelease("funders", tables, protector.ledger, FUNDER_SCHEMAS, problems)
+
+
+def agency_release(
+    marts: Mapping[str, pl.DataFrame], agency_id: str, secret: bytes | None, forced: frozenset[CellId] = frozenset()
+) -> AudienceRelease:
+    protector = Protector(f"agency {agency_id}", secret, forced)
+    own, peers = agency.benchmark_tables(marts["mart_agency_benchmark"], agency_id, protector)
+    tables = {
+        agency.CASELOAD: agency.caseload_table(marts["mart_caseload"], agency_id, protector),
+        agency.REFERRALS: agency.referrals_table(marts["mart_referrals_payers"], agency_id, protector),
+        agency.DELIVERY: agency.delivery_table(marts["mart_service_delivery"], agency_id, protector),
+        agency.CASE_MIX: agency.case_mix_table(marts["mart_timeliness_case_mix"], agency_id, protector),
+        agency.BENCHMARK: own,
+        agency.PEERS: peers,
+    }
+    return AudienceRelease(protector.audience, tables, protector.ledger, AGENCY_SCHEMAS)
+
+
+def agencies(marts: Mapping[str, pl.DataFrame]) -> list[str]:
+    """Every agency with a release: the agencies of the benchmark and of the caseload."""
+    found = set(marts["mart_agency_benchmark"]["agency_id"].to_list()) | set(marts["mart_caseload"]["agency_id"])
+    unsafe = [a for a in found if not AGENCY_ID.match(str(a))]
+    if unsafe:
+        raise PublicationError(
+            f"{len(unsafe)} agency identifiers cannot name a release file (letters, digits, - and _)"
+        )
+    return sorted(found)
+
+
+def analyst_tables(marts: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The release tables with their true values, every study and every agency: for analysts only."""
+    protector = Protector("analysts", None)
+    tables = {
+        federation.OUTCOMES: federation.outcomes_table(marts["mart_hospital_outcomes"], protector),
+        federation.SUMMARY: federation.summary_table(marts["mart_federation_summary"], protector),
+        **studies.studies_tables(marts["mart_impact_studies"], marts["mart_study_curves"], protector),
+    }
+    # With no agency at all, one empty release still gives every table its columns.
+    per_agency = [agency_release(marts, a, None).tables for a in agencies(marts) or ["none"]]
+    for name in AGENCY_SCHEMAS:
+        tables[name] = pl.concat([t[name] for t in per_agency])
+    return tables
+
+
+def complements(ledger: Ledger, targets: Iterable[Target]) -> set[CellId]:
+    """For each recovered target, the cheapest released count of the relations around it, to hide as well."""
+    chosen: set[CellId] = set()
+    for target in targets:
+        relations = [target.relation] if target.relation else [
+            r for r in ledger.relations if target.cell == r.total or target.cell in r.parts
+        ]  # fmt: skip
+        candidates = {
+            c
+            for r in relations
+            for c in (r.total, *r.parts)
+            if ledger.cells[c].released not in (None, 0) and not ledger.cells[c].implicit
+        }
+        if not candidates:
+            raise PublicationError(f"no cell left to hide around {target.describe()}")
+        chosen.add(min(candidates, key=lambda c: (ledger.cells[c].cost, ledger.cells[c].true, c.table, c.row)))
+    return chosen
+
+
+def protected(build: Callable[[frozenset[CellId]], AudienceRelease]) -> tuple[AudienceRelease, AuditReport]:
+    """Build an audience's release and hide complements until the auditor recovers nothing."""
+    forced: frozenset[CellId] = frozenset()
+    for _ in range(MAX_ROUNDS):
+        release = build(forced)
+        report = audit(release.audience, release.ledger, release.tables, release.schemas, release.problems)
+        if report.problems:
+            raise PublicationError("; ".join(report.problems))
+        if not report.recovered:
+            return release, report
+        forced = forced | frozenset(complements(release.ledger, (r.target for r in report.recovered)))
+    raise PublicationError("; ".join(report.messages()))
+
+
+@dataclass
+class Publication:
+    funders: AudienceRelease
+    agencies: dict[str, AudienceRelease]
+    analysts: dict[str, pl.DataFrame]
+    reports: list[AuditReport]
+    coverage: dict[str, float]
+
+
+def build_publication(marts: Mapping[str, pl.DataFrame], secret: bytes) -> Publication:
+    funders, funder_report = protected(lambda forced: funder_release(marts, secret, forced))
+    reports = [funder_report]
+    released: dict[str, AudienceRelease] = {}
+    for agency_id in agencies(marts):
+        released[agency_id], report = protected(
+            lambda forced, a=agency_id: agency_release(marts, a, secret, forced)  # type: ignore[misc]
+        )
+        reports.append(report)
+    coverage = map_coverage(marts["mart_hospital_outcomes"], funders.tables[federation.OUTCOMES])
+    return Publication(funders, released, analyst_tables(marts), reports, coverage)
+
+
+def map_coverage(mart: pl.DataFrame, released: pl.DataFrame) -> dict[str, float]:
+    """Share of persons (care-managed, after the index date) whose région, or département, is drawn with a
+    rate on the funders' map (overseas areas, without outlines, count as not shown)."""
+    coverage = {}
+    base = mart.filter((pl.col("cohort") == "care_managed") & (pl.col("period") == "after"))
+    shown = released.filter(
+        (pl.col("cohort") == "care_managed")
+        & (pl.col("period") == "after")
+        & pl.col("unplanned_rate_per_1000py").is_not_null()
+    )
+    for level in ("region", "departement"):
+        total = float(base.filter(pl.col("dimension") == level)["persons"].sum())
+        drawn = shown.filter(pl.col("dimension") == level)["dimension_value"].to_list()
+        values = set(drawn) & federation.outlined(level)
+        inside = base.filter((pl.col("dimension") == level) & pl.col("dimension_value").is_in(values))
+        coverage[f"persons_on_map_{level}"] = float(inside["persons"].sum()) / total if total else 0.0
+    return coverage
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def funder_path(serving: Path) -> Path:
+    return serving.with_name("parcours_funder.duckdb")
+
+
+def agency_dir(serving: Path) -> Path:
+    return serving.parent / "agencies"
+
+
+def agency_path(serving: Path, agency_id: str) -> Path:
+    if not AGENCY_ID.match(agency_id):
+        raise ValueError("not an agency identifier")
+    return agency_dir(serving) / f"{agency_id}.duckdb"
+
+
+def summary_path(serving: Path) -> Path:
+    return serving.with_name("release_summary.json")
+
+
+def publish_release(
+    con: Any,
+    marts: Mapping[str, pl.DataFrame],
+    copied: list[str],
+    serving: Path,
+    metadata: dict[str, str],
+    secret: bytes,
+) -> dict[str, Any]:
+    """Protect, write, re-audit what was written, and swap every file in; return the release summary."""
+    publication = build_publication(marts, secret)
+    written: dict[Path, Path] = {}
+    try:
+        written[serving] = warehouse.write_snapshot(serving, publication.analysts, metadata, con=con, copy=copied)
+        written[funder_path(serving)] = warehouse.write_snapshot(
+            funder_path(serving), publication.funders.tables, metadata
+        )
+        for agency_id, release in publication.agencies.items():
+            target = agency_path(serving, agency_id)
+            written[target] = warehouse.write_snapshot(target, release.tables, metadata)
+        problems, reports = [], []
+        audiences = [(funder_path(serving), publication.funders)] + [
+            (agency_path(serving, a), r) for a, r in publication.agencies.items()
+        ]
+        for target, release in audiences:
+            tables = warehouse.read_tables(written[target], exclude=("serving_metadata",))
+            report = audit(release.audience, release.ledger, tables, release.schemas, release.problems)
+            problems += report.messages()
+            reports.append(report)
+        if problems:
+            raise PublicationError("the release was not published: " + "; ".join(problems))
+    except BaseException:
+        for temporary in written.values():
+            temporary.unlink(missing_ok=True)
+        raise
+    for target, temporary in written.items():
+        warehouse.swap_in(temporary, target)
+    keep = {agency_path(serving, a) for a in publication.agencies}
+    for stale in agency_dir(serving).glob("*.duckdb"):
+        if stale not in keep:
+            stale.unlink()  # an agency no longer in the federation keeps no release
+    summary = {
+        "published_at": metadata.get("published_at", ""),
+        "audiences": [
+            {
+                "audience": r.audience,
+                "cells": r.cells,
+                "released": r.released,
+                "perturbed": r.perturbed,
+                "hidden": r.hidden,
+                "targets": r.targets,
+                "recovered": len(r.recovered),
+            }
+            for r in reports
+        ],
+        **publication.coverage,
+        "min_cell": MIN_CELL,
+    }
+    staged = summary_path(serving).with_suffix(".json.tmp")
+    staged.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    staged.replace(summary_path(serving))
+    return summary

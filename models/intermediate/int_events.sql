@@ -13,7 +13,8 @@ persons as (
     select
         person_id,
         agency_id,
-        person_key
+        person_key,
+        count(distinct agency_id) over (partition by person_key) as agencies
     from stg_persons
 ),
 
@@ -21,19 +22,26 @@ keyed as (
     select
         events.*,
         coalesce(persons.person_key, events.person_id) as person_key,
-        persons.agency_id as source_agency_id
+        persons.agency_id as source_agency_id,
+        coalesce(persons.agencies, 1) as agencies
     from events
     left join persons on events.person_id = persons.person_id
 ),
 
+-- Only a person followed by several agencies can have copies to merge.
+shared as (
+    select * from keyed
+    where agencies > 1
+),
+
 numbered as (
     select
-        keyed.*,
+        shared.*,
         row_number() over (
-            partition by keyed.person_key, keyed.event_type, keyed.event_date, keyed.source_agency_id
-            order by keyed.event_id
+            partition by shared.person_key, shared.event_type, shared.event_date, shared.source_agency_id
+            order by shared.event_id
         ) as same_day_number
-    from keyed
+    from shared
 ),
 
 ranked as (
@@ -54,6 +62,22 @@ ranked as (
     from numbered
 )
 
+select
+    event_id,
+    person_id,
+    person_key,
+    source_agency_id,
+    event_type,
+    event_date,
+    end_date,
+    is_planned,
+    diagnosis_group,
+    detected_date,
+    benefit,
+    1 as copies
+from keyed
+where agencies = 1
+union all
 select
     event_id,
     person_id,

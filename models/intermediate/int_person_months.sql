@@ -25,6 +25,7 @@ episode_months as (
     select
         follow_up.episode_id,
         follow_up.cohort,
+        follow_up.person_episodes,
         follow_up.start_date,
         follow_up.follow_up_end,
         cast(months.month_start as date) as month_start,
@@ -51,19 +52,31 @@ attributed as (
             and segments.period = 'after'
             and segments.segment_start <= episode_months.month_end
             and segments.segment_end >= episode_months.month_start
+    where episode_months.person_episodes > 1
     group by episode_months.episode_id, episode_months.month_start
+),
+
+own_days as (
+    select
+        episode_months.*,
+        date_diff(
+            'day',
+            greatest(episode_months.start_date, episode_months.month_start),
+            least(episode_months.follow_up_end, episode_months.month_end)
+        ) + 1 as person_days
+    from episode_months
 )
 
 select
     episode_months.episode_id,
     episode_months.cohort,
     episode_months.month_start,
-    date_diff(
-        'day',
-        greatest(episode_months.start_date, episode_months.month_start),
-        least(episode_months.follow_up_end, episode_months.month_end)
-    ) + 1 as person_days,
-    coalesce(attributed.attributed_days, 0) as attributed_days
-from episode_months
+    episode_months.person_days,
+    -- A person's only episode owns all its days.
+    case
+        when episode_months.person_episodes = 1 then episode_months.person_days
+        else coalesce(attributed.attributed_days, 0)
+    end as attributed_days
+from own_days as episode_months
 left join attributed
     on episode_months.episode_id = attributed.episode_id and episode_months.month_start = attributed.month_start

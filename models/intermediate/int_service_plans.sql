@@ -9,22 +9,42 @@ persons as (
     select
         person_id,
         agency_id,
-        person_key
+        person_key,
+        count(distinct agency_id) over (partition by person_key) as agencies
     from stg_persons
 ),
 
-ranked as (
+keyed as (
     select
         plans.*,
         coalesce(persons.person_key, plans.person_id) as person_key,
-        row_number() over (
-            partition by coalesce(persons.person_key, plans.person_id), plans.month_start, plans.funder
-            order by persons.agency_id, plans.person_id
-        ) as copy_rank
+        persons.agency_id,
+        coalesce(persons.agencies, 1) as agencies
     from plans
     left join persons on plans.person_id = persons.person_id
+),
+
+-- Only a person followed by several agencies can have the same month reported twice.
+ranked as (
+    select
+        keyed.*,
+        row_number() over (
+            partition by keyed.person_key, keyed.month_start, keyed.funder
+            order by keyed.agency_id, keyed.person_id
+        ) as copy_rank
+    from keyed
+    where keyed.agencies > 1
 )
 
+select
+    person_key,
+    month_start,
+    funder,
+    hours_granted,
+    hours_delivered
+from keyed
+where agencies = 1
+union all
 select
     person_key,
     month_start,

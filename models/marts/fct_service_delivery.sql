@@ -19,13 +19,9 @@ placed as (
         plans.*,
         periods.episode_id,
         periods.period,
-        row_number() over (
-            partition by plans.person_key, plans.month_start, periods.period
-            order by
-                case when periods.cohort = 'care_managed' then 0 else 1 end,
-                periods.start_date,
-                periods.episode_id
-        ) = 1 as is_attributed
+        periods.cohort,
+        periods.start_date,
+        periods.person_episodes
     from plans
     inner join int_person_time as periods
         on
@@ -43,6 +39,31 @@ placed as (
                     and plans.month_start < cast(date_trunc('month', periods.period_end + interval '1' day) as date)
                 )
             )
+),
+
+ranked as (
+    select
+        placed.*,
+        row_number() over (
+            partition by placed.person_key, placed.month_start, placed.period
+            order by
+                case when placed.cohort = 'care_managed' then 0 else 1 end,
+                placed.start_date,
+                placed.episode_id
+        ) = 1 as is_attributed
+    from placed
+    where placed.person_episodes > 1
+),
+
+attributed as (
+    -- A person's only episode counts all its months.
+    select
+        placed.*,
+        true as is_attributed
+    from placed
+    where placed.person_episodes = 1
+    union all
+    select * from ranked
 )
 
 select
@@ -61,5 +82,5 @@ select
     placed.hours_delivered,
     greatest(placed.hours_granted - placed.hours_delivered, 0) as hours_unused,
     placed.is_attributed
-from placed
+from attributed as placed
 inner join int_episode_dimensions as dimensions on placed.episode_id = dimensions.episode_id

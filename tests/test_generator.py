@@ -451,7 +451,7 @@ def test_exports_come_in_the_forms_agencies_send(small_federation_dir: Path) -> 
     assert utf8.read_bytes().startswith(b"\xef\xbb\xbfperson_id,")
     truth_file = json.loads((small_federation_dir / "ground_truth.json").read_text())
     assert not (landing / "ground_truth.json").exists()
-    assert truth_file["spec"]["seed"] == 7
+    assert truth_file["spec"]["seed"] == SMALL_SPEC.seed
     assert truth_file["scenario"] == "baseline"
     assert truth_file["null"] is False
 
@@ -465,3 +465,22 @@ def test_bad_specs_are_refused_with_a_reason() -> None:
         generate_federation(FederationSpec(history_months=6))
     with pytest.raises(ValueError, match="unknown scenario"):
         generate_federation(FederationSpec(scenario="everything"))
+
+
+def test_the_command_generates_a_named_world_and_its_null_twin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    args = ["generate", "--agencies", "3", "--persons", "60", "--seed", "4", "--scenario", "multi_episode"]
+    assert main([*args, "--out", str(tmp_path / "effect")]) == 0
+    assert main([*args, "--out", str(tmp_path / "null"), "--null"]) == 0
+    effect = json.loads((tmp_path / "effect" / "ground_truth.json").read_text())
+    null = json.loads((tmp_path / "null" / "ground_truth.json").read_text())
+    assert (effect["scenario"], effect["null"], null["scenario"], null["null"]) == (
+        "multi_episode", False, "multi_episode", True,
+    )  # fmt: skip
+    assert effect["window"]["history_days"] == 730
+    assert "(multi_episode, null)" in capsys.readouterr().err
+    assert main(["generate", "--out", str(tmp_path / "bad"), "--scenario", "chaos"]) == 2
+    assert "unknown scenario 'chaos'" in capsys.readouterr().err

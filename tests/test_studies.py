@@ -107,7 +107,13 @@ def _generator_rate_data(seed: int, persons: int = 2000) -> tuple[np.ndarray, ..
         unplanned.filter(pl.col("event_date") >= pl.col("start_date")).group_by("person_id").agg(pl.len().alias("n"))
     )
     before = (
-        unplanned.filter(pl.col("event_date") < pl.col("start_date")).group_by("person_id").agg(pl.len().alias("prior"))
+        unplanned.filter(
+            pl.col("event_date").is_between(
+                pl.col("start_date") - pl.duration(days=365), pl.col("start_date"), closed="left"
+            )
+        )
+        .group_by("person_id")
+        .agg(pl.len().alias("prior"))
     )
     data = (
         episodes.join(after, on="person_id", how="left")

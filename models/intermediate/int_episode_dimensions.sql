@@ -1,5 +1,6 @@
 -- One row per episode starting by the cut-off: its follow-up and every dimension marts break
--- outcomes down by (agency, agency model, département and its région, GIR band, age band, cohort).
+-- outcomes down by (agency, agency model, département and its région, GIR band, age band, cohort),
+-- its person across the federation (person_key) and how many episodes that person has.
 with episodes as (
     select * from stg_episodes
 ),
@@ -23,6 +24,8 @@ regions as (
 select
     episodes.episode_id,
     episodes.person_id,
+    coalesce(persons.person_key, episodes.person_id) as person_key,
+    count(*) over (partition by coalesce(persons.person_key, episodes.person_id)) as person_episodes,
     episodes.agency_id,
     episodes.care_manager_id,
     coalesce(agencies.agency_model, 'unknown') as agency_model,

@@ -131,8 +131,8 @@ CHECKS: dict[str, dict[Language, str]] = {
         "en": "agencies per arm: {value} (at least {threshold})",
     },
     "whole_study_publishable": {
-        "fr": "l'étude entière est publiable",
-        "en": "the whole study is publishable",
+        "fr": "l'étude entière doit être publiable",
+        "en": "the whole study must be publishable",
     },
     "estimation": {"fr": "estimation impossible ({reason})", "en": "could not be estimated ({reason})"},
 }

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from pipelines.impact.cells import group_cells
 from pipelines.impact.estimators import Z95, EstimationError
@@ -85,6 +86,12 @@ def assign_folds(t: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold
 
 
+BOOSTING_THREADS = 1
+"""Threads per boosting fit: fits run on cells (thousands of rows, not millions), where OpenMP's
+start-up and contention with other work cost more than a second core gains (measured: 2.5 s
+single-threaded against 14 s with two threads on a busy 2-core machine)."""
+
+
 def _boosting(settings: Learners, classifier: bool, loss: Loss = "squared") -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
@@ -107,13 +114,15 @@ def _fit_propensity(x: np.ndarray, t: np.ndarray, n: np.ndarray, settings: Learn
         return fit_logistic(x, t, n)
     if t.min() == t.max():
         raise EstimationError("a fold's training rows hold a single arm: too few episodes for cross-fitting")
-    return _boosting(settings, classifier=True).fit(x, t, sample_weight=n)
+    with threadpool_limits(BOOSTING_THREADS, user_api="openmp"):
+        return _boosting(settings, classifier=True).fit(x, t, sample_weight=n)
 
 
 def _predict_propensity(model: object, x: np.ndarray) -> np.ndarray:
     if isinstance(model, np.ndarray):
         return scores(x, model)
-    return np.asarray(model.predict_proba(x)[:, 1])  # type: ignore[attr-defined]
+    with threadpool_limits(BOOSTING_THREADS, user_api="openmp"):
+        return np.asarray(model.predict_proba(x)[:, 1])  # type: ignore[attr-defined]
 
 
 def _weighted_ols(x: np.ndarray, target: np.ndarray, weight: np.ndarray, ridge: float = 1.0) -> np.ndarray:
@@ -152,7 +161,8 @@ def _fit_outcome(
         return _Linear(_weighted_ols(x, rate, exposure), loss)
     if loss == "poisson" and total.sum() <= 0:
         return _Linear(np.concatenate([[-30.0], np.zeros(x.shape[1])]), "poisson")
-    return _boosting(settings, classifier=False, loss=loss).fit(x, rate, sample_weight=exposure)
+    with threadpool_limits(BOOSTING_THREADS, user_api="openmp"):
+        return _boosting(settings, classifier=False, loss=loss).fit(x, rate, sample_weight=exposure)
 
 
 @dataclass
@@ -200,7 +210,8 @@ def crossfit_outcome(
             raise EstimationError("a fold has no comparison rows with exposure to fit the outcome model on")
         model = _fit_outcome(cell_x[train], totals[train], exposures[train], counts[train], loss, settings)
         score = cell_fold == k
-        predicted[score] = model.predict(cell_x[score])  # type: ignore[attr-defined]
+        with threadpool_limits(BOOSTING_THREADS, user_api="openmp"):
+            predicted[score] = model.predict(cell_x[score])  # type: ignore[attr-defined]
     return np.asarray(predicted[cells.index])
 
 

@@ -91,7 +91,7 @@ def test_the_influence_function_standard_error_matches_a_bootstrap_that_refits_e
 
     _, analytic = estimate(np.arange(t.shape[0]), 0)
     rng = np.random.default_rng(2)
-    draws = [estimate(rng.integers(0, t.shape[0], t.shape[0]), b)[0] for b in range(200)]
+    draws = [estimate(np.asarray(rng.integers(0, t.shape[0], t.shape[0])), b)[0] for b in range(200)]
     assert analytic == pytest.approx(float(np.std(draws, ddof=1)), rel=0.15)
 
 
@@ -111,7 +111,7 @@ def test_the_influence_function_standard_error_matches_the_bootstrap_with_boosti
 
     _, analytic = estimate(np.arange(t.shape[0]))
     rng = np.random.default_rng(3)
-    draws = [estimate(rng.integers(0, t.shape[0], t.shape[0]))[0] for _ in range(100)]
+    draws = [estimate(np.asarray(rng.integers(0, t.shape[0], t.shape[0])))[0] for _ in range(100)]
     assert analytic == pytest.approx(float(np.std(draws, ddof=1)), rel=0.2)
 
 
@@ -192,7 +192,8 @@ def test_a_washout_protects_the_did_from_the_crisis_before_enrolment_and_the_dip
         window_counts(by_month, windows.before_dip), len(windows.before_dip) / 12, window_counts(by_month, windows.dip),
         np.full(t.shape[0], len(windows.dip) / 12), t, x, learners, None, WeightRule(),
     )  # fmt: skip
-    assert dip.log_ratio is not None and dip.log_ratio_se is not None
+    assert dip.log_ratio is not None
+    assert dip.log_ratio_se is not None
     dip_low = np.exp(dip.log_ratio - 1.96 * dip.log_ratio_se)
     if washout == 0:
         # The crisis is in the baseline: a large false "reduction", and the dip check fails.

@@ -24,9 +24,9 @@ _BABEL = {"fr": "fr_FR", "en": "en_GB"}
 MINUS = "\u2212"
 
 UNITS: dict[str, dict[Language, str]] = {
-    "per 1,000 person-years": {"fr": "pour 1 000 années-personnes", "en": "per 1,000 person-years"},
+    "per 1,000 person-years": {"fr": "pour 1\u202f000 années-personnes", "en": "per 1,000 person-years"},
     "per 1,000 person-years (difference-in-differences)": {
-        "fr": "pour 1 000 années-personnes (différence de différences)",
+        "fr": "pour 1\u202f000 années-personnes (différence de différences)",
         "en": "per 1,000 person-years (difference-in-differences)",
     },
     "Zarit points": {"fr": "points de Zarit", "en": "Zarit points"},
@@ -204,11 +204,9 @@ def check_sentence(check: Check, language: Language = DEFAULT_LANGUAGE) -> str:
     covariate = check.detail.get("covariate")
     values = {
         "value": number(check.value, digits, language),
-        "threshold": number(threshold, DIGITS.get(check.name, 2) if threshold % 1 else 0, language)
-        if isinstance(threshold, int | float)
-        else "",
-        "low": number(low, 2, language) if low is not None else "",
-        "high": number(high, 2, language) if high is not None else "",
+        "threshold": _as_given(threshold, language) if isinstance(threshold, int | float) else "",
+        "low": _as_given(low, language) if low is not None else "",
+        "high": _as_given(high, language) if high is not None else "",
         "covariate": f" ({covariate})" if covariate else "",
         "ratio": number(check.detail.get("ratio"), 2, language),
         "reason": check.detail.get("reason", ""),
@@ -217,6 +215,11 @@ def check_sentence(check: Check, language: Language = DEFAULT_LANGUAGE) -> str:
         values["value"] = number(check.value, 1, language)
         values["low"], values["high"] = number(low, 1, language), number(high, 1, language)
     return template.format(**values)
+
+
+def _as_given(value: float, language: Language) -> str:
+    """A threshold as the study file wrote it (0.1, 30, 0.25): no padding zeros."""
+    return format_decimal(value, format="#,##0.###", locale=_BABEL[language]).replace("-", MINUS)
 
 
 def failed_checks(verdict: Verdict, language: Language = DEFAULT_LANGUAGE) -> list[str]:

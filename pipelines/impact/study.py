@@ -377,7 +377,12 @@ def _not_estimated(
     return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, decide(checks, None, None))
 
 
-def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> StudyResult:
+def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec, descriptive: bool = True) -> StudyResult:
+    """The study on the warehouse: its population, design, negative controls and verdict.
+
+    ``descriptive``: also the cumulative-incidence curves and subgroups (figures that do not change
+    the estimate or the verdict; the validation over hundreds of federations leaves them out).
+    """
     frame, attrition = study_population(spec, study_dataset(con, spec))
     t, _ = treatment_and_covariates(spec, frame)
     n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
@@ -396,18 +401,22 @@ def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> StudyResult:
             assert history is not None
             return run_did(spec, frame, attrition, history, sizes)
         if spec.design == "dml":
-            return run_dml(spec, frame, attrition, sizes)
-        return run_parametric(spec, frame, attrition, sizes)
+            return run_dml(spec, frame, attrition, sizes, descriptive)
+        return run_parametric(spec, frame, attrition, sizes, descriptive)
     except (EstimationError, np.linalg.LinAlgError, ValueError) as exc:
         return _not_estimated(spec, n_treated, n_comparison, attrition, [*sizes, failure("estimation", str(exc))])
 
 
-def run_parametric(spec: StudySpec, frame: pl.DataFrame, attrition: dict[str, int], sizes: list[Check]) -> StudyResult:
+def run_parametric(
+    spec: StudySpec, frame: pl.DataFrame, attrition: dict[str, int], sizes: list[Check], descriptive: bool = True
+) -> StudyResult:
     main = estimate_outcome(spec, spec.outcome, frame, spec.bootstrap)
     checks = [*sizes, *balance_checks(spec.diagnostics, main.diagnostics)]
     controls = [estimate_outcome(spec, c, frame, spec.bootstrap).result for c in spec.negative_controls]
     design = {"design": spec.design, "variance": main.result.variance}
     result = _finish(spec, frame, attrition, main.result, main.diagnostics, checks, controls, main.weights, design)
+    if not descriptive:
+        return result
     if spec.outcome == "unplanned_admissions":
         result.curves = admission_curves(spec, frame)
     result.subgroups = [
@@ -452,7 +461,9 @@ def _parametric_subgroup(
     return SubgroupResult(dimension, value, n_treated, n_comparison, result, verdict, calibrated)
 
 
-def run_dml(spec: StudySpec, frame: pl.DataFrame, attrition: dict[str, int], sizes: list[Check]) -> StudyResult:
+def run_dml(
+    spec: StudySpec, frame: pl.DataFrame, attrition: dict[str, int], sizes: list[Check], descriptive: bool = True
+) -> StudyResult:
     """Cross-fitted AIPW: one propensity fit shared by the main outcome, its negative controls and subgroups."""
     t, x = treatment_and_covariates(spec, frame)
     learners = _learners(spec, t)
@@ -467,6 +478,8 @@ def run_dml(spec: StudySpec, frame: pl.DataFrame, attrition: dict[str, int], siz
     controls = [_dml_outcome(c, frame, t, x, nuisance, spec).result for c in spec.negative_controls]
     design = {"design": "dml", "learners": learners.describe(), **main.effect.details}
     result = _finish(spec, frame, attrition, main.result, diagnostics, checks, controls, main.effect.weights, design)
+    if not descriptive:
+        return result
     if spec.outcome == "unplanned_admissions":
         result.curves = admission_curves(spec, frame)
     result.subgroups = [

@@ -26,7 +26,7 @@ SCCS_POSITIVE = (0.7326234850761176, 0.07371841459580092)
 
 
 def test_the_calibrated_interval_reproduces_the_reference_package() -> None:
-    calibrated = calibrate_interval(*SCCS_POSITIVE, SCCS_NULL)
+    calibrated = calibrate_interval(*SCCS_POSITIVE, SCCS_NULL, mean_uncertainty=False)
     assert calibrated.log_rr == pytest.approx(-0.0595345149, abs=1e-6)
     assert calibrated.ci_low == pytest.approx(-0.6335409149, abs=1e-5)
     assert calibrated.ci_high == pytest.approx(0.5144718851, abs=1e-5)
@@ -52,6 +52,14 @@ def test_ease_is_the_mean_absolute_value_of_the_error_distribution() -> None:
 def test_a_null_without_systematic_error_leaves_the_interval_as_it_was() -> None:
     calibrated = calibrate_interval(0.2, 0.1, SystematicError(0.0, 0.0, 8))
     assert (calibrated.ci_low, calibrated.ci_high) == pytest.approx((0.2 - 1.959964 * 0.1, 0.2 + 1.959964 * 0.1))
+
+
+def test_the_interval_also_carries_the_uncertainty_of_the_fitted_mean() -> None:
+    # Six controls with standard error 0.3 and no spread: the mean is known to 0.3 / sqrt(6).
+    error = fit_systematic_error(np.array([0.1, -0.1, 0.05, -0.05, 0.0, 0.0]), np.full(6, 0.3))
+    assert error.mean_se == pytest.approx(0.3 / math.sqrt(6))
+    calibrated = calibrate_interval(0.2, 0.1, error)
+    assert calibrated.se == pytest.approx(math.sqrt(0.1**2 + 0.3**2 / 6))
 
 
 def test_the_fit_recovers_a_known_systematic_error() -> None:

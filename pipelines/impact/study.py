@@ -437,7 +437,7 @@ def _subgroup_verdict(
     calibrated = None
     error = (whole.calibration or {}).get("systematic_error")
     if error and result.log_ratio is not None and result.log_ratio_se:
-        systematic = SystematicError(error["mean"], error["sd"], error["controls"])
+        systematic = SystematicError(error["mean"], error["sd"], error["controls"], error["mean_se"])
         calibrated = calibrate_interval(result.log_ratio, result.log_ratio_se, systematic)
     return decide(checks, _published_effect(spec, result, calibrated), None), calibrated
 

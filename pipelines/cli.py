@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.settings import load_settings, project_root
 from pipelines.synthetic.federation import EXPORT_FORMATS
+from pipelines.synthetic.scenarios import SCENARIOS
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -49,6 +50,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         months=args.months,
         seed=args.seed,
         end_date=date.fromisoformat(args.end_date),
+        scenario=args.scenario,
+        null=args.null,
+        history_months=args.history_months,
     )
     try:
         spec.validate()
@@ -62,7 +66,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     files = write_landing(federation, out, progress=lambda m: _say(f"writing {m}"))
     rows = sum(federation.ground_truth["rows"].values())
     _say(
-        f"wrote {len(files)} files ({rows:,} rows) for {spec.agencies} agencies under {landing} "
+        f"wrote {len(files)} files ({rows:,} rows) for {spec.agencies} agencies ({spec.scenario}"
+        f"{', null' if spec.null else ''}) under {landing} "
         f"and the ground truth to {out / 'ground_truth.json'} in {time.perf_counter() - started:.1f} s"
     )
     return 0
@@ -318,7 +323,27 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", help="output folder (default: PARCOURS_DATA_DIR or data/generated)")
     generate.add_argument("--agencies", type=_positive, default=12, help="number of agencies (default 12, at least 3)")
     generate.add_argument("--persons", type=_positive, default=3000, help="number of persons (default 3000)")
-    generate.add_argument("--months", type=_positive, default=36, help="months of data, at least 15 (default 36)")
+    generate.add_argument(
+        "--months",
+        type=_positive,
+        default=24,
+        help="months before the extraction date in which episodes start, at least 3 (default 24)",
+    )
+    generate.add_argument(
+        "--history-months",
+        type=_positive,
+        default=24,
+        help="months of events sent before each episode starts, at least 12 (default 24)",
+    )
+    generate.add_argument(
+        "--scenario",
+        default="baseline",
+        help=f"synthetic world: {', '.join(SCENARIOS)}, or several joined with + (default baseline; "
+        "docs/validation.md describes each)",
+    )
+    generate.add_argument(
+        "--null", action="store_true", help="care management changes no outcome (the scenario's null twin)"
+    )
     generate.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
     generate.add_argument("--end-date", default="2026-06-30", help="extraction date, ISO (default 2026-06-30)")
     generate.add_argument(

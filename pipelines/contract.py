@@ -53,7 +53,15 @@ class ContractField(BaseModel):
     max: float | None = None
     max_length: int = 200
     pseudonym: bool = False
+    linkage: bool = False
+    """A pseudonym re-keyed without the agency, so that the same value links across agencies."""
     free_text: bool = False
+
+    @model_validator(mode="after")
+    def _linkage_is_a_pseudonym(self) -> ContractField:
+        if self.linkage and not self.pseudonym:
+            raise ValueError(f"{self.name}: a linkage field must also be a pseudonym")
+        return self
 
     @property
     def duckdb_type(self) -> str:
@@ -160,7 +168,7 @@ def render_markdown(contract: Contract) -> str:
         "Types: `string`; `integer`; `decimal` (a decimal comma is accepted in semicolon CSV); "
         "`date` (ISO `yyyy-mm-dd` or `dd/mm/yyyy`, or an Excel date cell); `month` (the first "
         "day of the month); `boolean` (`true`/`false`, `1`/`0`, `oui`/`non`, `yes`/`no`, "
-        "`vrai`/`faux`). Events cover at least the 12 months before each episode starts.",
+        "`vrai`/`faux`). Events cover at least the 24 months before each episode starts.",
         "",
     ]
     for name, entity in contract.entities.items():
@@ -183,7 +191,12 @@ def render_markdown(contract: Contract) -> str:
             else:
                 allowed = ""
             description = " ".join(f.description.split()).replace("|", "\\|")
-            if f.pseudonym:
+            if f.linkage:
+                description += (
+                    " *Linkage pseudonym: re-keyed (HMAC-SHA-256) without the agency before it is stored, so that "
+                    "it links the same person across agencies.*"
+                )
+            elif f.pseudonym:
                 description += " *Pseudonym: re-keyed (HMAC-SHA-256) before it is stored.*"
             if f.free_text:
                 description += f" *Free text, at most {f.max_length} characters, scanned by the privacy guard.*"

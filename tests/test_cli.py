@@ -35,8 +35,8 @@ def test_generate_will_not_mix_two_federations(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_invalid_arguments_get_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["generate", "--out", str(tmp_path), "--months", "6"]) == 2
-    assert "at least 15" in capsys.readouterr().err
+    assert main(["generate", "--out", str(tmp_path), "--months", "2"]) == 2
+    assert "at least 3" in capsys.readouterr().err
     assert main(["run", "--data-dir", str(tmp_path), "--data-cutoff", "yesterday"]) == 2
     assert "ISO date" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -92,11 +92,19 @@ def _parse_rejects(table: ReadTable) -> pl.DataFrame:
     )
 
 
+LINKAGE_SCOPE = "/federation"
+"""Stands for the agency in a linkage pseudonym's HMAC message: no agency folder can be named so."""
+
+
 def _pseudonymise(
     frame: pl.DataFrame, contract: Contract, entity: str, agency: str, key: bytes, cache: dict[str, str] | None
 ) -> pl.DataFrame:
-    columns = [f.name for f in contract.entity(entity).fields if f.pseudonym and f.name in frame.columns]
-    return frame.with_columns(rekey(frame[c], agency, key, cache) for c in columns)
+    fields = [f for f in contract.entity(entity).fields if f.pseudonym and f.name in frame.columns]
+    # A linkage pseudonym is re-keyed without the agency, so the same person links across agencies.
+    return frame.with_columns(
+        rekey(frame[f.name], LINKAGE_SCOPE, key) if f.linkage else rekey(frame[f.name], agency, key, cache)
+        for f in fields
+    )
 
 
 def _entity_load(

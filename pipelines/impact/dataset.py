@@ -65,14 +65,17 @@ prior as (
     select
         episode_id,
         count(*) filter (where days_before between 1 and 365) as prior_unplanned_admissions,
-        count(*) filter (where days_before between 1 and 91) as recent_unplanned_admissions,
+        count(*) filter (where days_before between 1 and 122) as recent_unplanned_admissions,
         count(*) filter (where days_before <= 0 and -days_before < window_days) as unplanned_admissions,
         min(-days_before) filter (where days_before <= 0 and -days_before < window_days) as first_unplanned_day
     from unplanned
     group by episode_id
 ),
 emergency as (
-    select base.episode_id, count(*) as prior_emergency_visits
+    select
+        base.episode_id,
+        count(*) as prior_emergency_visits,
+        count(*) filter (where date_diff('day', events.event_date, base.start_date) <= 122) as recent_emergency_visits
     from stg_events as events
     inner join base on events.person_id = base.person_id
     where events.event_type = 'emergency_visit'
@@ -97,6 +100,7 @@ select
     coalesce(prior.prior_unplanned_admissions, 0) as prior_unplanned_admissions,
     coalesce(prior.recent_unplanned_admissions, 0) as recent_unplanned_admissions,
     coalesce(emergency.prior_emergency_visits, 0) as prior_emergency_visits,
+    coalesce(emergency.recent_emergency_visits, 0) as recent_emergency_visits,
     coalesce(prior.unplanned_admissions, 0) as unplanned_admissions,
     prior.first_unplanned_day,
     case when date_diff('day', base.start_date, base.death_date) < base.window_days

@@ -37,17 +37,24 @@ COVARIATES = {
     "prior_unplanned_admissions": "prior_unplanned_admissions",
     "recent_unplanned_admissions": "recent_unplanned_admissions",
     "prior_emergency_visits": "prior_emergency_visits",
+    "recent_emergency_visits": "recent_emergency_visits",
     "entry_after_hospital": "case when entry_situation in ('hospital_discharge', 'crisis') then 1 else 0 end",
     "zarit_baseline": "zarit_baseline",
 }
 """Covariates a study may name, each a SQL expression over the study base (fixed here, never from a file).
 
 ``prior_unplanned_admissions``: unplanned admissions in the 12 months before the index date;
-``recent_unplanned_admissions``: in the 3 months before it (the referral crisis);
-``prior_emergency_visits``: emergency visits in the 12 months before it."""
+``recent_unplanned_admissions``: in the 4 months (122 days) before it, the referral crisis (people
+are referred within a few months of a discharge or an emergency visit); ``prior_emergency_visits``
+and ``recent_emergency_visits``: emergency visits in the 12 and the 4 months before it."""
 
 
-HISTORY_COVARIATES = ("prior_unplanned_admissions", "recent_unplanned_admissions", "prior_emergency_visits")
+HISTORY_COVARIATES = (
+    "prior_unplanned_admissions",
+    "recent_unplanned_admissions",
+    "prior_emergency_visits",
+    "recent_emergency_visits",
+)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from pipelines.impact.spec import StudySpec, load_studies
 from pipelines.impact.study import run_study
 from pipelines.sql_models import SqlModel
 
-DEFAULT_PERSONS = 2000
+DEFAULT_PERSONS = 6000
 DEFAULT_AGENCIES = 8
 
 
@@ -170,3 +170,42 @@ def summarise(results: pl.DataFrame) -> pl.DataFrame:
 
 def coverage_target_met(share: float | None) -> bool:
     return share is not None and not math.isnan(share) and 0.90 <= share <= 0.99
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.impact.validation``: every scenario and null, results written as they come."""
+    import argparse
+
+    from pipelines.synthetic.scenarios import SCENARIOS
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--federations", type=int, default=100)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--persons", type=int, default=DEFAULT_PERSONS)
+    parser.add_argument("--scenarios", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("--out", default=str(Path("data") / "generated" / "validation"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        Job(scenario, null, seed, persons=args.persons)
+        for seed in range(args.first_seed, args.first_seed + args.federations)
+        for scenario in args.scenarios
+        for null in (False, True)
+    ]
+    results = out / "results.jsonl"
+    import json
+
+    with ProcessPoolExecutor(args.workers) as pool, results.open("a", encoding="utf-8") as sink:
+        for rows in pool.map(run_job, jobs, chunksize=1):
+            for row in rows:
+                sink.write(json.dumps(row) + "\n")
+            sink.flush()
+    frame = pl.read_ndjson(results)
+    summarise(frame).write_csv(out / "summary.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -167,9 +167,9 @@ class Admissions:
     def __init__(self, episodes: pl.DataFrame, long: pl.DataFrame, months: int) -> None:
         self.months = months
         position = {e: i for i, e in enumerate(episodes["episode_id"].to_list())}
-        self._rows = long["episode_id"].replace_strict(position, return_dtype=pl.Int64).to_numpy()
-        self._groups = long["diagnosis_group"].to_numpy()
-        self._month = long["month_before"].to_numpy()
+        self._rows = long["episode_id"].replace_strict(position, return_dtype=pl.Int64).to_numpy().astype(np.int64)
+        self._groups = long["diagnosis_group"].cast(pl.String).to_numpy()
+        self._month = long["month_before"].cast(pl.Int64).to_numpy().astype(np.int64)
         self._count = long["admissions"].to_numpy().astype(float)
         self._n = episodes.height
 

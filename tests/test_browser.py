@@ -116,7 +116,8 @@ def test_each_demo_user_signs_in_and_sees_their_pages(dashboard_url: str, role: 
                     page.get_by_role("button", name="Report (PDF)").click(timeout=90_000)
                 download.value.save_as(ARTIFACTS / "study_report.pdf")
             elif role == "funder":
-                published = page.locator("[data-testid='stDataFrame']").or_(page.get_by_text("No study is publishable yet."))
+                none = page.get_by_text("No study is publishable yet.")
+                published = page.locator("[data-testid='stDataFrame']").or_(none)
                 expect(published.first).to_be_visible(timeout=30_000)
             else:
                 expect(page.locator(".js-plotly-plot, [data-testid='stDataFrame']").first).to_be_visible(timeout=30_000)

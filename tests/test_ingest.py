@@ -12,6 +12,7 @@ from pipelines.contract import load_contract
 from pipelines.ingest.coerce import coerce_expression
 from pipelines.ingest.pseudonyms import DEMO_KEY, rekey
 from pipelines.ingest.readers import decode_text, detect_encoding, entity_from_name, sniff_delimiter
+from pipelines.ingest.service import LINKAGE_SCOPE
 from pipelines.ingest.validate import validate_table
 from pipelines.synthetic.exports import split_by_agency
 from pipelines.synthetic.federation import Federation
@@ -27,7 +28,9 @@ def _pseudonymised(federation: Federation, entity: str) -> pl.DataFrame:
         frame = tables[entity]
         for field in contract.entity(entity).fields:
             if field.pseudonym:
-                frame = frame.with_columns(rekey(frame[field.name], agency, DEMO_KEY))
+                # A linkage pseudonym is keyed without the agency (pipelines/ingest/service.py).
+                scope = LINKAGE_SCOPE if field.linkage else agency
+                frame = frame.with_columns(rekey(frame[field.name], scope, DEMO_KEY))
         parts.append(frame)
     return pl.concat(parts)
 

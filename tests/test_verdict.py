@@ -63,6 +63,19 @@ def test_the_kind_of_verdict(effect: Effect, savings: dict[str, float] | None, k
     assert verdict.kind == kind
 
 
+def test_a_count_below_its_threshold_is_never_stored_or_printed() -> None:
+    from pipelines.impact.gate import size_checks
+    from pipelines.impact.messages import check_sentence
+    from pipelines.impact.spec import Thresholds
+
+    treated, comparison = size_checks(Thresholds(), 240, 4)
+    assert treated.value == 240
+    assert comparison.value is None
+    assert not comparison.passed
+    assert check_sentence(comparison, "fr") == "épisodes de comparaison : moins de 11 (au moins 11)"
+    assert "4" not in decide([treated, comparison], EFFECT, None).dumps().split('"comparison_episodes"')[1][:60]
+
+
 def test_no_estimate_or_no_check_is_never_publishable() -> None:
     assert not decide(_passing(), None, None).publishable
     assert not decide([], EFFECT, None).publishable

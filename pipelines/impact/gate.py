@@ -196,11 +196,19 @@ class _Limits(Protocol):
 
 
 def size_checks(limits: _Limits, n_treated: int, n_comparison: int) -> list[Check]:
-    """Enough episodes in each arm (11 by default: the disclosure threshold)."""
-    return [
-        at_least("treated_episodes", n_treated, limits.min_treated),
-        at_least("comparison_episodes", n_comparison, limits.min_comparison),
-    ]
+    """Enough episodes in each arm (11 by default: the disclosure threshold).
+
+    A count below its threshold is not stored (only that it is below): the verdict travels with
+    every row, subgroups included, and a small count is exactly what disclosure control blanks.
+    """
+    checks = []
+    for name, count, threshold in (
+        ("treated_episodes", n_treated, limits.min_treated),
+        ("comparison_episodes", n_comparison, limits.min_comparison),
+    ):
+        passed = count >= threshold
+        checks.append(Check(name, float(count) if passed else None, threshold, passed))
+    return checks
 
 
 def balance_checks(limits: _Limits, diagnostics: Diagnostics) -> list[Check]:

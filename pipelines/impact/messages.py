@@ -90,6 +90,7 @@ CHECKS: dict[str, dict[Language, str]] = {
         "fr": "épisodes de comparaison : {value} (au moins {threshold})",
         "en": "comparison episodes: {value} (at least {threshold})",
     },
+    "fewer_than": {"fr": "moins de {threshold}", "en": "fewer than {threshold}"},
     "balance_max_abs_smd": {
         "fr": "équilibre des covariables : |SMD| maximal {value}{covariate} (doit rester sous {threshold})",
         "en": "covariate balance: largest |SMD| {value}{covariate} (must stay below {threshold})",
@@ -211,6 +212,8 @@ def check_sentence(check: Check, language: Language = DEFAULT_LANGUAGE) -> str:
         "ratio": number(check.detail.get("ratio"), 2, language),
         "reason": check.detail.get("reason", ""),
     }
+    if check.name in ("treated_episodes", "comparison_episodes") and check.value is None:
+        values["value"] = CHECKS["fewer_than"][language].format(threshold=values["threshold"])
     if check.name == "pre_trend_placebo":
         values["value"] = number(check.value, 1, language)
         values["low"], values["high"] = number(low, 1, language), number(high, 1, language)

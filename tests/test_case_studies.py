@@ -40,12 +40,13 @@ def test_admissions_are_placed_in_their_period(case_study_run: PipelineRun) -> N
         "select event_id, period, is_planned from fct_hospital_admissions order by event_id",
     )
     assert admissions.rows() == [
+        ("AGI-V1", "history", False),  # 2023-12-01: 428 days before the index date
         ("AGI-V2", "before", False),
         ("AGI-V4", "before", False),  # stay crosses the index date: dated by its admission
         ("AGI-V5", "after", False),
         ("AGI-V6", "after", False),  # readmission 13 days after discharge
         ("AGR-V3", "after", True),  # case 4: the planned respite stay
-    ]  # AGI-V1 (2023-12-01) is outside every window
+    ]
 
 
 def test_hospitalisation_rates_by_cohort_and_period(case_study_run: PipelineRun) -> None:

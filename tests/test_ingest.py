@@ -28,7 +28,6 @@ def _pseudonymised(federation: Federation, entity: str) -> pl.DataFrame:
         frame = tables[entity]
         for field in contract.entity(entity).fields:
             if field.pseudonym:
-                # A linkage pseudonym is keyed without the agency (pipelines/ingest/service.py).
                 scope = LINKAGE_SCOPE if field.linkage else agency
                 frame = frame.with_columns(rekey(frame[field.name], scope, DEMO_KEY))
         parts.append(frame)

@@ -120,6 +120,7 @@ def test_comparison_client_readmission_avoidable_and_death(case_study_run: Pipel
         "from fct_hospital_admissions where cohort = 'comparison' order by event_id",
     )
     assert admissions.rows() == [
+        ("AGI-V1", "history", True, False, None),
         ("AGI-V2", "before", True, False, None),
         ("AGI-V4", "before", True, False, None),  # crosses the index date
         ("AGI-V5", "after", True, False, None),
@@ -271,3 +272,145 @@ def test_monthly_outcomes_add_up_to_the_after_period(case_study_run: PipelineRun
         "from mart_outcomes_monthly group by cohort order by cohort",
     )
     assert monthly == [("care_managed", 1618, 0, 0, 3), ("comparison", 242, 2, 1, 0)]
+
+
+# --- several and overlapping episodes: every event and day counted once -----------------------------
+#
+# X is care-managed by the remote agency AGA from 1 March and is at the same time a comparison client
+# of the integrated agency AGB (1 January to 31 August): both agencies send X's admission of 10 April
+# (AGB's copy without its diagnosis) and the emergency visit before it, each under its own pseudonym,
+# with the same linkage pseudonym L1. Y is a comparison client of AGB from 1 January who starts care
+# management there on 1 May while the comparison follow-up goes on; Y dies on 1 October. Z has two
+# successive care-managed episodes at AGA and no linkage pseudonym.
+
+OVERLAP_FILES = {
+    "AGA": {
+        "agencies": "agency_id,model,departement\nAGA,remote,38\n",
+        "persons": "person_id,agency_id,birth_year,sex,departement,lives_alone,benefit,gir_at_intake,linkage_id\n"
+        "AGA-P1,AGA,1940,F,38,true,APA,2,L1\nAGA-P3,AGA,1938,M,38,false,APA,4,\n",
+        "episodes": "episode_id,person_id,agency_id,cohort,referral_date,start_date,end_date,end_reason,"
+        "referral_source,payer,entry_situation\n"
+        "AGA-E1,AGA-P1,AGA,care_managed,2025-02-20,2025-03-01,,,family_online,family,prevention\n"
+        "AGA-E5,AGA-P3,AGA,care_managed,2024-12-20,2025-01-01,2025-02-28,goal_reached,ccas,family,prevention\n"
+        "AGA-E6,AGA-P3,AGA,care_managed,2025-05-20,2025-06-01,,,ccas,family,prevention\n",
+        "events": "event_id,person_id,event_type,event_date,end_date,planned,diagnosis_group\n"
+        "A1,AGA-P1,hospital_admission,2025-04-10,2025-04-15,false,infection\n"
+        "A2,AGA-P1,emergency_visit,2025-04-10,,,\n"
+        "A3,AGA-P3,hospital_admission,2025-02-10,2025-02-12,false,dehydration\n",
+    },
+    "AGB": {
+        "agencies": "agency_id,model,departement\nAGB,integrated,38\n",
+        "persons": "person_id,agency_id,birth_year,sex,departement,lives_alone,benefit,gir_at_intake,linkage_id\n"
+        "AGB-Q1,AGB,1940,F,38,true,APA,2,L1\nAGB-Q2,AGB,1932,F,38,true,APA,3,L2\n",
+        "episodes": "episode_id,person_id,agency_id,cohort,referral_date,start_date,end_date,end_reason,"
+        "referral_source,payer,entry_situation\n"
+        "AGB-E2,AGB-Q1,AGB,comparison,2025-01-01,2025-01-01,2025-08-31,goal_reached,hospital,none,rupture\n"
+        "AGB-E3,AGB-Q2,AGB,comparison,2025-01-01,2025-01-01,2025-10-01,death,hospital,none,rupture\n"
+        "AGB-E4,AGB-Q2,AGB,care_managed,2025-04-20,2025-05-01,2025-10-01,death,hospital,family,crisis\n",
+        "events": "event_id,person_id,event_type,event_date,end_date,planned,diagnosis_group\n"
+        "B1,AGB-Q1,hospital_admission,2025-04-10,2025-04-15,false,\n"
+        "B2,AGB-Q1,emergency_visit,2025-04-10,,,\n"
+        "B3,AGB-Q1,hospital_admission,2025-02-01,2025-02-03,false,heart_failure\n"
+        "B4,AGB-Q2,hospital_admission,2025-03-01,2025-03-04,false,copd\n"
+        "B5,AGB-Q2,hospital_admission,2025-06-10,2025-06-12,false,appendicitis\n"
+        "B7,AGB-Q2,death,2025-10-01,,,\n",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def overlap_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    root = tmp_path_factory.mktemp("overlaps")
+    for agency, files in OVERLAP_FILES.items():
+        for entity, text in files.items():
+            path = root / "landing" / agency / f"{agency}_202512_{entity}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    run = run_on(root / "landing", root, "2025-12-31")
+    assert run.outcome.success, run.outcome.failures
+    return run
+
+
+def test_the_same_admission_sent_by_two_agencies_is_one_admission(overlap_run: PipelineRun) -> None:
+    kept = _rows(
+        overlap_run,
+        "select event_id, diagnosis_group, copies from int_events "
+        "where event_type in ('hospital_admission', 'emergency_visit') and event_date = date '2025-04-10' "
+        "order by event_id",
+    )
+    assert kept == [("A1", "infection", 2), ("A2", None, 2)]  # the copy with a diagnosis is kept
+    assert _rows(overlap_run, "select count(*) from int_events where event_type = 'hospital_admission'") == [(5,)]
+
+
+def test_each_episode_sees_its_persons_admissions_and_one_of_them_counts_each(overlap_run: PipelineRun) -> None:
+    rows = _rows(
+        overlap_run,
+        "select event_id, episode_id, period, is_attributed from fct_hospital_admissions "
+        "where period <> 'history' order by event_id, period, episode_id",
+    )
+    names = {stored_id(e): e for e in ("AGA-E1", "AGB-E2", "AGB-E3", "AGB-E4", "AGA-E5", "AGA-E6")}
+    assert sorted((e, names[ep], p, a) for e, ep, p, a in rows) == [
+        ("A1", "AGA-E1", "after", True),  # X care-managed at AGA: care management owns the day
+        ("A1", "AGB-E2", "after", False),  # the same day in X's comparison follow-up at AGB
+        ("A3", "AGA-E5", "after", True),
+        ("A3", "AGA-E6", "before", True),  # the year before Z's second episode
+        ("B3", "AGA-E1", "before", True),  # 1 February: before X's care management...
+        ("B3", "AGB-E2", "after", True),  # ...and during X's comparison follow-up, which owns it
+        ("B4", "AGB-E3", "after", True),
+        ("B4", "AGB-E4", "before", True),
+        ("B5", "AGB-E3", "after", False),
+        ("B5", "AGB-E4", "after", True),  # Y's care management started on 1 May
+    ]
+
+
+def test_federation_totals_count_each_admission_and_day_once(overlap_run: PipelineRun) -> None:
+    totals = _rows(
+        overlap_run,
+        "select cohort, period, unplanned_admissions, person_days, persons from mart_hospital_outcomes "
+        "where dimension = 'all' order by period, cohort",
+    )
+    after = {(c, p): (n, d, k) for c, p, n, d, k in totals if p == "after"}
+    # Days after: X 306 (care-managed from 1 March) + 59 (comparison, January-February); Y 154 + 120;
+    # Z 59 + 214. Admissions after: A1, B5, A3 care-managed; B3, B4 comparison.
+    assert after == {("care_managed", "after"): (3, 306 + 154 + 59 + 214, 3), ("comparison", "after"): (2, 59 + 120, 2)}
+    before = {c: n for c, p, n, _, _ in totals if p == "before"}
+    assert before == {"care_managed": 3, "comparison": 0}
+    visits = _rows(overlap_run, "select count(distinct event_id) from fct_emergency_visits")
+    assert visits == [(1,)]
+
+
+def test_overlapping_comparison_episodes_are_flagged_and_a_death_counts_once(overlap_run: PipelineRun) -> None:
+    episodes = _rows(
+        overlap_run,
+        "select episode_id, other_episodes, concurrent_care_management, care_managed_before, death_date, "
+        "death_attributed from fct_episodes",
+    )
+    names = {stored_id(e): e for e in ("AGA-E1", "AGB-E2", "AGB-E3", "AGB-E4", "AGA-E5", "AGA-E6")}
+    flags = {names[e]: (n, c, b, d, a) for e, n, c, b, d, a in episodes}
+    assert flags == {
+        "AGA-E1": (1, False, False, None, False),
+        "AGB-E2": (1, True, False, None, False),  # X is care-managed at AGA meanwhile
+        "AGB-E3": (1, True, False, date(2025, 10, 1), False),  # Y is care-managed at AGB meanwhile
+        "AGB-E4": (1, False, False, date(2025, 10, 1), True),
+        "AGA-E5": (1, False, False, None, False),
+        "AGA-E6": (1, False, True, None, False),
+    }
+    deaths = _rows(
+        overlap_run,
+        "select cohort, deaths from mart_mortality_placement where dimension = 'all' order by cohort",
+    )
+    assert deaths == [("care_managed", 1), ("comparison", 0)]
+    persons = _rows(
+        overlap_run,
+        "select agency_model, cohort, persons, episodes from mart_federation_summary order by agency_model, cohort",
+    )
+    assert persons == [
+        ("integrated", "care_managed", 1, 1),
+        ("integrated", "comparison", 2, 2),
+        ("remote", "care_managed", 2, 3),
+    ]
+
+
+def test_every_model_check_passes_with_overlapping_episodes(overlap_run: PipelineRun) -> None:
+    assert overlap_run.outcome.failed_checks == []
+    assert overlap_run.outcome.warnings == []

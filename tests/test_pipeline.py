@@ -41,11 +41,13 @@ def test_model_dependencies_come_from_the_sql() -> None:
     graph = current_graph()
     assert graph["mart_hospitalisation_rates"] == ["mart_hospital_outcomes"]
     assert graph["fct_hospital_admissions"] == [
+        "int_attributed_time",
         "int_episode_dimensions",
+        "int_events",
         "int_outcome_parameters",
         "int_person_time",
         "ref_avoidable_conditions",
-        "stg_events",
+        "ref_negative_control_conditions",
     ]
     assert graph["serving_snapshot"] == sorted(k for k in graph if k.startswith(("mart_", "ops_")))
     assert graph["ops_contract_checks"] == ["raw_landing_files"]  # quality_results is written with the ledger

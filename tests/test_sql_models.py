@@ -54,16 +54,19 @@ def _byar(observed: int, person_years: float) -> tuple[float, float]:
     sql = (ROOT / "models" / "marts" / "mart_hospital_outcomes.sql").read_text()
     con = duckdb.connect()
     con.execute(
-        "create table int_person_time as select 'e' as episode_id, 'p' as person_id, 'after' as period, "
+        "create table int_attributed_time as select 'e' as episode_id, 'p' as person_key, 'after' as period, "
         "? as person_days",
         [round(person_years * 365.25)],
     )
     con.execute(
         "create table fct_hospital_admissions as select 'e' as episode_id, 'after' as period, false as is_planned, "
-        "false as is_avoidable, false as is_readmission from range(?)",
+        "false as is_avoidable, false as is_readmission, true as is_attributed from range(?)",
         [observed],
     )
-    con.execute("create table fct_emergency_visits (episode_id varchar, period varchar, followed_by_admission bool)")
+    con.execute(
+        "create table fct_emergency_visits (episode_id varchar, period varchar, followed_by_admission bool, "
+        "is_attributed bool)"
+    )
     con.execute(
         "create table int_episode_dimension_pairs as select 'e' as episode_id, 'c' as cohort, 'all' as dimension, "
         "'all' as dimension_value"

@@ -1,5 +1,6 @@
 -- One row per episode starting by the cut-off: its follow-up and every dimension marts break
--- outcomes down by (agency, agency model, département, GIR band, age band, cohort).
+-- outcomes down by (agency, agency model, département, GIR band, age band, cohort), and its
+-- person across the federation (person_key).
 with episodes as (
     select * from stg_episodes
 ),
@@ -19,6 +20,7 @@ cutoff as (
 select
     episodes.episode_id,
     episodes.person_id,
+    coalesce(persons.person_key, episodes.person_id) as person_key,
     episodes.agency_id,
     episodes.care_manager_id,
     coalesce(agencies.agency_model, 'unknown') as agency_model,

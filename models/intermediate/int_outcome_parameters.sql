@@ -9,5 +9,6 @@ select
     max(case when name = 'delivery_shortfall_share' then value end) as delivery_shortfall_share,
     max(case when name = 'repair_target_days' then value end) as repair_target_days,
     max(case when name = 'ed_admission_days' then value end) as ed_admission_days,
-    max(case when name = 'assessment_window_days' then value end) as assessment_window_days
+    max(case when name = 'assessment_window_days' then value end) as assessment_window_days,
+    max(case when name = 'history_days' then value end) as history_days
 from parameters

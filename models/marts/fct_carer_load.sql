@@ -2,7 +2,11 @@
 -- closest to the start, from 30 days before to 60 days after it) and at 6 and 12 months (the assessment
 -- closest to 182 or 365 days after the start, within assessment_window_days), its band, the
 -- change from baseline, carer hours per week, and whether a carer on leave or out of work
--- at baseline is back in work at the last of those assessments.
+-- at baseline is back in work at the last of those assessments. An assessment belongs to the
+-- episode it names (episode_id); one that names none is used by every episode of its person at
+-- that agency whose window it falls in, so two overlapping episodes may share it: is_attributed
+-- marks the one episode (care-managed first, then the earliest start) that counts a baseline
+-- assessment in totals.
 with dimensions as (
     select * from int_episode_dimensions
 ),
@@ -11,25 +15,52 @@ parameters as (
     select * from int_outcome_parameters
 ),
 
-assessments as (
+carer_measures as (
+    select
+        assessment_id,
+        person_id,
+        episode_id as named_episode_id,
+        assessment_date,
+        zarit_form,
+        zarit_score,
+        carer_hours_per_week,
+        carer_employment
+    from stg_assessments
+    where
+        zarit_score is not null
+        or carer_hours_per_week is not null
+        or carer_employment is not null
+),
+
+attached as (
     select
         dimensions.episode_id,
-        stg_assessments.assessment_date,
-        date_diff('day', dimensions.start_date, stg_assessments.assessment_date) as offset_days,
-        case when coalesce(stg_assessments.zarit_form, 'zbi22') = 'zbi22' then stg_assessments.zarit_score end
-            as zarit,
-        stg_assessments.carer_hours_per_week,
-        stg_assessments.carer_employment
-    from stg_assessments
-    inner join dimensions
-        on
-            stg_assessments.person_id = dimensions.person_id
-            and stg_assessments.assessment_date
-            between cast(dimensions.start_date - interval '30' day as date) and dimensions.follow_up_end
+        carer_measures.*
+    from carer_measures
+    inner join dimensions on carer_measures.named_episode_id = dimensions.episode_id
+    union all
+    select
+        dimensions.episode_id,
+        carer_measures.*
+    from carer_measures
+    inner join dimensions on carer_measures.person_id = dimensions.person_id
+    where carer_measures.named_episode_id is null
+),
+
+assessments as (
+    select
+        attached.episode_id,
+        attached.assessment_id,
+        attached.assessment_date,
+        date_diff('day', dimensions.start_date, attached.assessment_date) as offset_days,
+        case when coalesce(attached.zarit_form, 'zbi22') = 'zbi22' then attached.zarit_score end as zarit,
+        attached.carer_hours_per_week,
+        attached.carer_employment
+    from attached
+    inner join dimensions on attached.episode_id = dimensions.episode_id
     where
-        stg_assessments.zarit_score is not null
-        or stg_assessments.carer_hours_per_week is not null
-        or stg_assessments.carer_employment is not null
+        attached.assessment_date
+        between cast(dimensions.start_date - interval '30' day as date) and dimensions.follow_up_end
 ),
 
 timed as (
@@ -59,6 +90,7 @@ ranked as (
 points as (
     select
         episode_id,
+        max(case when time_point = 0 then assessment_id end) as baseline_assessment_id,
         max(case when time_point = 0 then zarit end) as zarit_baseline,
         max(case when time_point = 6 then zarit end) as zarit_6m,
         max(case when time_point = 12 then zarit end) as zarit_12m,
@@ -76,19 +108,29 @@ points as (
 banded as (
     select
         points.*,
-        coalesce(points.employment_12m, points.employment_6m) as employment_last
+        coalesce(points.employment_12m, points.employment_6m) as employment_last,
+        row_number() over (
+            partition by coalesce(points.baseline_assessment_id, points.episode_id)
+            order by
+                case when dimensions.cohort = 'care_managed' then 0 else 1 end,
+                dimensions.start_date,
+                dimensions.episode_id
+        ) = 1 as is_attributed
     from points
+    inner join dimensions on points.episode_id = dimensions.episode_id
 )
 
 select
     dimensions.episode_id,
     dimensions.person_id,
+    dimensions.person_key,
     dimensions.agency_id,
     dimensions.agency_model,
     dimensions.departement,
     dimensions.gir_band,
     dimensions.age_band,
     dimensions.cohort,
+    banded.baseline_assessment_id,
     banded.zarit_baseline,
     banded.zarit_6m,
     banded.zarit_12m,
@@ -115,6 +157,7 @@ select
     banded.employment_last,
     banded.employment_baseline in ('unpaid_leave', 'stopped_work') as carer_out_of_work_at_baseline,
     banded.employment_baseline in ('unpaid_leave', 'stopped_work')
-    and banded.employment_last in ('full_time', 'part_time') as carer_back_in_work
+    and banded.employment_last in ('full_time', 'part_time') as carer_back_in_work,
+    banded.is_attributed
 from banded
 inner join dimensions on banded.episode_id = dimensions.episode_id

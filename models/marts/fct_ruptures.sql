@@ -10,8 +10,12 @@
 --     delivery_shortfall_share of hours granted (repaired the first month back above it).
 -- Days without help run from the start to the repair (or the end of follow-up); time to
 -- repair runs from detection when it is known, else from the start.
+-- Everything is by person across the federation (person_key): events once each (int_events),
+-- hours once per month and funder (int_service_plans), providers found by any agency. Each
+-- episode sees its person's ruptures; is_attributed marks the one episode-period that counts a
+-- rupture in totals: the owner (int_attributed_time) of its first day within the person's windows.
 with events as (
-    select * from stg_events
+    select * from int_events
 ),
 
 parameters as (
@@ -20,18 +24,18 @@ parameters as (
 
 plans as (
     select
-        person_id,
+        person_key,
         month_start,
         sum(hours_granted) as hours_granted,
         sum(hours_delivered) as hours_delivered
-    from stg_service_plans
-    group by person_id, month_start
+    from int_service_plans
+    group by person_key, month_start
 ),
 
 interruptions as (
     select
         event_id as rupture_id,
-        person_id,
+        person_key,
         'service_interruption' as rupture_type,
         event_date as rupture_start,
         detected_date,
@@ -43,14 +47,14 @@ interruptions as (
 discharges as (
     select
         event_id,
-        person_id,
+        person_key,
         end_date as discharge_date
     from events
     where event_type = 'hospital_admission' and not is_planned and end_date is not null
     union all
-    select
+    select distinct
         event_id,
-        person_id,
+        person_key,
         visit_date as discharge_date
     from fct_emergency_visits
     where not followed_by_admission
@@ -58,34 +62,34 @@ discharges as (
 
 providers as (
     select
-        episodes.person_id,
+        episodes.person_key,
         interventions.intervention_date
     from stg_interventions as interventions
-    inner join stg_episodes as episodes on interventions.episode_id = episodes.episode_id
+    inner join int_episode_dimensions as episodes on interventions.episode_id = episodes.episode_id
     where interventions.intervention_type = 'provider_found'
 ),
 
 discharge_help as (
     select
         discharges.event_id,
-        discharges.person_id,
+        discharges.person_key,
         discharges.discharge_date,
         max(case when before_plans.hours_delivered > 0 then 1 else 0 end) as had_help_before,
         min(providers.intervention_date) as provider_date
     from discharges
     left join plans as before_plans
         on
-            discharges.person_id = before_plans.person_id
+            discharges.person_key = before_plans.person_key
             and before_plans.month_start = cast(date_trunc('month', discharges.discharge_date) - interval '1' month as date)
     left join providers
-        on discharges.person_id = providers.person_id and providers.intervention_date >= discharges.discharge_date
-    group by discharges.event_id, discharges.person_id, discharges.discharge_date
+        on discharges.person_key = providers.person_key and providers.intervention_date >= discharges.discharge_date
+    group by discharges.event_id, discharges.person_key, discharges.discharge_date
 ),
 
 unsupported as (
     select
         discharge_help.event_id as rupture_id,
-        discharge_help.person_id,
+        discharge_help.person_key,
         'discharge_without_support' as rupture_type,
         discharge_help.discharge_date as rupture_start,
         cast(null as date) as detected_date,
@@ -104,7 +108,7 @@ unsupported as (
 lapses as (
     select
         lapsed.event_id as rupture_id,
-        lapsed.person_id,
+        lapsed.person_key,
         'benefit_lapse' as rupture_type,
         lapsed.event_date as rupture_start,
         cast(null as date) as detected_date,
@@ -112,20 +116,20 @@ lapses as (
     from events as lapsed
     left join events as granted
         on
-            lapsed.person_id = granted.person_id
+            lapsed.person_key = granted.person_key
             and granted.event_type = 'benefit_granted'
             and granted.benefit is not distinct from lapsed.benefit
             and granted.event_date > lapsed.event_date
     where lapsed.event_type = 'benefit_lapsed'
-    group by lapsed.event_id, lapsed.person_id, lapsed.event_date
+    group by lapsed.event_id, lapsed.person_key, lapsed.event_date
 ),
 
 short_months as (
     select
-        plans.person_id,
+        plans.person_key,
         plans.month_start,
         year(plans.month_start) * 12 + month(plans.month_start) as month_number,
-        row_number() over (partition by plans.person_id order by plans.month_start) as short_rank
+        row_number() over (partition by plans.person_key order by plans.month_start) as short_rank
     from plans
     cross join parameters
     where plans.hours_granted > 0 and plans.hours_delivered < parameters.delivery_shortfall_share * plans.hours_granted
@@ -133,17 +137,17 @@ short_months as (
 
 shortfall_runs as (
     select
-        person_id,
+        person_key,
         min(month_start) as first_month,
         max(month_start) as last_month
     from short_months
-    group by person_id, month_number - short_rank
+    group by person_key, month_number - short_rank
 ),
 
 shortfalls as (
     select
-        shortfall_runs.person_id || ':' || cast(shortfall_runs.first_month as varchar) as rupture_id,
-        shortfall_runs.person_id,
+        shortfall_runs.person_key || ':' || cast(shortfall_runs.first_month as varchar) as rupture_id,
+        shortfall_runs.person_key,
         'delivery_shortfall' as rupture_type,
         shortfall_runs.first_month as rupture_start,
         cast(null as date) as detected_date,
@@ -151,7 +155,7 @@ shortfalls as (
     from shortfall_runs
     left join plans as next_plans
         on
-            shortfall_runs.person_id = next_plans.person_id
+            shortfall_runs.person_key = next_plans.person_key
             and next_plans.month_start = cast(shortfall_runs.last_month + interval '1' month as date)
 ),
 
@@ -163,52 +167,85 @@ ruptures as (
     select * from lapses
     union all
     select * from shortfalls
+),
+
+placed as (
+    select
+        ruptures.*,
+        periods.episode_id,
+        periods.period,
+        -- The rupture's first day within this window: its start, or the window's first day
+        -- when it was still open then.
+        greatest(ruptures.rupture_start, periods.period_start) as first_day_in_window
+    from ruptures
+    inner join int_person_time as periods
+        on
+            ruptures.person_key = periods.person_key
+            and (
+                ruptures.rupture_start between periods.period_start and periods.period_end
+                -- Still going when the before window opens: counted in the before period.
+                or (
+                    periods.period = 'before'
+                    and ruptures.rupture_start < periods.period_start
+                    and (ruptures.repaired_date is null or ruptures.repaired_date >= periods.period_start)
+                )
+            )
+),
+
+attribution_days as (
+    select
+        rupture_type,
+        rupture_id,
+        period,
+        min(first_day_in_window) as attribution_day
+    from placed
+    group by rupture_type, rupture_id, period
 )
 
 select
-    ruptures.rupture_id,
-    ruptures.rupture_type,
-    periods.episode_id,
-    periods.person_id,
-    periods.agency_id,
-    periods.cohort,
-    periods.period,
+    placed.rupture_id,
+    placed.rupture_type,
+    placed.episode_id,
+    dimensions.person_id,
+    dimensions.person_key,
+    dimensions.agency_id,
+    dimensions.cohort,
+    placed.period,
     dimensions.agency_model,
     dimensions.departement,
     dimensions.gir_band,
     dimensions.age_band,
-    ruptures.rupture_start,
-    ruptures.detected_date,
-    ruptures.repaired_date,
-    ruptures.repaired_date is null or ruptures.repaired_date > dimensions.follow_up_end as is_open,
+    placed.rupture_start,
+    placed.detected_date,
+    placed.repaired_date,
+    placed.repaired_date is null or placed.repaired_date > dimensions.follow_up_end as is_open,
     date_diff(
-        'day', ruptures.rupture_start,
+        'day', placed.rupture_start,
         case
-            when ruptures.repaired_date is null or ruptures.repaired_date > dimensions.follow_up_end
+            when placed.repaired_date is null or placed.repaired_date > dimensions.follow_up_end
                 then dimensions.follow_up_end
-            else ruptures.repaired_date
+            else placed.repaired_date
         end
     ) as days_without_help,
-    date_diff('day', ruptures.rupture_start, ruptures.detected_date) as days_to_detection,
-    date_diff('day', coalesce(ruptures.detected_date, ruptures.rupture_start), ruptures.repaired_date)
+    date_diff('day', placed.rupture_start, placed.detected_date) as days_to_detection,
+    date_diff('day', coalesce(placed.detected_date, placed.rupture_start), placed.repaired_date)
         as days_to_repair,
     coalesce(
-        date_diff('day', coalesce(ruptures.detected_date, ruptures.rupture_start), ruptures.repaired_date)
+        date_diff('day', coalesce(placed.detected_date, placed.rupture_start), placed.repaired_date)
         <= parameters.repair_target_days,
         false
-    ) as repaired_within_target
-from ruptures
+    ) as repaired_within_target,
+    segments.episode_id is not null as is_attributed
+from placed
 cross join parameters
-inner join int_person_time as periods
+inner join int_episode_dimensions as dimensions on placed.episode_id = dimensions.episode_id
+inner join attribution_days
     on
-        ruptures.person_id = periods.person_id
-        and (
-            ruptures.rupture_start between periods.period_start and periods.period_end
-            -- Still going when the before window opens: counted in the before period.
-            or (
-                periods.period = 'before'
-                and ruptures.rupture_start < periods.period_start
-                and (ruptures.repaired_date is null or ruptures.repaired_date >= periods.period_start)
-            )
-        )
-inner join int_episode_dimensions as dimensions on periods.episode_id = dimensions.episode_id
+        placed.rupture_type = attribution_days.rupture_type
+        and placed.rupture_id = attribution_days.rupture_id
+        and placed.period = attribution_days.period
+left join int_attributed_time as segments
+    on
+        placed.episode_id = segments.episode_id
+        and placed.period = segments.period
+        and attribution_days.attribution_day between segments.segment_start and segments.segment_end

@@ -1,43 +1,65 @@
 -- Home-help hours per episode and month, before and after the index date: granted,
--- delivered, and unused (granted but not delivered, never negative).
+-- delivered, and unused (granted but not delivered, never negative). Hours are the person's
+-- (person_key), once per month and funder (int_service_plans); each episode sees its person's
+-- months, and is_attributed marks the one episode that counts a month of a period in totals,
+-- chosen as int_attributed_time chooses a day's owner: care-managed first, then the earliest
+-- start, then the smallest episode_id.
 with plans as (
     select
-        person_id,
+        person_key,
         month_start,
         sum(hours_granted) as hours_granted,
         sum(hours_delivered) as hours_delivered
-    from stg_service_plans
-    group by person_id, month_start
+    from int_service_plans
+    group by person_key, month_start
+),
+
+placed as (
+    select
+        plans.*,
+        periods.episode_id,
+        periods.period,
+        row_number() over (
+            partition by plans.person_key, plans.month_start, periods.period
+            order by
+                case when periods.cohort = 'care_managed' then 0 else 1 end,
+                periods.start_date,
+                periods.episode_id
+        ) = 1 as is_attributed
+    from plans
+    inner join int_person_time as periods
+        on
+            plans.person_key = periods.person_key
+            -- The month of the index date belongs to the after period only.
+            and (
+                (
+                    periods.period = 'after'
+                    and plans.month_start
+                    between cast(date_trunc('month', periods.period_start) as date) and periods.period_end
+                )
+                or (
+                    periods.period = 'before'
+                    and plans.month_start >= cast(date_trunc('month', periods.period_start) as date)
+                    and plans.month_start < cast(date_trunc('month', periods.period_end + interval '1' day) as date)
+                )
+            )
 )
 
 select
-    periods.episode_id,
-    periods.person_id,
-    periods.agency_id,
-    periods.cohort,
-    periods.period,
+    placed.episode_id,
+    dimensions.person_id,
+    dimensions.person_key,
+    dimensions.agency_id,
+    dimensions.cohort,
+    placed.period,
     dimensions.agency_model,
     dimensions.departement,
     dimensions.gir_band,
     dimensions.age_band,
-    plans.month_start,
-    plans.hours_granted,
-    plans.hours_delivered,
-    greatest(plans.hours_granted - plans.hours_delivered, 0) as hours_unused
-from plans
-inner join int_person_time as periods
-    on
-        plans.person_id = periods.person_id
-        -- The month of the index date belongs to the after period only.
-        and (
-            (
-                periods.period = 'after'
-                and plans.month_start between cast(date_trunc('month', periods.period_start) as date) and periods.period_end
-            )
-            or (
-                periods.period = 'before'
-                and plans.month_start >= cast(date_trunc('month', periods.period_start) as date)
-                and plans.month_start < cast(date_trunc('month', periods.period_end + interval '1' day) as date)
-            )
-        )
-inner join int_episode_dimensions as dimensions on periods.episode_id = dimensions.episode_id
+    placed.month_start,
+    placed.hours_granted,
+    placed.hours_delivered,
+    greatest(placed.hours_granted - placed.hours_delivered, 0) as hours_unused,
+    placed.is_attributed
+from placed
+inner join int_episode_dimensions as dimensions on placed.episode_id = dimensions.episode_id

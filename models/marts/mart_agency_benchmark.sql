@@ -2,18 +2,22 @@
 -- admissions after the index date (care-managed episodes) against those expected if its
 -- people had the federation's rates for their age band and GIR band. The ratio
 -- observed / expected has a 95% interval from Byar's approximation (expected taken as
--- fixed). Agencies are compared with the federation, not with each other.
+-- fixed). Agencies are compared with the federation, not with each other. Days and admissions
+-- are counted once, under the episode that owns them (int_attributed_time), so that observed and
+-- expected add up to the federation's totals.
 with person_time as (
     select
-        periods.episode_id,
-        periods.agency_id,
+        segments.episode_id,
+        dimensions.agency_id,
         dimensions.agency_model,
         dimensions.age_band,
         dimensions.gir_band,
-        periods.person_days
-    from int_person_time as periods
-    inner join int_episode_dimensions as dimensions on periods.episode_id = dimensions.episode_id
-    where periods.period = 'after' and periods.cohort = 'care_managed'
+        sum(segments.person_days) as person_days
+    from int_attributed_time as segments
+    inner join int_episode_dimensions as dimensions on segments.episode_id = dimensions.episode_id
+    where segments.period = 'after' and dimensions.cohort = 'care_managed'
+    group by
+        segments.episode_id, dimensions.agency_id, dimensions.agency_model, dimensions.age_band, dimensions.gir_band
 ),
 
 admissions as (
@@ -21,7 +25,7 @@ admissions as (
         episode_id,
         sum(case when is_planned then 0 else 1 end) as unplanned_admissions
     from fct_hospital_admissions
-    where period = 'after' and cohort = 'care_managed'
+    where period = 'after' and cohort = 'care_managed' and is_attributed
     group by episode_id
 ),
 

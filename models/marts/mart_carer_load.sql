@@ -1,8 +1,10 @@
 -- Carer load by breakdown and cohort: Zarit (22-item form) at baseline and its change at 6
 -- and 12 months, the severe band (61-88) at baseline and at 12 months, carer hours per
 -- week, and carers back in work. Means are over the carers with both measures.
+-- A baseline assessment shared by overlapping episodes counts once (is_attributed).
 with load as (
     select * from fct_carer_load
+    where is_attributed
 )
 
 select

@@ -1,7 +1,9 @@
 -- Hospital outcomes per 1,000 person-years, by breakdown (dimension, dimension_value),
 -- cohort and period: unplanned admissions (95% Byar interval), potentially avoidable
 -- admissions, 30-day readmissions, emergency visits without admission; planned stays counted
--- apart. Descriptive: not adjusted for case mix.
+-- apart. Descriptive: not adjusted for case mix. Each admission, visit and day of a person is
+-- counted once, under the episode that owns it (int_attributed_time), however many episodes,
+-- agencies or copies the person has; persons are counted across the federation (person_key).
 with admissions as (
     select
         episode_id,
@@ -11,6 +13,7 @@ with admissions as (
         sum(case when is_avoidable then 1 else 0 end) as avoidable_admissions,
         sum(case when is_readmission then 1 else 0 end) as readmissions_30d
     from fct_hospital_admissions
+    where is_attributed
     group by episode_id, period
 ),
 
@@ -20,13 +23,24 @@ visits as (
         period,
         sum(case when followed_by_admission then 0 else 1 end) as emergency_visits_without_admission
     from fct_emergency_visits
+    where is_attributed
     group by episode_id, period
+),
+
+person_time as (
+    select
+        episode_id,
+        person_key,
+        period,
+        sum(person_days) as person_days
+    from int_attributed_time
+    group by episode_id, person_key, period
 ),
 
 per_episode as (
     select
         person_time.episode_id,
-        person_time.person_id,
+        person_time.person_key,
         person_time.period,
         person_time.person_days,
         coalesce(admissions.unplanned_admissions, 0) as unplanned_admissions,
@@ -34,7 +48,7 @@ per_episode as (
         coalesce(admissions.avoidable_admissions, 0) as avoidable_admissions,
         coalesce(admissions.readmissions_30d, 0) as readmissions_30d,
         coalesce(visits.emergency_visits_without_admission, 0) as emergency_visits_without_admission
-    from int_person_time as person_time
+    from person_time
     left join admissions
         on person_time.episode_id = admissions.episode_id and person_time.period = admissions.period
     left join visits on person_time.episode_id = visits.episode_id and person_time.period = visits.period
@@ -47,7 +61,7 @@ totals as (
         pairs.cohort,
         per_episode.period,
         count(*) as episodes,
-        count(distinct per_episode.person_id) as persons,
+        count(distinct per_episode.person_key) as persons,
         cast(sum(per_episode.person_days) as bigint) as person_days,
         sum(per_episode.person_days) / 365.25 as person_years,
         cast(sum(per_episode.unplanned_admissions) as bigint) as unplanned_admissions,

@@ -2,12 +2,13 @@
 -- admissions (per 1,000 person-years), 30-day readmissions, emergency visits without
 -- admission, deaths and placements (first event), ruptures by the month they started, and
 -- home-help hours granted and delivered. Carer load is measured at 6 and 12 months, not by
--- calendar month (see mart_carer_load).
+-- calendar month (see mart_carer_load). Each day and event of a person is counted once, under
+-- the episode that owns it (int_attributed_time; the facts' is_attributed).
 with person_time as (
     select
         cohort,
         month_start,
-        sum(person_days) as person_days
+        sum(attributed_days) as person_days
     from int_person_months
     group by cohort, month_start
 ),
@@ -19,7 +20,7 @@ admissions as (
         sum(case when is_planned then 0 else 1 end) as unplanned_admissions,
         sum(case when is_readmission then 1 else 0 end) as readmissions_30d
     from fct_hospital_admissions
-    where period = 'after'
+    where period = 'after' and is_attributed
     group by cohort, month_start
 ),
 
@@ -29,7 +30,7 @@ visits as (
         month_start,
         sum(case when followed_by_admission then 0 else 1 end) as emergency_visits_without_admission
     from fct_emergency_visits
-    where period = 'after'
+    where period = 'after' and is_attributed
     group by cohort, month_start
 ),
 
@@ -40,7 +41,7 @@ endings as (
         sum(case when first_event = 'death' then 1 else 0 end) as first_event_death,
         sum(case when first_event = 'placement' then 1 else 0 end) as first_event_placement
     from fct_episodes
-    where first_event <> 'none'
+    where first_event <> 'none' and first_event_attributed
     group by cohort, cast(date_trunc('month', first_event_date) as date)
 ),
 
@@ -50,7 +51,7 @@ ruptures as (
         cast(date_trunc('month', rupture_start) as date) as month_start,
         count(*) as ruptures_started
     from fct_ruptures
-    where period = 'after'
+    where period = 'after' and is_attributed
     group by cohort, cast(date_trunc('month', rupture_start) as date)
 ),
 
@@ -61,7 +62,7 @@ delivery as (
         sum(hours_granted) as hours_granted,
         sum(hours_delivered) as hours_delivered
     from fct_service_delivery
-    where period = 'after'
+    where period = 'after' and is_attributed
     group by cohort, month_start
 )
 

@@ -1,7 +1,9 @@
 -- Ruptures by breakdown, cohort, period and type: how many, still open, days without help,
 -- time to detection and to repair (medians), and the share repaired within the target.
+-- Each rupture once per period, under the episode that counts it (is_attributed).
 with ruptures as (
     select * from fct_ruptures
+    where is_attributed
 )
 
 select
@@ -11,7 +13,7 @@ select
     ruptures.period,
     ruptures.rupture_type,
     count(*) as ruptures,
-    count(distinct ruptures.person_id) as persons,
+    count(distinct ruptures.person_key) as persons,
     cast(sum(case when ruptures.is_open then 1 else 0 end) as bigint) as still_open,
     avg(ruptures.days_without_help) as days_without_help_mean,
     median(ruptures.days_without_help) as days_without_help_median,

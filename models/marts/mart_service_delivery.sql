@@ -1,7 +1,9 @@
 -- Home-help delivery by breakdown, cohort and period: hours granted, delivered and unused,
 -- and delivered over granted.
+-- Each person-month once per period, under the episode that counts it (is_attributed).
 with delivery as (
     select * from fct_service_delivery
+    where is_attributed
 )
 
 select
@@ -9,7 +11,7 @@ select
     pairs.dimension_value,
     pairs.cohort,
     delivery.period,
-    count(distinct delivery.person_id) as persons,
+    count(distinct delivery.person_key) as persons,
     count(*) as person_months,
     sum(delivery.hours_granted) as hours_granted,
     sum(delivery.hours_delivered) as hours_delivered,

@@ -9,7 +9,7 @@ select
     pairs.dimension_value,
     pairs.cohort,
     count(*) as episodes,
-    count(distinct episodes.person_id) as persons,
+    count(distinct episodes.person_key) as persons,
     median(episodes.days_to_first_contact) as days_to_first_contact_median,
     count(episodes.days_to_plan) as episodes_with_plan,
     median(episodes.days_to_plan) as days_to_plan_median,

@@ -9,6 +9,7 @@ from pipelines.settings import project_root
 
 REFERENCE_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
     "ref_avoidable_conditions": ("avoidable_conditions.csv", {"diagnosis_group": pl.String()}),
+    "ref_negative_control_conditions": ("negative_control_conditions.csv", {"diagnosis_group": pl.String()}),
     "ref_outcome_parameters": ("outcome_parameters.csv", {"value": pl.Float64()}),
 }
 

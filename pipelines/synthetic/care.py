@@ -206,13 +206,17 @@ def simulate_service_plans(
     )
     granted = np.minimum(granted_person[person], 744)
     month_day = month.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
-    better = care.covered(person, month_day, lead=HOURS_LEAD_DAYS) & effects.detection_and_delivery
+    # Nobody is care-managed before their first index date: only later months are looked up.
+    later = np.flatnonzero(month_day >= people.start[person] - HOURS_LEAD_DAYS)
+    better = np.zeros(person.shape[0], dtype=bool)
+    if effects.detection_and_delivery:
+        better[later] = care.covered(person[later], month_day[later], lead=HOURS_LEAD_DAYS)
     share = np.where(better, rng.beta(9, 1, person.shape[0]), rng.beta(8, 2.2, person.shape[0]))
     frame = pl.DataFrame(
         {
             "person": person,
             "month_day": month_day,
-            "funder": benefit[person],
+            "funder": pl.Series(benefit.astype(str)).gather(person),
             "hours_granted": granted,
             "delivered": np.round(granted * share * 2) / 2,
         }

@@ -386,11 +386,11 @@ def _export_tables(
             "first_agency": clients.first,
         }
     )
-    events = (
-        raw["events"]
-        .join(windows, on="person")
-        .filter(pl.col("day").is_between(pl.col("window_start"), pl.col("window_end")))
-        .sort(["client", "day", "event_type"], maintain_order=True)
+    events = _in_windows(
+        raw["events"],
+        windows,
+        pl.col("day").is_between(pl.col("window_start"), pl.col("window_end")),
+        ["client", "day", "event_type"],
     )
     copy_without_diagnosis = pl.Series(rng.random(events.height) < 0.2)
     known = lambda column: pl.when(pl.col(column) <= pl.col("window_end")).then(pl.col(column))  # noqa: E731
@@ -430,11 +430,11 @@ def _export_tables(
     )
 
     month = lambda day: pl.col(day).cast(pl.Int32).cast(pl.Date).dt.truncate("1mo")  # noqa: E731
-    plans = (
-        raw["service_plans"]
-        .join(windows, on="person")
-        .filter(pl.col("month_day").cast(pl.Int32).cast(pl.Date).is_between(month("window_start"), month("window_end")))
-        .sort(["client", "month_day"], maintain_order=True)
+    plans = _in_windows(
+        raw["service_plans"],
+        windows,
+        pl.col("month_day").cast(pl.Int32).cast(pl.Date).is_between(month("window_start"), month("window_end")),
+        ["client", "month_day"],
     )
     out["service_plans"] = plans.select(
         person_ids.gather(plans["client"]).alias("person_id"),
@@ -457,6 +457,19 @@ def _export_tables(
             for f in contract.entity(name).fields
         )
     return out
+
+
+def _in_windows(rows: pl.DataFrame, windows: pl.DataFrame, inside: pl.Expr, order: list[str]) -> pl.DataFrame:
+    """Each agency's copy of its persons' rows that fall in its window (``inside``), ordered by ``order``.
+
+    When every person has one agency its window holds all their rows: no join is needed.
+    """
+    if windows.height == windows["person"].n_unique():
+        one = windows.sort("person")
+        return rows.with_columns(
+            *(one[c].gather(rows["person"]).alias(c) for c in ("client", "window_start", "window_end", "first_agency"))
+        ).sort(order, maintain_order=True)
+    return rows.join(windows, on="person").filter(inside).sort(order, maintain_order=True)
 
 
 def _bands(people: People, person: np.ndarray, start: np.ndarray) -> dict[str, Any]:

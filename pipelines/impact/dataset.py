@@ -4,6 +4,10 @@ Outcomes are per episode: each episode is its own unit and sees every event of i
 its own windows (an admission during two overlapping episodes counts once in each, which is
 right for a per-episode outcome; the marts attribute events once, docs/outcomes.md).
 
+**Comparison episodes care-managed elsewhere** (``fct_episodes.concurrent_care_management``: the
+same person, through the linkage pseudonym, in a care-managed episode at the same time) leave
+the study and are counted in the attrition table.
+
 **History actually available.** An agency's records begin at its earliest event; an episode
 whose required history (``StudySpec.history_months``: the pre-period of a difference-in-
 differences, or the 12 months a prior-use covariate counts) starts before its agency's records
@@ -209,6 +213,13 @@ def study_population(spec: StudySpec, data: pl.DataFrame) -> tuple[pl.DataFrame,
     """The episodes the outcome can be measured on, with the history the design needs and complete
     covariates, and the attrition table (episodes left at each step)."""
     attrition = {"episodes_in_population": data.height}
+    if "concurrent_care_management" in data.columns:
+        # A comparison episode whose person is care-managed at the same time (at another agency, seen
+        # through the linkage pseudonym) is not a comparison: it leaves the study.
+        elsewhere = pl.col("concurrent_care_management").fill_null(False)
+        concurrent = (pl.col("cohort") == spec.comparison_cohort) & elsewhere
+        data = data.filter(~concurrent)
+        attrition["without_comparison_episodes_care_managed_elsewhere"] = data.height
     if spec.outcome == "zarit_change_12m":
         data = data.filter(pl.col("zarit_change_12m").is_not_null())
         attrition["with_12_month_zarit"] = data.height

@@ -14,12 +14,13 @@ else
 LOCAL_ENV := DAGSTER_HOME=$(DAGSTER_HOME)
 endif
 
-.PHONY: help install browser demo run dashboard dev test lint typecheck pytest bench clean
+.PHONY: help install browser demo run dashboard dev test lint typecheck pytest validate bench clean
 
 help:
 	@echo "make demo    generate a synthetic federation, run the pipeline, serve the dashboards on :8501"
 	@echo "make test    lint, type-check and run the whole test suite"
 	@echo "make dev     the Dagster UI on :3000 (asset graph, runs, checks)"
+	@echo "make validate  the slow validation: studies on 100+ generated federations per scenario (docs/validation.md)"
 	@echo "make bench   time the pipeline and its peers at 10k, 100k and 1M persons (docs/benchmarks.md)"
 	@echo "make clean   remove generated data and local run history"
 
@@ -68,14 +69,23 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The slow validation tier (hundreds of federations) runs from `make validate`, not here.
 pytest: install browser
-	@$(BIN)/pytest; status=$$?; \
+	@$(BIN)/pytest -m "not slow"; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is missing"; exit 1; fi; \
 	exit $$status
 
 test: lint typecheck
 	$(BIN)/parcours contract-doc --check
 	$(MAKE) --no-print-directory pytest
+
+# Hours on a 2-core machine: every scenario and its null over VALIDATE_FEDERATIONS federations each,
+# in VALIDATE_WORKERS processes; figures go to data/generated/validation/ and docs/validation.md by hand.
+VALIDATE_FEDERATIONS ?= 100
+VALIDATE_WORKERS ?= 2
+validate: install
+	PARCOURS_VALIDATE_FEDERATIONS=$(VALIDATE_FEDERATIONS) PARCOURS_VALIDATE_WORKERS=$(VALIDATE_WORKERS) \
+	  nice -n 10 $(BIN)/pytest -m slow -p no:cacheprovider
 
 # Unattended; hours at the default sizes on a 2-core machine. BENCH_ARGS overrides, e.g.
 # make bench BENCH_ARGS="--persons 100000 --runs 3"

@@ -7,7 +7,6 @@ The report is built from the same scoped, disclosure-controlled tables as the st
 from __future__ import annotations
 
 import html
-import json
 import shutil
 import subprocess
 import tempfile
@@ -16,6 +15,9 @@ from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
+
+from pipelines.impact.gate import Verdict
+from pipelines.impact.messages import Language, check_rows, headline, interval_label, render, status, subgroup_marker
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -43,22 +45,53 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, float) else html.escape(str(value))
 
 
+def study_csv_rows(rows: pl.DataFrame, language: Language = "fr") -> pl.DataFrame:
+    """A study's rows for CSV: the verdict rendered in words (``verdict_text``) instead of its JSON, and
+    each subgroup that fails its own checks marked (``subgroup_mark``)."""
+    verdicts = [Verdict.from_json(v) for v in rows["verdict"]]
+    roles = rows["role"].to_list()
+    return rows.drop("diagnostics", "funder_figures", "verdict").with_columns(
+        pl.Series("verdict_text", [render(v, language) for v in verdicts]),
+        pl.Series(
+            "subgroup_mark",
+            [subgroup_marker(v, language) if r == "subgroup" else "" for v, r in zip(verdicts, roles, strict=True)],
+        ),
+    )
+
+
 def study_report_html(
-    main: dict[str, Any], figures: dict[str, go.Figure], funder_figures: dict[str, Any], published_at: str
+    main: dict[str, Any],
+    figures: dict[str, go.Figure],
+    funder_figures: dict[str, Any],
+    published_at: str,
+    language: Language = "fr",
 ) -> str:
-    """One self-contained HTML page: headline, interval, gate, method and limits, and the figures (Plotly inline)."""
-    failing = json.loads(main.get("failing_diagnostics") or "[]")
+    """One self-contained HTML page: the verdict, interval, checks, method and limits, and the figures (Plotly
+    inline). Whether the study is publishable, and why not, is rendered from its stored verdict only."""
+    verdict = Verdict.from_json(main["verdict"])
+    calibrated = main.get("estimate_calibrated") is not None
     rows = [
+        ("Verdict", html.escape(f"{status(verdict, language)} {headline(verdict, language)}")),
         ("Estimate", f"{_fmt(main.get('estimate'))} {html.escape(str(main.get('unit', '')))}"),
-        ("95% interval", f"{_fmt(main.get('ci_low'))} to {_fmt(main.get('ci_high'))}"),
+        (
+            "95% interval (uncalibrated)" if calibrated else "95% interval",
+            f"{_fmt(main.get('ci_low'))} to {_fmt(main.get('ci_high'))}",
+        ),
         ("Design / estimand", f"{html.escape(str(main.get('design')))} / {html.escape(str(main.get('estimand')))}"),
         ("Interval method", html.escape(str(main.get("variance_method", "")))),
         (
             "Episodes (care-managed / comparison)",
             f"{_fmt(main.get('n_treated'), 0)} / {_fmt(main.get('n_comparison'), 0)}",
         ),
-        ("Diagnostics", "all passed" if not failing else html.escape("; ".join(failing))),
     ]
+    if calibrated:
+        rows.append(
+            (
+                "95% interval, " + html.escape(interval_label(verdict, language)),
+                f"{_fmt(main.get('estimate_calibrated'))}: {_fmt(main.get('ci_low_calibrated'))} to "
+                f"{_fmt(main.get('ci_high_calibrated'))}",
+            )
+        )
     if funder_figures.get("avoided_unplanned_hospitalisations") is not None:
         low, high = funder_figures["avoided_ci"]
         avoided = _fmt(funder_figures["avoided_unplanned_hospitalisations"])
@@ -71,6 +104,10 @@ def study_report_html(
                 )
             )
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    checks = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(value)}</td>" for value in row.values()) + "</tr>"
+        for row in check_rows(verdict, language)
+    )
     parts = []
     for i, (title, figure) in enumerate(figures.items()):
         body = figure.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displayModeBar": False})
@@ -84,10 +121,12 @@ th{{text-align:left;padding-right:1em;vertical-align:top}}td,th{{padding:.25em .
 <p>Study <code>{html.escape(str(main.get("study")))}</code> version {html.escape(str(main.get("study_version")))}
 · published {html.escape(published_at)}</p>
 <table>{table}</table>
+<h2>Checks</h2>
+<table>{checks}</table>
 <div class="note"><p><strong>Method and limits.</strong> Care-managed people are compared with similar people
 who were not care-managed, adjusting for the covariates the study names; what was not recorded cannot be
-adjusted for. The interval is a 95% interval. The result is publishable only when every pre-set diagnostic
-passes. Counts under 11 are suppressed.</p></div>
+adjusted for. The interval is a 95% interval. The verdict comes from the pre-set publication gate; the table
+of checks above lists each one. Counts under 11 are suppressed.</p></div>
 {"".join(parts)}
 </body></html>"""
 

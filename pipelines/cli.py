@@ -18,6 +18,9 @@ from pipelines.synthetic.scenarios import SCENARIOS
 if TYPE_CHECKING:
     import dagster as dg
 
+    from pipelines.impact.estimators import Estimate
+    from pipelines.impact.gate import Verdict
+
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -213,6 +216,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     import polars as pl
 
     from pipelines.impact.estimators import EstimationError, estimate_effect
+    from pipelines.impact.gate import finite_json
+    from pipelines.impact.messages import render
 
     path = Path(args.data)
     try:
@@ -250,18 +255,63 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return 2
     result.diagnostics.covariates = covariates
     result.details["rows_dropped_missing_values"] = dropped
+    verdict = estimate_verdict(result, args.outcome)
     output = result.as_json()
-    output["publishable"] = result.diagnostics.publishable
+    output["verdict"] = verdict.as_json()
+    output["publishable"] = verdict.publishable
     if args.json:
-        print(json.dumps(output, indent=2))
+        print(json.dumps(finite_json(output), indent=2))
     else:
         print(
             f"{result.estimand.upper()} by {result.method}: {result.estimate:,.3f} "
             f"(95% CI {result.ci_low:,.3f} to {result.ci_high:,.3f}); {result.n_treated} treated, "
-            f"{result.n_control} controls; variance: {result.variance}\n"
-            f"diagnostics: {', '.join(f'{k}={v}' for k, v in result.diagnostics.passed.items())}; "
-            f"max |SMD| after {result.diagnostics.max_abs_smd_after:.3f}"
+            f"{result.n_control} controls; variance: {result.variance}\n{render(verdict, args.lang)}"
         )
+    return 0
+
+
+def estimate_verdict(result: Estimate, outcome: str) -> Verdict:
+    """The gate's verdict on a generic estimate, with the default thresholds a study would have."""
+    from pipelines.impact.gate import Effect, balance_checks, decide, size_checks
+    from pipelines.impact.spec import Thresholds
+
+    limits = Thresholds()
+    checks = [
+        *size_checks(limits, result.n_treated, result.n_control),
+        *balance_checks(limits, result.diagnostics),
+    ]
+    return decide(checks, Effect(outcome, outcome, result.estimate, result.ci_low, result.ci_high), None)
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    """Each served study's verdict, rendered from the verdict stored with it (never re-derived)."""
+    from pipelines import warehouse
+    from pipelines.impact.gate import Verdict
+    from pipelines.impact.messages import headline, status, subgroup_marker
+
+    serving = Path(args.serving).resolve() if args.serving else load_settings().serving_path
+    if not serving.exists():
+        _say(f"error: no serving snapshot at {serving}: run `parcours run` first")
+        return 2
+    with warehouse.connect(serving, read_only=True) as con:
+        rows = warehouse.query(
+            con,
+            "select * from mart_impact_studies where role in ('main', 'subgroup') "
+            "order by study_order, study, role, dimension, dimension_value",
+        )
+    for row in rows.filter(rows["role"] == "main").iter_rows(named=True):
+        verdict = Verdict.from_json(row["verdict"])
+        print(f"{row['study']} (v{row['study_version']}, {row['design']})")
+        print(f"  {status(verdict, args.lang)}")
+        print(f"  {headline(verdict, args.lang)}")
+        if args.subgroups:
+            for group in rows.filter((rows["study"] == row["study"]) & (rows["role"] == "subgroup")).iter_rows(
+                named=True
+            ):
+                sub = Verdict.from_json(group["verdict"])
+                marker = subgroup_marker(sub, args.lang)
+                print(f"    {group['dimension']} = {group['dimension_value']}: {headline(sub, args.lang)}"
+                      + (f" [{marker}]" if marker else ""))  # fmt: skip
     return 0
 
 
@@ -382,8 +432,19 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--k", type=_positive, default=1, help="matches per treated unit (default 1)")
     estimate.add_argument("--caliper", type=float, default=0.2, help="caliper in SD of the logit (default 0.2)")
     estimate.add_argument("--without-replacement", action="store_true", help="match without replacement")
-    estimate.add_argument("--json", action="store_true", help="print one JSON object")
+    estimate.add_argument("--json", action="store_true", help="print one JSON object (with the gate's verdict)")
+    estimate.add_argument("--lang", choices=["fr", "en"], default="fr", help="language of the verdict (default fr)")
     estimate.set_defaults(func=cmd_estimate)
+
+    studies = commands.add_parser(
+        "studies",
+        help="print each served impact study's verdict (publishable or not, and why)",
+        description="Read the serving snapshot and print every study's verdict as the dashboards show it.",
+    )
+    studies.add_argument("--serving", help="serving snapshot (default: PARCOURS_SERVING or data/generated)")
+    studies.add_argument("--lang", choices=["fr", "en"], default="fr", help="language (default fr)")
+    studies.add_argument("--subgroups", action="store_true", help="also print each subgroup's verdict")
+    studies.set_defaults(func=cmd_studies)
 
     bench = commands.add_parser(
         "bench",

@@ -7,6 +7,7 @@ from dashboards import data_access
 from dashboards.figures import balance_plot, forest_plot, overlap_plot
 from dashboards.session import page_viewer, snapshot_or_stop
 from pipelines import warehouse
+from pipelines.impact.messages import check_rows, headline, status
 from pipelines.impact.study import RATIO_OUTCOMES, load_studies, result_rows, run_study
 
 PAGE = "study_builder"
@@ -15,7 +16,11 @@ st.title("Study builder")
 snapshot_or_stop()
 specs = {s.name: s for s in load_studies()}
 base = specs[st.selectbox("Start from", list(specs))]
-designs = ["ipw", "overlap", "aipw", "did"] if base.outcome in RATIO_OUTCOMES else ["match", "ipw", "overlap", "aipw"]
+designs = (
+    ["dml", "ipw", "overlap", "aipw", "did"]
+    if base.outcome in RATIO_OUTCOMES
+    else ["dml", "match", "ipw", "overlap", "aipw"]
+)
 if base.outcome != "unplanned_admissions":
     designs = [d for d in designs if d != "did"]
 with st.form("builder"):
@@ -56,10 +61,14 @@ with (
 data_access.record(viewer, "study_run", PAGE, study=spec.name, design=design)
 rows = result_rows(result)
 main = rows.filter(pl.col("role") == "main")
-if result.failing:
-    st.error("Would not be publishable: " + "; ".join(result.failing))
+# The gate's verdict, in the words every output uses (pipelines/impact/messages.py).
+language = st.session_state.get("language", "fr")
+if result.verdict.publishable:
+    st.success(status(result.verdict, language))
 else:
-    st.success("Every diagnostic passes.")
+    st.error(status(result.verdict, language))
+st.markdown(headline(result.verdict, language))
+st.dataframe(pl.DataFrame(check_rows(result.verdict, language)), hide_index=True, width="stretch")
 if result.main is not None:
     st.metric(
         f"Effect ({result.main.unit})",
@@ -83,4 +92,4 @@ if result.diagnostics is not None:
     left, right = st.columns(2)
     left.plotly_chart(balance_plot(result.diagnostics.as_json()), width="stretch", key="balance")
     right.plotly_chart(overlap_plot(result.diagnostics.as_json()), width="stretch", key="overlap")
-st.dataframe(main.drop("diagnostics"), hide_index=True, width="stretch")
+st.dataframe(main.drop("diagnostics", "verdict"), hide_index=True, width="stretch")

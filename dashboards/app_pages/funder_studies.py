@@ -1,12 +1,12 @@
 """Impact studies: the list funders read, one line per study that passed its diagnostics."""
 
-import json
-
 import polars as pl
 import streamlit as st
 
 from dashboards import data_access
 from dashboards.session import page_viewer, snapshot_or_stop
+from pipelines.impact.gate import Verdict
+from pipelines.impact.messages import headline, status
 
 PAGE = "impact_studies"
 viewer = page_viewer(PAGE, "funder", "analyst")
@@ -15,7 +15,7 @@ meta = snapshot_or_stop()
 studies = data_access.studies(viewer)
 st.caption(f"Published {meta.get('published_at', '?')} · data complete to {meta.get('data_cutoff', '?')}")
 if viewer.role == "funder":
-    st.write("Only studies whose pre-set diagnostics all pass are published here.")
+    st.write("Only studies the publication gate accepts are published here.")
 else:
     st.write("Analyst view: every study, publishable or not (funders see the publishable ones only).")
 if studies.is_empty():
@@ -24,19 +24,26 @@ if studies.is_empty():
 
 
 def _interval(row: dict[str, object]) -> str:
-    if row["estimate"] is None:
+    """The published interval: calibrated on the negative controls when the study has them."""
+    shown = "_calibrated" if row.get("estimate_calibrated") is not None else ""
+    if row[f"estimate{shown}"] is None:
         return "not estimated"
-    return f"{row['estimate']:,.1f} ({row['ci_low']:,.1f} to {row['ci_high']:,.1f}) {row['unit']}"
+    return (
+        f"{row[f'estimate{shown}']:,.1f} ({row[f'ci_low{shown}']:,.1f} to {row[f'ci_high{shown}']:,.1f}) {row['unit']}"
+    )
 
 
+language = st.session_state.get("language", "fr")
+studies = studies.sort(["study_order", "study"])
+verdicts = [Verdict.from_json(v) for v in studies["verdict"]]
 table = pl.DataFrame(
     {
         "study": studies["study"],
         "question": studies["question"],
         "design": studies["design"],
         "effect (95% interval)": [_interval(r) for r in studies.iter_rows(named=True)],
-        "publishable": studies["publishable"],
-        "failing diagnostics": ["; ".join(json.loads(f or "[]")) for f in studies["failing_diagnostics"]],
+        "status": [status(v, language) for v in verdicts],
+        "verdict": [headline(v, language) for v in verdicts],
     }
 )
 st.dataframe(table, hide_index=True, width="stretch")

@@ -8,8 +8,10 @@ import streamlit as st
 
 from dashboards import data_access
 from dashboards.figures import balance_plot, forest_plot, incidence_chart, overlap_plot
-from dashboards.reports import html_to_pdf, study_report_html
+from dashboards.reports import html_to_pdf, study_csv_rows, study_report_html
 from dashboards.session import csv_download, page_viewer, snapshot_or_stop
+from pipelines.impact.gate import Verdict
+from pipelines.impact.messages import check_rows, headline, interval_label, status, subgroup_marker, text
 
 PAGE = "study_detail"
 viewer = page_viewer(PAGE, "funder", "analyst")
@@ -24,16 +26,19 @@ rows = data_access.study_detail(viewer, study)
 main = rows.filter(pl.col("role") == "main").row(0, named=True)
 funder = json.loads(main.get("funder_figures") or "{}")
 diagnostics = data_access.study_diagnostics(viewer, study)
-failing = json.loads(main["failing_diagnostics"] or "[]")
+language = st.session_state.get("language", "fr")
+verdict = Verdict.from_json(main["verdict"])
 st.title(main["question"])
 st.caption(
     f"Study {study} v{main['study_version']} · {main['design']} · estimand {main['estimand']} · "
     f"published {meta.get('published_at', '?')}"
 )
-if failing:
-    st.error("Not publishable: " + "; ".join(failing))
+# Every sentence about publication comes from the stored verdict (pipelines/impact/messages.py).
+if verdict.publishable:
+    st.success(status(verdict, language), icon="✅")
 else:
-    st.success("Every pre-set diagnostic passed: this result is publishable.", icon="✅")
+    st.error(status(verdict, language))
+st.markdown(f"**{headline(verdict, language)}**")
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -42,14 +47,23 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 cols = st.columns(4)
 if main["estimate"] is not None:
+    calibrated = main.get("estimate_calibrated") is not None
+    shown = "_calibrated" if calibrated else ""
     cols[0].metric(
         f"Effect ({main['unit']})",
-        _num(main["estimate"]),
-        delta=f"95% CI {_num(main['ci_low'])} to {_num(main['ci_high'])}",
+        _num(main[f"estimate{shown}"]),
+        delta=f"95% CI {_num(main[f'ci_low{shown}'])} to {_num(main[f'ci_high{shown}'])}",
         delta_color="off",
         delta_arrow="off",
-        help=main["variance_method"],
+        help=f"{interval_label(verdict, language)}; {main['variance_method']}",
     )
+    if calibrated:
+        st.caption(
+            f"{text('interval.calibrated', language)}: {_num(main['estimate_calibrated'])} "
+            f"({_num(main['ci_low_calibrated'])} to {_num(main['ci_high_calibrated'])}) · "
+            f"{text('interval.uncalibrated', language)}: {_num(main['estimate'])} "
+            f"({_num(main['ci_low'])} to {_num(main['ci_high'])})"
+        )
     cols[1].metric("Care-managed", _num(main["treated_value"]), help="Observed among care-managed people.")
     cols[2].metric(
         "Counterfactual",
@@ -107,6 +121,13 @@ if "treated_leaving_severe_band" in funder and funder["treated_leaving_severe_ba
 
 figures = {}
 subgroups = rows.filter(pl.col("role").is_in(["main", "subgroup"]))
+# A subgroup that fails its own checks says so beside its name, wherever it is drawn.
+marks = [
+    subgroup_marker(Verdict.from_json(v), language) if r == "subgroup" else ""
+    for v, r in zip(subgroups["verdict"], subgroups["role"], strict=True)
+]
+labels = [f"{d} ({m})" if m else d for d, m in zip(subgroups["dimension_value"], marks, strict=True)]
+subgroups = subgroups.with_columns(pl.Series("dimension_value", labels))
 figures["Effect by subgroup"] = forest_plot(subgroups, main["unit"])
 curves = data_access.study_curves(viewer, study)
 if not curves.is_empty():
@@ -119,7 +140,7 @@ for i, (title, figure) in enumerate(figures.items()):
         st.subheader(title)
         st.plotly_chart(figure, width="stretch", key=f"figure_{i}")
 
-negative = rows.filter(pl.col("role") == "negative_control")
+negative = rows.filter(pl.col("role").is_in(["negative_control", "placebo"]))
 with st.container(border=True):
     st.markdown("#### Method and limits, in plain words")
     st.markdown(
@@ -135,12 +156,12 @@ with st.container(border=True):
             "**Checks that should show no effect** (negative controls, placebo): "
             + "; ".join(
                 f"{r['outcome']}: {_num(r['estimate'])} ({_num(r['ci_low'])} to {_num(r['ci_high'])})"
+                + (f" ({r['reason']})" if r.get("reason") else "")
                 for r in negative.iter_rows(named=True)
             )
         )
 with st.expander("Diagnostics"):
-    passed = diagnostics.get("passed", {})
-    st.dataframe(pl.DataFrame({"check": list(passed), "passed": list(passed.values())}), hide_index=True)
+    st.dataframe(pl.DataFrame(check_rows(verdict, language)), hide_index=True)
     st.json(
         {
             k: diagnostics.get(k)
@@ -155,7 +176,7 @@ with st.expander("Diagnostics"):
     )
 
 st.subheader("Export")
-report = study_report_html(main, figures, funder, meta.get("published_at", "?"))
+report = study_report_html(main, figures, funder, meta.get("published_at", "?"), language)
 exports = st.columns(3)
 exports[0].download_button(
     "Report (HTML)",
@@ -179,4 +200,4 @@ if st.session_state.get(f"pdf_{study}"):
         on_click=lambda: data_access.record(viewer, "export", PAGE, format="pdf", study=study),
     )
 with exports[2]:
-    csv_download(viewer, PAGE, rows.drop("diagnostics", "funder_figures"), f"study_{study}")
+    csv_download(viewer, PAGE, study_csv_rows(rows, language), f"study_{study}")

@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 from pipelines import warehouse
+from pipelines.impact.messages import render
 from pipelines.impact.study import (
     EVENT_STUDY_SCHEMA,
     StudySpec,
@@ -52,13 +53,14 @@ def study_asset(spec: StudySpec) -> dg.AssetsDefinition:
             events = event_study(con, spec) if spec.design == "did" else pl.DataFrame(schema=EVENT_STUDY_SCHEMA)
             events = events.select(pl.lit(spec.name).alias("study"), pl.all())
             warehouse.replace_table(con, f"{study_table(spec)}_event_study", events)
-        if result.failing:
-            context.log.warning(f"{spec.name}: not publishable: {'; '.join(result.failing)}")
+        if not result.publishable:
+            context.log.warning(f"{spec.name}: {render(result.verdict, 'en')}")
         metadata: dict[str, object] = {
             "publishable": result.publishable,
+            "verdict": result.verdict.kind,
             "n_treated": result.n_treated,
             "n_comparison": result.n_comparison,
-            "failing_diagnostics": "; ".join(result.failing) or "none",
+            "failed_checks": ", ".join(result.failing) or "none",
         }
         if result.main is not None:
             metadata.update(

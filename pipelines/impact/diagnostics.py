@@ -1,10 +1,8 @@
-"""Diagnostics that decide whether an estimate may be published.
+"""Diagnostics of an estimate: what the gate (``gate.py``) judges it on.
 
 Balance (standardised mean differences and variance ratios, before and after adjustment),
 propensity overlap and equipoise, effective sample sizes, the minimum detectable effect,
-and E-values. Thresholds are the study's; the defaults follow common practice (|SMD| < 0.1,
-variance ratio within 0.5-2, equipoise: at least half of each arm with a preference score
-between 0.3 and 0.7).
+and E-values. Nothing here decides anything: thresholds and pass/fail live in the gate only.
 """
 
 from __future__ import annotations
@@ -14,10 +12,8 @@ from typing import Any
 
 import numpy as np
 
-SMD_LIMIT = 0.1
-VARIANCE_RATIO_RANGE = (0.5, 2.0)
 EQUIPOISE_RANGE = (0.3, 0.7)
-EQUIPOISE_SHARE = 0.5
+"""Preference scores counted as in equipoise (Walker et al., 2013)."""
 
 
 HISTOGRAM_BINS = 20
@@ -37,16 +33,11 @@ class Diagnostics:
     e_value_ci: float | None
     covariates: list[str] = field(default_factory=list)
     attrition: dict[str, int] = field(default_factory=dict)
-    passed: dict[str, bool] = field(default_factory=dict)
     propensity_histogram: dict[str, list[int]] = field(default_factory=dict)
     """Episodes per propensity-score bin of width 1/HISTOGRAM_BINS, by arm: the overlap plot's data."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
-
-    @property
-    def publishable(self) -> bool:
-        return bool(self.passed) and all(self.passed.values())
 
 
 def _weighted_mean_var(values: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,8 +105,7 @@ def balance_diagnostics(
     equipoise = float(min(in_equipoise[treated].mean(), in_equipoise[~treated].mean()))
     point_e, limit_e = e_values_for_difference(estimate, se, float(np.std(y[~treated])))
     max_smd = float(np.max(np.abs(after))) if after.size else 0.0
-    finite_ratio = ratio[np.isfinite(ratio)]
-    diagnostics = Diagnostics(
+    return Diagnostics(
         smd_before=[float(v) for v in before],
         smd_after=[float(v) for v in after],
         variance_ratio_after=[float(v) for v in ratio],
@@ -135,11 +125,3 @@ def balance_diagnostics(
             "control": np.histogram(ps[~treated], bins=HISTOGRAM_BINS, range=(0, 1))[0].tolist(),
         },
     )
-    diagnostics.passed = {
-        "balance_smd_below_0.1": max_smd < SMD_LIMIT,
-        "variance_ratio_0.5_to_2": bool(
-            ((finite_ratio >= VARIANCE_RATIO_RANGE[0]) & (finite_ratio <= VARIANCE_RATIO_RANGE[1])).all()
-        ),
-        "equipoise": equipoise >= EQUIPOISE_SHARE,
-    }
-    return diagnostics

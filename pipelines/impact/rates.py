@@ -42,6 +42,10 @@ class OutcomeResult:
     treated_value: float
     counterfactual_value: float
     variance: str
+    standard_error: float | None = None
+    log_ratio: float | None = None
+    """log(treated / counterfactual), for ratio outcomes: the scale negative controls calibrate on."""
+    log_ratio_se: float | None = None
 
 
 def treated_and_counterfactual(
@@ -107,11 +111,14 @@ def ratio_effect(
     cells = group_cells(t, x)
     (treated_ratio, counterfactual), ps_cells, beta = _on_cells(cells, None, numerator, exposure, method)
 
-    def estimate(rows: np.ndarray, weights: np.ndarray | None) -> float:
+    def estimate(rows: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
         pair, _, _ = _on_cells(cells, rows, numerator, exposure, method, beta, weights)
-        return scale * (pair[0] - pair[1])
+        return np.array([scale * (pair[0] - pair[1]), _log_ratio(*pair)])
 
-    draws = bootstrap_draws(t, estimate, scale * (treated_ratio - counterfactual), resamples, seed)
+    point = np.array([scale * (treated_ratio - counterfactual), _log_ratio(treated_ratio, counterfactual)])
+    both = bootstrap_draws(t, estimate, point, resamples, seed)
+    draws = both[:, 0]
+    logs = both[np.isfinite(both[:, 1]), 1]
     ps = ps_cells[cells.index]
     low, high = np.percentile(draws, [2.5, 97.5])
     models = "the propensity and outcome models" if method == "aipw" else "the propensity model"
@@ -124,8 +131,15 @@ def ratio_effect(
         treated_value=scale * treated_ratio,
         counterfactual_value=scale * counterfactual,
         variance=f"bootstrap refitting {models} ({describe(t.shape[0], resamples, seed)})",
+        standard_error=float(np.std(draws, ddof=1)),
+        log_ratio=float(point[1]) if np.isfinite(point[1]) else None,
+        log_ratio_se=float(np.std(logs, ddof=1)) if np.isfinite(point[1]) and logs.shape[0] > 1 else None,
     )
     return result, draws, ps
+
+
+def _log_ratio(treated: float, counterfactual: float) -> float:
+    return float(np.log(treated / counterfactual)) if treated > 0 and counterfactual > 0 else float("nan")
 
 
 BEFORE_YEARS = 365 / 365.25

@@ -1,256 +1,106 @@
-"""Impact studies: a versioned YAML specification, the dataset it defines, and its results.
+"""Impact studies: run a study's design on its dataset, pass it through the gate, and write its rows.
 
-A study compares care-managed episodes with comparison episodes on one outcome, adjusting
-for the covariates it names, with the design it names. Its result is **publishable** only
-when every diagnostic passes; otherwise the failing diagnostics are recorded with it.
+A study compares care-managed episodes with comparison episodes on one outcome, adjusting for
+the covariates it names, with the design it names (``spec.py``); the dataset comes from
+``dataset.py``. Designs:
 
-Outcomes:
+* ``dml``: cross-fitted doubly robust (AIPW) estimation with flexible nuisance learners and an
+  influence-function interval (``crossfit.py``); subgroups average the same scores within each
+  level (no refit);
+* ``did``: the doubly robust difference-in-differences with a pre-period, a washout, a placebo
+  outside the selection window and a dip check (``did.py``);
+* ``match``, ``ipw``, ``overlap``, ``aipw``: the parametric designs with bootstrap intervals
+  (``estimators.py``, ``rates.py``), for small studies.
 
-* ratio outcomes (``RATIO_OUTCOMES``), estimated as the ATT difference between the treated
-  ratio and its counterfactual (``rates.py``): ``unplanned_admissions`` and the negative
-  control ``falls`` per 1,000 person-years in the follow-up window (turned into avoided
-  hospitalisations and euros), and ``rupture_repair_days``, days without help per service
-  interruption;
-* ``zarit_change_12m``: change of the carer's Zarit score from baseline to 12 months.
+Negative controls are estimated with the main outcome's design; their estimates calibrate the
+main interval (``calibration.py``). Every diagnostic becomes a check and one gate decides
+(``gate.py``): the verdict is stored with each row.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 import numpy as np
 import polars as pl
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from scipy import stats
 
 from pipelines import warehouse
+from pipelines.impact.calibration import (
+    CalibratedInterval,
+    SystematicError,
+    calibrate_interval,
+    difference_from_ratio,
+    fit_systematic_error,
+)
+from pipelines.impact.crossfit import (
+    CrossFitted,
+    EffectOnTreated,
+    Learners,
+    Loss,
+    crossfit_outcome,
+    crossfit_propensity,
+    doubly_robust_att,
+)
 from pipelines.impact.curves import COMPETING, EVENT, cumulative_incidence_curves
+from pipelines.impact.dataset import (
+    MONTH_DAYS,
+    REPAIR_OBSERVATION_DAYS,
+    Admissions,
+    admissions,
+    outcome_key,
+    study_dataset,
+    study_population,
+)
 from pipelines.impact.diagnostics import Diagnostics, balance_diagnostics
-from pipelines.impact.estimators import EstimationError, estimate_effect, propensity, weights_for
-from pipelines.impact.rates import OutcomeResult, did_effect, ratio_effect
+from pipelines.impact.did import MONTH_YEARS, did_on_change, window_counts
+from pipelines.impact.estimators import Z95, EstimationError, estimate_effect, weights_for
+from pipelines.impact.gate import (
+    Check,
+    Effect,
+    Verdict,
+    at_least,
+    at_most,
+    balance_checks,
+    calibration_checks,
+    decide,
+    failure,
+    finite_json,
+    interval_includes_zero,
+    size_checks,
+)
+from pipelines.impact.rates import OutcomeResult, ratio_effect
+from pipelines.impact.spec import (
+    COVARIATES,
+    MEAN_OUTCOMES,
+    PER_PERSON_YEARS,
+    RATIO_OUTCOMES,
+    SUBGROUP_DIMENSIONS,
+    RatioOutcome,
+    StudySpec,
+    load_studies,
+)
 from pipelines.settings import project_root
 
-COVARIATES = {
-    "age": "age_at_start",
-    "disabled": "case when age_at_start < 60 then 1 else 0 end",
-    "gir_1_2": "case when gir_band = 'GIR 1-2' then 1 else 0 end",
-    "gir_3_4": "case when gir_band = 'GIR 3-4' then 1 else 0 end",
-    "lives_alone": "case when lives_alone then 1 else 0 end",
-    "heart_failure": "case when main_conditions like '%heart_failure%' then 1 else 0 end",
-    "copd": "case when main_conditions like '%copd%' then 1 else 0 end",
-    "dementia": "case when main_conditions like '%dementia%' then 1 else 0 end",
-    "diabetes": "case when main_conditions like '%diabetes%' then 1 else 0 end",
-    "frailty": "case when main_conditions like '%frailty%' then 1 else 0 end",
-    "brain_injury": "case when main_conditions like '%brain_injury%' then 1 else 0 end",
-    "prior_unplanned_admissions": "prior_unplanned_admissions",
-    "zarit_baseline": "zarit_baseline",
-}
-"""Covariates a study may name, each a SQL expression over the study base (fixed here, never from a file)."""
-
-
-@dataclass(frozen=True)
-class RatioOutcome:
-    numerator: str
-    exposure: str
-    scale: float
-    unit: str
-
-
-RATIO_OUTCOMES = {
-    "unplanned_admissions": RatioOutcome("unplanned_admissions", "person_years", 1000.0, "per 1,000 person-years"),
-    "falls": RatioOutcome("falls", "person_years", 1000.0, "per 1,000 person-years"),
-    "rupture_repair_days": RatioOutcome(
-        "rupture_days_without_help", "ruptures_observed", 1.0, "days without help per service interruption"
-    ),
-}
-MEAN_OUTCOMES = {"zarit_change_12m": "Zarit points"}
-REPAIR_OBSERVATION_DAYS = 180
-"""A service interruption counts in the repair study only when its episode is followed for at
-least this long after it starts, so that its repair is seen (fewer than 1 in 100 take longer)."""
 MIN_CLUSTERS = 10
 """An agency-level (clustered) interval needs at least this many agencies in each arm."""
-SUBGROUP_DIMENSIONS = ("gir_band", "age_band", "agency_model")
 
-
-class Population(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    min_age: int = 0
-    max_age: int = 130
-    agency_models: list[Literal["remote", "proximity", "integrated"]] | None = None
-
-
-class Thresholds(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    max_abs_smd: float = 0.1
-    variance_ratio: tuple[float, float] = (0.5, 2.0)
-    min_treated: int = 11
-    min_comparison: int = 11
-    equipoise_share: float | None = None
-
-
-class Costs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    care_management_months: Literal["follow_up"] = "follow_up"
-
-
-class StudySpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
-    question: str
-    population: Population = Field(default_factory=Population)
-    treated_cohort: Literal["care_managed"] = "care_managed"
-    comparison_cohort: Literal["comparison"] = "comparison"
-    follow_up_days: int = Field(default=365, ge=30)
-    outcome: Literal["unplanned_admissions", "rupture_repair_days", "zarit_change_12m"]
-    negative_control_outcomes: list[Literal["falls"]] = Field(default_factory=list)
-    covariates: list[str]
-    design: Literal["match", "ipw", "overlap", "aipw", "did"] = "ipw"
-    did_level: Literal["person", "agency"] = "person"
-    """For ``did``: resample people, or whole agencies (clustered interval)."""
-    estimand: Literal["att", "ate"] = "att"
-    bootstrap: int = Field(default=1000, ge=50)
-    seed: int = 0
-    subgroups: list[Literal["gir_band", "age_band", "agency_model"]] = Field(default_factory=list)
-    """Breakdowns estimated one level at a time, for the forest plot (not for ``did``)."""
-    subgroup_bootstrap: int = Field(default=200, ge=50)
-    diagnostics: Thresholds = Field(default_factory=Thresholds)
-    costs: Costs | None = None
-
-    def model_post_init(self, __context: Any) -> None:
-        unknown = [c for c in self.covariates if c not in COVARIATES]
-        if unknown:
-            raise ValueError(f"unknown covariates {unknown}; choose among {sorted(COVARIATES)}")
-        if self.design == "did" and self.outcome != "unplanned_admissions":
-            raise ValueError("difference-in-differences is available for unplanned_admissions only")
-        if self.outcome in RATIO_OUTCOMES and self.design == "match":
-            raise ValueError(f"{self.outcome} is a ratio outcome: use design ipw, overlap, aipw or did, not match")
-        if self.outcome in RATIO_OUTCOMES and self.estimand != "att":
-            raise ValueError(f"{self.outcome} is estimated for the treated (estimand att) only")
-
-
-def studies_dir() -> Path:
-    return project_root() / "data" / "studies"
-
-
-def load_study(path: Path) -> StudySpec:
-    with path.open(encoding="utf-8") as handle:
-        return StudySpec.model_validate(yaml.safe_load(handle))
-
-
-def load_studies(folder: Path | None = None) -> list[StudySpec]:
-    return [load_study(p) for p in sorted((folder or studies_dir()).glob("*.yaml"))]
-
-
-STUDY_BASE = """
-with base as (
-    select
-        episodes.*,
-        persons.main_conditions,
-        least(episodes.follow_up_days, $follow_up_days) as window_days
-    from fct_episodes as episodes
-    left join stg_persons as persons on episodes.person_id = persons.person_id
-    where episodes.cohort in ('care_managed', 'comparison')
-        and episodes.age_at_start between $min_age and $max_age
-        and (len($agency_models) = 0 or list_contains($agency_models, episodes.agency_model))
-),
-prior as (
-    select
-        admissions.episode_id,
-        count(*) as prior_unplanned_admissions,
-        count(*) filter (where date_diff('day', admissions.admission_date, base.start_date) > 182)
-            as prior_unplanned_early,
-        count(*) filter (where date_diff('day', admissions.admission_date, base.start_date) <= 182)
-            as prior_unplanned_late
-    from fct_hospital_admissions as admissions
-    inner join base on admissions.episode_id = base.episode_id
-    where admissions.period = 'before' and not admissions.is_planned
-    group by admissions.episode_id
-),
-admissions as (
-    select
-        admissions.episode_id,
-        count(*) as unplanned_admissions,
-        min(date_diff('day', base.start_date, admissions.admission_date)) as first_unplanned_day
-    from fct_hospital_admissions as admissions
-    inner join base on admissions.episode_id = base.episode_id
-    where admissions.period = 'after' and not admissions.is_planned
-        and date_diff('day', base.start_date, admissions.admission_date) < base.window_days
-    group by admissions.episode_id
-),
-falls as (
-    select base.episode_id, count(*) as falls
-    from stg_events as events
-    inner join base on events.person_id = base.person_id
-    where events.event_type = 'fall' and events.event_date >= base.start_date
-        and date_diff('day', base.start_date, events.event_date) < base.window_days
-    group by base.episode_id
-),
-repairs as (
-    select
-        base.episode_id,
-        count(*) as ruptures_observed,
-        sum(ruptures.days_without_help) as rupture_days_without_help
-    from fct_ruptures as ruptures
-    inner join base on ruptures.episode_id = base.episode_id
-    where ruptures.rupture_type = 'service_interruption' and ruptures.period = 'after'
-        and date_diff('day', base.start_date, ruptures.rupture_start) < base.window_days
-        and date_diff('day', ruptures.rupture_start, base.follow_up_end) >= $repair_observation_days
-    group by base.episode_id
-)
-select
-    base.*,
-    coalesce(prior.prior_unplanned_admissions, 0) as prior_unplanned_admissions,
-    coalesce(prior.prior_unplanned_early, 0) as prior_unplanned_early,
-    coalesce(prior.prior_unplanned_late, 0) as prior_unplanned_late,
-    coalesce(admissions.unplanned_admissions, 0) as unplanned_admissions,
-    admissions.first_unplanned_day,
-    case when date_diff('day', base.start_date, base.death_date) < base.window_days
-        then date_diff('day', base.start_date, base.death_date) end as death_day,
-    coalesce(falls.falls, 0) as falls,
-    coalesce(repairs.ruptures_observed, 0) as ruptures_observed,
-    coalesce(repairs.rupture_days_without_help, 0) as rupture_days_without_help,
-    base.window_days / 365.25 as person_years,
-    load.zarit_baseline,
-    load.zarit_change_12m,
-    load.zarit_band_baseline,
-    load.zarit_band_12m
-from base
-left join prior on base.episode_id = prior.episode_id
-left join admissions on base.episode_id = admissions.episode_id
-left join falls on base.episode_id = falls.episode_id
-left join repairs on base.episode_id = repairs.episode_id
-left join fct_carer_load as load on base.episode_id = load.episode_id
-"""
-
-
-def study_dataset(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame:
-    """One row per episode of the study population, with its covariates and outcomes."""
-    base = warehouse.query(
-        con,
-        STUDY_BASE,
-        {
-            "follow_up_days": spec.follow_up_days,
-            "min_age": spec.population.min_age,
-            "max_age": spec.population.max_age,
-            "agency_models": list(spec.population.agency_models or []),
-            "repair_observation_days": REPAIR_OBSERVATION_DAYS,
-        },
-    )
-    con.register("_study_base", base)
-    try:
-        expressions = ", ".join(f"{COVARIATES[c]} as covariate_{c}" for c in spec.covariates)
-        return warehouse.query(con, f"select *, {expressions} from _study_base order by episode_id")
-    finally:
-        con.unregister("_study_base")
+__all__ = [
+    "COVARIATES",
+    "RATIO_OUTCOMES",
+    "REPAIR_OBSERVATION_DAYS",
+    "SUBGROUP_DIMENSIONS",
+    "StudyResult",
+    "StudySpec",
+    "load_studies",
+    "result_rows",
+    "run_study",
+    "study_dataset",
+]
 
 
 @dataclass
@@ -260,7 +110,8 @@ class SubgroupResult:
     n_treated: int
     n_comparison: int
     result: OutcomeResult | None
-    failing: list[str]
+    verdict: Verdict
+    calibrated: CalibratedInterval | None = None
 
 
 @dataclass
@@ -272,41 +123,533 @@ class StudyResult:
     main: OutcomeResult | None
     negative_controls: list[OutcomeResult]
     diagnostics: Diagnostics | None
-    failing: list[str]
+    verdict: Verdict
     funder_figures: dict[str, Any] = field(default_factory=dict)
     subgroups: list[SubgroupResult] = field(default_factory=list)
     curves: pl.DataFrame | None = None
+    placebo: OutcomeResult | None = None
+    calibration: dict[str, Any] | None = None
+    design: dict[str, Any] = field(default_factory=dict)
+    """What the design did: learners, weights (trimmed, truncated), windows, dip checks."""
+    retained_treated: list[str] = field(default_factory=list)
+    """Episode ids of the treated episodes the estimate is about (after trimming): for validation only."""
 
     @property
     def publishable(self) -> bool:
-        return not self.failing
+        return self.verdict.publishable
+
+    @property
+    def failing(self) -> list[str]:
+        return [c.name for c in self.verdict.failed]
+
+
+def unit_costs() -> pl.DataFrame:
+    return pl.read_csv(project_root() / "data" / "reference" / "unit_costs.csv")
+
+
+def funder_figures(effect: Effect, treated_years: float, treated_months: float) -> dict[str, Any]:
+    """Avoided hospitalisations and net savings in low, central and high cost scenarios, from the published
+    estimate and interval (normal approximation: the probability that net savings are positive is
+    P(N(net, se_net) > 0))."""
+    costs = unit_costs()
+    se = effect.standard_error
+    avoided = -effect.estimate / 1000 * treated_years
+    avoided_se = se / 1000 * treated_years
+    scenarios: dict[str, Any] = {}
+    for scenario in ("low", "central", "high"):
+        stay = float(costs.filter((pl.col("item") == "hospital_stay") & (pl.col("scenario") == scenario))["euros"][0])
+        monthly = float(
+            costs.filter((pl.col("item") == "care_management") & (pl.col("scenario") == scenario))["euros"][0]
+        )
+        net = avoided * stay - treated_months * monthly
+        net_se = avoided_se * stay
+        scenarios[scenario] = {
+            "cost_per_stay": stay,
+            "care_management_per_month": monthly,
+            "net_savings": net,
+            "net_savings_ci": [net - Z95 * net_se, net + Z95 * net_se],
+            "probability_net_savings_positive": float(stats.norm.sf(0, net, net_se)) if net_se > 0 else float(net > 0),
+        }
+    return {
+        "avoided_unplanned_hospitalisations": avoided,
+        "avoided_ci": [-effect.ci_high / 1000 * treated_years, -effect.ci_low / 1000 * treated_years],
+        "treated_person_years": treated_years,
+        "calibrated": effect.uncalibrated is not None,
+        "scenarios": scenarios,
+    }
+
+
+def treatment_and_covariates(spec: StudySpec, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    t = (frame["cohort"] == spec.treated_cohort).to_numpy().astype(int)
+    x = frame.select(f"covariate_{c}" for c in spec.covariates).cast(pl.Float64).to_numpy()
+    return t, x
+
+
+def _ratio_for(outcome: str) -> RatioOutcome | None:
+    if outcome in RATIO_OUTCOMES:
+        return RATIO_OUTCOMES[outcome]
+    if outcome not in MEAN_OUTCOMES:
+        return RatioOutcome(outcome, "person_years", PER_PERSON_YEARS.scale, PER_PERSON_YEARS.unit)
+    return None
+
+
+def _total_and_exposure(outcome: str, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, float, str]:
+    ratio = _ratio_for(outcome)
+    if ratio is None:
+        return frame[outcome].cast(pl.Float64).to_numpy(), np.ones(frame.height), 1.0, MEAN_OUTCOMES[outcome]
+    total = frame[ratio.numerator].cast(pl.Float64).to_numpy()
+    return total, frame[ratio.exposure].cast(pl.Float64).to_numpy(), ratio.scale, ratio.unit
+
+
+# --- parametric designs with bootstrap intervals -------------------------------------------------
+
+
+@dataclass
+class Estimated:
+    result: OutcomeResult
+    diagnostics: Diagnostics
+    weights: np.ndarray
+
+
+def estimate_outcome(spec: StudySpec, outcome: str, frame: pl.DataFrame, resamples: int) -> Estimated:
+    """One outcome's ATT (or ATE) in ``frame`` with a parametric design and its bootstrap interval."""
+    try:
+        return _estimate_outcome(spec, outcome, frame, resamples)
+    except np.linalg.LinAlgError as exc:
+        raise EstimationError(f"{outcome}: a model could not be fitted ({exc})") from exc
+
+
+def _estimate_outcome(spec: StudySpec, outcome: str, frame: pl.DataFrame, resamples: int) -> Estimated:
+    t, x = treatment_and_covariates(spec, frame)
+    if _ratio_for(outcome) is not None:
+        total, exposure, scale, unit = _total_and_exposure(outcome, frame)
+        result, draws, ps = ratio_effect(total, exposure, t, x, spec.design, resamples, spec.seed, scale, unit)
+        w = weights_for(t, ps, "overlap" if spec.design == "overlap" else "ipw", "att")
+        se = float(np.std(draws, ddof=1))
+        diagnostics = balance_diagnostics(x, t, w, ps, result.estimate, se, scale * total / exposure)
+    else:
+        y = frame[outcome].cast(pl.Float64).to_numpy()
+        estimate = estimate_effect(y, t, x, spec.design, spec.estimand, resamples, spec.seed)  # type: ignore[arg-type]
+        treated_mean = float(y[t == 1].mean())
+        result = OutcomeResult(
+            outcome, estimate.estimate, estimate.ci_low, estimate.ci_high, MEAN_OUTCOMES[outcome],
+            treated_mean, treated_mean - estimate.estimate, estimate.variance, estimate.standard_error,
+        )  # fmt: skip
+        diagnostics = estimate.diagnostics
+        w = np.ones(t.shape[0])
+    result.outcome = outcome
+    diagnostics.covariates = list(spec.covariates)
+    return Estimated(result, diagnostics, w)
+
+
+# --- cross-fitted designs -------------------------------------------------------------------------
+
+
+def _effect_result(outcome: str, unit: str, effect: EffectOnTreated, variance: str) -> OutcomeResult:
+    return OutcomeResult(
+        outcome=outcome,
+        estimate=effect.estimate,
+        ci_low=effect.ci_low,
+        ci_high=effect.ci_high,
+        unit=unit,
+        treated_value=effect.treated_value,
+        counterfactual_value=effect.counterfactual_value,
+        variance=variance,
+        standard_error=effect.standard_error,
+        log_ratio=effect.log_ratio,
+        log_ratio_se=effect.log_ratio_se,
+    )
+
+
+def _variance_label(learners: Learners, clusters: bool = False) -> str:
+    level = ", clustered by agency" if clusters else ""
+    return f"influence function of the cross-fitted doubly robust score{level}; nuisance: {learners.describe()}"
+
+
+@dataclass
+class CrossFitOutcome:
+    effect: EffectOnTreated
+    result: OutcomeResult
+    total: np.ndarray
+    exposure: np.ndarray
+    m0: np.ndarray
+
+
+def _dml_outcome(
+    outcome: str, frame: pl.DataFrame, t: np.ndarray, x: np.ndarray, nuisance: CrossFitted, spec: StudySpec
+) -> CrossFitOutcome:
+    total, exposure, scale, unit = _total_and_exposure(outcome, frame)
+    loss: Loss = "squared" if outcome in MEAN_OUTCOMES else "poisson"
+    m0 = crossfit_outcome(total, exposure, t, x, nuisance, loss)
+    effect = doubly_robust_att(total, exposure, t, nuisance.propensity, m0, spec.weights.rule(), scale=scale)
+    result = _effect_result(outcome, unit, effect, _variance_label(nuisance.settings))
+    return CrossFitOutcome(effect, result, total, exposure, m0)
+
+
+def _learners(spec: StudySpec, t: np.ndarray) -> Learners:
+    return spec.learners.learners(spec.seed, int(min(t.sum(), (1 - t).sum())))
+
+
+# --- negative controls and calibration -------------------------------------------------------------
+
+
+def _calibrate(
+    spec: StudySpec, main: OutcomeResult, controls: list[OutcomeResult]
+) -> tuple[SystematicError | None, CalibratedInterval | None]:
+    estimates = [(c.log_ratio, c.log_ratio_se) for c in controls if c.log_ratio is not None and c.log_ratio_se]
+    if not spec.negative_controls or not estimates:
+        return None, None
+    error = fit_systematic_error(np.array([e for e, _ in estimates]), np.array([s for _, s in estimates]))
+    if main.log_ratio is None or not main.log_ratio_se:
+        return error, None
+    return error, calibrate_interval(main.log_ratio, main.log_ratio_se, error)
+
+
+def _published_effect(spec: StudySpec, main: OutcomeResult, calibrated: CalibratedInterval | None) -> Effect:
+    if calibrated is None:
+        return Effect(main.outcome, main.unit, main.estimate, main.ci_low, main.ci_high)
+    treated = main.treated_value
+    return Effect(
+        main.outcome,
+        main.unit,
+        difference_from_ratio(treated, math.exp(calibrated.log_rr)),
+        difference_from_ratio(treated, math.exp(calibrated.ci_low)),
+        difference_from_ratio(treated, math.exp(calibrated.ci_high)),
+        uncalibrated=(main.estimate, main.ci_low, main.ci_high),
+    )
+
+
+def _calibration_json(error: SystematicError | None, calibrated: CalibratedInterval | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    out: dict[str, Any] = {"systematic_error": error.as_json(), "scale": "log rate ratio"}
+    if calibrated is not None:
+        out["calibrated_log_rate_ratio"] = [calibrated.log_rr, calibrated.ci_low, calibrated.ci_high]
+    return out
+
+
+# --- the verdict ----------------------------------------------------------------------------------
+
+
+def _net_savings(figures: dict[str, Any]) -> dict[str, float] | None:
+    scenarios = figures.get("scenarios")
+    return {k: float(v["net_savings"]) for k, v in scenarios.items()} if scenarios else None
+
+
+def _finish(
+    spec: StudySpec,
+    frame: pl.DataFrame,
+    attrition: dict[str, int],
+    main: OutcomeResult,
+    diagnostics: Diagnostics,
+    checks: list[Check],
+    controls: list[OutcomeResult],
+    weights: np.ndarray,
+    design: dict[str, Any],
+    placebo: OutcomeResult | None = None,
+) -> StudyResult:
+    """Calibration, funder figures and the verdict, for any design."""
+    t, _ = treatment_and_covariates(spec, frame)
+    error, calibrated = _calibrate(spec, main, controls)
+    if spec.negative_controls:
+        checks = [*checks, *calibration_checks(spec.diagnostics, len(spec.negative_controls), error)]
+    effect = _published_effect(spec, main, calibrated)
+    figures: dict[str, Any] = {}
+    retained = (t == 1) & (weights > 0)
+    if spec.outcome == "unplanned_admissions":
+        years = frame["person_years"].to_numpy()
+        treated_years = float(years[retained].sum())
+        figures = funder_figures(effect, treated_years, treated_years * 12)
+    elif spec.outcome == "zarit_change_12m":
+        figures = severe_band_figures(spec, frame)
+    verdict = decide(checks, effect, _net_savings(figures))
+    diagnostics.attrition = attrition
+    return StudyResult(
+        spec, int(t.sum()), int((1 - t).sum()), attrition, main, controls, diagnostics, verdict, figures,
+        placebo=placebo, calibration=_calibration_json(error, calibrated), design=design,
+        retained_treated=frame.filter(pl.Series(retained))["episode_id"].to_list(),
+    )  # fmt: skip
+
+
+def _not_estimated(
+    spec: StudySpec, n_treated: int, n_comparison: int, attrition: dict[str, int], checks: list[Check]
+) -> StudyResult:
+    return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, decide(checks, None, None))
+
+
+def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec, descriptive: bool = True) -> StudyResult:
+    """The study on the warehouse: its population, design, negative controls and verdict.
+
+    ``descriptive``: also the cumulative-incidence curves and subgroups (figures that do not change
+    the estimate or the verdict; the validation over hundreds of federations leaves them out).
+    """
+    frame, attrition = study_population(spec, study_dataset(con, spec))
+    t, _ = treatment_and_covariates(spec, frame)
+    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
+    # Too small an arm fails the gate, but is still estimated (for the analyst) when it can be.
+    sizes = size_checks(spec.diagnostics, n_treated, n_comparison)
+    if min(n_treated, n_comparison) < 2:
+        return _not_estimated(spec, n_treated, n_comparison, attrition, sizes)
+    months = max(spec.history_months, 1)
+    history = admissions(con, frame, months) if spec.negative_controls or spec.design == "did" else None
+    if history is not None:
+        frame = frame.with_columns(
+            pl.Series(control, history.after(outcome_key(control))) for control in spec.negative_controls
+        )
+    try:
+        if spec.design == "did":
+            assert history is not None
+            return run_did(spec, frame, attrition, history, sizes)
+        if spec.design == "dml":
+            return run_dml(spec, frame, attrition, sizes, descriptive)
+        return run_parametric(spec, frame, attrition, sizes, descriptive)
+    except (EstimationError, np.linalg.LinAlgError, ValueError) as exc:
+        return _not_estimated(spec, n_treated, n_comparison, attrition, [*sizes, failure("estimation", str(exc))])
+
+
+def run_parametric(
+    spec: StudySpec, frame: pl.DataFrame, attrition: dict[str, int], sizes: list[Check], descriptive: bool = True
+) -> StudyResult:
+    main = estimate_outcome(spec, spec.outcome, frame, spec.bootstrap)
+    checks = [*sizes, *balance_checks(spec.diagnostics, main.diagnostics)]
+    controls = [estimate_outcome(spec, c, frame, spec.bootstrap).result for c in spec.negative_controls]
+    design = {"design": spec.design, "variance": main.result.variance}
+    result = _finish(spec, frame, attrition, main.result, main.diagnostics, checks, controls, main.weights, design)
+    if not descriptive:
+        return result
+    if spec.outcome == "unplanned_admissions":
+        result.curves = admission_curves(spec, frame)
+    result.subgroups = [
+        _parametric_subgroup(spec, frame, dimension, value, result)
+        for dimension in spec.subgroups
+        for value in sorted(frame[dimension].drop_nulls().unique().to_list())
+    ]
+    return result
+
+
+def _subgroup_verdict(
+    spec: StudySpec, whole: StudyResult, checks: list[Check], result: OutcomeResult | None
+) -> tuple[Verdict, CalibratedInterval | None]:
+    """A subgroup is publishable when its own checks pass and the whole study is; calibrated like the study."""
+    checks = [*checks, Check("whole_study_publishable", None, None, whole.publishable)]
+    if result is None:
+        return decide(checks, None, None), None
+    calibrated = None
+    error = (whole.calibration or {}).get("systematic_error")
+    if error and result.log_ratio is not None and result.log_ratio_se:
+        systematic = SystematicError(error["mean"], error["sd"], error["controls"], error["mean_se"])
+        calibrated = calibrate_interval(result.log_ratio, result.log_ratio_se, systematic)
+    return decide(checks, _published_effect(spec, result, calibrated), None), calibrated
+
+
+def _parametric_subgroup(
+    spec: StudySpec, frame: pl.DataFrame, dimension: str, value: str, whole: StudyResult
+) -> SubgroupResult:
+    part = frame.filter(pl.col(dimension) == value)
+    t, _ = treatment_and_covariates(spec, part)
+    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
+    checks = size_checks(spec.diagnostics, n_treated, n_comparison)
+    result = None
+    if min(n_treated, n_comparison) >= max(spec.diagnostics.min_treated, 2):
+        try:
+            estimated = estimate_outcome(spec, spec.outcome, part, spec.subgroup_bootstrap)
+            result = estimated.result
+            checks += balance_checks(spec.diagnostics, estimated.diagnostics)
+        except EstimationError as exc:
+            checks.append(failure("estimation", str(exc)))
+    verdict, calibrated = _subgroup_verdict(spec, whole, checks, result)
+    return SubgroupResult(dimension, value, n_treated, n_comparison, result, verdict, calibrated)
+
+
+def run_dml(
+    spec: StudySpec, frame: pl.DataFrame, attrition: dict[str, int], sizes: list[Check], descriptive: bool = True
+) -> StudyResult:
+    """Cross-fitted AIPW: one propensity fit shared by the main outcome, its negative controls and subgroups."""
+    t, x = treatment_and_covariates(spec, frame)
+    learners = _learners(spec, t)
+    nuisance = crossfit_propensity(t, x, learners)
+    main = _dml_outcome(spec.outcome, frame, t, x, nuisance, spec)
+    total, exposure, scale, _ = _total_and_exposure(spec.outcome, frame)
+    diagnostics = balance_diagnostics(
+        x, t, main.effect.weights, nuisance.propensity, main.effect.estimate, main.effect.standard_error,
+        scale * total / exposure, list(spec.covariates),
+    )  # fmt: skip
+    checks = [*sizes, *balance_checks(spec.diagnostics, diagnostics)]
+    controls = [_dml_outcome(c, frame, t, x, nuisance, spec).result for c in spec.negative_controls]
+    design = {"design": "dml", "learners": learners.describe(), **main.effect.details}
+    result = _finish(spec, frame, attrition, main.result, diagnostics, checks, controls, main.effect.weights, design)
+    if not descriptive:
+        return result
+    if spec.outcome == "unplanned_admissions":
+        result.curves = admission_curves(spec, frame)
+    result.subgroups = [
+        _dml_subgroup(spec, frame, dimension, value, result, main, nuisance, x)
+        for dimension in spec.subgroups
+        for value in sorted(frame[dimension].drop_nulls().unique().to_list())
+    ]
+    return result
+
+
+def _dml_subgroup(
+    spec: StudySpec,
+    frame: pl.DataFrame,
+    dimension: str,
+    value: str,
+    whole: StudyResult,
+    main: CrossFitOutcome,
+    nuisance: CrossFitted,
+    x: np.ndarray,
+) -> SubgroupResult:
+    """The subgroup's ATT from the whole study's cross-fitted scores, averaged within the subgroup."""
+    rows = (frame[dimension] == value).to_numpy()
+    t = (frame["cohort"] == spec.treated_cohort).to_numpy().astype(int)[rows]
+    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
+    checks = size_checks(spec.diagnostics, n_treated, n_comparison)
+    result = None
+    if min(n_treated, n_comparison) >= max(spec.diagnostics.min_treated, 2):
+        _, _, scale, unit = _total_and_exposure(spec.outcome, frame)
+        try:
+            effect = doubly_robust_att(
+                main.total[rows], main.exposure[rows], t, nuisance.propensity[rows], main.m0[rows],
+                spec.weights.rule(), scale=scale,
+            )  # fmt: skip
+            result = _effect_result(spec.outcome, unit, effect, _variance_label(nuisance.settings))
+            diagnostics = balance_diagnostics(
+                x[rows], t, effect.weights, nuisance.propensity[rows], effect.estimate, effect.standard_error,
+                scale * main.total[rows] / main.exposure[rows], list(spec.covariates),
+            )  # fmt: skip
+            checks += balance_checks(spec.diagnostics, diagnostics)
+        except EstimationError as exc:
+            checks.append(failure("estimation", str(exc)))
+    verdict, calibrated = _subgroup_verdict(spec, whole, checks, result)
+    return SubgroupResult(dimension, value, n_treated, n_comparison, result, verdict, calibrated)
+
+
+# --- difference-in-differences ---------------------------------------------------------------------
+
+
+def run_did(
+    spec: StudySpec, frame: pl.DataFrame, attrition: dict[str, int], history: Admissions, sizes: list[Check]
+) -> StudyResult:
+    """Doubly robust DiD on the baseline window, its placebo and dip checks, negative controls on the same design."""
+    t, x = treatment_and_covariates(spec, frame)
+    learners = _learners(spec, t)
+    rule = spec.weights.rule()
+    windows = spec.windows()
+    years = frame["person_years"].to_numpy()
+    clusters = frame["agency_id"].to_numpy() if spec.did_level == "agency" else None
+    variance = _variance_label(learners, clusters is not None)
+    by_month = history.before_by_month()
+    baseline_years = len(windows.baseline) * MONTH_YEARS
+    effect, nuisance, design_x = did_on_change(
+        window_counts(by_month, windows.baseline), baseline_years, history.after(), years, t, x, learners, None, rule,
+        clusters,
+    )  # fmt: skip
+    main = _effect_result(spec.outcome, "per 1,000 person-years (difference-in-differences)", effect, variance)
+    covariates = [*spec.covariates, "baseline_rate"]
+    diagnostics = balance_diagnostics(
+        design_x, t, effect.weights, nuisance.propensity, effect.estimate, effect.standard_error,
+        1000 * history.after() / years, covariates,
+    )  # fmt: skip
+    checks = [*sizes, *balance_checks(spec.diagnostics, diagnostics)]
+
+    def pre_window_did(before: range, after: range) -> EffectOnTreated:
+        """A DiD entirely inside the pre-period: ``after`` months against ``before`` months (no effect possible)."""
+        after_years = np.full(t.shape[0], len(after) * MONTH_YEARS)
+        found, _, _ = did_on_change(
+            window_counts(by_month, before), len(before) * MONTH_YEARS, window_counts(by_month, after), after_years,
+            t, x, learners, None, rule, clusters,
+        )  # fmt: skip
+        return found
+
+    placebo_effect = pre_window_did(windows.placebo_early, windows.placebo_late)
+    placebo = _effect_result("pre_trend_placebo", "per 1,000 person-years (later minus earlier baseline half)",
+                             placebo_effect, variance)  # fmt: skip
+    placebo_months = [windows.placebo_early.stop - 1, windows.placebo_late.start]
+    checks.append(
+        interval_includes_zero(
+            "pre_trend_placebo", placebo.estimate, placebo.ci_low, placebo.ci_high, months_before=placebo_months
+        )
+    )
+    dip = _ratio_interval(pre_window_did(windows.before_dip, windows.dip))
+    dip_months = [windows.dip.start, windows.dip.stop - 1]
+    dip_check = at_most("pre_enrolment_dip", dip["ratio_low"], 1.0, ratio=dip["ratio"], months_before=dip_months)
+    checks.append(dip_check)
+    design: dict[str, Any] = {
+        "design": "did",
+        "learners": learners.describe(),
+        "pre_period_months": spec.pre_period_months,
+        "washout_months": spec.washout_months,
+        "baseline_months_before": [windows.baseline.start, windows.baseline.stop - 1],
+        "dip": dip,
+        **effect.details,
+    }
+    if len(windows.washout):
+        design["washout_dip"] = _ratio_interval(pre_window_did(windows.baseline, windows.washout))
+    if clusters is not None:
+        fewest = min(np.unique(clusters[t == arm]).shape[0] for arm in (0, 1))
+        checks.append(at_least("agencies_per_arm", fewest, MIN_CLUSTERS))
+    controls = []
+    for control in spec.negative_controls:
+        key = outcome_key(control)
+        control_months = history.before_by_month(key)
+        found, _, _ = did_on_change(
+            window_counts(control_months, windows.baseline), baseline_years, history.after(key), years, t, x,
+            learners, nuisance, rule, clusters,
+        )  # fmt: skip
+        controls.append(_effect_result(control, main.unit, found, variance))
+    return _finish(spec, frame, attrition, main, diagnostics, checks, controls, effect.weights, design, placebo=placebo)
+
+
+def _ratio_interval(effect: EffectOnTreated) -> dict[str, float | None]:
+    """The treated arm's rate over its counterfactual in a pre-period window, with its 95% interval."""
+    if effect.log_ratio is None or effect.log_ratio_se is None:
+        return {"ratio": None, "ratio_low": None, "ratio_high": None}
+    return {
+        "ratio": math.exp(effect.log_ratio),
+        "ratio_low": math.exp(effect.log_ratio - Z95 * effect.log_ratio_se),
+        "ratio_high": math.exp(effect.log_ratio + Z95 * effect.log_ratio_se),
+    }
 
 
 def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame:
-    """Unplanned admission rates by month relative to the index date (-12 to +11) and cohort."""
-    data = study_dataset(con, spec)
-    admissions = warehouse.query(
-        con,
-        "select episode_id, admission_date from fct_hospital_admissions where not is_planned",
-    ).join(data.select("episode_id", "start_date", "cohort", "follow_up_days"), on="episode_id")
-    months = np.arange(-12, 12)
-    month_days = 365.25 / 12
+    """Unplanned admission rates by month relative to the index date (the pre-period to +11) and cohort,
+    over the study's population (episodes with the pre-period in the data)."""
+    frame, _ = study_population(spec, study_dataset(con, spec))
+    history = admissions(con, frame, spec.pre_period_months)
+    by_month = history.before_by_month()
+    cohorts = frame["cohort"].to_numpy()
+    follow = frame["follow_up_days"].to_numpy().astype(float)
+    con.register("_event_episodes", frame.select("episode_id", "person_id", "start_date"))
+    try:
+        after = warehouse.query(con, EVENT_STUDY_AFTER, {"month_days": MONTH_DAYS})
+    finally:
+        con.unregister("_event_episodes")
+    after = after.join(frame.select("episode_id", "cohort"), on="episode_id")
     rows = []
-    offsets = (admissions["admission_date"] - admissions["start_date"]).dt.total_days().to_numpy()
-    relative = np.floor(offsets / month_days).astype(int)
     for cohort in (spec.treated_cohort, spec.comparison_cohort):
-        follow = data.filter(pl.col("cohort") == cohort)["follow_up_days"].to_numpy().astype(float)
-        in_cohort = (admissions["cohort"] == cohort).to_numpy()
-        for m in months:
+        members = cohorts == cohort
+        for m in range(-spec.pre_period_months, 12):
             if m < 0:
-                days = follow.shape[0] * month_days
+                events = int(by_month[members, -m - 1].sum())
+                days = float(members.sum()) * MONTH_DAYS
             else:
-                days = float(np.clip(follow - m * month_days, 0, month_days).sum())
-            events = int(((relative == m) & in_cohort).sum())
-            rows.append({"cohort": cohort, "relative_month": int(m), "events": events, "person_years": days / 365.25,
+                events = after.filter((pl.col("cohort") == cohort) & (pl.col("relative_month") == m)).height
+                days = float(np.clip(follow[members] - m * MONTH_DAYS, 0, MONTH_DAYS).sum())
+            rows.append({"cohort": cohort, "relative_month": m, "events": events, "person_years": days / 365.25,
                          "rate_per_1000py": 1000 * events / (days / 365.25) if days else None})  # fmt: skip
     return pl.DataFrame(rows, schema=EVENT_STUDY_SCHEMA)
 
+
+EVENT_STUDY_AFTER = """
+select episodes.episode_id, floor(date_diff('day', episodes.start_date, events.event_date) / $month_days)
+    as relative_month
+from stg_events as events
+inner join _event_episodes as episodes on events.person_id = episodes.person_id
+where events.event_type = 'hospital_admission' and not events.is_planned
+    and events.event_date >= episodes.start_date
+    and date_diff('day', episodes.start_date, events.event_date) < 12 * $month_days
+"""
 
 EVENT_STUDY_SCHEMA = {
     "cohort": pl.String,
@@ -317,124 +660,7 @@ EVENT_STUDY_SCHEMA = {
 }
 
 
-def unit_costs() -> pl.DataFrame:
-    return pl.read_csv(project_root() / "data" / "reference" / "unit_costs.csv")
-
-
-def funder_figures(
-    result: OutcomeResult, draws: np.ndarray, treated_years: float, treated_months: float
-) -> dict[str, Any]:
-    """Avoided hospitalisations and net savings in low, central and high cost scenarios."""
-    costs = unit_costs()
-    avoided = -result.estimate / 1000 * treated_years
-    avoided_draws = -draws / 1000 * treated_years
-    scenarios: dict[str, Any] = {}
-    for scenario in ("low", "central", "high"):
-        stay = float(costs.filter((pl.col("item") == "hospital_stay") & (pl.col("scenario") == scenario))["euros"][0])
-        monthly = float(
-            costs.filter((pl.col("item") == "care_management") & (pl.col("scenario") == scenario))["euros"][0]
-        )
-        net = avoided_draws * stay - treated_months * monthly
-        scenarios[scenario] = {
-            "cost_per_stay": stay,
-            "care_management_per_month": monthly,
-            "net_savings": avoided * stay - treated_months * monthly,
-            "net_savings_ci": [float(np.percentile(net, 2.5)), float(np.percentile(net, 97.5))],
-            "probability_net_savings_positive": float((net > 0).mean()),
-        }
-    return {
-        "avoided_unplanned_hospitalisations": avoided,
-        "avoided_ci": [float(np.percentile(avoided_draws, 2.5)), float(np.percentile(avoided_draws, 97.5))],
-        "treated_person_years": treated_years,
-        "scenarios": scenarios,
-    }
-
-
-@dataclass
-class Estimated:
-    result: OutcomeResult
-    draws: np.ndarray | None
-    diagnostics: Diagnostics
-
-
-def treatment_and_covariates(spec: StudySpec, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    t = (frame["cohort"] == spec.treated_cohort).to_numpy().astype(int)
-    x = frame.select(f"covariate_{c}" for c in spec.covariates).cast(pl.Float64).to_numpy()
-    return t, x
-
-
-def estimate_outcome(spec: StudySpec, outcome: str, frame: pl.DataFrame, resamples: int) -> Estimated:
-    """One outcome's ATT (or ATE) in ``frame`` with the study's design, interval and balance diagnostics."""
-    try:
-        return _estimate_outcome(spec, outcome, frame, resamples)
-    except np.linalg.LinAlgError as exc:
-        raise EstimationError(f"{outcome}: a model could not be fitted ({exc})") from exc
-
-
-def _estimate_outcome(spec: StudySpec, outcome: str, frame: pl.DataFrame, resamples: int) -> Estimated:
-    t, x = treatment_and_covariates(spec, frame)
-    if outcome in RATIO_OUTCOMES:
-        ratio = RATIO_OUTCOMES[outcome]
-        numerator = frame[ratio.numerator].cast(pl.Float64).to_numpy()
-        exposure = frame[ratio.exposure].cast(pl.Float64).to_numpy()
-        result, draws, ps = ratio_effect(
-            numerator, exposure, t, x, spec.design, resamples, spec.seed, ratio.scale, ratio.unit
-        )
-        w = weights_for(t, ps, "overlap" if spec.design == "overlap" else "ipw", "att")
-        se = float(np.std(draws, ddof=1))
-        diagnostics = balance_diagnostics(x, t, w, ps, result.estimate, se, ratio.scale * numerator / exposure)
-        estimated = Estimated(result, draws, diagnostics)
-    else:
-        y = frame[outcome].cast(pl.Float64).to_numpy()
-        if spec.design == "did":
-            raise EstimationError("difference-in-differences is estimated by run_did")
-        estimate = estimate_effect(y, t, x, spec.design, spec.estimand, resamples, spec.seed)
-        treated_mean = float(y[t == 1].mean())
-        result = OutcomeResult(
-            outcome, estimate.estimate, estimate.ci_low, estimate.ci_high, MEAN_OUTCOMES[outcome],
-            treated_mean, treated_mean - estimate.estimate, estimate.variance,
-        )  # fmt: skip
-        estimated = Estimated(result, None, estimate.diagnostics)
-    estimated.result.outcome = outcome
-    estimated.diagnostics.covariates = list(spec.covariates)
-    return estimated
-
-
-def size_failures(spec: StudySpec, n_treated: int, n_comparison: int) -> list[str]:
-    failing = []
-    if n_treated < max(spec.diagnostics.min_treated, 2):
-        failing.append(f"fewer than {spec.diagnostics.min_treated} treated episodes")
-    if n_comparison < max(spec.diagnostics.min_comparison, 2):
-        failing.append(f"fewer than {spec.diagnostics.min_comparison} comparison episodes")
-    return failing
-
-
-def balance_failures(spec: StudySpec, diagnostics: Diagnostics) -> list[str]:
-    limits = spec.diagnostics
-    failing = []
-    if diagnostics.max_abs_smd_after >= limits.max_abs_smd:
-        failing.append(f"balance: max |SMD| {diagnostics.max_abs_smd_after:.3f} is not below {limits.max_abs_smd}")
-    ratios = [r for r in diagnostics.variance_ratio_after if np.isfinite(r)]
-    low, high = limits.variance_ratio
-    if any(not low <= r <= high for r in ratios):
-        failing.append(f"variance ratios outside {low}-{high}")
-    if limits.equipoise_share is not None and diagnostics.equipoise_share < limits.equipoise_share:
-        failing.append(f"equipoise share {diagnostics.equipoise_share:.2f} below {limits.equipoise_share}")
-    return failing
-
-
-def study_population(spec: StudySpec, data: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The episodes the outcome can be measured on, with complete covariates, and the attrition table."""
-    attrition = {"episodes_in_population": data.height}
-    if spec.outcome == "zarit_change_12m":
-        data = data.filter(pl.col("zarit_change_12m").is_not_null())
-        attrition["with_12_month_zarit"] = data.height
-    elif spec.outcome == "rupture_repair_days":
-        data = data.filter(pl.col("ruptures_observed") > 0)
-        attrition["with_a_service_interruption_seen_to_repair"] = data.height
-    complete = data.drop_nulls([f"covariate_{c}" for c in spec.covariates])
-    attrition["with_complete_covariates"] = complete.height
-    return complete, attrition
+# --- descriptive figures -------------------------------------------------------------------------
 
 
 def admission_curves(spec: StudySpec, frame: pl.DataFrame) -> pl.DataFrame:
@@ -446,21 +672,6 @@ def admission_curves(spec: StudySpec, frame: pl.DataFrame) -> pl.DataFrame:
     days = np.where(first >= 0, first, np.where(death >= 0, death, last)).astype(np.int64)
     status = np.where(first >= 0, EVENT, np.where(death >= 0, COMPETING, 0))
     return cumulative_incidence_curves(days, status, t, x, spec.follow_up_days - 1, spec.bootstrap, spec.seed)
-
-
-def subgroup_result(spec: StudySpec, frame: pl.DataFrame, dimension: str, value: str) -> SubgroupResult:
-    part = frame.filter(pl.col(dimension) == value)
-    t, _ = treatment_and_covariates(spec, part)
-    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
-    failing = size_failures(spec, n_treated, n_comparison)
-    if failing:
-        return SubgroupResult(dimension, value, n_treated, n_comparison, None, failing)
-    try:
-        estimated = estimate_outcome(spec, spec.outcome, part, spec.subgroup_bootstrap)
-    except EstimationError as exc:
-        return SubgroupResult(dimension, value, n_treated, n_comparison, None, [str(exc)])
-    failing = balance_failures(spec, estimated.diagnostics)
-    return SubgroupResult(dimension, value, n_treated, n_comparison, estimated.result, failing)
 
 
 def severe_band_figures(spec: StudySpec, frame: pl.DataFrame) -> dict[str, Any]:
@@ -476,119 +687,57 @@ def severe_band_figures(spec: StudySpec, frame: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-HALF_YEAR_BEFORE, HALF_YEAR_LAST = 183 / 365.25, 182 / 365.25
-"""The placebo splits the 12 months before the index date into days 365-183 and 182-1 before it."""
+# --- rows for the marts ---------------------------------------------------------------------------
 
 
-def run_did(spec: StudySpec, frame: pl.DataFrame, attrition: dict[str, int]) -> StudyResult:
-    """Difference-in-differences, with a placebo on the 12 months before as its parallel-trends check."""
-    t, x = treatment_and_covariates(spec, frame)
-    years = frame["person_years"].to_numpy()
-    clusters = frame["agency_id"].to_numpy() if spec.did_level == "agency" else None
-    main, draws = did_effect(
-        frame["prior_unplanned_admissions"].cast(pl.Float64).to_numpy(),
-        frame["unplanned_admissions"].cast(pl.Float64).to_numpy(),
-        years, t, clusters, spec.bootstrap, spec.seed,
-    )  # fmt: skip
-    main.outcome = spec.outcome
-    placebo, _ = did_effect(
-        frame["prior_unplanned_early"].cast(pl.Float64).to_numpy(),
-        frame["prior_unplanned_late"].cast(pl.Float64).to_numpy(),
-        np.full(t.shape[0], HALF_YEAR_LAST), t, clusters, spec.bootstrap, spec.seed, before_years=HALF_YEAR_BEFORE,
-    )  # fmt: skip
-    placebo.outcome = "pre_trend_placebo"
-    placebo.unit = "per 1,000 person-years (later minus earlier half-year before the index date)"
-    treated_years = float(years[t == 1].sum())
-    figures = funder_figures(main, draws, treated_years, treated_years * 12)
-    ps = propensity(t, x)
-    diagnostics = balance_diagnostics(
-        x, t, np.ones(t.shape[0]), ps, main.estimate, float(np.std(draws, ddof=1)),
-        1000 * frame["unplanned_admissions"].to_numpy() / years,
-    )  # fmt: skip
-    diagnostics.covariates = list(spec.covariates)
-    diagnostics.attrition = attrition
-    # DiD rests on parallel trends, not on balance: the placebo checks them before enrolment.
-    failing = []
-    if not placebo.ci_low <= 0 <= placebo.ci_high:
-        failing.append("pre-trend placebo: the arms' rates already diverged before enrolment")
-    if clusters is not None:
-        fewest = min(np.unique(clusters[t == arm]).shape[0] for arm in (0, 1))
-        if fewest < MIN_CLUSTERS:
-            failing.append(f"only {fewest} agencies in an arm: too few for an agency-level interval")
-    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
-    return StudyResult(spec, n_treated, n_comparison, attrition, main, [placebo], diagnostics, failing, figures)
-
-
-def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> StudyResult:
-    frame, attrition = study_population(spec, study_dataset(con, spec))
-    t, _ = treatment_and_covariates(spec, frame)
-    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
-    # Too small an arm fails the gate, but is still estimated (for the analyst) when it can be.
-    too_small = size_failures(spec, n_treated, n_comparison)
-    if min(n_treated, n_comparison) < 2:
-        return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, too_small)
-    if spec.design == "did":
-        did = run_did(spec, frame, attrition)
-        did.failing[:0] = too_small
-        return did
-    try:
-        main = estimate_outcome(spec, spec.outcome, frame, spec.bootstrap)
-    except EstimationError as exc:
-        return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, [*too_small, str(exc)])
-    main.diagnostics.attrition = attrition
-    failing = too_small + balance_failures(spec, main.diagnostics)
-    negative_controls = []
-    for control in spec.negative_control_outcomes:
-        result = estimate_outcome(spec, control, frame, spec.bootstrap).result
-        negative_controls.append(result)
-        if not result.ci_low <= 0 <= result.ci_high:
-            failing.append(f"negative control {control}: its interval excludes no effect")
-    figures: dict[str, Any] = {}
-    curves = None
-    if spec.outcome == "unplanned_admissions" and main.draws is not None:
-        treated_years = float(frame.filter(pl.col("cohort") == spec.treated_cohort)["person_years"].sum())
-        figures = funder_figures(main.result, main.draws, treated_years, treated_years * 12)
-        curves = admission_curves(spec, frame)
-    elif spec.outcome == "zarit_change_12m":
-        figures = severe_band_figures(spec, frame)
-    subgroups = [
-        subgroup_result(spec, frame, dimension, value)
-        for dimension in spec.subgroups
-        for value in sorted(frame[dimension].drop_nulls().unique().to_list())
-    ]
-    return StudyResult(
-        spec, n_treated, n_comparison, attrition, main.result, negative_controls, main.diagnostics, failing,
-        figures, subgroups, curves,
-    )  # fmt: skip
-
-
-def _outcome_row(result: StudyResult, outcome: OutcomeResult, role: str) -> dict[str, Any]:
+def _outcome_row(outcome: OutcomeResult, role: str, calibrated: Effect | None = None) -> dict[str, Any]:
     return {
         "outcome": outcome.outcome,
         "role": role,
         "estimate": outcome.estimate,
         "ci_low": outcome.ci_low,
         "ci_high": outcome.ci_high,
+        "standard_error": outcome.standard_error,
+        "estimate_calibrated": calibrated.estimate if calibrated else None,
+        "ci_low_calibrated": calibrated.ci_low if calibrated else None,
+        "ci_high_calibrated": calibrated.ci_high if calibrated else None,
         "unit": outcome.unit,
         "treated_value": outcome.treated_value,
         "counterfactual_value": outcome.counterfactual_value,
+        "log_rate_ratio": outcome.log_ratio,
+        "log_rate_ratio_se": outcome.log_ratio_se,
         "variance_method": outcome.variance,
     }
+
+
+def _calibrated_effect(verdict: Verdict) -> Effect | None:
+    numbers = verdict.numbers
+    if not numbers.get("calibrated"):
+        return None
+    return Effect(numbers["outcome"], numbers["unit"], numbers["estimate"], numbers["ci_low"], numbers["ci_high"])
 
 
 def result_rows(result: StudyResult) -> pl.DataFrame:
     """The study's results as rows for ``mart_impact_studies`` (aggregates only).
 
-    One ``main`` row, one per negative control (or the DiD's placebo), one per subgroup level
-    (``dimension``, ``dimension_value``); the whole study's rows carry ``all``.
+    One ``main`` row, one per negative control, the DiD's ``placebo``, one per subgroup level
+    (``dimension``, ``dimension_value``); the whole study's rows carry ``all``. Every row carries
+    the verdict that applies to it (the study's, or the subgroup's own) as JSON, and ``publishable``
+    copied from it.
     """
     spec = result.spec
     study = {
         "study": spec.name,
         "study_version": spec.version,
+        "study_order": spec.order,
         "question": " ".join(spec.question.split()),
         "design": spec.design,
         "estimand": spec.estimand,
+    }
+    diagnostics = {
+        **(result.diagnostics.as_json() if result.diagnostics else {}),
+        "design": result.design,
+        "calibration": result.calibration,
     }
     whole = {
         **study,
@@ -596,19 +745,21 @@ def result_rows(result: StudyResult) -> pl.DataFrame:
         "dimension_value": "all",
         "n_treated": result.n_treated,
         "n_comparison": result.n_comparison,
-        "publishable": result.publishable,
-        "failing_diagnostics": json.dumps(result.failing),
-        "diagnostics": json.dumps(result.diagnostics.as_json() if result.diagnostics else {}),
+        "publishable": result.verdict.publishable,
+        "verdict": result.verdict.dumps(),
+        "diagnostics": json.dumps(finite_json(diagnostics)),
+        "reason": None,
     }
     rows: list[dict[str, Any]] = []
     if result.main is not None:
-        rows.append(
-            {**whole, **_outcome_row(result, result.main, "main"), "funder_figures": json.dumps(result.funder_figures)}
-        )
-    rows += [
-        {**whole, **_outcome_row(result, o, "negative_control"), "funder_figures": "{}"}
-        for o in result.negative_controls
-    ]
+        main_row = _outcome_row(result.main, "main", _calibrated_effect(result.verdict))
+        rows.append({**whole, **main_row, "funder_figures": json.dumps(result.funder_figures)})
+    for control in result.negative_controls:
+        row = {**whole, **_outcome_row(control, "negative_control"), "funder_figures": "{}"}
+        row["reason"] = " ".join(spec.negative_controls.get(control.outcome, "").split())
+        rows.append(row)
+    if result.placebo is not None:
+        rows.append({**whole, **_outcome_row(result.placebo, "placebo"), "funder_figures": "{}"})
     for group in result.subgroups:
         row = {
             **study,
@@ -616,19 +767,36 @@ def result_rows(result: StudyResult) -> pl.DataFrame:
             "dimension_value": group.value,
             "n_treated": group.n_treated,
             "n_comparison": group.n_comparison,
-            "publishable": result.publishable and not group.failing,
-            "failing_diagnostics": json.dumps(group.failing),
+            "publishable": group.verdict.publishable,
+            "verdict": group.verdict.dumps(),
             "diagnostics": "{}",
             "funder_figures": "{}",
+            "reason": None,
             "outcome": spec.outcome,
             "role": "subgroup",
         }
         if group.result is not None:
-            row.update(_outcome_row(result, group.result, "subgroup"))
+            row.update(_outcome_row(group.result, "subgroup", _calibrated_effect(group.verdict)))
         rows.append(row)
     if not rows:
-        rows = [{**whole, "outcome": spec.outcome, "role": "main"}]
-    return pl.DataFrame(rows, infer_schema_length=None)
+        rows = [{**whole, "outcome": spec.outcome, "role": "main", "funder_figures": "{}"}]
+    return pl.DataFrame(rows, schema_overrides=ROW_SCHEMA, infer_schema_length=None)
+
+
+ROW_SCHEMA = {
+    "estimate": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "standard_error": pl.Float64,
+    "estimate_calibrated": pl.Float64,
+    "ci_low_calibrated": pl.Float64,
+    "ci_high_calibrated": pl.Float64,
+    "treated_value": pl.Float64,
+    "counterfactual_value": pl.Float64,
+    "log_rate_ratio": pl.Float64,
+    "log_rate_ratio_se": pl.Float64,
+    "reason": pl.String,
+}
 
 
 def curve_rows(result: StudyResult) -> pl.DataFrame:

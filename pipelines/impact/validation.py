@@ -1,0 +1,211 @@
+"""Validation of the studies over many generated federations: coverage, false effects, publishability.
+
+For each scenario of the generator and its null version, and each federation (one seed each):
+generate the federation, load its tables straight into a DuckDB warehouse as the raw tables
+(file ingestion is skipped: it is tested on its own, and it does not change a value), run the SQL
+models the studies read, then run each study exactly as the pipeline does (``run_study``: the
+study population SQL, the design, the negative controls, the gate). Descriptive extras that do
+not touch the estimate or the verdict (cumulative-incidence curves, subgroups) are left out to keep
+hundreds of federations affordable. The truth is the generator's sample ATT over the very treated
+episodes the estimate is about (after the history rule and trimming), from
+``pipelines/synthetic/truth.py``.
+
+Run by ``make validate`` (``tests/test_validation.py``, marked ``slow``); figures in
+``docs/validation.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipelines import warehouse
+from pipelines.assets.ingestion import RUN_PARAMETERS_TABLE
+from pipelines.assets.reference import REFERENCE_TABLES, load_reference
+from pipelines.assets.studies import STUDY_INPUTS
+from pipelines.impact.spec import StudySpec, load_studies
+from pipelines.impact.study import run_study
+from pipelines.sql_models import SqlModel
+
+DEFAULT_PERSONS = 6000
+DEFAULT_AGENCIES = 8
+
+
+@dataclass(frozen=True)
+class Job:
+    scenario: str
+    null: bool
+    seed: int
+    persons: int = DEFAULT_PERSONS
+    agencies: int = DEFAULT_AGENCIES
+    studies: tuple[str, ...] = ("unplanned_hospitalisations", "hospitalisations_did")
+
+
+def models_for_studies(models: list[SqlModel]) -> list[SqlModel]:
+    """The SQL models the studies read, and everything they read, in dependency order."""
+    by_name = {m.name: m for m in models}
+    needed: set[str] = set()
+    stack = [name for name in STUDY_INPUTS if name in by_name]
+    while stack:
+        name = stack.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        stack.extend(d for d in by_name[name].depends_on if d in by_name)
+    return [m for m in models if m.name in needed]
+
+
+def load_federation(con: Any, tables: dict[str, pl.DataFrame]) -> None:
+    """The generated tables as raw tables, the reference tables, and the SQL models the studies read."""
+    from pipelines.assets.models import sql_models
+
+    for entity, frame in tables.items():
+        warehouse.replace_table(con, f"raw_{entity}", frame)
+    for table in REFERENCE_TABLES:
+        warehouse.replace_table(con, table, load_reference(table))
+    warehouse.replace_table(
+        con, RUN_PARAMETERS_TABLE, pl.DataFrame({"data_cutoff": [None]}, schema={"data_cutoff": pl.Date})
+    )
+    for model in models_for_studies(sql_models()):
+        warehouse.run_model(con, model.name, model.sql)
+
+
+def validation_spec(spec: StudySpec) -> StudySpec:
+    """The study as specified, less the descriptive extras that do not change its estimate or verdict."""
+    return spec.model_copy(update={"subgroups": []})
+
+
+def run_job(job: Job) -> list[dict[str, Any]]:
+    """One federation: every study's estimate, published interval, verdict and truth."""
+    from pipelines.synthetic import truth
+    from pipelines.synthetic.federation import FederationSpec, generate_federation
+
+    federation = generate_federation(
+        FederationSpec(agencies=job.agencies, persons=job.persons, seed=job.seed, scenario=job.scenario, null=job.null)
+    )
+    specs = {s.name: s for s in load_studies()}
+    rows = []
+    with tempfile.TemporaryDirectory() as folder, warehouse.connect(Path(folder) / "validation.duckdb") as con:
+        load_federation(con, federation.tables)
+        for name in job.studies:
+            spec = validation_spec(specs[name])
+            result = run_study(con, spec, descriptive=False)
+            retained = pl.col("episode_id").is_in(result.retained_treated)
+            estimand = truth.unplanned_admissions(federation.potential_outcomes, spec.follow_up_days, where=retained)
+            numbers = result.verdict.numbers
+            row: dict[str, Any] = {
+                "scenario": job.scenario,
+                "null": job.null,
+                "seed": job.seed,
+                "study": name,
+                "truth": estimand.att,
+                "publishable": result.verdict.publishable,
+                "kind": result.verdict.kind,
+                "failed": ",".join(result.failing),
+                "n_treated": result.n_treated,
+                "n_comparison": result.n_comparison,
+                "estimate": numbers.get("estimate"),
+                "ci_low": numbers.get("ci_low"),
+                "ci_high": numbers.get("ci_high"),
+                "uncalibrated_estimate": result.main.estimate if result.main else None,
+                "uncalibrated_ci_low": result.main.ci_low if result.main else None,
+                "uncalibrated_ci_high": result.main.ci_high if result.main else None,
+                "ease": (result.calibration or {}).get("systematic_error", {}).get("ease"),
+            }
+            rows.append(row)
+    return rows
+
+
+def run_validation(jobs: Iterable[Job], workers: int = 1) -> pl.DataFrame:
+    jobs = list(jobs)
+    if workers <= 1:
+        rows = [r for job in jobs for r in run_job(job)]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            rows = [r for found in pool.map(run_job, jobs, chunksize=1) for r in found]
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def _covers(low: pl.Expr, high: pl.Expr) -> pl.Expr:
+    return (low <= pl.col("truth")) & (pl.col("truth") <= high)
+
+
+def summarise(results: pl.DataFrame) -> pl.DataFrame:
+    """Per scenario, null or not, and study: how often publishable, coverage, intervals excluding zero, error."""
+    published = pl.col("publishable")
+    estimated = pl.col("estimate").is_not_null()
+    covers = _covers(pl.col("ci_low"), pl.col("ci_high"))
+    covers_raw = _covers(pl.col("uncalibrated_ci_low"), pl.col("uncalibrated_ci_high"))
+    excludes_zero = (pl.col("ci_low") > 0) | (pl.col("ci_high") < 0)
+    return (
+        results.group_by("scenario", "null", "study")
+        .agg(
+            pl.len().alias("federations"),
+            published.sum().alias("publishable"),
+            (covers & published).sum().alias("published_covering"),
+            (excludes_zero & published).sum().alias("published_excluding_zero"),
+            (covers & estimated).sum().alias("all_covering"),
+            estimated.sum().alias("estimated"),
+            (covers_raw & estimated).sum().alias("uncalibrated_covering"),
+            (pl.col("estimate") - pl.col("truth")).mean().alias("mean_error"),
+            (pl.col("estimate") - pl.col("truth")).std().alias("sd_error"),
+            (pl.col("uncalibrated_estimate") - pl.col("truth")).mean().alias("uncalibrated_mean_error"),
+            pl.col("ease").median().alias("median_ease"),
+        )
+        .with_columns(
+            (pl.col("published_covering") / pl.col("publishable")).alias("published_coverage"),
+            (pl.col("published_excluding_zero") / pl.col("federations")).alias("share_published_excluding_zero"),
+            (pl.col("publishable") / pl.col("federations")).alias("share_publishable"),
+        )
+        .sort("study", "scenario", "null")
+    )
+
+
+def coverage_target_met(share: float | None) -> bool:
+    return share is not None and not math.isnan(share) and 0.90 <= share <= 0.99
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.impact.validation``: every scenario and null, results written as they come."""
+    import argparse
+
+    from pipelines.synthetic.scenarios import SCENARIOS
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--federations", type=int, default=100)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--persons", type=int, default=DEFAULT_PERSONS)
+    parser.add_argument("--scenarios", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("--out", default=str(Path("data") / "generated" / "validation"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        Job(scenario, null, seed, persons=args.persons)
+        for seed in range(args.first_seed, args.first_seed + args.federations)
+        for scenario in args.scenarios
+        for null in (False, True)
+    ]
+    results = out / "results.jsonl"
+    import json
+
+    with ProcessPoolExecutor(args.workers) as pool, results.open("a", encoding="utf-8") as sink:
+        for rows in pool.map(run_job, jobs, chunksize=1):
+            for row in rows:
+                sink.write(json.dumps(row) + "\n")
+            sink.flush()
+    frame = pl.read_ndjson(results)
+    summarise(frame).write_csv(out / "summary.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -627,9 +627,9 @@ HOSTILE_FILES: tuple[Hostile, ...] = (
         "dates-with-dots-dashes-and-times",
         "{a}_202601_events.csv",
         lambda a: (
-            "event_id;person_id;event_type;event_date\nV1;P1;fall;10.01.2025\nV2;P1;fall;10-01-2025\n"
-            "V3;P1;fall;10/01/2025 00:00\nV4;P1;fall;2025/01/10\n"
-        ).encode(),
+            b"event_id;person_id;event_type;event_date\nV1;P1;fall;10.01.2025\nV2;P1;fall;10-01-2025\n"
+            b"V3;P1;fall;10/01/2025 00:00\nV4;P1;fall;2025/01/10\n"
+        ),
         Expect("rejected", {"orphan_reference": 4}, 4, 0),
         "every date read (the rows then wait for their person)",
     ),

@@ -327,6 +327,22 @@ def _line_offsets(path: Path) -> np.ndarray:
     return offsets
 
 
+def _record_starts(path: Path, offsets: np.ndarray) -> np.ndarray:
+    """Physical lines (from 1) where a record starts: no quote is left open before them. A quoted
+    field with line breaks spans several lines; its record is known by its first."""
+    quotes_per_line = np.zeros(offsets.shape[0], dtype=np.int64)
+    position = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            quotes = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord('"')) + position
+            if quotes.size:
+                lines = np.searchsorted(offsets, quotes, side="right") - 1
+                quotes_per_line += np.bincount(lines, minlength=offsets.shape[0])
+            position += len(block)
+    open_before = np.concatenate([[0], np.cumsum(quotes_per_line)[:-1]]) % 2
+    return np.flatnonzero(open_before == 0).astype(np.int64) + 1
+
+
 def _blank_lines(path: Path, offsets: np.ndarray) -> set[int]:
     size = path.stat().st_size
     ends = np.append(offsets[1:], size)
@@ -445,9 +461,13 @@ def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
         skipped = np.asarray(sorted(_blank_lines(file.path, offsets) | rejected), dtype=np.int64)
         data_lines = np.setdiff1d(np.arange(2, offsets.shape[0] + 1, dtype=np.int64), skipped, assume_unique=True)
         exact = data_lines.shape[0] == frame.height
+        if not exact:  # multi-line quoted fields: number records by the line they start on
+            starts = _record_starts(file.path, offsets)
+            data_lines = np.setdiff1d(starts[starts >= 2], skipped, assume_unique=True)
+            exact = data_lines.shape[0] == frame.height
         if exact:
             frame = frame.with_columns(pl.Series(SOURCE_ROW, data_lines))
-        else:  # multi-line quoted fields: physical lines no longer match records
+        else:  # records and lines could not be matched: no row gets a line rather than a wrong one
             frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(SOURCE_ROW))
         table = ReadTable(
             entity=None,

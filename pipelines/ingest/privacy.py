@@ -63,8 +63,14 @@ def _normalise_name(name: str) -> str:
 
 
 def identifier_columns(columns: Sequence[str]) -> list[str]:
-    """Columns whose name says they hold a direct identifier."""
-    return [c for c in columns if _IDENTIFIER_NAMES.match(_normalise_name(c))]
+    """Columns whose name says they hold a direct identifier, or holds one (``jean.dupont@example.fr``)."""
+    return [c for c in columns if _IDENTIFIER_NAMES.match(_normalise_name(c)) or name_holds_identifier(c)]
+
+
+def name_holds_identifier(name: str) -> bool:
+    """Whether a file's, a sheet's or a column's name holds a direct identifier (``_`` read as a space).
+    Postcodes are left out: five digits in a name are an agency's or a period's code."""
+    return bool(find_identifiers(name.replace("_", " "), free_text=True) - {"postcode"})
 
 
 # --- normalisation ---------------------------------------------------------------------------
@@ -133,11 +139,11 @@ _SEPARATORS = re.compile(f"{_SEPARATOR}+")
 
 
 def _windows(run: str) -> Iterator[tuple[str, bool, int, bool]]:
-    """Compact candidates in a run of digit groups, whether each is written as a phone number can
-    be (whole groups, one separator throughout), where it starts in ``run``, and whether it is made
-    of whole groups: whole groups from
-    one group's start to another's end, and every 8 to 15 consecutive characters inside a long
-    group (numbers glued together)."""
+    """Compact candidates in a run of digit groups, with: whether each is written as a phone number
+    can be (one separator throughout, and the whole run or groups of two digits), where it starts
+    in ``run``, and whether it is made of whole groups. Candidates: whole groups from one group's
+    start to another's end, and every 8 to 15 consecutive characters inside a long group (numbers
+    glued together)."""
     groups = [(m.group(), m.start()) for m in re.finditer(rf"(?:(?!{_SEPARATOR}).)+", run)]
     separators = [re.sub(r"\s+", " ", s) for s in _SEPARATORS.findall(run)]  # a line break is a space
     for start in range(len(groups)):
@@ -146,7 +152,10 @@ def _windows(run: str) -> Iterator[tuple[str, bool, int, bool]]:
             text += groups[end][0]
             if len(text) > 16:
                 break
-            yield text, len(set(separators[start:end])) <= 1, groups[start][1], True
+            one_separator = len(set(separators[start:end])) <= 1
+            whole_run = start == 0 and end == len(groups) - 1
+            in_pairs = all(len(g) == 2 for g, _ in groups[start : end + 1])  # 06 98 76 54 32 in a longer run
+            yield text, one_separator and (whole_run or in_pairs), groups[start][1], True
     for group, at in groups:
         if 8 < len(group) <= LONGEST_GLUED_GROUP:
             for size in range(8, 16):

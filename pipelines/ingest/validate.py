@@ -15,7 +15,7 @@ import polars as pl
 from pipelines.contract import ContractField, Entity, allowed_values
 from pipelines.ingest.coerce import coerce_expression
 from pipelines.ingest.keys import key_columns, key_expression, normalise_key
-from pipelines.ingest.privacy import MAX_SCANNED_CHARS, identifier_columns, identifier_hits
+from pipelines.ingest.privacy import MAX_SCANNED_CHARS, identifier_columns, identifier_hits, name_holds_identifier
 from pipelines.ingest.readers import SOURCE_ROW, FileProblem
 from pipelines.ingest.reasons import Reason
 
@@ -149,9 +149,11 @@ def validate_table(frame: pl.DataFrame, entity: Entity, decimal_comma: bool, age
     columns = [c for c in frame.columns if c != SOURCE_ROW]
     flagged = identifier_columns(columns)
     if flagged:
+        # A column whose name holds a value (an e-mail as a header) is named by its position only.
+        shown = [f"column {columns.index(c) + 1}" if name_holds_identifier(c) else c for c in flagged]
         raise FileProblem(
             Reason.IDENTIFIER_COLUMN,
-            f"{len(flagged)} column(s) named like a direct identifier: {', '.join(sorted(flagged))}",
+            f"{len(flagged)} column(s) named like a direct identifier or holding one: {', '.join(sorted(shown))}",
         )
     missing = [f.name for f in entity.fields if f.required and f.name not in frame.columns]
     if missing:

@@ -78,7 +78,10 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.MALFORMED_JSON: "the JSON Lines row is not a JSON object (or is nested too deeply to read)",
     Reason.CONTROL_CHARACTERS: "a field holds a NUL byte or another control character",
     Reason.FIELD_TOO_LONG: "a field is longer than the contract allows (200 characters, 2,000 for free text)",
-    Reason.FORMULA_LIKE: "a text field starts with =, +, - or @ and would run as a spreadsheet formula",
+    Reason.FORMULA_LIKE: (
+        "a text field starts with =, +, - or @ and would run as a spreadsheet formula (in free text, a bullet or "
+        "a mention passes)"
+    ),
     Reason.IDENTIFIER_IN_VALUE: (
         "a value looks like a direct identifier (NIR, phone, e-mail, IBAN, foreign national number, address, "
         "postcode, birth date, name after a title)"

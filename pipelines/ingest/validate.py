@@ -22,6 +22,10 @@ from pipelines.ingest.reasons import Reason
 REASON = "_reason"
 REASON_COLUMN = "_reason_column"
 FORMULA_START = ("=", "+", "-", "@")
+FREE_TEXT_FORMULA = r"^\s*(?:=|[+\-@]\s*(?:=|[A-Za-z_][\w.]*\s*[(!|]|[\d(][\d\s.,()]*[-+*/^&]))"
+"""In free text a leading ``-``, ``+`` or ``@`` is a bullet or a mention (``- RDV pris``, ``+ 2h de
+ménage``) unless a formula follows: a function or a link to another program (``@SUM(``, ``+cmd|``),
+or arithmetic (``-2+3``). A leading ``=`` always is one."""
 CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 EARLIEST_DATE = date(1900, 1, 1)
 
@@ -93,7 +97,10 @@ def row_checks(
     for column in unknown:  # not stored, but scanned by the privacy guard and quoted in quarantine
         checks.append(_check(Reason.FIELD_TOO_LONG, column, _text(column).str.len_chars() > MAX_SCANNED_CHARS))
     for f in text_fields:
-        starts = pl.any_horizontal(_text(f.name).str.strip_chars_start().str.starts_with(s) for s in FORMULA_START)
+        if f.free_text:
+            starts = _text(f.name).str.contains(FREE_TEXT_FORMULA)
+        else:
+            starts = pl.any_horizontal(_text(f.name).str.strip_chars_start().str.starts_with(s) for s in FORMULA_START)
         checks.append(_check(Reason.FORMULA_LIKE, f.name, starts))
     for f in present:
         if f.required:

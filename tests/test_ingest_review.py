@@ -127,3 +127,18 @@ def test_a_configuration_file_that_does_not_exist_stops_the_command(
     assert code == 2
     assert "no such configuration file" in capsys.readouterr().err
     assert not (tmp_path / "w.duckdb").exists()  # nothing was ingested
+
+
+def test_headers_are_read_as_the_contract_spells_them(tmp_path: Path) -> None:
+    # Found by review: "Département" (French spelling) refused the whole file as a missing column.
+    header = "\ufeffPerson-ID;Agency ID;birth year;SEX;Département;lives\u00a0alone;Benefit;_source_row"
+    write_landing(
+        tmp_path / "landing", {"AG1/AG1_202601_persons.csv": f"{header}\nP1;AG1;1940;F;75;oui;APA;99\n".encode()}
+    )
+    ingested = ingest_landing(tmp_path / "landing", tmp_path / "w.duckdb")
+    (report,) = ingested.reports.values()
+    assert report.status == "accepted", report.message
+    assert ingested.table("raw_persons")["_source_row"].to_list() == [2]  # a header never passes for lineage
+    write_landing(tmp_path / "again", {"AG1/AG1_202601_persons.csv": f"{header};E-mail\n".encode()})
+    (refused,) = ingest_landing(tmp_path / "again", tmp_path / "w2.duckdb").reports.values()
+    assert refused.reasons == {"identifier_column": 0}

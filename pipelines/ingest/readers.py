@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import tempfile
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -215,7 +216,15 @@ _LEADING_MARKS = re.compile("^(?:\ufeff|\u00ef\u00bb\u00bf|\u00ef\u00bb\u00bf)+"
 
 
 def normalise_column(name: str) -> str:
-    return re.sub(r"\s+", "_", _LEADING_MARKS.sub("", str(name)).strip().lower())
+    """A header as the contract spells its fields: ``Département`` and ``person-id`` are
+    ``departement`` and ``person_id`` (accents dropped, any run of other characters one ``_``, none
+    at the ends: no header can pass for a lineage column such as ``_source_row``). A header that
+    holds an identifier (an e-mail) is kept as it is, for the privacy guard to refuse it."""
+    if name_holds_identifier(str(name)):
+        return _LEADING_MARKS.sub("", str(name)).strip().lower()
+    text = unicodedata.normalize("NFKD", _LEADING_MARKS.sub("", str(name)))
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    return re.sub(r"[\W_]+", "_", text).strip("_")
 
 
 # --- encodings -------------------------------------------------------------------------------

@@ -219,8 +219,8 @@ def normalise_column(name: str) -> str:
     """A header as the contract spells its fields: ``Département`` and ``person-id`` are
     ``departement`` and ``person_id`` (accents dropped, any run of other characters one ``_``, none
     at the ends: no header can pass for a lineage column such as ``_source_row``). A header that
-    holds an identifier (an e-mail) is kept as it is, for the privacy guard to refuse it."""
-    if name_holds_identifier(str(name)):
+    holds an identifier (an e-mail) or a control character is kept as it is, to be refused."""
+    if name_holds_identifier(str(name)) or _CONTROL_OR_INVALID.search(str(name)):  # evidence kept for refusal
         return _LEADING_MARKS.sub("", str(name)).strip().lower()
     text = unicodedata.normalize("NFKD", _LEADING_MARKS.sub("", str(name)))
     text = "".join(c for c in text if not unicodedata.combining(c)).lower()

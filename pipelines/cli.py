@@ -188,6 +188,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(warehouse_path=Path(args.warehouse).resolve() if args.warehouse else None)
         key = load_key()
+        if args.config and not Path(args.config).is_file():  # a mistyped path must not read as "no overrides"
+            raise FileNotFoundError(f"no such configuration file: {args.config}")
         config = load_agencies_config(Path(args.config) if args.config else settings.agencies_config)
         files = resolve_paths([Path(p) for p in args.paths])
     except (PseudonymKeyError, ConfigError, FileNotFoundError, ValueError) as exc:

@@ -127,6 +127,26 @@ def test_french_numbers_dates_and_booleans_are_typed() -> None:
     ]
 
 
+def test_a_decimal_point_is_never_read_as_a_thousands_separator() -> None:
+    # Found by review: "40.5" in a semicolon file was stored as 405 hours, silently.
+    values: list[object] = ["40.5", "12.25", "1.234", "1.234.567", "1.234,5", "0,125", "1,5", "12.5.3", "100.000"]
+    assert _typed("hours_granted", "service_plans", values, True) == [
+        40.5, 12.25, None, 1234567.0, 1234.5, 0.125, 1.5, None, None
+    ]  # fmt: skip
+    # A comma file (decimal commas quoted): "1,5" is 1.5, never 15; "1,234" could be either.
+    values = ["1,5", "0,125", "1,234", "1,234,567", "1,234.5", "1.5", "1.234"]
+    assert _typed("hours_granted", "service_plans", values, False) == [
+        1.5, 0.125, None, 1234567.0, 1234.5, 1.5, 1.234
+    ]  # fmt: skip
+
+
+def test_day_first_and_year_first_dates_with_any_separator_and_a_time_part() -> None:
+    values: list[object] = ["10-01-2025", "10.01.2025", "2025/01/10", "10/01/2025 00:00", "10/01/2025 08:30:15"]
+    assert {d.isoformat() for d in _typed("event_date", "events", values)} == {"2025-01-10"}
+    refused: list[object] = ["20250110", "10/01-2025", "Jan 10, 2025", "2025-02-30", "10/01/2025 midi", "1.2,3"]
+    assert _typed("event_date", "events", refused) == [None] * len(refused)
+
+
 def test_excel_serials_ambiguous_dates_and_spreadsheet_codes() -> None:
     dates = _typed("event_date", "events", ["45658", "2025-01-01 00:00:00", "01/02/25", "12/31/2025", "2025-13-01"])
     assert [d.isoformat() if d else None for d in dates] == ["2025-01-01", "2025-01-01", None, None, None]

@@ -419,7 +419,20 @@ def test_quoted_fields_with_delimiters_and_newlines(ingest: Ingest) -> None:
     report = single(outcome, "interventions.csv")
     assert report.rows_accepted == 2
     assert outcome.table("raw_interventions")["note"].to_list() == ["calls, then\na visit", "ok"]
-    assert "multi-line" in report.message
+    # Each record is known by the line it starts on (found by review: every row, quarantined ones
+    # included, used to lose its line number, so an agency could not find its refused rows).
+    assert outcome.table("raw_interventions")["_source_row"].to_list() == [2, 4]
+    assert "multi-line" not in report.message
+
+
+def test_a_refused_row_after_a_multi_line_field_keeps_its_line(ingest: Ingest) -> None:
+    content = (
+        NOTES_HEADER
+        + '\nI1,E1,2025-03-15,mediation,"two\n\nlines"\nI2,E1,2025-13-16,other,ok\nI3,E1,2025-03-17,other,\n'
+    )
+    outcome = ingest({"AGX/AGX_202601_interventions.csv": content.encode()})
+    assert _reasons(outcome) == [(5, "invalid_type", "intervention_date")]
+    assert outcome.table("raw_interventions")["_source_row"].to_list() == [2, 6]
 
 
 def test_malformed_json_lines(ingest: Ingest) -> None:

@@ -80,7 +80,10 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ingested, dict[st
     for entity, rows in _rows_by_entity().items():
         name = f"{AGENCY}/{AGENCY}_202601_{entity}.csv"
         files[name] = _csv([row for _, row in rows])
-        where |= {case["id"]: (name, line) for line, (case, _) in enumerate(rows, start=2)}
+        line = 2  # a value with a line break spans two lines: each row is known by its first
+        for case, row in rows:
+            where[case["id"]] = (name, line)
+            line += 1 + sum(value.count("\n") for value in row.values())
     write_landing(folder / "landing", files)
     return ingest_landing(folder / "landing", folder / "warehouse.duckdb"), where
 

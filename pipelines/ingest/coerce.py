@@ -21,11 +21,50 @@ def _clean_text(expr: pl.Expr) -> pl.Expr:
     return pl.when(stripped == "").then(None).otherwise(stripped)
 
 
+_SIGN = r"^[+-]?"
+
+
+def _grouped(separator: str, decimal: str | None = None) -> str:
+    """Thousands in groups of three after ``separator``, then optionally ``decimal`` and decimals."""
+    tail = rf"\{decimal}\d+" if decimal else ""
+    return rf"{_SIGN}[1-9]\d{{0,2}}(?:\{separator}\d{{3}})+{tail}$"
+
+
 def _number_text(expr: pl.Expr, decimal_comma: bool) -> pl.Expr:
-    text = _clean_text(expr).str.replace_all(r"[\s\u00a0\u202f]", "")
-    if decimal_comma:
-        return text.str.replace_all(r"\.", "").str.replace(",", ".", literal=True)
-    return text.str.replace_all(",", "", literal=True)
+    """A number written with a decimal comma or point and thousands separators, as ``1234.5``;
+    null when its separators do not say one number unambiguously.
+
+    The file's convention (``decimal_comma``) settles a lone separator of its own kind; a lone
+    separator of the other kind is a decimal too (``40.5`` in a semicolon file is 40.5, never
+    405), except before exactly three digits (``1.234``), which could be either: refused, never
+    guessed. With both kinds, the rightmost is the decimal one and the other must group thousands.
+    """
+    text = _clean_text(expr).str.replace_all(r"[\s\u00a0\u2009\u202f']", "")
+    decimal, other = (",", ".") if decimal_comma else (".", ",")
+    commas = text.str.count_matches(",", literal=True)
+    dots = text.str.count_matches(".", literal=True)
+    own = commas if decimal_comma else dots
+    foreign = dots if decimal_comma else commas
+    plain = text.str.contains(rf"{_SIGN}(?:\d+(?:[.,]\d*)?|[.,]\d+)$")
+    return (
+        pl.when((commas > 0) & (dots > 0))
+        .then(
+            pl.when(text.str.contains(_grouped(".", ",")))
+            .then(text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
+            .when(text.str.contains(_grouped(",", ".")))
+            .then(text.str.replace_all(",", "", literal=True))
+        )
+        .when(own + foreign == 0)
+        .then(text)
+        .when((own == 1) & plain)
+        .then(text.str.replace(decimal, ".", literal=True))
+        .when((foreign == 1) & text.str.contains(rf"{_SIGN}[1-9]\d{{0,2}}\{other}\d{{3}}$"))
+        .then(pl.lit(None, dtype=pl.String))
+        .when((foreign == 1) & plain)
+        .then(text.str.replace(other, ".", literal=True))
+        .when(text.str.contains(_grouped(other)) | text.str.contains(_grouped(decimal)))
+        .then(text.str.replace_all(r"[.,]", ""))
+    )
 
 
 def _date_from_text(text: pl.Expr) -> pl.Expr:
@@ -33,11 +72,18 @@ def _date_from_text(text: pl.Expr) -> pl.Expr:
     serial = pl.when(text.str.contains(r"^\d{5}$")).then(
         (text.cast(pl.Int64, strict=False) - EXCEL_EPOCH_OFFSET).cast(pl.Int32).cast(pl.Date)
     )
-    # Four-digit years only: 01/02/25 is ambiguous and stays unread.
-    iso = pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")).then(
-        text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+    # Four-digit years only: 01/02/25 is ambiguous and stays unread. Year first (ISO, or with
+    # slashes or dots) or day first (slashes, dots or dashes, as French exports write it); a time
+    # part (what spreadsheets add to a date cell saved as text) is ignored.
+    time = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?$"
+    year_first = "|".join(rf"\d{{4}}{s}\d{{1,2}}{s}\d{{1,2}}" for s in ("-", "/", r"\."))
+    day_first = "|".join(rf"\d{{1,2}}{s}\d{{1,2}}{s}\d{{4}}" for s in ("-", "/", r"\."))
+    iso = pl.when(text.str.contains(rf"^(?:{year_first}){time}")).then(
+        text.str.replace(r"^(\d{4}).(\d{1,2}).(\d{1,2}).*$", "$1-$2-$3").str.to_date("%Y-%m-%d", strict=False)
     )
-    french = pl.when(text.str.contains(r"^\d{1,2}/\d{1,2}/\d{4}$")).then(text.str.to_date("%d/%m/%Y", strict=False))
+    french = pl.when(text.str.contains(rf"^(?:{day_first}){time}")).then(
+        text.str.replace(r"^(\d{1,2}).(\d{1,2}).(\d{4}).*$", "$1/$2/$3").str.to_date("%d/%m/%Y", strict=False)
+    )
     iso_month = pl.when(text.str.contains(r"^\d{4}-\d{2}$")).then(text.str.to_date("%Y-%m", strict=False))
     french_month = pl.when(text.str.contains(r"^\d{2}/\d{4}$")).then(text.str.to_date("%m/%Y", strict=False))
     return pl.coalesce(serial, iso, french, iso_month, french_month)

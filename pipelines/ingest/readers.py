@@ -16,11 +16,12 @@ import json
 import logging
 import re
 import tempfile
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import polars as pl
@@ -28,6 +29,7 @@ import polars as pl
 from pipelines import warehouse
 from pipelines.contract import Contract
 from pipelines.ingest.config import ReadOptions
+from pipelines.ingest.privacy import name_holds_identifier
 from pipelines.ingest.reasons import Reason
 
 SOURCE_ROW = "_source_row"
@@ -46,6 +48,10 @@ UNSUPPORTED = "unsupported"
 """The format of a file in an agency folder that no reader takes (reported, never silently skipped)."""
 UNHASHABLE = "unhashable"
 """The format of a file that could not even be read to hash it (permissions, a vanished file)."""
+NOT_REGULAR = "not_regular"
+"""The format of a symbolic link, a named pipe or a device: never opened, never followed."""
+IDENTIFIER_NAMED = "identifier_named"
+"""The format of a file whose name holds a direct identifier: never read, known by a masked name."""
 IGNORED_NAMES = frozenset({"agencies.yaml", "agencies.yml", "thumbs.db", "desktop.ini"})
 PERIOD = re.compile(r"(?:^|_)(\d{6}|\d{4}-\d{2})(?:_|$)")
 CHUNK = 1 << 24
@@ -90,9 +96,11 @@ class LandingFile:
 
     @property
     def period(self) -> str:
-        """The export period named in the file (``..._202606_...``), else the file's stem."""
-        match = PERIOD.search(self.path.stem)
-        return match.group(1).replace("-", "") if match else self.path.stem
+        """The export period named in the file (``..._202606_...``), else the file's stem (as reported:
+        masked when the name holds an identifier)."""
+        stem = PurePosixPath(self.relative_path).stem
+        match = PERIOD.search(stem)
+        return match.group(1).replace("-", "") if match else stem
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,8 @@ class ReadTable:
     rejects: list[RowReject] = field(default_factory=list)
     line_numbers_exact: bool = True
     raw_lines: Callable[[list[int]], dict[int, str]] | None = None
+    identifier_in_name: bool = False
+    """An XLSX sheet whose name holds a direct identifier: not read, ``name`` is its position."""
 
     @property
     def rows_in(self) -> int:
@@ -149,11 +159,20 @@ def describe_file(
         relative = path.relative_to(root).as_posix()
     except ValueError:
         relative = path.name
-    try:
-        sha256, size = sha256_of(path), path.stat().st_size
-    except OSError:
-        # Known by its path until it can be read: the next run tries it again.
-        sha256, size, fmt = hashlib.sha256(f"unhashable:{relative}".encode()).hexdigest(), 0, UNHASHABLE
+    if path.is_symlink() or not path.is_file():
+        # A link may point anywhere (another agency's folder, the key file): never followed; a named
+        # pipe would block the run if opened. Known by its path, reported at every run.
+        sha256, size, fmt = hashlib.sha256(f"not-regular:{relative}".encode()).hexdigest(), 0, NOT_REGULAR
+    else:
+        try:
+            sha256, size = sha256_of(path), path.stat().st_size
+        except OSError:
+            # Known by its path until it can be read: the next run tries it again.
+            sha256, size, fmt = hashlib.sha256(f"unhashable:{relative}".encode()).hexdigest(), 0, UNHASHABLE
+    if name_holds_identifier(path.name):
+        # Never stored nor printed: the file is known by its folder and its content's hash.
+        relative = str(PurePosixPath(relative).with_name(f"masked-name-{sha256[:16]}{path.suffix.lower()}"))
+        fmt = IDENTIFIER_NAMED
     return LandingFile(
         path=path,
         relative_path=relative,
@@ -170,11 +189,14 @@ def discover_landing_files(landing_dir: Path) -> list[LandingFile]:
     if not landing_dir.is_dir():
         return []
     files = []
-    for path in sorted(p for p in landing_dir.rglob("*") if p.is_file()):
+    # Links (to files or folders) and special files are listed too, to be reported: never followed.
+    for path in sorted(p for p in landing_dir.rglob("*") if p.is_symlink() or not p.is_dir()):
         relative = path.relative_to(landing_dir)
         agency = relative.parts[0] if len(relative.parts) > 1 else ""
         if any(part.startswith(".") for part in relative.parts[:-1]):
             continue
+        if not agency and path.is_symlink() and path.is_dir():  # a linked agency folder: never skipped in silence
+            agency = path.name
         described = describe_file(path, landing_dir, agency, include_unsupported=bool(agency))
         if described is not None:
             files.append(described)
@@ -194,7 +216,15 @@ _LEADING_MARKS = re.compile("^(?:\ufeff|\u00ef\u00bb\u00bf|\u00ef\u00bb\u00bf)+"
 
 
 def normalise_column(name: str) -> str:
-    return re.sub(r"\s+", "_", _LEADING_MARKS.sub("", str(name)).strip().lower())
+    """A header as the contract spells its fields: ``Département`` and ``person-id`` are
+    ``departement`` and ``person_id`` (accents dropped, any run of other characters one ``_``, none
+    at the ends: no header can pass for a lineage column such as ``_source_row``). A header that
+    holds an identifier (an e-mail) or a control character is kept as it is, to be refused."""
+    if name_holds_identifier(str(name)) or _CONTROL_OR_INVALID.search(str(name)):  # evidence kept for refusal
+        return _LEADING_MARKS.sub("", str(name)).strip().lower()
+    text = unicodedata.normalize("NFKD", _LEADING_MARKS.sub("", str(name)))
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    return re.sub(r"[\W_]+", "_", text).strip("_")
 
 
 # --- encodings -------------------------------------------------------------------------------
@@ -327,6 +357,22 @@ def _line_offsets(path: Path) -> np.ndarray:
     return offsets
 
 
+def _record_starts(path: Path, offsets: np.ndarray) -> np.ndarray:
+    """Physical lines (from 1) where a record starts: no quote is left open before them. A quoted
+    field with line breaks spans several lines; its record is known by its first."""
+    quotes_per_line = np.zeros(offsets.shape[0], dtype=np.int64)
+    position = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            quotes = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord('"')) + position
+            if quotes.size:
+                lines = np.searchsorted(offsets, quotes, side="right") - 1
+                quotes_per_line += np.bincount(lines, minlength=offsets.shape[0])
+            position += len(block)
+    open_before = np.concatenate([[0], np.cumsum(quotes_per_line)[:-1]]) % 2
+    return np.flatnonzero(open_before == 0).astype(np.int64) + 1
+
+
 def _blank_lines(path: Path, offsets: np.ndarray) -> set[int]:
     size = path.stat().st_size
     ends = np.append(offsets[1:], size)
@@ -445,9 +491,13 @@ def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
         skipped = np.asarray(sorted(_blank_lines(file.path, offsets) | rejected), dtype=np.int64)
         data_lines = np.setdiff1d(np.arange(2, offsets.shape[0] + 1, dtype=np.int64), skipped, assume_unique=True)
         exact = data_lines.shape[0] == frame.height
+        if not exact:  # multi-line quoted fields: number records by the line they start on
+            starts = _record_starts(file.path, offsets)
+            data_lines = np.setdiff1d(starts[starts >= 2], skipped, assume_unique=True)
+            exact = data_lines.shape[0] == frame.height
         if exact:
             frame = frame.with_columns(pl.Series(SOURCE_ROW, data_lines))
-        else:  # multi-line quoted fields: physical lines no longer match records
+        else:  # records and lines could not be matched: no row gets a line rather than a wrong one
             frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(SOURCE_ROW))
         table = ReadTable(
             entity=None,
@@ -518,7 +568,7 @@ def read_xlsx(file: LandingFile, options: ReadOptions, contract: Contract) -> Fi
         raise FileProblem(
             Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as XLSX ({type(exc).__name__})"
         ) from None
-    tables = []
+    tables: list[ReadTable] = []
     for sheet, frame in sheets.items():
         columns = [normalise_column(c) for c in frame.columns]
         if any(not c for c in columns) or len(set(columns)) != len(columns):
@@ -530,6 +580,9 @@ def read_xlsx(file: LandingFile, options: ReadOptions, contract: Contract) -> Fi
         data_columns = [c for c in frame.columns if c != SOURCE_ROW]
         if data_columns:  # a blank spreadsheet row is not a record
             frame = frame.filter(~pl.all_horizontal(pl.col(data_columns).is_null()))
+        if name_holds_identifier(sheet):  # known by its position only, and refused
+            tables.append(ReadTable(None, f"sheet {len(tables) + 1}", frame.clear(), identifier_in_name=True))
+            continue
         entity = options.sheet_entities.get(sheet) or entity_from_name(sheet, contract)
         tables.append(ReadTable(entity, sheet, frame, raw_lines=_row_json_reader(frame)))
     return FileRead(tables)
@@ -679,6 +732,18 @@ def read_landing_file(file: LandingFile, contract: Contract, options: ReadOption
             Reason.UNSUPPORTED_FORMAT,
             f"{file.relative_path}: not a format Parcours reads; send CSV (.csv, .txt, .tsv), XLSX, Parquet "
             "or JSON Lines (.jsonl, .ndjson)",
+        )
+    if file.format == NOT_REGULAR:
+        raise FileProblem(
+            Reason.NOT_A_REGULAR_FILE,
+            f"{file.relative_path}: a symbolic link or a special file, not read (a link is never followed); put "
+            "the file itself in the agency's folder",
+        )
+    if file.format == IDENTIFIER_NAMED:
+        raise FileProblem(
+            Reason.IDENTIFIER_IN_NAME,
+            f"{file.relative_path}: the file's name holds a direct identifier (it is shown masked); the file was "
+            "not read: rename it <agency>_<YYYYMM>_<entity> and send it again",
         )
     if file.format == UNHASHABLE:
         raise FileProblem(Reason.PROCESSING_ERROR, f"{file.relative_path}: the file cannot be opened (permissions?)")

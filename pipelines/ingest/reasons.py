@@ -8,6 +8,7 @@ from enum import StrEnum
 class Reason(StrEnum):
     # The whole file: every row it holds (if any can be counted) is quarantined with this reason.
     UNSUPPORTED_FORMAT = "unsupported_format"
+    NOT_A_REGULAR_FILE = "not_a_regular_file"
     EMPTY_FILE = "empty_file"
     FILE_TOO_LARGE = "file_too_large"
     UNREADABLE_FILE = "unreadable_file"
@@ -16,6 +17,7 @@ class Reason(StrEnum):
     MALFORMED_HEADER = "malformed_header"
     MISSING_REQUIRED_COLUMN = "missing_required_column"
     IDENTIFIER_COLUMN = "identifier_column"
+    IDENTIFIER_IN_NAME = "identifier_in_name"
     PROCESSING_ERROR = "processing_error"
     # One row.
     MALFORMED_ROW = "malformed_row"
@@ -37,11 +39,15 @@ class Reason(StrEnum):
     ORPHAN_REFERENCE = "orphan_reference"
 
 
-PRIVACY_REASONS = frozenset({Reason.IDENTIFIER_COLUMN, Reason.IDENTIFIER_IN_VALUE})
+PRIVACY_REASONS = frozenset({Reason.IDENTIFIER_COLUMN, Reason.IDENTIFIER_IN_NAME, Reason.IDENTIFIER_IN_VALUE})
 """Rows quarantined for these reasons are stored without their raw line: it holds an identifier."""
 
 DESCRIPTIONS: dict[Reason, str] = {
     Reason.UNSUPPORTED_FORMAT: "the file is not in a format Parcours reads (CSV, TXT, TSV, XLSX, Parquet, JSON Lines)",
+    Reason.NOT_A_REGULAR_FILE: (
+        "a symbolic link, a named pipe or another special file: only regular files placed in the landing folder are "
+        "read (a link could make Parcours read a file outside it); reported again at every run until replaced"
+    ),
     Reason.EMPTY_FILE: "the file has no bytes, or only blank lines",
     Reason.FILE_TOO_LARGE: "the file is over the size cap (PARCOURS_MAX_FILE_MB, 2,048 MB by default)",
     Reason.UNREADABLE_FILE: (
@@ -55,7 +61,14 @@ DESCRIPTIONS: dict[Reason, str] = {
         "the header is missing, too long, unparseable, or has an empty, repeated or control-character column name"
     ),
     Reason.MISSING_REQUIRED_COLUMN: "a column the contract requires is absent",
-    Reason.IDENTIFIER_COLUMN: "a column is named like a direct identifier (name, address, phone, e-mail, NIR...)",
+    Reason.IDENTIFIER_COLUMN: (
+        "a column is named like a direct identifier (name, address, phone, e-mail, NIR...), or its name holds one "
+        "(then it is named by its position)"
+    ),
+    Reason.IDENTIFIER_IN_NAME: (
+        "the file's or a sheet's name holds a direct identifier (phone, e-mail, NIR, titled name...): nothing is "
+        "read, and the name is stored masked (the file is known by its SHA-256)"
+    ),
     Reason.PROCESSING_ERROR: (
         "reading or checking the file failed unexpectedly (the error's type is named); the file is tried again "
         "at the next run"
@@ -65,7 +78,10 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.MALFORMED_JSON: "the JSON Lines row is not a JSON object (or is nested too deeply to read)",
     Reason.CONTROL_CHARACTERS: "a field holds a NUL byte or another control character",
     Reason.FIELD_TOO_LONG: "a field is longer than the contract allows (200 characters, 2,000 for free text)",
-    Reason.FORMULA_LIKE: "a text field starts with =, +, - or @ and would run as a spreadsheet formula",
+    Reason.FORMULA_LIKE: (
+        "a text field starts with =, +, - or @ and would run as a spreadsheet formula (in free text, a bullet or "
+        "a mention passes)"
+    ),
     Reason.IDENTIFIER_IN_VALUE: (
         "a value looks like a direct identifier (NIR, phone, e-mail, IBAN, foreign national number, address, "
         "postcode, birth date, name after a title)"
@@ -87,6 +103,7 @@ DESCRIPTIONS: dict[Reason, str] = {
 
 FILE_REASONS = (
     Reason.UNSUPPORTED_FORMAT,
+    Reason.NOT_A_REGULAR_FILE,
     Reason.EMPTY_FILE,
     Reason.FILE_TOO_LARGE,
     Reason.UNREADABLE_FILE,
@@ -95,6 +112,7 @@ FILE_REASONS = (
     Reason.MALFORMED_HEADER,
     Reason.MISSING_REQUIRED_COLUMN,
     Reason.IDENTIFIER_COLUMN,
+    Reason.IDENTIFIER_IN_NAME,
     Reason.PROCESSING_ERROR,
 )
 """Reasons that concern a whole file (or one XLSX sheet); the others concern one row."""
@@ -102,5 +120,5 @@ FILE_REASONS = (
 ROW_REASONS = tuple(r for r in Reason if r not in FILE_REASONS)
 HELD_REASONS = frozenset({Reason.ORPHAN_REFERENCE})
 """Rows quarantined for these reasons are kept, typed and pseudonymised, and released when they resolve."""
-RETRIED_REASONS = frozenset({Reason.PROCESSING_ERROR})
+RETRIED_REASONS = frozenset({Reason.PROCESSING_ERROR, Reason.NOT_A_REGULAR_FILE})
 """Files refused for these reasons are not remembered as received: the next run tries them again."""

@@ -9,6 +9,7 @@ warehouse or the key stop it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date
@@ -30,7 +31,7 @@ from pipelines.ingest.load import (
     stored_keys,
     write_loads,
 )
-from pipelines.ingest.privacy import identifier_hits
+from pipelines.ingest.privacy import identifier_hits, name_holds_identifier
 from pipelines.ingest.pseudonyms import rekey
 from pipelines.ingest.readers import SOURCE_ROW, FileProblem, LandingFile, ReadTable, read_landing_file
 from pipelines.ingest.reasons import PRIVACY_REASONS, Reason
@@ -72,7 +73,11 @@ def _quarantine_rows(
     wanted = [int(n) for n in lines[SOURCE_ROW].drop_nulls().to_list()]
     raw = table.raw_lines(wanted) if table is not None and table.raw_lines is not None else {}
     frame = lines.with_columns(
-        pl.col(SOURCE_ROW).replace_strict(raw, default=None, return_dtype=pl.String).alias("raw_line")
+        pl.col(SOURCE_ROW).replace_strict(raw, default=None, return_dtype=pl.String).alias("raw_line"),
+        # A column whose name holds an identifier (an e-mail as a header) is not named.
+        pl.col(REASON_COLUMN).map_elements(
+            lambda name: None if name_holds_identifier(name) else name, return_dtype=pl.String
+        ),
     )
     too_long = pl.col("raw_line").str.len_bytes() > MAX_QUOTED_LINE
     frame = frame.with_columns(pl.when(too_long).then(None).otherwise(pl.col("raw_line")).alias("raw_line"))
@@ -161,6 +166,12 @@ def prepare_table(
     """
     parsed = _parse_rejects(table)
     where = file.relative_path if table.name == file.path.name else f"{file.relative_path} [{table.name}]"
+    if table.identifier_in_name:
+        message = (
+            f"{where}: the sheet's name holds a direct identifier (it is shown by its position); the sheet was "
+            "not read: name it after its entity and send the file again"
+        )
+        return _entity_load(file, table, None, None, empty_quarantine(), message, Reason.IDENTIFIER_IN_NAME)
     if table.entity is None:
         rejected = pl.concat([parsed, _whole_table(table, Reason.UNKNOWN_ENTITY)])
         message = (
@@ -274,7 +285,7 @@ def ingest_files(
     say = progress or (lambda _message: None)
     config = config or AgenciesConfig()
     already = known_files(con)
-    reports: dict[str, FileReport] = {}
+    reports: dict[int, FileReport] = {}  # by position: two paths may share a relative path
     loads: list[EntityLoad] = []
     tables: dict[tuple[str, str], ReadTable] = {}
     seen_now: set[str] = set()
@@ -282,7 +293,7 @@ def ingest_files(
     pseudonyms: dict[str, dict[str, str]] = {}
     for i, file in enumerate(order, start=1):
         if file.sha256 in already or file.sha256 in seen_now:
-            reports[file.relative_path] = FileReport(
+            reports[i] = FileReport(
                 file.relative_path,
                 file.sha256,
                 "duplicate",
@@ -321,12 +332,10 @@ def ingest_files(
             load.finish()
     write_loads(con, contract, loads)
 
-    for file in order:
-        if file.relative_path in reports:
-            continue
-        mine = [load for load in loads if load.sha256 == file.sha256]
-        reports[file.relative_path] = _file_report(file, mine)
-    return [reports[f.relative_path] for f in order]
+    for i, file in enumerate(order, start=1):
+        if i not in reports:
+            reports[i] = _file_report(file, [load for load in loads if load.sha256 == file.sha256])
+    return [reports[i] for i in range(1, len(order) + 1)]
 
 
 def _choose_winners(loads: list[EntityLoad]) -> None:
@@ -479,9 +488,10 @@ def resolve_paths(paths: Sequence[Path]) -> list[LandingFile]:
     from pipelines.ingest.readers import describe_file, discover_landing_files
 
     found: list[LandingFile] = []
-    for path in paths:
-        path = path.resolve()
-        if path.is_file():  # named on purpose: a format no reader takes still gets a report
+    # Absolute but not resolved: a link named on the command line is reported, never followed.
+    # (Path.resolve would follow links; Path.absolute keeps "..", so normpath.)
+    for path in dict.fromkeys(Path(os.path.normpath(p.absolute())) for p in paths):  # a path named twice: one file
+        if path.is_symlink() or (path.exists() and not path.is_dir() and not path.is_file()) or path.is_file():
             described = describe_file(path, path.parent.parent)
             if described is not None:
                 found.append(described)

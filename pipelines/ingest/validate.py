@@ -15,13 +15,17 @@ import polars as pl
 from pipelines.contract import ContractField, Entity, allowed_values
 from pipelines.ingest.coerce import coerce_expression
 from pipelines.ingest.keys import key_columns, key_expression, normalise_key
-from pipelines.ingest.privacy import MAX_SCANNED_CHARS, identifier_columns, identifier_hits
+from pipelines.ingest.privacy import MAX_SCANNED_CHARS, identifier_columns, identifier_hits, name_holds_identifier
 from pipelines.ingest.readers import SOURCE_ROW, FileProblem
 from pipelines.ingest.reasons import Reason
 
 REASON = "_reason"
 REASON_COLUMN = "_reason_column"
 FORMULA_START = ("=", "+", "-", "@")
+FREE_TEXT_FORMULA = r"^\s*(?:=|[+\-@]\s*(?:=|[A-Za-z_][\w.]*\s*[(!|]|[\d(][\d\s.,()]*[-+*/^&]))"
+"""In free text a leading ``-``, ``+`` or ``@`` is a bullet or a mention (``- RDV pris``, ``+ 2h de
+ménage``) unless a formula follows: a function or a link to another program (``@SUM(``, ``+cmd|``),
+or arithmetic (``-2+3``). A leading ``=`` always is one."""
 CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 EARLIEST_DATE = date(1900, 1, 1)
 
@@ -93,7 +97,10 @@ def row_checks(
     for column in unknown:  # not stored, but scanned by the privacy guard and quoted in quarantine
         checks.append(_check(Reason.FIELD_TOO_LONG, column, _text(column).str.len_chars() > MAX_SCANNED_CHARS))
     for f in text_fields:
-        starts = pl.any_horizontal(_text(f.name).str.strip_chars_start().str.starts_with(s) for s in FORMULA_START)
+        if f.free_text:
+            starts = _text(f.name).str.contains(FREE_TEXT_FORMULA)
+        else:
+            starts = pl.any_horizontal(_text(f.name).str.strip_chars_start().str.starts_with(s) for s in FORMULA_START)
         checks.append(_check(Reason.FORMULA_LIKE, f.name, starts))
     for f in present:
         if f.required:
@@ -149,9 +156,11 @@ def validate_table(frame: pl.DataFrame, entity: Entity, decimal_comma: bool, age
     columns = [c for c in frame.columns if c != SOURCE_ROW]
     flagged = identifier_columns(columns)
     if flagged:
+        # A column whose name holds a value (an e-mail as a header) is named by its position only.
+        shown = [f"column {columns.index(c) + 1}" if name_holds_identifier(c) else c for c in flagged]
         raise FileProblem(
             Reason.IDENTIFIER_COLUMN,
-            f"{len(flagged)} column(s) named like a direct identifier: {', '.join(sorted(flagged))}",
+            f"{len(flagged)} column(s) named like a direct identifier or holding one: {', '.join(sorted(shown))}",
         )
     missing = [f.name for f in entity.fields if f.required and f.name not in frame.columns]
     if missing:

@@ -615,4 +615,22 @@ HOSTILE_FILES: tuple[Hostile, ...] = (
         Expect("rejected", {"orphan_reference": 1}, 1, 0),
         "held back until its person arrives",
     ),
+    # --- added by the review of issue 14 ------------------------------------------------------------
+    Hostile(
+        "semicolon-decimal-points",
+        "{a}_202601_care_managers.csv",
+        lambda a: f"care_manager_id;agency_id;fte\nCM1;{a};0.5\nCM2;{a};0.75\nCM3;{a};1.000\n".encode(),
+        Expect("partial", {"invalid_type": 1}, 3, 2),
+        "0.5 is a half, never 5; 1.000 could be 1 or 1000: refused, never guessed",
+    ),
+    Hostile(
+        "dates-with-dots-dashes-and-times",
+        "{a}_202601_events.csv",
+        lambda a: (
+            b"event_id;person_id;event_type;event_date\nV1;P1;fall;10.01.2025\nV2;P1;fall;10-01-2025\n"
+            b"V3;P1;fall;10/01/2025 00:00\nV4;P1;fall;2025/01/10\n"
+        ),
+        Expect("rejected", {"orphan_reference": 4}, 4, 0),
+        "every date read (the rows then wait for their person)",
+    ),
 )

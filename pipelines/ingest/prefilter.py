@@ -55,7 +55,8 @@ LOOKALIKES_SQL = (
 
 _DIGITISH = "[0-9OoIl]"
 DIRECT_PATTERN = "|".join(
-    [
+    f"(?:{alternative})"
+    for alternative in [
         r"\+",
         _EMAIL_HINT.pattern,
         _NUMBER_WORDS,
@@ -75,32 +76,32 @@ _GROUP = "(?:2[ABab]|[0-9])+"
 """A group: digits, and Corsica's 2A/2B inside a NIR."""
 JOIN = "~"
 BREAK = "/"
-SHAPE_SQL = (
-    "array_to_string(list_transform(regexp_extract_all({t}, '{group}'), lambda g, i: "
-    "(case when length(g) <= 5 then g else left(g, 5) || '#' || length(g) end) "
-    "|| (case when i >= len(regexp_extract_all({t}, '{group}')) then '' "
-    "when length(string_split_regex({t}, '{group}')[i + 1]) <= 7 "
-    "and regexp_full_match(string_split_regex({t}, '{group}')[i + 1], '[^A-WYZa-wyz,;:|]+') "
-    "then '{join}' else '{brk}' end)), '')"
-)
 
 
-def shape_sql(value_sql: str) -> str:
-    """The shape of an ASCII value (``value_sql``, a SQL expression): its digit groups, each as its
-    first five characters (``#`` and its length when longer), joined by ``~`` when a few non-letters
-    separate them, ``/`` otherwise."""
-    lookalikes = LOOKALIKES_SQL.format(v=FOLDED_SQL.format(v=value_sql))
-    return SHAPE_SQL.format(t=lookalikes, group=_GROUP, join=JOIN, brk=BREAK)
-
-
-def strict_candidate_sql(value_sql: str) -> str:
-    """SQL true when an ASCII ``value_sql`` could hold an identifier through letters or words
-    (``DIRECT_PATTERN``); the digit test goes through ``shape_sql`` and the gate."""
-    return f"regexp_matches({FOLDED_SQL.format(v=value_sql)}, '{_sql_text(DIRECT_PATTERN)}')"
-
-
-def digits_gate_sql(value_sql: str) -> str:
-    return f"regexp_matches({value_sql}, '{_sql_text(DIGITS_GATE)}')"
+def candidates_sql(values_sql: str) -> str:
+    """For each value of ``values_sql`` (a query with one text column ``v``): whether it is plain ASCII,
+    whether ``DIRECT_PATTERN`` finds something in it, and its shape (``shape_may_hold_identifier``)
+    when it has eight digits or more in a run (else null). Each step is one column of one projection,
+    so no value is scanned twice for the same thing."""
+    folded = FOLDED_SQL.format(v="v")
+    lookalikes = f"case when regexp_matches(f, '[OoIl]') then {LOOKALIKES_SQL.format(v='f')} else f end"
+    group = _sql_text(_GROUP)
+    separator = (
+        "case when i >= len(groups) then '' "
+        f"when length(separators[i + 1]) <= 7 and regexp_full_match(separators[i + 1], '[^A-WYZa-wyz,;:|]+') "
+        f"then '{JOIN}' else '{BREAK}' end"
+    )
+    describe = "case when length(g) <= 5 then g else left(g, 5) || '#' || length(g) end"
+    shape = f"array_to_string(list_transform(groups, lambda g, i: ({describe}) || ({separator})), '')"
+    return (
+        f"select v, ascii, direct, case when gate then {shape} end as shape from ("
+        f"select v, ascii, direct, gate, regexp_extract_all(t, '{group}') as groups, "
+        f"string_split_regex(t, '{group}') as separators from ("
+        f"select v, ascii, direct, gate, case when gate then {lookalikes} end as t from ("
+        f"select v, {ASCII_SQL.format(v='v')} as ascii, regexp_matches(f, '{_sql_text(DIRECT_PATTERN)}') as direct, "
+        f"regexp_matches(f, '{_sql_text(DIGITS_GATE)}') as gate, f from ("
+        f"select v, {folded} as f from ({values_sql})))))"
+    )
 
 
 def _sql_text(pattern: str) -> str:
@@ -110,7 +111,7 @@ def _sql_text(pattern: str) -> str:
 @cache
 def _national_lengths() -> dict[str, frozenset[int]]:
     """Every country calling code with the national number lengths phonenumbers knows for it (all
-    its regions, local-only lengths included); an empty set means any length."""
+    its regions); an empty set means any length."""
     from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
     lengths: dict[str, frozenset[int]] = {}
@@ -122,8 +123,9 @@ def _national_lengths() -> dict[str, frozenset[int]]:
             if metadata is None or metadata.general_desc is None:
                 unknown = True
                 continue
+            # A valid number's national number has one of these lengths (``is_valid_number`` checks the
+            # general description first); local-only lengths are possible, never valid.
             possible = set(metadata.general_desc.possible_length or ())
-            possible |= set(metadata.general_desc.possible_length_local_only or ())
             unknown = unknown or not possible
             found |= possible
         lengths[str(code)] = frozenset() if unknown else frozenset(found)

@@ -47,7 +47,7 @@ from pipelines.ingest.load import (
 )
 from pipelines.ingest.privacy import identifier_hits, name_holds_identifier
 from pipelines.ingest.pseudonyms import PSEUDONYM_LENGTH
-from pipelines.ingest.raw_zone import RawZone, remove_unlisted
+from pipelines.ingest.raw_zone import RawZone, listed_files, remove_unlisted
 from pipelines.ingest.readers import (
     SOURCE_ROW,
     FileProblem,
@@ -471,9 +471,8 @@ def settle(
         if load.status != "superseded" and load.entity is not None and load.staged is not None and load.staged_rows
     ]
     for entity in contract.entities:
-        group = [load for load in live if load.entity == entity]
-        if group:
-            _settle_duplicates(con, contract, entity, group, replaced.get(entity, set()))
+        for group, stored in _duplicate_groups(con, contract, entity, live, replaced.get(entity, set())):
+            _settle_duplicates(con, contract, entity, group, replaced.get(entity, set()), stored)
     for entity in parents_first({load.entity for load in live if load.entity is not None}):
         group = [load for load in live if load.entity == entity]
         if references_of(entity):
@@ -510,8 +509,48 @@ def _excluded(files: set[tuple[str, str]]) -> str:
     return f"(_agency_folder, _source_sha256) not in (select * from (values {pairs}))" if files else "true"
 
 
+def _duplicate_groups(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    entity: str,
+    live: list[EntityLoad],
+    replaced: set[tuple[str, str]],
+) -> list[tuple[list[EntityLoad], bool]]:
+    """The loads whose rows can repeat one another, with whether stored rows can be repeated too.
+
+    A key holding an agency's pseudonym (re-keyed with the agency) can only repeat a key of the same
+    agency: such an entity is checked agency by agency, and only where there is something to compare
+    (two files of the run, or rows stored before). Other keys are compared across agencies."""
+    loads = [load for load in live if load.entity == entity]
+    if not loads:
+        return []
+    stored_exists = warehouse.table_exists(con, raw_table_name(entity))
+    scoped = any(f.pseudonym and not f.linkage for f in contract.entity(entity).fields if f.name in contract.entity(entity).primary_key)
+    listed = listed_files(con, entity)
+    if not scoped or not stored_exists or warehouse.scalar(
+        con, "select table_type from information_schema.tables where table_name = ?", [raw_table_name(entity)]
+    ) == "BASE TABLE":
+        return [(loads, stored_exists)]
+    stored_by = {
+        str(agency)
+        for agency, sha in listed.select("agency_folder", "sha256").iter_rows()
+        if (agency, sha) not in replaced
+    }
+    groups = []
+    for agency in sorted({load.agency_folder for load in loads}):
+        mine = [load for load in loads if load.agency_folder == agency]
+        if len(mine) > 1 or agency in stored_by:
+            groups.append((mine, agency in stored_by))
+    return groups
+
+
 def _settle_duplicates(
-    con: duckdb.DuckDBPyConnection, contract: Contract, entity: str, group: list[EntityLoad], replaced: set[tuple[str, str]]
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    entity: str,
+    group: list[EntityLoad],
+    replaced: set[tuple[str, str]],
+    stored_rows: bool,
 ) -> None:
     q = warehouse.quote_identifier
     fields = contract.entity(entity).field_names
@@ -524,7 +563,7 @@ def _settle_duplicates(
     stored_match = (
         f"select r._load, r._row, bool_or({same}) as identical from rows as r "
         f"join (select * from {q(stored)} where {_excluded(replaced)}) as s on {on_key} group by r._load, r._row"
-        if warehouse.table_exists(con, stored)
+        if stored_rows
         else "select null::integer as _load, null::bigint as _row, null::boolean as identical where false"
     )
     con.execute(

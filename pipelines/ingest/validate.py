@@ -22,10 +22,9 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import ContractField, Entity, allowed_values
-from pipelines.ingest.coerce import WHITE_SPACE_RE2, WHITE_SPACE_SQL, sql_string, text_sql, typed_layers
+from pipelines.ingest.coerce import WHITE_SPACE_RE2, sql_string, strip_sql, text_sql, typed_layers
 from pipelines.ingest.keys import key_columns, normalise_key
-from pipelines.ingest.prefilter import ASCII_SQL, digits_gate_sql, shape_may_hold_identifier, shape_sql
-from pipelines.ingest.prefilter import strict_candidate_sql
+from pipelines.ingest.prefilter import ASCII_SQL, candidates_sql, shape_may_hold_identifier
 from pipelines.ingest.privacy import (
     MAX_SCANNED_CHARS,
     find_identifiers,
@@ -148,16 +147,23 @@ def _register_flagged(source: SourceTable, entity: Entity) -> None:
         not_a_code = f"not list_contains({_sql_list(allowed)}, {text})" if allowed else "true"
         values = f"select distinct {text} as v from {source.name} where {text} is not null and {not_a_code}"
         if index in strict:
-            shape = shape_sql("v")
-            candidates = source.con.execute(
-                f"select v, {ASCII_SQL.format(v='v')}, {strict_candidate_sql('v')}, "
-                f"case when {digits_gate_sql('v')} then {shape} end from ({values}) "
-                f"where length(v) <= {MAX_SCANNED_CHARS}"
+            # Values are described once in SQL; their shapes (a few per thousand values) are judged in
+            # Python; only the values worth the guard come back.
+            described = f"{source.name}_described"
+            source.con.execute(
+                f"create or replace temp table {described} as "
+                + candidates_sql(f"{values} and length({text}) <= {MAX_SCANNED_CHARS}")
+            )
+            shapes = source.con.execute(
+                f"select distinct shape from {described} where ascii and not direct and shape is not null"
             ).fetchall()
-            ascii_shapes = {s for _, ascii, direct, s in candidates if ascii and not direct and s is not None}
-            possible = {s for s in ascii_shapes if shape_may_hold_identifier(s)}
-            sure: list[str] = [v for v, ascii, direct, s in candidates if ascii and (direct or s in possible)]
-            others = [v for v, ascii, _, _ in candidates if not ascii]
+            possible = [shape for (shape,) in shapes if shape_may_hold_identifier(shape)]
+            rows = source.con.execute(
+                f"select v, ascii from {described} where not ascii or direct or list_contains($1::varchar[], shape)",
+                [possible],
+            ).fetchall()
+            sure: list[str] = [v for v, ascii in rows if ascii]
+            others = [v for v, ascii in rows if not ascii]
         else:
             sure, others = [], [v for (v,) in source.con.execute(values).fetchall()]
         if others:
@@ -179,7 +185,7 @@ def _register_keys(source: SourceTable, entity: Entity) -> None:
     for name in key_columns(entity):
         if name in source.columns:
             index = source.columns.index(name)
-            clean = f"trim({text_sql(source.column(index), source.types[index])}, {WHITE_SPACE_SQL})"
+            clean = strip_sql(text_sql(source.column(index), source.types[index]))
             values |= {
                 v
                 for (v,) in source.con.execute(
@@ -220,7 +226,8 @@ def _typed_columns(source: SourceTable, entity: Entity, decimal_comma: bool) -> 
             continue
         index = source.columns.index(f.name)
         name = f"_t{index}"
-        steps = typed_layers(f, source.column(index), source.types[index], decimal_comma, name)
+        stripped = f"_s{index}" if source.types[index] == "VARCHAR" else None
+        steps = typed_layers(f, source.column(index), source.types[index], decimal_comma, name, stripped)
         if f.name in keys:
             steps.append(_key_sql(f"{name}_{len(steps) - 1}", source.name))
         for depth, expression in enumerate(steps):
@@ -234,7 +241,9 @@ def _typed_columns(source: SourceTable, entity: Entity, decimal_comma: bool) -> 
 def _key_sql(value: str, source: str) -> str:
     """``keys.normalise_key`` in SQL for plain ASCII (white space folded, trimmed, upper case); other
     values from the ``<source>_keys`` table Python filled."""
-    ascii_form = f"nullif(upper(trim(regexp_replace({value}, '[\\t\\n\\x0b\\x0c\\r ]+', ' ', 'g'), ' ')), '')"
+    folded = f"nullif(upper(trim(regexp_replace({value}, '[\\t\\n\\x0b\\x0c\\r ]+', ' ', 'g'))), '')"
+    # Most identifiers are already in their one form: upper case, no run of white space.
+    ascii_form = f"case when regexp_matches({value}, '[a-z\\t\\n\\x0b\\x0c\\r]|  ') then {folded} else {value} end"
     return (
         f"case when {value} is null then null when {ASCII_SQL.format(v=value)} then {ascii_form} "
         f"else (select k.normal from {source}_keys as k where k.value = {value}) end"
@@ -257,6 +266,10 @@ def _checks(
     def raw(name: str) -> str:
         return source.column(source.columns.index(name))
 
+    def stripped(name: str) -> str:
+        index = source.columns.index(name)
+        return f"_s{index}" if source.types[index] == "VARCHAR" else strip_sql(text(name))
+
     checks: list[tuple[Reason, str, str]] = []
     for name in [f.name for f in text_fields] + [source.columns[i] for i in unknown]:
         checks.append((Reason.CONTROL_CHARACTERS, name, f"regexp_matches({text(name)}, {sql_string(CONTROL)})"))
@@ -269,9 +282,9 @@ def _checks(
         if f.free_text:
             starts = f"regexp_matches({text(f.name)}, {sql_string(FREE_TEXT_FORMULA)})"
         else:
-            starts = f"left(ltrim({text(f.name)}, {WHITE_SPACE_SQL}), 1) in ({', '.join(map(sql_string, FORMULA_START))})"
+            starts = f"left({stripped(f.name)}, 1) in ({', '.join(map(sql_string, FORMULA_START))})"
         checks.append((Reason.FORMULA_LIKE, f.name, starts))
-    blank = {f.name: f"({raw(f.name)} is null or trim({text(f.name)}, {WHITE_SPACE_SQL}) = '')" for f in present}
+    blank = {f.name: f"({raw(f.name)} is null or {stripped(f.name)} = '')" for f in present}
     for f in present:
         if f.required:
             checks.append((Reason.MISSING_VALUE, f.name, blank[f.name]))
@@ -292,7 +305,7 @@ def _value_checks(f: ContractField, value: str, today: date) -> list[tuple[Reaso
     checks: list[tuple[Reason, str, str]] = []
     allowed = allowed_values(f)
     if allowed is not None and f.list_separator:
-        items = f"list_transform(string_split({value}, {sql_string(f.list_separator)}), lambda x: trim(x, {WHITE_SPACE_SQL}))"
+        items = f"list_transform(string_split({value}, {sql_string(f.list_separator)}), lambda x: {strip_sql('x')})"
         every = f"list_bool_and(list_transform({items}, lambda x: list_contains({_sql_list(allowed)}, x)))"
         checks.append((Reason.INVALID_CODE, f.name, f"{value} is not null and not {every}"))
     elif allowed is not None:
@@ -312,7 +325,7 @@ def _value_checks(f: ContractField, value: str, today: date) -> list[tuple[Reaso
 def _zarit_items_ok(value: str) -> str:
     """Items separated by ``|`` (empty ones left blank), at most 22, each a score from 0 to 4 in
     halves (the mini-Zarit scores ½); an item that is not a number fails."""
-    items = f"list_transform(string_split({value}, '|'), lambda x: trim(x, {WHITE_SPACE_SQL}))"
+    items = f"list_transform(string_split({value}, '|'), lambda x: {strip_sql('x')})"
     scores = f"list_transform({items}, lambda x: case when x = '' then 0.0 else try_cast(replace(x, ',', '.') as double) end)"
     each = f"list_transform({scores}, lambda s: coalesce(s between 0 and 4 and s * 2 = round(s * 2), false))"
     return f"(list_bool_and({each}) and len({items}) <= 22)"
@@ -335,16 +348,22 @@ def check_sql(source: SourceTable, entity: Entity, agency: str, today: date, dec
     first_hit = "case " + " ".join(f"when _hit{n} then {sql_string(name)}" for n, (name, _) in enumerate(hits)) + " end"
     any_hit = " or ".join(f"_hit{n}" for n in range(len(hits))) or "false"
     checks.insert(position, (Reason.IDENTIFIER_IN_VALUE, "", any_hit))
-    reason = "case " + " ".join(f"when {failed} then {sql_string(r.value)}" for r, _, failed in checks) + " end"
-    column = "case " + " ".join(
-        f"when {failed} then {first_hit if r is Reason.IDENTIFIER_IN_VALUE else sql_string(name)}"
-        for r, name, failed in checks
-    ) + " end"
+    failed = "case " + " ".join(f"when {sql} then {n + 1}" for n, (_, _, sql) in enumerate(checks)) + " end"
+    reasons = "[" + ", ".join(sql_string(r.value) for r, _, _ in checks) + "]"
+    names = "[" + ", ".join(sql_string(name) for _, name, _ in checks) + "]"
+    reason = f"{reasons}[_failed]"
+    column = f"case when _failed = {position + 1} then {first_hit} else {names}[_failed] end"
+    stripped = [
+        f"{strip_sql(source.column(i))} as _s{i}"
+        for i, name in enumerate(source.columns)
+        if name in entity.field_names and source.types[i] == "VARCHAR"
+    ]
     query = "select *, " + ", ".join(
-        [f"{sql} as _hit{n}" for n, (_, sql) in enumerate(hits)] or ["null as _nothing"]
+        [f"{sql} as _hit{n}" for n, (_, sql) in enumerate(hits)] + stripped or ["null as _nothing"]
     ) + f" from {source.rows_sql}"
     for layer in layers:
         query = f"select *, {', '.join(layer)} from ({query})"
+    query = f"select *, {failed} as _failed from ({query})"
     values = ", ".join(
         f"{typed[f.name] if f.name in typed else f'cast(null as {f.duckdb_type})'} as {f.name}" for f in entity.fields
     )

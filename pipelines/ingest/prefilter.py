@@ -35,7 +35,10 @@ test runs in Python once per distinct shape (a few thousand for millions of iden
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
+from re import _constants, _parser  # type: ignore[attr-defined]
+from typing import Any
 
 from pipelines.ingest.privacy import _EMAIL_HINT, _NUMBER_WORDS
 
@@ -76,6 +79,8 @@ _GROUP = "(?:2[ABab]|[0-9])+"
 """A group: digits, and Corsica's 2A/2B inside a NIR."""
 JOIN = "~"
 BREAK = "/"
+LEAD = 7
+"""Digits of a group a shape keeps: enough for ``00``, a country code and the national number's start."""
 
 
 def candidates_sql(values_sql: str) -> str:
@@ -91,7 +96,7 @@ def candidates_sql(values_sql: str) -> str:
         f"when length(separators[i + 1]) <= 7 and regexp_full_match(separators[i + 1], '[^A-WYZa-wyz,;:|]+') "
         f"then '{JOIN}' else '{BREAK}' end"
     )
-    describe = "case when length(g) <= 5 then g else left(g, 5) || '#' || length(g) end"
+    describe = f"case when length(g) <= {LEAD} then g else left(g, {LEAD}) || '#' || length(g) end"
     shape = f"array_to_string(list_transform(groups, lambda g, i: ({describe}) || ({separator})), '')"
     return (
         f"select v, ascii, direct, case when gate then {shape} end as shape from ("
@@ -108,48 +113,180 @@ def _sql_text(pattern: str) -> str:
     return pattern.replace("'", "''")
 
 
-@cache
-def _national_lengths() -> dict[str, frozenset[int]]:
-    """Every country calling code with the national number lengths phonenumbers knows for it (all
-    its regions); an empty set means any length."""
-    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
+@dataclass(frozen=True)
+class _Region:
+    lengths: frozenset[int]
+    """Lengths of a valid national number (``is_valid_number`` checks the general description first;
+    local-only lengths are possible, never valid)."""
+    pattern: str
+    stripped: tuple[tuple[int, frozenset[str] | None], ...]
+    """What the parser may strip after the country code, by length: a national prefix or a carrier code
+    (``0044 (0)20...``); None: any digits of that length."""
 
-    lengths: dict[str, frozenset[int]] = {}
+
+@cache
+def _regions() -> dict[str, list[_Region] | None]:
+    """Every country calling code with what phonenumbers knows of its regions' valid numbers; None: any
+    number (a prefix rule that rewrites numbers, or nothing known)."""
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, region_code_for_country_code
+
+    known: dict[str, list[_Region] | None] = {}
     for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
-        found: set[int] = set()
-        unknown = False
+        main = PhoneMetadata.metadata_for_region_or_calling_code(code, region_code_for_country_code(code))
+        prefix = main.national_prefix_for_parsing if main is not None else None
+        if main is None or main.national_prefix_transform_rule is not None:
+            known[str(code)] = None  # the parser may rewrite the number: anything goes
+            continue
+        stripped = _strippable(prefix)
+        found: list[_Region] | None = []
         for region in regions:
             metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
-            if metadata is None or metadata.general_desc is None:
-                unknown = True
-                continue
-            # A valid number's national number has one of these lengths (``is_valid_number`` checks the
-            # general description first); local-only lengths are possible, never valid.
-            possible = set(metadata.general_desc.possible_length or ())
-            unknown = unknown or not possible
-            found |= possible
-        lengths[str(code)] = frozenset() if unknown else frozenset(found)
-    return lengths
-
-
-NATIONAL_PREFIX_ROOM = 2
-"""A foreign number may keep its national prefix after the country code (``0044 (0)20...``)."""
+            general = metadata.general_desc if metadata is not None else None
+            if general is None or not general.possible_length or not general.national_number_pattern:
+                found = None
+                break
+            found.append(
+                _Region(
+                    frozenset(general.possible_length),
+                    general.national_number_pattern,
+                    stripped,
+                )
+            )
+        known[str(code)] = found
+    return known
 
 
 def _international(digits: str, length: int) -> bool:
     """Whether ``00`` + a country code + a national number could make ``length`` digits in all, the
-    sequence's known first digits being ``digits`` (five at most: beyond, anything may follow)."""
-    rest = length - 2
-    for code, lengths in _national_lengths().items():
+    sequence's known first digits being ``digits`` (seven at most: beyond, anything may follow)."""
+    for code, regions in _regions().items():
         known = digits[2 : 2 + len(code)]
         if not code.startswith(known) if len(known) < len(code) else known != code:
             continue
-        national = rest - len(code)
-        if national < 1:
+        written = length - 2 - len(code)
+        if written < 1:
             continue
-        if not lengths or any(national - k in lengths for k in range(NATIONAL_PREFIX_ROOM + 1)):
+        if regions is None:
             return True
+        after = digits[2 + len(code) :]
+        for region in regions:
+            for size, texts in region.stripped:
+                if written - size not in region.lengths:
+                    continue
+                if texts is not None and not any(t.startswith(after[:size]) for t in texts):
+                    continue
+                start = after[size:][:3]
+                if not start or _can_start(region.pattern, start):
+                    return True
     return False
+
+
+def _strippable(prefix: str | None) -> tuple[tuple[int, frozenset[str] | None], ...]:
+    """The digits ``national_prefix_for_parsing`` can strip, by length (nothing stripped always counts)."""
+    if not prefix:
+        return ((0, frozenset({""})),)
+    widest = min(_parser.parse(prefix).getwidth()[1], 8)
+    found = _sequence(list(_parser.parse(prefix)), widest + 1)
+    by_size: list[tuple[int, frozenset[str] | None]] = [(0, frozenset({""}))]
+    for size in range(1, widest + 1):
+        texts = None if found is None else frozenset(text for text, _ in found if len(text) == size)
+        if texts is None or texts:
+            by_size.append((size, texts))
+    return tuple(by_size)
+
+
+@cache
+def _can_start(pattern: str, start: str) -> bool:
+    """Whether a number matching ``pattern`` (phonenumbers metadata) can start with ``start``; true when
+    the pattern uses something ``_starts`` does not read."""
+    starts = _starts(pattern, len(start))
+    return starts is None or start in starts
+
+
+@cache
+def _starts(pattern: str, n: int) -> frozenset[str] | None:
+    """The first ``n`` characters of every string ``pattern`` matches (None: a construct not read here)."""
+    found = _sequence(list(_parser.parse(pattern)), n)
+    return None if found is None else frozenset(s[:n] for s, _ in found if len(s) >= n)
+
+
+_Prefixes = set[tuple[str, bool]]
+"""Beginnings of matches, cut at the length wanted, each with whether its match may go on."""
+
+
+def _sequence(items: list[Any], n: int) -> _Prefixes | None:
+    results: _Prefixes = {("", True)}
+    for item in items:
+        following: _Prefixes = set()
+        for text, going in results:
+            if not going or len(text) >= n:
+                following.add((text, going))
+                continue
+            parts = _item(item, n - len(text))
+            if parts is None:
+                return None
+            following |= {(text + part, more) for part, more in parts}
+        results = following
+    return results
+
+
+def _item(item: tuple[Any, Any], n: int) -> _Prefixes | None:
+    op, value = item
+    if op is _constants.LITERAL:
+        return {(chr(value), True)}
+    if op is _constants.IN:
+        chars = _characters(value)
+        return None if chars is None else {(c, True) for c in chars}
+    if op is _constants.SUBPATTERN:
+        return _sequence(list(value[-1]), n)
+    if op is _constants.BRANCH:
+        found: _Prefixes = set()
+        for alternative in value[1]:
+            part = _sequence(list(alternative), n)
+            if part is None:
+                return None
+            found |= part
+        return found
+    if op in (_constants.MAX_REPEAT, _constants.MIN_REPEAT):
+        least, most, body = value
+        found = {("", True)} if least == 0 else set()
+        current: _Prefixes = {("", True)}
+        for count in range(1, min(most, n + least) + 1):
+            following: _Prefixes = set()
+            for text, going in current:
+                if not going or len(text) >= n:
+                    following.add((text, going))
+                    continue
+                parts = _sequence(list(body), n - len(text))
+                if parts is None:
+                    return None
+                following |= {(text + part, more) for part, more in parts}
+            current = following
+            # A beginning as long as wanted is one whatever repetitions must follow it.
+            found |= current if count >= least else {(text, going) for text, going in current if len(text) >= n}
+            if all(len(text) >= n or not going for text, going in current):
+                break
+        return found
+    if op is _constants.AT:
+        return {("", True)}
+    return None
+
+
+def _characters(items: list[tuple[Any, Any]]) -> set[str] | None:
+    chars: set[str] = set()
+    negate = False
+    for op, value in items:
+        if op is _constants.NEGATE:
+            negate = True
+        elif op is _constants.LITERAL:
+            chars.add(chr(value))
+        elif op is _constants.RANGE:
+            chars |= {chr(c) for c in range(value[0], value[1] + 1)}
+        elif op is _constants.CATEGORY and value is _constants.CATEGORY_DIGIT:
+            chars |= set("0123456789")
+        else:
+            return None
+    return set("0123456789") - chars if negate else chars
 
 
 _GROUP_DESCRIPTION = re.compile(r"^([0-9ABab]+)(?:#(\d+))?$")

@@ -527,7 +527,7 @@ def _duplicate_groups(
     stored_exists = warehouse.table_exists(con, raw_table_name(entity))
     scoped = any(f.pseudonym and not f.linkage for f in contract.entity(entity).fields if f.name in contract.entity(entity).primary_key)
     listed = listed_files(con, entity)
-    if not scoped or not stored_exists or warehouse.scalar(
+    if not scoped or stored_exists and warehouse.scalar(
         con, "select table_type from information_schema.tables where table_name = ?", [raw_table_name(entity)]
     ) == "BASE TABLE":
         return [(loads, stored_exists)]

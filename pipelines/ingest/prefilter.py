@@ -134,7 +134,10 @@ def _regions() -> dict[str, list[_Region] | None]:
     for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
         main = PhoneMetadata.metadata_for_region_or_calling_code(code, region_code_for_country_code(code))
         prefix = main.national_prefix_for_parsing if main is not None else None
-        if main is None or main.national_prefix_transform_rule is not None:
+        identity = re.match(r"\(([^()]*)\)\$\|(.*)$", prefix or "")
+        if main is not None and main.national_prefix_transform_rule == "\\1" and identity:
+            prefix = identity.group(2)  # the rewrite gives the number back as it was: only the rest strips
+        elif main is None or main.national_prefix_transform_rule is not None:
             known[str(code)] = None  # the parser may rewrite the number: anything goes
             continue
         stripped = _strippable(prefix)

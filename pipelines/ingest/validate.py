@@ -64,6 +64,16 @@ class Checked:
     ignored_columns: list[str]
 
 
+@dataclass(frozen=True)
+class Found:
+    """What Python found for the query: the columns where the guard flagged values, and whether any
+    identifier needed Python to get its written form. (None: assume both, the query is then right
+    whatever the tables hold.)"""
+
+    flagged_columns: frozenset[int] | None = None
+    keys_outside_ascii: bool = True
+
+
 @dataclass
 class Validated:
     accepted: pl.DataFrame
@@ -101,9 +111,11 @@ def validate_table(
         raise FileProblem(Reason.MISSING_REQUIRED_COLUMN, f"required column(s) missing: {', '.join(missing)}")
     unknown = [c for c in columns if c not in entity.field_names]
     checked = f"{source.name}_checked"
-    _register_flagged(source, entity)
-    _register_keys(source, entity)
-    source.con.execute(f"create or replace temp table {checked} as {check_sql(source, entity, agency, today, decimal_comma)}")
+    found = Found(_register_flagged(source, entity), _register_keys(source, entity))
+    source.con.execute(
+        f"create or replace temp table {checked} as {check_sql(source, entity, agency, today, decimal_comma, found)}"
+    )
+    _mark_duplicates(source.con, checked, entity)
     return Checked(checked, unknown)
 
 
@@ -132,7 +144,7 @@ def _scanned(source: SourceTable, entity: Entity) -> tuple[list[int], list[int]]
     return strict, free
 
 
-def _register_flagged(source: SourceTable, entity: Entity) -> None:
+def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
     """``<source>_flagged(col, value)``: the values of scanned columns that hold a direct identifier.
 
     Identifier and code values in plain ASCII are cleared in SQL (``prefilter``); allowed codes
@@ -176,9 +188,10 @@ def _register_flagged(source: SourceTable, entity: Entity) -> None:
         {"col": [i for i, _ in found], "value": [v for _, v in found]}, schema={"col": pl.Int32, "value": pl.String}
     )
     _replace(source.con, f"{source.name}_flagged", table)
+    return frozenset(i for i, _ in found)
 
 
-def _register_keys(source: SourceTable, entity: Entity) -> None:
+def _register_keys(source: SourceTable, entity: Entity) -> bool:
     """``<source>_keys(value, normal)``: identifiers that are not plain ASCII, in their one written form
     (NFKC and the rest of ``keys.normalise_key``, which SQL cannot do)."""
     values: set[str] = set()
@@ -198,6 +211,7 @@ def _register_keys(source: SourceTable, entity: Entity) -> None:
         f"{source.name}_keys",
         pl.DataFrame({"value": sorted(values), "normal": normal}, schema={"value": pl.String, "normal": pl.String}),
     )
+    return bool(values)
 
 
 def _replace(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
@@ -215,7 +229,9 @@ def _sql_list(values: tuple[str, ...] | list[str]) -> str:
 # --- the query -----------------------------------------------------------------------------------
 
 
-def _typed_columns(source: SourceTable, entity: Entity, decimal_comma: bool) -> tuple[list[list[str]], dict[str, str]]:
+def _typed_columns(
+    source: SourceTable, entity: Entity, decimal_comma: bool, keys_outside_ascii: bool = True
+) -> tuple[list[list[str]], dict[str, str]]:
     """Layers of expressions (one projection each) computing every present contract field's typed
     value, and the name of the column holding each field's final typed value."""
     layers: list[list[str]] = []
@@ -229,7 +245,7 @@ def _typed_columns(source: SourceTable, entity: Entity, decimal_comma: bool) -> 
         stripped = f"_s{index}" if source.types[index] == "VARCHAR" else None
         steps = typed_layers(f, source.column(index), source.types[index], decimal_comma, name, stripped)
         if f.name in keys:
-            steps.append(_key_sql(f"{name}_{len(steps) - 1}", source.name))
+            steps.append(_key_sql(f"{name}_{len(steps) - 1}", source.name, keys_outside_ascii))
         for depth, expression in enumerate(steps):
             while len(layers) <= depth:
                 layers.append([])
@@ -238,16 +254,14 @@ def _typed_columns(source: SourceTable, entity: Entity, decimal_comma: bool) -> 
     return layers, final
 
 
-def _key_sql(value: str, source: str) -> str:
+def _key_sql(value: str, source: str, outside_ascii: bool = True) -> str:
     """``keys.normalise_key`` in SQL for plain ASCII (white space folded, trimmed, upper case); other
     values from the ``<source>_keys`` table Python filled."""
     folded = f"nullif(upper(trim(regexp_replace({value}, '[\\t\\n\\x0b\\x0c\\r ]+', ' ', 'g'))), '')"
     # Most identifiers are already in their one form: upper case, no run of white space.
     ascii_form = f"case when regexp_matches({value}, '[a-z\\t\\n\\x0b\\x0c\\r]|  ') then {folded} else {value} end"
-    return (
-        f"case when {value} is null then null when {ASCII_SQL.format(v=value)} then {ascii_form} "
-        f"else (select k.normal from {source}_keys as k where k.value = {value}) end"
-    )
+    other = f"(select k.normal from {source}_keys as k where k.value = {value})" if outside_ascii else "null"
+    return f"case when {value} is null then null when {ASCII_SQL.format(v=value)} then {ascii_form} else {other} end"
 
 
 def _checks(
@@ -331,15 +345,20 @@ def _zarit_items_ok(value: str) -> str:
     return f"(list_bool_and({each}) and len({items}) <= 22)"
 
 
-def check_sql(source: SourceTable, entity: Entity, agency: str, today: date, decimal_comma: bool) -> str:
+def check_sql(
+    source: SourceTable, entity: Entity, agency: str, today: date, decimal_comma: bool, found: Found | None = None
+) -> str:
     """The query giving every row of ``source`` its reason (or none) and its typed values."""
-    layers, typed = _typed_columns(source, entity, decimal_comma)
+    found = found or Found()
+    layers, typed = _typed_columns(source, entity, decimal_comma, found.keys_outside_ascii)
     strict, free = _scanned(source, entity)
     flagged = f"{source.name}_flagged"
     hits = [
         (
             source.columns[i],
-            f"{text_sql(source.column(i), source.types[i])} in (select value from {flagged} where col = {i})",
+            f"{text_sql(source.column(i), source.types[i])} in (select value from {flagged} where col = {i})"
+            if found.flagged_columns is None or i in found.flagged_columns
+            else "false",
         )
         for i in strict + free
     ]
@@ -368,22 +387,27 @@ def check_sql(source: SourceTable, entity: Entity, agency: str, today: date, dec
         f"{typed[f.name] if f.name in typed else f'cast(null as {f.duckdb_type})'} as {f.name}" for f in entity.fields
     )
     query = f"select {SOURCE_ROW}, {POSITION}, {reason} as {REASON}, {column} as {REASON_COLUMN}, {values} from ({query})"
-    return _mark_duplicates(query, entity)
+    return query
 
 
-def _mark_duplicates(query: str, entity: Entity) -> str:
-    """Among rows that passed every check, the second and later copies of a row or a key."""
+def _mark_duplicates(con: duckdb.DuckDBPyConnection, checked: str, entity: Entity) -> None:
+    """Among rows that passed every check, the second and later copies of a row or a key. Keys are
+    almost always unique: that is checked first (a hash aggregate), the numbering only when not."""
     ok = f"{REASON} is null"
     every = ", ".join(entity.field_names)
     key = ", ".join(entity.primary_key)
+    repeated = con.execute(
+        f"select count(*) - count(distinct ({key})) from {checked} where {ok}"
+    ).fetchall()[0][0]
+    if not repeated:
+        return
     numbered = (
-        f"select *, row_number() over (partition by {ok}, {every} order by {POSITION}) as _copy, "
-        f"row_number() over (partition by {ok}, {key} order by {POSITION}) as _key_copy from ({query})"
+        f"select {POSITION} as p, row_number() over (partition by {every} order by {POSITION}) as copy, "
+        f"row_number() over (partition by {key} order by {POSITION}) as key_copy from {checked} where {ok}"
     )
-    return (
-        f"select {SOURCE_ROW}, {POSITION}, "
-        f"case when {ok} and _copy > 1 then '{Reason.DUPLICATE_ROW.value}' "
-        f"when {ok} and _key_copy > 1 then '{Reason.DUPLICATE_KEY.value}' else {REASON} end as {REASON}, "
-        f"case when {ok} and _copy = 1 and _key_copy > 1 then {sql_string(','.join(entity.primary_key))} "
-        f"else {REASON_COLUMN} end as {REASON_COLUMN}, {every} from ({numbered})"
+    con.execute(
+        f"update {checked} set {REASON} = case when n.copy > 1 then '{Reason.DUPLICATE_ROW.value}' "
+        f"else '{Reason.DUPLICATE_KEY.value}' end, {REASON_COLUMN} = case when n.copy > 1 then {REASON_COLUMN} "
+        f"else {sql_string(','.join(entity.primary_key))} end "
+        f"from ({numbered}) as n where {checked}.{POSITION} = n.p and (n.copy > 1 or n.key_copy > 1)"
     )

@@ -89,7 +89,8 @@ def candidates_sql(values_sql: str) -> str:
     when it has eight digits or more in a run (else null). Each step is one column of one projection,
     so no value is scanned twice for the same thing."""
     folded = FOLDED_SQL.format(v="v")
-    lookalikes = f"case when regexp_matches(f, '[OoIl]') then {LOOKALIKES_SQL.format(v='f')} else f end"
+    lone = "(^|[^A-Za-z])[OoIl]([^A-Za-z]|$)"
+    lookalikes = f"case when regexp_matches(f, '{lone}') then {LOOKALIKES_SQL.format(v='f')} else f end"
     group = _sql_text(_GROUP)
     separator = (
         "case when i >= len(groups) then '' "

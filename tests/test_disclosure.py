@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from dashboards import data_access
 from dashboards.access import Viewer
 from pipelines import warehouse
+from pipelines.impact.gate import Effect, below, decide, size_checks
+from pipelines.impact.spec import Thresholds
 from pipelines.publication import release as release_module
 from pipelines.publication.agency_tables import peer_group_problem
 from pipelines.publication.audit import attack, audit, rule_problems
@@ -269,6 +271,12 @@ def test_no_small_count_is_released_or_recoverable_whatever_the_territories(
 # --- studies ------------------------------------------------------------------------------------------
 
 
+def _zarit_verdict(n_treated: int, n_comparison: int) -> str:
+    limits = Thresholds()
+    checks = [*size_checks(limits, n_treated, n_comparison), below("balance_max_abs_smd", 0.01, 0.1, covariate="age")]
+    return decide(checks, Effect("zarit_change_12m", "Zarit points", -8.0, -10.0, -6.0), None).dumps()
+
+
 def _study_mart(comparison_levels: list[int], severe_comparison: int = 3) -> pl.DataFrame:
     """A published study with a comparison arm of sum(levels), its age-band subgroups and a histogram."""
     n_comparison = sum(comparison_levels)
@@ -278,14 +286,13 @@ def _study_mart(comparison_levels: list[int], severe_comparison: int = 3) -> pl.
         "equipoise_share": 0.8, "minimum_detectable_effect": 1.0, "e_value": 1.2, "e_value_ci": 1.0,
         "covariates": ["age"], "attrition": {"episodes_in_population": 905 + n_comparison,
                                              "with_complete_covariates": 900 + n_comparison},
-        "passed": {"balance_smd_below_0.1": True},
         "propensity_histogram": {"treated": [0, 2, 300, 598], "control": [5, n_comparison - 5, 0, 0]},
     }  # fmt: skip
     figures = {"treated_leaving_severe_band": 0.5, "comparison_leaving_severe_band": 0.0,
                "treated_severe_at_baseline": 40, "comparison_severe_at_baseline": severe_comparison}  # fmt: skip
-    base = {"study": "carer_burden", "study_version": "1.0.0", "question": "q", "design": "ipw", "estimand": "att",
-            "publishable": True, "failing_diagnostics": "[]", "outcome": "zarit_change_12m", "unit": "Zarit points",
-            "variance_method": "bootstrap"}  # fmt: skip
+    base = {"study": "carer_burden", "study_version": "1.0.0", "study_order": 2, "question": "q", "design": "ipw",
+            "estimand": "att", "publishable": True, "outcome": "zarit_change_12m", "unit": "Zarit points",
+            "variance_method": "bootstrap", "verdict": _zarit_verdict(900, n_comparison)}  # fmt: skip
     rows = [
         base
         | {
@@ -319,6 +326,8 @@ def _study_mart(comparison_levels: list[int], severe_comparison: int = 3) -> pl.
                 "counterfactual_value": 3.0,
                 "diagnostics": "{}",
                 "funder_figures": "{}",
+                "verdict": _zarit_verdict(225, level),
+                "publishable": level >= MIN_CELL,
             }
         )
     return pl.DataFrame(rows, infer_schema_length=None)
@@ -369,8 +378,8 @@ def test_a_share_built_on_3_carers_is_not_released() -> None:
 def test_every_study_mart_column_and_json_key_must_be_classified() -> None:
     mart = _study_mart([120, 110, 90, 10])
     check_classified(mart)
-    with pytest.raises(PublicationError, match=r"mart_impact_studies has columns or keys not classified.*verdict"):
-        check_classified(mart.with_columns(pl.lit("{}").alias("verdict")))
+    with pytest.raises(PublicationError, match=r"columns or keys not classified.*treated_events"):
+        check_classified(mart.with_columns(pl.lit(4).alias("treated_events")))
     extra = mart.with_columns(pl.lit('{"treated_events": 4}').alias("funder_figures"))
     with pytest.raises(PublicationError, match=r"funder_figures\.treated_events"):
         check_classified(extra)

@@ -289,24 +289,57 @@ def rule_problems(
                 if row.get(column) is not None and any(row.get(g) is None for g in guards):
                     problems.append(f"{name}.{column}: an estimate shown beside a hidden count it rests on")
             for column, keys in schema.json.items():
-                problems += _json_problems(name, column, row, keys)
+                places = {p for t, r, p in cells_by_place if t == name and r == labels and p.startswith(f"{column}.")}
+                problems += _json_problems(name, column, row, keys, places)
+            for column, rule in schema.structured.items():
+                problems += [f"{name}.{column}: {p}" for p in rule(row)]
     return sorted(set(problems))
 
 
-def _json_problems(table: str, column: str, row: Mapping[str, Any], keys: Mapping[str, Any]) -> list[str]:
+def _json_problems(
+    table: str,
+    column: str,
+    row: Mapping[str, Any],
+    keys: Mapping[str, Any],
+    protected: set[str] | None = None,
+) -> list[str]:
+    """Problems of one JSON column of a row; ``protected``: its paths recorded as ledger cells (``column.path``)."""
     document = json.loads(row.get(column) or "{}")
+    return _json_level(f"{table}.{column}", row, document, document, keys, "", protected, column)
+
+
+def _json_level(
+    where: str,
+    row: Mapping[str, Any],
+    document: Any,
+    level: Mapping[str, Any],
+    keys: Mapping[str, Any],
+    prefix: str,
+    protected: set[str] | None,
+    column: str,
+) -> list[str]:
+    """The keys of one level of a JSON document: each classified by its dotted path, or its parent's."""
     problems = []
-    for key, value in document.items():
-        spec = keys.get(key)
+    for key, value in level.items():
+        path = f"{prefix}{key}"
+        spec = keys.get(path)
         if spec is None:
-            problems.append(f"{table}.{column}.{key}: not classified for release")
+            nested = any(k.startswith(f"{path}.") for k in keys)
+            if nested and value is None:
+                continue
+            if nested and isinstance(value, Mapping):
+                problems += _json_level(where, row, document, value, keys, f"{path}.", protected, column)
+            else:
+                problems.append(f"{where}.{path}: not classified for release")
             continue
         if spec.kind == "count" and value is not None and 0 < value < MIN_CELL:
-            problems.append(f"{table}.{column}.{key}: a released count under {MIN_CELL}")
+            problems.append(f"{where}.{path}: a released count under {MIN_CELL}")
+        if spec.kind == "count" and value is not None and protected is not None and f"{column}.{path}" not in protected:
+            problems.append(f"{where}.{path}: a released value that was not protected")
         if spec.kind == "derived" and spec.derive is not None and not same(value, spec.derive(row, document)):
-            problems.append(f"{table}.{column}.{key}: not computed from released values only")
+            problems.append(f"{where}.{path}: not computed from released values only")
         if spec.kind == "guarded" and value is not None and any(row.get(g) is None for g in spec.guards):
-            problems.append(f"{table}.{column}.{key}: an estimate shown beside a hidden count it rests on")
+            problems.append(f"{where}.{path}: an estimate shown beside a hidden count it rests on")
     return problems
 
 

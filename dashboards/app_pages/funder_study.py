@@ -136,7 +136,7 @@ marks = [
 ]
 labels = [f"{d} ({m})" if m else d for d, m in zip(subgroups["dimension_value"], marks, strict=True)]
 subgroups = subgroups.with_columns(pl.Series("dimension_value", labels))
-figures["Effect by subgroup"] = forest_plot(subgroups, main["unit"])
+figures["Effect by subgroup"] = forest_plot(subgroups, main["unit"], bool(published.get("calibrated")))
 curves = data_access.study_curves(viewer, study)
 if not curves.is_empty():
     figures["Cumulative incidence of a first unplanned admission"] = incidence_chart(curves)

@@ -101,6 +101,13 @@ def _bounds(cell: Cell, released: float | None) -> tuple[float, float]:
     return max(0.0, released - cell.noise), released + cell.noise
 
 
+def _known(box: tuple[float, float], known: tuple[float, float] | None) -> tuple[float, float]:
+    """The attacker's box for a cell, narrowed by what else the release says about it."""
+    if known is None:
+        return box
+    return max(box[0], known[0]), min(box[1], known[1])
+
+
 def _components(ledger: Ledger) -> list[tuple[set[CellId], list[Relation]]]:
     parent: dict[CellId, CellId] = {c: c for c in ledger.cells}
 
@@ -130,7 +137,7 @@ def attack(ledger: Ledger, values: Mapping[CellId, float | None] | None = None) 
     for members, relations in _components(ledger):
         cells = sorted(members, key=lambda c: (c.table, c.row, c.column))
         index = {c: i for i, c in enumerate(cells)}
-        bounds = [_bounds(ledger.cells[c], released.get(c)) for c in cells]
+        bounds = [_known(_bounds(ledger.cells[c], released.get(c)), ledger.known.get(c)) for c in cells]
         targets: list[tuple[Target, int]] = [
             (Target(c), index[c])
             for c in cells

@@ -24,7 +24,7 @@ from pipelines.publication.ledger import CellId
 from pipelines.publication.protector import Protector, is_small
 from pipelines.publication.rules import MIN_CELL
 from pipelines.publication.schema import JsonKey, TableSchema, ratio
-from pipelines.publication.study_verdicts import release_verdict, unclassified, verdict_problems
+from pipelines.publication.study_verdicts import release_verdict, size_bounds, unclassified, verdict_problems
 
 STUDIES = "release_studies"
 OVERLAP = "release_study_overlap"
@@ -298,6 +298,8 @@ def studies_tables(mart: pl.DataFrame, curves: pl.DataFrame, protector: Protecto
         out["diagnostics"] = json.dumps(_diagnostics(diagnostics, out, labels, here, protector))
         out["funder_figures"] = json.dumps(_figures(figures, out, labels, protector))
         out["verdict"] = release_verdict(row["verdict"], out) if protector.protects else row["verdict"]
+        for arm, (low, high) in size_bounds(row["verdict"]).items():
+            protector.bound(here[arm], low, high)
         out["suppressed"] = not shown
         rows.append(out)
         arms[(study, row["role"], dimension, value, row["outcome"])] = here

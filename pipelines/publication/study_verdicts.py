@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pipelines.impact.gate import Verdict, finite_json
@@ -117,6 +117,21 @@ def _size_value(stored: Any, released: Any, threshold: Any, passed: bool) -> Any
     return released
 
 
+def size_bounds(text: str | None) -> dict[str, tuple[float, float]]:
+    """What a verdict's size checks say about each arm, whatever its value: a check met at threshold t says the
+    arm has at least t episodes, one not met fewer than t. The auditor gives these to the attacker (a study
+    may set a threshold under 11, and "at least 8: met" narrows a hidden count of 8 to 10 to three values)."""
+    if not text:
+        return {}
+    bounds: dict[str, tuple[float, float]] = {}
+    for check in json.loads(text).get("checks", []):
+        arm = CHECK_VALUES.get(check.get("name"), ("", ""))[0]
+        threshold = check.get("threshold")
+        if arm in ARMS and isinstance(threshold, int | float):
+            bounds[arm] = (float(threshold), math.inf) if check.get("passed") else (0.0, float(threshold) - 1)
+    return bounds
+
+
 def release_verdict(text: str | None, row: Mapping[str, Any]) -> str | None:
     """The verdict of one study row for funders, given the row's *released* arms and observed rate."""
     if text is None:
@@ -202,6 +217,25 @@ def verdict_problems(row: Mapping[str, Any]) -> list[str]:
 
 def _equal(value: float, released: Any) -> bool:
     return released is not None and math.isclose(float(value), float(released))
+
+
+def decision_problems(true_rows: Sequence[Mapping[str, Any]], released_rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """For the auditor: released rows whose verdict does not decide what the analyst's does (publishable, kind,
+    each check's name, passed flag and threshold), matched by their labels; or a published row without one."""
+    truth = {_key(r): r.get("verdict") for r in true_rows}
+    problems = []
+    for row in released_rows:
+        stored, released = truth.get(_key(row)), row.get("verdict")
+        if stored is None and released is None:
+            continue
+        if stored is None or released is None or decision(stored) != decision(released):
+            where = f"{row.get('study')}, {row.get('role')}"
+            problems.append(f"release_studies.verdict ({where}): not the analyst's decision")
+    return problems
+
+
+def _key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(row.get(c) for c in ("study", "role", "dimension", "dimension_value", "outcome"))
 
 
 def decision(text: str) -> tuple[bool, str, list[tuple[str, bool, Any]]]:

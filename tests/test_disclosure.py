@@ -251,6 +251,26 @@ def _outcomes_release(mart: pl.DataFrame, forced: frozenset[CellId]) -> release_
     return release_module.AudienceRelease("funders", tables, protector.ledger, {OUTCOMES: OUTCOMES_SCHEMA})
 
 
+def test_a_small_total_spread_over_many_blank_parts_stays_hidden() -> None:
+    # The tiny federation of docs/disclosure.md: 9 readmissions in 8 régions, the other régions 0. Each blank
+    # région holds at least one (zeros are shown), so the blank total was 8 to 10 and each région 1 to 3, and
+    # no cell could be hidden to prevent it ("no cell left to hide"). Zeros of a breakdown of a hidden total of
+    # 1 to 10 are hidden too: a blank part is then 0 to 10.
+    _, parents, _ = area_names()
+    one_per_region: dict[str, str] = {}
+    for departement in METROPOLITAN:
+        one_per_region.setdefault(parents[departement], departement)
+    areas = {d: (60, 5 + (i == 0) * 5, 50.0) for i, d in enumerate(sorted(one_per_region.values())[:8])}
+    areas |= dict.fromkeys(sorted(one_per_region.values())[8:], (60, 0, 50.0))
+    mart = _outcomes_mart(areas)
+    assert mart.filter(pl.col("dimension") == "all")["readmissions_30d"][0] == 9
+    release, report = protected(lambda forced: _outcomes_release(mart, forced))
+    assert report.recovered == []
+    regions = release.tables[OUTCOMES].filter(pl.col("dimension") == "region")
+    assert regions["readmissions_30d"].null_count() == regions.height  # zeros included
+    assert (regions["persons"] > 0).all()  # the other measures keep their zeros and counts
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.dictionaries(

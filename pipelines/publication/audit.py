@@ -91,7 +91,30 @@ def _count_box(true: float) -> tuple[float, float]:
     return float(MIN_CELL), math.inf
 
 
-def _bounds(cell: Cell, released: float | None) -> tuple[float, float]:
+def masked_parts(ledger: Ledger) -> set[CellId]:
+    """Counts that are parts of a relation whose total is hidden and 1 to 10.
+
+    Each such part is at most 10: it is either 0 or hidden, so releasing its zeros says that every blank
+    part holds at least one (nine readmissions blank in eight régions, the others 0, pin the total to 8 to
+    10 and each région to 1 to 3). The release hides their zeros too (``zeros_to_mask``), and a blank part
+    is then 0 to 10 for the attacker.
+    """
+    found: set[CellId] = set()
+    for relation in ledger.relations:
+        total = ledger.cells[relation.total]
+        if total.kind == "count" and total.released is None and 0 < total.true < MIN_CELL:
+            found.update(p for p in relation.parts if ledger.cells[p].kind == "count" and not ledger.cells[p].implicit)
+    return found
+
+
+def zeros_to_mask(ledger: Ledger) -> set[CellId]:
+    """The released zeros among ``masked_parts``: to hide as well."""
+    return {c for c in masked_parts(ledger) if ledger.cells[c].released == 0}
+
+
+def _bounds(cell: Cell, released: float | None, masked: bool = False) -> tuple[float, float]:
+    if masked and released is None and cell.kind == "count" and cell.true < MIN_CELL:
+        return 0.0, float(MIN_CELL - 1)
     if cell.implicit or released is None:
         return _count_box(cell.true) if cell.kind == "count" else (0.0, math.inf)
     if cell.kind == "count":
@@ -133,11 +156,12 @@ def attack(ledger: Ledger, values: Mapping[CellId, float | None] | None = None) 
     """(number of targets, the targets the attacker narrows too much), from ``values`` (released values read
     back from the files; the ledger's own when not given)."""
     released = values if values is not None else {c.id: c.released for c in ledger}
+    masked = masked_parts(ledger)
     targets_total, recoveries = 0, []
     for members, relations in _components(ledger):
         cells = sorted(members, key=lambda c: (c.table, c.row, c.column))
         index = {c: i for i, c in enumerate(cells)}
-        bounds = [_known(_bounds(ledger.cells[c], released.get(c)), ledger.known.get(c)) for c in cells]
+        bounds = [_known(_bounds(ledger.cells[c], released.get(c), c in masked), ledger.known.get(c)) for c in cells]
         targets: list[tuple[Target, int]] = [
             (Target(c), index[c])
             for c in cells

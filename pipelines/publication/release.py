@@ -26,7 +26,7 @@ from pipelines import warehouse
 from pipelines.publication import agency_tables as agency
 from pipelines.publication import federation_tables as federation
 from pipelines.publication import study_tables as studies
-from pipelines.publication.audit import AuditReport, Target, audit
+from pipelines.publication.audit import AuditReport, Target, audit, zeros_to_mask
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import CellId, Ledger, Relation
 from pipelines.publication.protector import Protector
@@ -183,6 +183,10 @@ def protected(build: Callable[[frozenset[CellId]], AudienceRelease]) -> tuple[Au
     forced: frozenset[CellId] = frozenset()
     for _ in range(MAX_ROUNDS):
         release = build(forced)
+        zeros = zeros_to_mask(release.ledger) - forced
+        if zeros:  # a breakdown of a hidden total of 1 to 10: its zeros are hidden too
+            forced = forced | zeros
+            continue
         report = audit(release.audience, release.ledger, release.tables, release.schemas, release.problems)
         if report.problems:
             raise PublicationError("; ".join(report.problems))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from dashboards import data_access
 from dashboards.access import Viewer
 from pipelines import warehouse
 from pipelines.impact.gate import Effect, Verdict, at_least, below, decide, size_checks
+from pipelines.impact.messages import headline
 from pipelines.impact.spec import Thresholds
 from pipelines.publication import release as release_module
 from pipelines.publication import study_tables
@@ -460,6 +462,81 @@ def test_what_a_size_check_met_says_about_a_hidden_arm_is_given_to_the_attacker(
     under = _with_row(_study_mart([120, 110, 90, 10]), "band 3",
                       verdict=_zarit_verdict(225, 10, min_comparison=5), publishable=False)  # fmt: skip
     assert protected(lambda forced: _study_release(under, forced))[1].recovered == []  # 5 to 10: six values
+
+
+def _admissions_mart(treated_years: float) -> pl.DataFrame:
+    """A published, calibrated admissions study (treated rate 400 per 1,000 person-years) and one subgroup."""
+    treated, mu = 400.0, 0.1
+
+    def calibrated(estimate: float, se: float) -> tuple[float, float, float]:
+        log_rr = math.log(treated / (treated - estimate))
+        return tuple(treated * (1 - math.exp(-(log_rr - mu + z))) for z in (0.0, 1.96 * se, -1.96 * se))  # type: ignore[return-value]
+
+    rows = []
+    for role, dimension, n_comparison, estimate in (("main", "all", 300, -80.0), ("subgroup", "gir_band", 120, -60.0)):
+        published = calibrated(estimate, 0.1)
+        checks = [*size_checks(Thresholds(), 600, n_comparison), below("balance_max_abs_smd", 0.05, 0.1)]
+        effect = Effect(
+            "unplanned_admissions", "per 1,000 person-years", *published, uncalibrated=(estimate, -120.0, -40.0)
+        )
+        figures = {"avoided_unplanned_hospitalisations": -published[0] / 1000 * treated_years,
+                   "avoided_ci": [-published[2] / 1000 * treated_years, -published[1] / 1000 * treated_years],
+                   "treated_person_years": treated_years, "calibrated": True, "scenarios": {}}  # fmt: skip
+        rows.append({
+            "study": "unplanned", "study_version": "2", "study_order": 1, "question": "q", "design": "dml",
+            "estimand": "att", "publishable": True, "outcome": "unplanned_admissions", "role": role,
+            "unit": "per 1,000 person-years", "variance_method": "influence function", "reason": None,
+            "dimension": dimension, "dimension_value": "all" if role == "main" else "GIR 3-4",
+            "n_treated": 600, "n_comparison": n_comparison, "estimate": estimate, "ci_low": -120.0,
+            "ci_high": -40.0, "standard_error": 20.4, "estimate_calibrated": published[0],
+            "ci_low_calibrated": published[1], "ci_high_calibrated": published[2], "treated_value": treated,
+            "counterfactual_value": treated - estimate, "log_rate_ratio": math.log(treated / (treated - estimate)),
+            "log_rate_ratio_se": 0.1, "verdict": decide(checks, effect, None).dumps(),
+            "diagnostics": "{}" if role != "main" else json.dumps({"calibration": {
+                "systematic_error": {"mean": mu, "sd": 0.05}, "scale": "log rate ratio",
+                "calibrated_log_rate_ratio": [0.1, 0.0, 0.2]}}),
+            "funder_figures": json.dumps(figures) if role == "main" else "{}",
+        })  # fmt: skip
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def test_what_gives_back_the_observed_rate_is_released_only_where_the_rate_is() -> None:
+    # A calibrated interval is symmetric on the log scale: (e, lo, hi) give the treated rate back.
+    mart = _admissions_mart(treated_years=50.0)  # 20 treated admissions
+    main = mart.filter(pl.col("role") == "main").row(0, named=True)
+    e, lo, hi = main["estimate_calibrated"], main["ci_low_calibrated"], main["ci_high_calibrated"]
+    assert (e * e - lo * hi) / (2 * e - lo - hi) == pytest.approx(main["treated_value"])
+    release, report = protected(lambda forced: _study_release(mart, forced))
+    assert report.problems == []
+    rows = {r["role"]: r for r in release.tables[STUDIES].iter_rows(named=True)}
+    assert rows["main"]["treated_value"] == 400.0  # 20 events: shown, and what gives it back with it
+    assert rows["main"]["estimate_calibrated"] == pytest.approx(e)
+    assert Verdict.from_json(rows["main"]["verdict"]).numbers["estimate"] == pytest.approx(e)
+    assert "avoided_unplanned_hospitalisations" in json.loads(rows["main"]["funder_figures"])
+    assert "calibrated_log_rate_ratio" in json.loads(rows["main"]["diagnostics"])["calibration"]
+    # A subgroup's events are not counted in the mart: its rate, and what gives it back, are not released.
+    sub = rows["subgroup"]
+    assert sub["treated_value"] is None
+    assert sub["estimate_calibrated"] is None
+    assert sub["log_rate_ratio"] is None
+    assert sub["estimate"] == -60.0  # the uncalibrated difference gives no rate back
+    numbers = Verdict.from_json(sub["verdict"]).numbers
+    assert numbers["estimate"] is None
+    assert numbers["minimum_detectable_effect"] is not None
+    assert numbers["uncalibrated"]["estimate"] == -60.0
+    # On 8 treated admissions the main row's rate is a count under 11: nothing gives it back.
+    few = _admissions_mart(treated_years=20.0)
+    release, report = protected(lambda forced: _study_release(few, forced))
+    assert report.problems == []
+    main_row = release.tables[STUDIES].filter(pl.col("role") == "main").row(0, named=True)
+    assert main_row["treated_value"] is None
+    assert main_row["estimate_calibrated"] is None
+    assert main_row["log_rate_ratio"] is None
+    assert json.loads(main_row["funder_figures"]) == {"calibrated": True}
+    assert "calibrated_log_rate_ratio" not in json.loads(main_row["diagnostics"])["calibration"]
+    verdict = Verdict.from_json(main_row["verdict"])
+    assert verdict.publishable
+    assert headline(verdict, "fr").startswith("Effet mis en évidence (chiffres non communiqués")
 
 
 def test_a_verdict_released_with_its_counts_stops_the_release(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -251,31 +251,66 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
-def read_csv_as_text(
-    path: Path, delimiter: str, columns: Sequence[str], max_line_bytes: int = 8 << 20
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every field of a UTF-8 CSV as text, and the records that could not be split into fields.
+def read_csv_into(
+    con: duckdb.DuckDBPyConnection, table: str, path: Path, delimiter: str, width: int, max_line_bytes: int = 8 << 20
+) -> pl.DataFrame:
+    """Every field of a UTF-8 CSV as text into ``table`` of ``con`` (columns ``c0``, ``c1``... in file
+    order, rows in file order), and the records that could not be split into fields: one row per
+    rejected record with its line, DuckDB's error type and the first column concerned."""
+    name = quote_identifier(table)
+    rejects, scans = quote_identifier(f"{table}_rejects"), quote_identifier(f"{table}_scans")
+    schema = {f"c{i}": "VARCHAR" for i in range(width)}
+    con.execute(f"drop table if exists {rejects}")
+    con.execute(f"drop table if exists {scans}")
+    con.execute(
+        f"create or replace temp table {name} as select * from read_csv($path, delim = $delim, header = true, "
+        "quote = '\"', escape = '\"', columns = $columns, auto_detect = false, strict_mode = true, "
+        f"store_rejects = true, rejects_table = '{table}_rejects', rejects_scan = '{table}_scans', "
+        "max_line_size = $max_line, parallel = true)",
+        {"path": str(path), "delim": delimiter, "columns": schema, "max_line": max_line_bytes},
+    )
+    return query(
+        con,
+        "select line, any_value(error_type order by column_idx) as error_type, "
+        "any_value(regexp_extract(column_name, '^c([0-9]+)$', 1) order by column_idx) as column_index "
+        f"from {rejects} group by line order by line",
+    )
 
-    The rejects frame has one row per rejected record: its line, DuckDB's error type and the
-    first column concerned. Reading runs in its own in-memory database.
-    """
-    schema = dict.fromkeys(columns, "VARCHAR")
+
+def scratch_connection(temporary: Path | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory engine for one file's checks: whatever happens there never touches the warehouse.
+    ``temporary``: where it may spill; ``memory_limit``: DuckDB's limit (say ``2GB``)."""
     con = duckdb.connect(":memory:")
-    try:
-        frame = con.sql(
-            "select * from read_csv($path, delim = $delim, header = true, quote = '\"', escape = '\"', "
-            "columns = $columns, auto_detect = false, strict_mode = true, store_rejects = true, "
-            "max_line_size = $max_line, parallel = true)",
-            params={"path": str(path), "delim": delimiter, "columns": schema, "max_line": max_line_bytes},
-        ).pl()
-        rejects = con.sql(
-            "select line, any_value(error_type order by column_idx) as error_type, "
-            "any_value(column_name order by column_idx) as column_name "
-            "from reject_errors group by line order by line"
-        ).pl()
-    finally:
-        con.close()
-    return frame, rejects
+    if temporary is not None:
+        temporary.mkdir(parents=True, exist_ok=True)
+        con.execute(f"set temp_directory = '{_sql_path(temporary)}'")
+    if memory_limit:
+        if not re.fullmatch(r"\d+(?:\.\d+)?\s?[KMGT]i?B", memory_limit):
+            raise ValueError(f"not a memory size: {memory_limit!r}")
+        con.execute(f"set memory_limit = '{memory_limit}'")
+    con.execute("set preserve_insertion_order = true")
+    return con
+
+
+def copy_to_parquet(con: duckdb.DuckDBPyConnection, select_sql: str, target: Path, params: dict[str, Any] | None = None) -> int:
+    """Write the rows of ``select_sql`` to one Parquet file (zstd); returns the rows written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rows = con.execute(
+        f"copy ({select_sql}) to '{_sql_path(target)}' (format parquet, compression zstd, row_group_size 1000000)",
+        params,
+    ).fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def parquet_list_sql(paths: Sequence[Path]) -> str:
+    """A ``read_parquet`` list of our own files, as SQL (paths quoted)."""
+    return "[" + ", ".join(f"'{_sql_path(p)}'" for p in paths) + "]"
+
+
+def sql_literal(text: str) -> str:
+    """One of our own constants (a code, a column name, a file's hash) as a SQL string literal; case
+    values are bound as parameters, never written into SQL."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _sql_path(path: Path) -> str:

@@ -4,15 +4,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 from polars.testing import assert_frame_equal
 
 from pipelines import warehouse
 from pipelines.contract import load_contract
-from pipelines.ingest.coerce import coerce_expression
+from pipelines.ingest.coerce import typed_layers
 from pipelines.ingest.pseudonyms import DEMO_KEY, rekey
 from pipelines.ingest.readers import decode_text, detect_encoding, entity_from_name, sniff_delimiter
 from pipelines.ingest.service import LINKAGE_SCOPE
+from pipelines.ingest.source import source_from_frame
 from pipelines.ingest.validate import validate_table
 from pipelines.synthetic.exports import split_by_agency
 from pipelines.synthetic.federation import Federation
@@ -102,10 +104,15 @@ def test_encodings_and_delimiters_are_detected(tmp_path: Path) -> None:
 
 
 def _typed(field_name: str, entity: str, values: list[object], decimal_comma: bool = False) -> list[Any]:
+    """The values as ingestion types them (in the engine, in layers)."""
     field = load_contract().entity(entity).field(field_name)
-    frame = pl.DataFrame({field_name: values}, strict=False)
-    typed = frame.select(coerce_expression(field, frame.schema[field_name], decimal_comma).alias("typed"))
-    return typed["typed"].to_list()
+    with duckdb.connect() as con:
+        source = source_from_frame(con, pl.DataFrame({field_name: values}, strict=False), "values")
+        query = f"select * from {source.rows_sql}"
+        layers = typed_layers(field, source.column(0), source.types[0], decimal_comma, "typed")
+        for depth, expression in enumerate(layers):
+            query = f"select *, {expression} as typed_{depth} from ({query})"
+        return [row[0] for row in con.execute(f"select typed_{len(layers) - 1} from ({query}) order by _position").fetchall()]
 
 
 def test_french_numbers_dates_and_booleans_are_typed() -> None:

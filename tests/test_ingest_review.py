@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import polars as pl
 import pytest
 import xlsxwriter
 
@@ -142,3 +143,84 @@ def test_headers_are_read_as_the_contract_spells_them(tmp_path: Path) -> None:
     write_landing(tmp_path / "again", {"AG1/AG1_202601_persons.csv": f"{header};E-mail\n".encode()})
     (refused,) = ingest_landing(tmp_path / "again", tmp_path / "w2.duckdb").reports.values()
     assert refused.reasons == {"identifier_column": 0}
+
+
+# --- defects left by the review, fixed with issue 15 ---------------------------------------------------
+
+EVENTS = "event_id,person_id,event_type,event_date\n"
+
+
+def test_a_file_moved_to_the_right_agency_folder_is_ingested_there(tmp_path: Path) -> None:
+    # Found by review: a file was known by its content hash alone, across agencies: first put in the wrong
+    # agency's folder (refused there, agency_mismatch), then moved to the right one, it was a "duplicate",
+    # never ingested. A received file is its agency folder and its content.
+    content = _persons("AGB", "P1", "P2")
+    write_landing(tmp_path / "landing", {"AGA/AGB_202601_persons.csv": content})
+    first = ingest_landing(tmp_path / "landing", tmp_path / "w.duckdb")
+    assert first.reports["AGA/AGB_202601_persons.csv"].reasons == {"agency_mismatch": 2}
+    (tmp_path / "landing" / "AGA" / "AGB_202601_persons.csv").unlink()
+    write_landing(tmp_path / "landing", {"AGB/AGB_202601_persons.csv": content})
+    moved = ingest_landing(tmp_path / "landing", tmp_path / "w.duckdb")
+    assert moved.reports["AGB/AGB_202601_persons.csv"].status == "accepted"
+    assert moved.table("raw_persons")["_agency_folder"].to_list() == ["AGB", "AGB"]
+    write_landing(tmp_path / "landing", {"AGA/AGB_202601_persons.csv": content})  # dropped again where it was
+    again = ingest_landing(tmp_path / "landing", tmp_path / "w.duckdb")
+    assert again.reports["AGA/AGB_202601_persons.csv"].status == "duplicate"
+
+
+def test_the_same_bytes_from_two_agencies_are_two_files_replaced_apart(tmp_path: Path) -> None:
+    # Every join and delete by a file's hash is by agency and hash: replacing one agency's period must not
+    # take the other agency's rows, quarantine or ledger with it.
+    events = (EVENTS + "V1,P1,fall,2025-01-02\nV1,P1,fall,2025-01-02\n").encode()  # one duplicate row each
+    write_landing(
+        tmp_path / "landing",
+        {
+            "AGA/AGA_202512_persons.csv": _persons("AGA", "P1"),
+            "AGB/AGB_202512_persons.csv": _persons("AGB", "P1"),
+            "AGA/X_202601_events.csv": events,
+            "AGB/X_202601_events.csv": events,
+        },
+    )
+    first = ingest_landing(tmp_path / "landing", tmp_path / "w.duckdb")
+    assert {first.reports[f"{a}/X_202601_events.csv"].reasons["duplicate_row"] for a in ("AGA", "AGB")} == {1}
+    write_landing(tmp_path / "landing", {"AGA/X_202601_events.csv": (EVENTS + "V2,P1,fall,2025-01-03\n").encode()})
+    resent = ingest_landing(tmp_path / "landing", tmp_path / "w.duckdb")
+    events_stored = resent.table("raw_events")
+    assert sorted(events_stored["_agency_folder"].to_list()) == ["AGA", "AGB"]
+    assert resent.quarantine().filter(pl.col("entity") == "events")["_agency_folder"].to_list() == ["AGB"]
+    ledger = resent.table("raw_landing_files").filter(pl.col("entity") == "events")
+    assert sorted(ledger.select("agency_folder", "status").rows()) == [
+        ("AGA", "accepted"),
+        ("AGA", "superseded"),
+        ("AGB", "partial"),
+    ]
+
+
+def test_every_identifier_an_agency_chooses_is_re_keyed(tmp_path: Path) -> None:
+    # Found by review: event_id, intervention_id and assessment_id were stored as the agency wrote them
+    # (a name typed in one, DUPONT-JEAN, reached the warehouse).
+    write_landing(
+        tmp_path / "landing",
+        {
+            "AGN/AGN_202512_persons.csv": _persons("AGN", "P1"),
+            "AGN/AGN_202512_episodes.csv": (
+                "episode_id,person_id,agency_id,cohort,referral_date,start_date,referral_source,payer,"
+                "entry_situation\nE1,P1,AGN,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n"
+            ).encode(),
+            "AGN/AGN_202601_events.csv": (EVENTS + "DUPONT-JEAN,P1,fall,2025-01-02\n").encode(),
+            "AGN/AGN_202601_interventions.csv": (
+                "intervention_id,episode_id,intervention_date,intervention_type\nMARTIN-PAUL,E1,2025-03-15,mediation\n"
+            ).encode(),
+            "AGN/AGN_202601_assessments.csv": (
+                "assessment_id,person_id,assessment_date\nDURAND-MARIE,P1,2025-02-01\n"
+            ).encode(),
+        },
+    )
+    ingested = ingest_landing(tmp_path / "landing", tmp_path / "w.duckdb")
+    assert {r.status for r in ingested.reports.values()} == {"accepted"}
+    dump = ingested.dump()
+    for typed in ("DUPONT", "JEAN", "MARTIN", "PAUL", "DURAND", "MARIE"):
+        assert typed not in dump
+    for table, column in (("raw_events", "event_id"), ("raw_interventions", "intervention_id"),
+                          ("raw_assessments", "assessment_id")):  # fmt: skip
+        assert [len(v) for v in ingested.table(table)[column].to_list()] == [32]

@@ -1,12 +1,13 @@
-"""Expressions that turn a column as read into the contract's type.
+"""SQL that turns a column as read into the contract's type, in the engine.
 
-A value that cannot be converted becomes null; ``pipelines.ingest.validate`` compares the
-typed column with the raw one to quarantine those rows.
+A value that cannot be converted becomes null; ``pipelines.ingest.validate`` compares the typed
+column with the raw one to quarantine those rows. Every function here returns a SQL expression
+over a column expression (already quoted by the caller): the conversion rules are the same for
+every reader, whatever type the reader gave a column (text from CSV and JSON Lines; numbers,
+dates and booleans from Parquet and XLSX).
 """
 
 from __future__ import annotations
-
-import polars as pl
 
 from pipelines.contract import ContractField
 
@@ -15,112 +16,194 @@ FALSE_WORDS = ("false", "0", "non", "no", "faux", "n", "f")
 EXCEL_EPOCH_OFFSET = 25569
 """Days between Excel's day 0 (1899-12-30) and 1970-01-01."""
 
+WHITE_SPACE_CODES = (
+    (9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x1680) + tuple(range(0x2000, 0x200B)) + (0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
+)
+"""``privacy.WHITE_SPACE`` (Unicode's White_Space) as code points (a test checks they agree)."""
+WHITE_SPACE_SQL = " || ".join(f"chr({code})" for code in WHITE_SPACE_CODES)
+"""Unicode's White_Space, as a SQL string (what Polars' and Python's ``strip`` remove)."""
+WHITE_SPACE_RE2 = "".join(f"\\x{{{code:x}}}" for code in WHITE_SPACE_CODES)
+"""The same characters for a RE2 character class."""
+NUMERIC_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+    | {"FLOAT", "DOUBLE", "REAL"}
+)
+FLOAT_TYPES = frozenset({"FLOAT", "DOUBLE", "REAL"})
+FLOAT_TEXT = r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))"
+"""What a text cast to a float accepts (DuckDB also takes underscores and spaces: refused here)."""
 
-def _clean_text(expr: pl.Expr) -> pl.Expr:
-    stripped = expr.cast(pl.String).str.strip_chars()
-    return pl.when(stripped == "").then(None).otherwise(stripped)
+
+def text_sql(column: str, source_type: str) -> str:
+    """The column as text, as it was read."""
+    return column if source_type == "VARCHAR" else f"cast({column} as varchar)"
 
 
-_SIGN = r"^[+-]?"
+def strip_sql(text: str, start: bool = True, end: bool = True) -> str:
+    """``text`` without Unicode white space at its start and end (``str.strip``). DuckDB's ``trim``
+    with a set of characters costs fifteen times a regular expression: the rare value that needs it
+    is found first."""
+    ends = "|".join(([f"^[{WHITE_SPACE_RE2}]"] if start else []) + ([f"[{WHITE_SPACE_RE2}]$"] if end else []))
+    runs = "|".join(([f"^[{WHITE_SPACE_RE2}]+"] if start else []) + ([f"[{WHITE_SPACE_RE2}]+$"] if end else []))
+    return (
+        f"case when regexp_matches({text}, {sql_string(ends)}) "
+        f"then regexp_replace({text}, {sql_string(runs)}, '', 'g') else {text} end"
+    )
+
+
+def clean_text_sql(column: str, source_type: str) -> str:
+    """Trimmed text, null when blank."""
+    return f"nullif({strip_sql(text_sql(column, source_type))}, '')"
+
+
+def sql_string(text: str) -> str:
+    """A constant of ours as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _grouped(separator: str, decimal: str | None = None) -> str:
     """Thousands in groups of three after ``separator``, then optionally ``decimal`` and decimals."""
-    tail = rf"\{decimal}\d+" if decimal else ""
-    return rf"{_SIGN}[1-9]\d{{0,2}}(?:\{separator}\d{{3}})+{tail}$"
+    tail = rf"\{decimal}[0-9]+" if decimal else ""
+    return rf"[+-]?[1-9][0-9]{{0,2}}(?:\{separator}[0-9]{{3}})+{tail}"
 
 
-def _number_text(expr: pl.Expr, decimal_comma: bool) -> pl.Expr:
-    """A number written with a decimal comma or point and thousands separators, as ``1234.5``;
-    null when its separators do not say one number unambiguously.
+def number_text_sql(t: str, decimal_comma: bool) -> str:
+    """``_number_text_sql`` with the common forms (digits, and one decimal separator of the file's
+    kind) settled first: same answers, a fraction of the work."""
+    simple = f"regexp_full_match({t}, '[+-]?[0-9]+')"
+    if decimal_comma:
+        own = f"regexp_full_match({t}, '[+-]?[0-9]+,[0-9]+')"
+        return f"case when {simple} then {t} when {own} then replace({t}, ',', '.') else {_number_text_sql(t, True)} end"
+    own = f"regexp_full_match({t}, '[+-]?[0-9]+\\.[0-9]+')"
+    return f"case when {simple} or {own} then {t} else {_number_text_sql(t, False)} end"
+
+
+def _number_text_sql(t: str, decimal_comma: bool) -> str:
+    """A number written with a decimal comma or point and thousands separators, as ``1234.5``; null
+    when its separators do not say one number unambiguously. ``t`` is a column of cleaned text
+    without spaces (``stripped_number_sql``).
 
     The file's convention (``decimal_comma``) settles a lone separator of its own kind; a lone
     separator of the other kind is a decimal too (``40.5`` in a semicolon file is 40.5, never
     405), except before exactly three digits (``1.234``), which could be either: refused, never
     guessed. With both kinds, the rightmost is the decimal one and the other must group thousands.
     """
-    text = _clean_text(expr).str.replace_all(r"[\s\u00a0\u2009\u202f']", "")
     decimal, other = (",", ".") if decimal_comma else (".", ",")
-    commas = text.str.count_matches(",", literal=True)
-    dots = text.str.count_matches(".", literal=True)
-    own = commas if decimal_comma else dots
-    foreign = dots if decimal_comma else commas
-    plain = text.str.contains(rf"{_SIGN}(?:\d+(?:[.,]\d*)?|[.,]\d+)$")
+    commas = f"(length({t}) - length(replace({t}, ',', '')))"
+    dots = f"(length({t}) - length(replace({t}, '.', '')))"
+    own, foreign = (commas, dots) if decimal_comma else (dots, commas)
+    plain = f"regexp_full_match({t}, '[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)')"
+    lone_pattern = rf"[+-]?[1-9][0-9]{{0,2}}\{other}[0-9]{{3}}"
+    lone_foreign = f"regexp_full_match({t}, {sql_string(lone_pattern)})"
     return (
-        pl.when((commas > 0) & (dots > 0))
-        .then(
-            pl.when(text.str.contains(_grouped(".", ",")))
-            .then(text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
-            .when(text.str.contains(_grouped(",", ".")))
-            .then(text.str.replace_all(",", "", literal=True))
-        )
-        .when(own + foreign == 0)
-        .then(text)
-        .when((own == 1) & plain)
-        .then(text.str.replace(decimal, ".", literal=True))
-        .when((foreign == 1) & text.str.contains(rf"{_SIGN}[1-9]\d{{0,2}}\{other}\d{{3}}$"))
-        .then(pl.lit(None, dtype=pl.String))
-        .when((foreign == 1) & plain)
-        .then(text.str.replace(other, ".", literal=True))
-        .when(text.str.contains(_grouped(other)) | text.str.contains(_grouped(decimal)))
-        .then(text.str.replace_all(r"[.,]", ""))
+        f"case when {commas} > 0 and {dots} > 0 then "
+        f"case when regexp_full_match({t}, {sql_string(_grouped('.', ','))}) "
+        f"then replace(replace({t}, '.', ''), ',', '.') "
+        f"when regexp_full_match({t}, {sql_string(_grouped(',', '.'))}) then replace({t}, ',', '') end "
+        f"when {own} + {foreign} = 0 then {t} "
+        f"when {own} = 1 and {plain} then replace({t}, {sql_string(decimal)}, '.') "
+        f"when {foreign} = 1 and {lone_foreign} then null "
+        f"when {foreign} = 1 and {plain} then replace({t}, {sql_string(other)}, '.') "
+        f"when regexp_full_match({t}, {sql_string(_grouped(other))}) "
+        f"or regexp_full_match({t}, {sql_string(_grouped(decimal))}) then regexp_replace({t}, '[.,]', '', 'g') end"
     )
 
 
-def _date_from_text(text: pl.Expr) -> pl.Expr:
+def stripped_number_sql(clean: str) -> str:
+    """Cleaned text without the spaces and apostrophes that group thousands."""
+    return f"regexp_replace({clean}, '[{WHITE_SPACE_RE2}'']', '', 'g')"
+
+
+def float_from_text_sql(text: str) -> str:
+    return f"case when regexp_full_match({text}, {sql_string(FLOAT_TEXT)}) then try_cast({text} as double) end"
+
+
+def date_from_text_sql(d: str) -> str:
+    """A date from cleaned text: year first or day first with any of three separators (a time part
+    ignored), an Excel serial day, or a month (``yyyy-mm``, ``mm/yyyy``); four-digit years only
+    (``01/02/25`` is ambiguous and stays unread)."""
+    time = r"(?:[ T][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?)?"
+    year_first = "|".join(rf"[0-9]{{4}}{s}[0-9]{{1,2}}{s}[0-9]{{1,2}}" for s in ("-", "/", r"\."))
+    day_first = "|".join(rf"[0-9]{{1,2}}{s}[0-9]{{1,2}}{s}[0-9]{{4}}" for s in ("-", "/", r"\."))
+    iso = (
+        f"case when regexp_full_match({d}, {sql_string(f'(?:{year_first}){time}')}) then try_strptime("
+        rf"regexp_replace({d}, '^([0-9]{{4}}).([0-9]{{1,2}}).([0-9]{{1,2}}).*$', '\1-\2-\3'), '%Y-%m-%d')::date end"
+    )
+    french = (
+        f"case when regexp_full_match({d}, {sql_string(f'(?:{day_first}){time}')}) then try_strptime("
+        rf"regexp_replace({d}, '^([0-9]{{1,2}}).([0-9]{{1,2}}).([0-9]{{4}}).*$', '\1/\2/\3'), '%d/%m/%Y')::date end"
+    )
     # A five-digit number in a date column is an Excel serial day pasted as text.
-    serial = pl.when(text.str.contains(r"^\d{5}$")).then(
-        (text.cast(pl.Int64, strict=False) - EXCEL_EPOCH_OFFSET).cast(pl.Int32).cast(pl.Date)
+    serial = (
+        f"case when regexp_full_match({d}, '[0-9]{{5}}') then "
+        f"date '1970-01-01' + (cast({d} as integer) - {EXCEL_EPOCH_OFFSET}) end"
     )
-    # Four-digit years only: 01/02/25 is ambiguous and stays unread. Year first (ISO, or with
-    # slashes or dots) or day first (slashes, dots or dashes, as French exports write it); a time
-    # part (what spreadsheets add to a date cell saved as text) is ignored.
-    time = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?$"
-    year_first = "|".join(rf"\d{{4}}{s}\d{{1,2}}{s}\d{{1,2}}" for s in ("-", "/", r"\."))
-    day_first = "|".join(rf"\d{{1,2}}{s}\d{{1,2}}{s}\d{{4}}" for s in ("-", "/", r"\."))
-    iso = pl.when(text.str.contains(rf"^(?:{year_first}){time}")).then(
-        text.str.replace(r"^(\d{4}).(\d{1,2}).(\d{1,2}).*$", "$1-$2-$3").str.to_date("%Y-%m-%d", strict=False)
+    iso_month = f"case when regexp_full_match({d}, '[0-9]{{4}}-[0-9]{{2}}') then try_strptime({d}, '%Y-%m')::date end"
+    french_month = f"case when regexp_full_match({d}, '[0-9]{{2}}/[0-9]{{4}}') then try_strptime({d}, '%m/%Y')::date end"
+    # The common form first: an ISO date (a valid one casts; 2025-02-30 does not).
+    iso_plain = f"regexp_full_match({d}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')"
+    return (
+        f"case when {iso_plain} then try_cast({d} as date) "
+        f"else coalesce({serial}, {iso}, {french}, {iso_month}, {french_month}) end"
     )
-    french = pl.when(text.str.contains(rf"^(?:{day_first}){time}")).then(
-        text.str.replace(r"^(\d{1,2}).(\d{1,2}).(\d{4}).*$", "$1/$2/$3").str.to_date("%d/%m/%Y", strict=False)
-    )
-    iso_month = pl.when(text.str.contains(r"^\d{4}-\d{2}$")).then(text.str.to_date("%Y-%m", strict=False))
-    french_month = pl.when(text.str.contains(r"^\d{2}/\d{4}$")).then(text.str.to_date("%m/%Y", strict=False))
-    return pl.coalesce(serial, iso, french, iso_month, french_month)
 
 
-def coerce_expression(field: ContractField, dtype: pl.DataType, decimal_comma: bool) -> pl.Expr:
-    """An expression that converts column ``field.name`` (of ``dtype``) to the contract type."""
-    col = pl.col(field.name)
+def is_numeric(source_type: str) -> bool:
+    return source_type in NUMERIC_TYPES or source_type.startswith("DECIMAL")
+
+
+def typed_layers(
+    field: ContractField, column: str, source_type: str, decimal_comma: bool, name: str, stripped: str | None = None
+) -> list[str]:
+    """SQL converting ``column`` (a quoted column of ``source_type``) to the contract type of ``field``,
+    in layers: each expression may use the previous layer's value as ``{name}_<i>`` (one projection
+    each, so that no text is cleaned or parsed twice). The last is the typed value. ``stripped``: a
+    column already holding ``strip_sql`` of the text, when the caller computed it."""
     kind = field.type
+    clean = f"nullif({stripped}, '')" if stripped is not None else clean_text_sql(column, source_type)
+    numeric = is_numeric(source_type)
     if kind == "string":
-        if dtype.is_float():
+        if source_type in FLOAT_TYPES:
             # An identifier or a code typed as a number in a spreadsheet: 50.0 -> "50".
-            return pl.when(col == col.floor()).then(col.cast(pl.Int64).cast(pl.String)).otherwise(col.cast(pl.String))
-        return _clean_text(col)
+            return [
+                f"case when {column} = floor({column}) and abs({column}) < 9.2e18 "
+                f"then cast(cast({column} as bigint) as varchar) else cast({column} as varchar) end"
+            ]
+        return [clean]
     if kind in ("integer", "decimal"):
-        target = pl.Int64 if kind == "integer" else pl.Float64
-        if dtype.is_numeric():
-            return col.cast(pl.Float64).cast(target, strict=False) if kind == "integer" else col.cast(pl.Float64)
-        as_float = _number_text(col, decimal_comma).cast(pl.Float64, strict=False)
-        if kind == "integer":
-            return pl.when(as_float == as_float.floor()).then(as_float.cast(pl.Int64, strict=False))
-        return as_float
-    if kind in ("date", "month"):
-        if dtype == pl.Date:
-            value = col
-        elif isinstance(dtype, pl.Datetime):
-            value = col.dt.date()
-        elif dtype.is_numeric():
-            value = (col.cast(pl.Int64) - EXCEL_EPOCH_OFFSET).cast(pl.Int32).cast(pl.Date)
+        if numeric or source_type == "BOOLEAN":
+            layers = [f"cast({column} as double)"]
         else:
-            value = _date_from_text(_clean_text(col))
-        return value.dt.truncate("1mo") if kind == "month" else value
+            layers = [
+                stripped_number_sql(clean),
+                number_text_sql(f"{name}_0", decimal_comma),
+                float_from_text_sql(f"{name}_1"),
+            ]
+        if kind == "integer":
+            last = f"{name}_{len(layers) - 1}"
+            layers.append(f"case when {last} = floor({last}) then try_cast({last} as bigint) end")
+        return layers
+    if kind in ("date", "month"):
+        if source_type == "DATE":
+            layers = [column]
+        elif source_type.startswith("TIMESTAMP"):
+            layers = [f"cast({column} as date)"]
+        elif numeric:
+            layers = [
+                f"case when abs({column}) < 3e6 then "
+                f"date '1970-01-01' + (cast(trunc({column}) as integer) - {EXCEL_EPOCH_OFFSET}) end"
+            ]
+        else:
+            layers = [clean, date_from_text_sql(f"{name}_0")]
+        if kind == "month":
+            layers.append(f"cast(date_trunc('month', {name}_{len(layers) - 1}) as date)")
+        return layers
     if kind == "boolean":
-        if dtype == pl.Boolean:
-            return col
-        text = _clean_text(col).str.to_lowercase()
-        if dtype.is_numeric():
-            text = col.cast(pl.Int64, strict=False).cast(pl.String)
-        return pl.when(text.is_in(TRUE_WORDS)).then(True).when(text.is_in(FALSE_WORDS)).then(False)
+        if source_type == "BOOLEAN":
+            return [column]
+        words = f"cast(try_cast({column} as bigint) as varchar)" if numeric else f"lower({clean})"
+        return [
+            words,
+            f"case when {name}_0 in ({', '.join(map(sql_string, TRUE_WORDS))}) then true "
+            f"when {name}_0 in ({', '.join(map(sql_string, FALSE_WORDS))}) then false end",
+        ]
     raise ValueError(f"unknown contract type {kind!r}")

@@ -1,4 +1,4 @@
-"""Find agency exports and read them into frames of raw values, never judging a value.
+"""Find agency exports and read them into engine tables of raw values, never judging a value.
 
 A reader turns bytes into columns and rows, keeping each row's line number (the header is
 line 1) so that any rejection can point at it. Rows it cannot even split into fields
@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import duckdb
 import numpy as np
 import polars as pl
 
@@ -31,9 +32,8 @@ from pipelines.contract import Contract
 from pipelines.ingest.config import ReadOptions
 from pipelines.ingest.privacy import name_holds_identifier
 from pipelines.ingest.reasons import Reason
+from pipelines.ingest.source import POSITION, SOURCE_ROW, SourceTable, describe, source_from_frame
 
-SOURCE_ROW = "_source_row"
-"""Column added to every frame read: the row's line in its file (CSV, XLSX: header = 1)."""
 
 FORMATS = {
     ".csv": "csv",
@@ -116,7 +116,8 @@ class ReadTable:
 
     entity: str | None
     name: str
-    frame: pl.DataFrame
+    source: SourceTable | None
+    """The rows read, in the engine; None for a sheet that was not read."""
     decimal_comma: bool = False
     rejects: list[RowReject] = field(default_factory=list)
     line_numbers_exact: bool = True
@@ -126,7 +127,12 @@ class ReadTable:
 
     @property
     def rows_in(self) -> int:
-        return self.frame.height + len(self.rejects)
+        return (self.source.height if self.source is not None else 0) + len(self.rejects)
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The rows read as a frame (tests and small tables only)."""
+        return self.source.frame() if self.source is not None else pl.DataFrame()
 
 
 @dataclass
@@ -388,14 +394,21 @@ def _blank_lines(path: Path, offsets: np.ndarray) -> set[int]:
     return blank
 
 
-def _line_reader(path: Path, offsets: np.ndarray, encoding: str) -> Callable[[list[int]], dict[int, str]]:
-    """Raw lines of the original file, decoded one by one.
+def line_reader(path: Path, encoding: str, offsets: np.ndarray | None = None) -> Callable[[list[int]], dict[int, str]]:
+    """Raw lines of the original file, decoded one by one (line offsets found when first needed, when
+    not given: a file's offsets are not kept in memory for the rows that will never be quoted).
 
     The newline byte is the same in UTF-8, Windows-1252 and Latin-1, so line offsets found
     in the original file are the lines the (possibly transcoded) reader numbered.
     """
+    known: list[np.ndarray] = [] if offsets is None else [offsets]
 
     def read(lines: list[int]) -> dict[int, str]:
+        if not lines:
+            return {}
+        if not known:
+            known.append(_line_offsets(path))
+        offsets = known[0]
         found: dict[int, str] = {}
         size = path.stat().st_size
         with path.open("rb") as handle:
@@ -421,11 +434,13 @@ _DUCKDB_REASONS = {
 }
 
 
-def _read_fields(path: Path, delimiter: str, columns: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """DuckDB's reader; a file mixing Windows and Unix line ends (two exports pasted together) is read
-    again from a copy with Unix line ends only (same lines, same numbers)."""
+def _read_fields(
+    con: duckdb.DuckDBPyConnection, table: str, path: Path, delimiter: str, width: int
+) -> pl.DataFrame:
+    """DuckDB's reader into ``table``; a file mixing Windows and Unix line ends (two exports pasted
+    together) is read again from a copy with Unix line ends only (same lines, same numbers)."""
     try:
-        return warehouse.read_csv_as_text(path, delimiter, columns)
+        return warehouse.read_csv_into(con, table, path, delimiter, width)
     except Exception:
         with path.open("rb") as handle:
             if b"\r\n" not in handle.read(CHUNK):
@@ -439,10 +454,11 @@ def _read_fields(path: Path, delimiter: str, columns: list[str]) -> tuple[pl.Dat
                 carry = b"\r" if block.endswith(b"\r") else b""
                 out.write(block[: len(block) - len(carry)].replace(b"\r\n", b"\n"))
             out.write(carry)
-        return warehouse.read_csv_as_text(target, delimiter, columns)
+        return warehouse.read_csv_into(con, table, target, delimiter, width)
 
 
-def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
+def read_csv(file: LandingFile, options: ReadOptions, con: duckdb.DuckDBPyConnection | None = None) -> FileRead:
+    con = con if con is not None else warehouse.scratch_connection()
     if file.size_bytes == 0:
         raise FileProblem(Reason.EMPTY_FILE, f"{file.relative_path}: the file is empty")
     check_is_text(file)
@@ -477,36 +493,49 @@ def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
                 f"{file.relative_path}: the header holds control characters or bytes invalid in {encoding}",
             )
         try:
-            frame, rejects = _read_fields(text_path, delimiter, columns)
+            rejects = _read_fields(con, "src", text_path, delimiter, len(columns))
         except Exception as exc:
             raise FileProblem(
                 Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as CSV ({type(exc).__name__})"
             ) from None
         offsets = _line_offsets(file.path)
         row_rejects = [
-            RowReject(int(line), _DUCKDB_REASONS.get(str(kind), Reason.MALFORMED_ROW), column)
-            for line, kind, column in rejects.iter_rows()
+            RowReject(
+                int(line),
+                _DUCKDB_REASONS.get(str(kind), Reason.MALFORMED_ROW),
+                columns[int(index)] if index not in (None, "") and int(index) < len(columns) else None,
+            )
+            for line, kind, index in rejects.iter_rows()
         ]
         rejected = {r.line for r in row_rejects if r.line is not None}
+        height = int(con.execute("select count(*) from src").fetchall()[0][0])
         skipped = np.asarray(sorted(_blank_lines(file.path, offsets) | rejected), dtype=np.int64)
         data_lines = np.setdiff1d(np.arange(2, offsets.shape[0] + 1, dtype=np.int64), skipped, assume_unique=True)
-        exact = data_lines.shape[0] == frame.height
+        exact = data_lines.shape[0] == height
         if not exact:  # multi-line quoted fields: number records by the line they start on
             starts = _record_starts(file.path, offsets)
             data_lines = np.setdiff1d(starts[starts >= 2], skipped, assume_unique=True)
-            exact = data_lines.shape[0] == frame.height
-        if exact:
-            frame = frame.with_columns(pl.Series(SOURCE_ROW, data_lines))
+            exact = data_lines.shape[0] == height
+        if exact and (height == 0 or (data_lines[0] == 2 and data_lines[-1] == height + 1)):
+            rows_sql = f"(select *, rowid as {POSITION}, rowid + 2 as {SOURCE_ROW} from src)"
+        elif exact:  # blank or refused lines in between: each row's own line, paired by position
+            con.register("_incoming_lines", pl.DataFrame({SOURCE_ROW: data_lines}))
+            try:
+                con.execute("create or replace temp table src_lines as select * from _incoming_lines")
+            finally:
+                con.unregister("_incoming_lines")
+            rows_sql = f"(select * from (select *, rowid as {POSITION} from src) positional join src_lines)"
         else:  # records and lines could not be matched: no row gets a line rather than a wrong one
-            frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(SOURCE_ROW))
+            rows_sql = f"(select *, rowid as {POSITION}, cast(null as bigint) as {SOURCE_ROW} from src)"
+        del offsets, data_lines, skipped
         table = ReadTable(
             entity=None,
             name=file.path.name,
-            frame=frame,
+            source=describe(con, "src", columns, rows_sql),
             decimal_comma=options.decimal_comma if options.decimal_comma is not None else delimiter != ",",
             rejects=row_rejects,
             line_numbers_exact=exact,
-            raw_lines=_line_reader(file.path, offsets, encoding),
+            raw_lines=line_reader(file.path, encoding),
         )
     return FileRead([table], encoding=encoding, delimiter=delimiter)
 
@@ -514,9 +543,19 @@ def read_csv(file: LandingFile, options: ReadOptions) -> FileRead:
 # --- XLSX, Parquet, JSON Lines ----------------------------------------------------------------
 
 
-def _row_json_reader(frame: pl.DataFrame) -> Callable[[list[int]], dict[int, str]]:
+def _row_json_reader(source: SourceTable) -> Callable[[list[int]], dict[int, str]]:
+    """A row as JSON (a format with no text lines), read back from the engine while it holds the rows."""
+
     def read(lines: list[int]) -> dict[int, str]:
-        rows = frame.filter(pl.col(SOURCE_ROW).is_in(lines))
+        if not lines:
+            return {}
+        named = ", ".join(f'"c{i}" as "c{i}"' for i in range(len(source.columns)))
+        rows = warehouse.query(
+            source.con,
+            f"select {named}{', ' if named else ''}{SOURCE_ROW} from {source.rows_sql} "
+            f"where list_contains($lines, {SOURCE_ROW}) order by {POSITION}",
+            {"lines": lines},
+        ).rename({f"c{i}": c for i, c in enumerate(source.columns)})
         found = {}
         for row in rows.iter_rows(named=True):
             line = row.pop(SOURCE_ROW)
@@ -551,7 +590,10 @@ def check_xlsx_is_safe(file: LandingFile, cap_bytes: int) -> None:
         raise FileProblem(Reason.UNREADABLE_FILE, f"{file.relative_path}: not a valid XLSX workbook") from None
 
 
-def read_xlsx(file: LandingFile, options: ReadOptions, contract: Contract) -> FileRead:
+def read_xlsx(
+    file: LandingFile, options: ReadOptions, contract: Contract, con: duckdb.DuckDBPyConnection | None = None
+) -> FileRead:
+    con = con if con is not None else warehouse.scratch_connection()
     check_xlsx_is_safe(file, options.max_file_bytes)
     # An all-empty optional column makes fastexcel warn; it is read as text, as it should be.
     logging.getLogger("fastexcel.types.dtype").setLevel(logging.ERROR)
@@ -581,10 +623,11 @@ def read_xlsx(file: LandingFile, options: ReadOptions, contract: Contract) -> Fi
         if data_columns:  # a blank spreadsheet row is not a record
             frame = frame.filter(~pl.all_horizontal(pl.col(data_columns).is_null()))
         if name_holds_identifier(sheet):  # known by its position only, and refused
-            tables.append(ReadTable(None, f"sheet {len(tables) + 1}", frame.clear(), identifier_in_name=True))
+            tables.append(ReadTable(None, f"sheet {len(tables) + 1}", None, identifier_in_name=True))
             continue
         entity = options.sheet_entities.get(sheet) or entity_from_name(sheet, contract)
-        tables.append(ReadTable(entity, sheet, frame, raw_lines=_row_json_reader(frame)))
+        source = source_from_frame(con, frame, f"src{len(tables)}")
+        tables.append(ReadTable(entity, sheet, source, raw_lines=_row_json_reader(source)))
     return FileRead(tables)
 
 
@@ -639,7 +682,8 @@ def _plain_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(_as_text(frame[c]) for c in odd if c not in decimals)
 
 
-def read_parquet(file: LandingFile, options: ReadOptions) -> FileRead:
+def read_parquet(file: LandingFile, options: ReadOptions, con: duckdb.DuckDBPyConnection | None = None) -> FileRead:
+    con = con if con is not None else warehouse.scratch_connection()
     check_parquet_is_safe(file, options.max_file_bytes)
     try:
         frame = pl.read_parquet(file.path)
@@ -654,7 +698,9 @@ def read_parquet(file: LandingFile, options: ReadOptions) -> FileRead:
         )
     frame = _plain_columns(frame.rename(dict(zip(frame.columns, columns, strict=True))))
     frame = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
-    return FileRead([ReadTable(None, file.path.name, frame, raw_lines=_row_json_reader(frame))])
+    source = source_from_frame(con, frame, "src")
+    del frame
+    return FileRead([ReadTable(None, file.path.name, source, raw_lines=_row_json_reader(source))])
 
 
 def _json_text(value: object) -> str | None:
@@ -680,7 +726,7 @@ def _json_record(text: str) -> dict[str, str | None] | None:
     return record
 
 
-def read_jsonl(file: LandingFile, options: ReadOptions) -> FileRead:
+def read_jsonl(file: LandingFile, options: ReadOptions, con: duckdb.DuckDBPyConnection | None = None) -> FileRead:
     """Each line decoded on its own (UTF-8 unless the agency's configuration says otherwise): a line
     with bytes invalid in that encoding is quarantined (``invalid_encoding``), a line that is not a
     JSON object too (``malformed_json``)."""
@@ -717,15 +763,19 @@ def read_jsonl(file: LandingFile, options: ReadOptions) -> FileRead:
     frame = pl.DataFrame(
         {c: [r.get(c) for r in records] for c in columns}, schema=dict.fromkeys(columns, pl.String)
     ).with_columns(pl.Series(SOURCE_ROW, lines, dtype=pl.Int64))
-    json_rows = _row_json_reader(frame)
+    source = source_from_frame(con if con is not None else warehouse.scratch_connection(), frame, "src")
+    del frame
+    json_rows = _row_json_reader(source)
 
     def raw_lines(wanted: list[int]) -> dict[int, str]:
         return {**json_rows(wanted), **{n: raw[n] for n in wanted if n in raw}}
 
-    return FileRead([ReadTable(None, file.path.name, frame, rejects=rejects, raw_lines=raw_lines)], encoding=encoding)
+    return FileRead([ReadTable(None, file.path.name, source, rejects=rejects, raw_lines=raw_lines)], encoding=encoding)
 
 
-def read_landing_file(file: LandingFile, contract: Contract, options: ReadOptions) -> FileRead:
+def read_landing_file(
+    file: LandingFile, contract: Contract, options: ReadOptions, con: duckdb.DuckDBPyConnection | None = None
+) -> FileRead:
     """Read one landing file; raise ``FileProblem`` when it cannot be used at all."""
     if file.format == UNSUPPORTED:
         raise FileProblem(
@@ -754,13 +804,13 @@ def read_landing_file(file: LandingFile, contract: Contract, options: ReadOption
             f"{options.max_file_bytes / 1e6:,.0f} MB cap (PARCOURS_MAX_FILE_MB)",
         )
     if file.format == "xlsx":
-        return read_xlsx(file, options, contract)
+        return read_xlsx(file, options, contract, con)
     if file.format == "parquet":
-        result = read_parquet(file, options)
+        result = read_parquet(file, options, con)
     elif file.format == "jsonl":
-        result = read_jsonl(file, options)
+        result = read_jsonl(file, options, con)
     else:
-        result = read_csv(file, options)
+        result = read_csv(file, options, con)
     entity = entity_from_name(file.path.name, contract)
     for table in result.tables:
         table.entity = entity

@@ -5,13 +5,26 @@ because of a bad file: any error while reading or checking one file becomes that
 report (``rejected``, a reason code, a message naming the file and never a value), and each
 file gets a report saying what happened to every one of its rows. Only problems with the
 warehouse or the key stop it.
+
+Two passes, both in the engine:
+
+1. **Each file alone** (``prepare_file``), in its own in-memory engine: read once, typed and
+   checked by one generated query (``validate``), re-keyed (a keyed hash per distinct
+   identifier, joined back), its accepted rows staged as Parquet and its quarantined rows with
+   their raw lines. Nothing of a file stays in memory once it is staged.
+2. **Across files** (``settle``), set-based over the staged files and what is stored:
+   duplicates of rows already stored (files about to be replaced excepted) or received earlier
+   in the run, and references that resolve to nothing (anti-joins, parents first). Then
+   ``load.write_loads`` writes the run in one transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,27 +33,42 @@ import duckdb
 import polars as pl
 
 from pipelines import warehouse
-from pipelines.contract import Contract
-from pipelines.ingest.config import AgenciesConfig, options_for
+from pipelines.contract import Contract, Entity
+from pipelines.ingest.config import AgenciesConfig, ReadOptions, options_for
 from pipelines.ingest.load import (
+    SETTLED_TABLE,
     EntityLoad,
     current_files,
     empty_quarantine,
     known_files,
+    raw_table_columns,
     raw_table_name,
-    stored_keys,
     write_loads,
 )
 from pipelines.ingest.privacy import identifier_hits, name_holds_identifier
-from pipelines.ingest.pseudonyms import rekey
-from pipelines.ingest.readers import SOURCE_ROW, FileProblem, LandingFile, ReadTable, read_landing_file
+from pipelines.ingest.pseudonyms import PSEUDONYM_LENGTH
+from pipelines.ingest.raw_zone import RawZone, listed_files, remove_unlisted
+from pipelines.ingest.readers import (
+    SOURCE_ROW,
+    FileProblem,
+    LandingFile,
+    ReadTable,
+    line_reader,
+    detect_encoding,
+    read_landing_file,
+)
 from pipelines.ingest.reasons import PRIVACY_REASONS, Reason
-from pipelines.ingest.references import AGENCY, REFERENCES, first_orphan_column, parents_first, references_of
+from pipelines.ingest.references import AGENCY, parents_first, references_of
 from pipelines.ingest.validate import REASON, REASON_COLUMN, validate_table
+from pipelines.ingest.source import POSITION
 
 Progress = Callable[[str], None]
 MAX_QUOTED_LINE = 8192
 """A raw line longer than this is not kept in quarantine (too long to scan and to show)."""
+SCRATCH_MEMORY = os.environ.get("PARCOURS_INGEST_MEMORY", "2GB")
+"""How much memory one file's checks may take in the engine before it spills to disk."""
+LINKAGE_SCOPE = "/federation"
+"""Stands for the agency in a linkage pseudonym's HMAC message: no agency folder can be named so."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +88,14 @@ class FileReport:
         return asdict(self)
 
 
-def _quarantine_rows(
-    file: LandingFile, entity: str | None, lines: pl.DataFrame, table: ReadTable | None
+# --- quarantine rows ----------------------------------------------------------------------------
+
+
+def quarantine_rows(
+    file: LandingFile,
+    entity: str | None,
+    lines: pl.DataFrame,
+    raw_lines: Callable[[list[int]], dict[int, str]] | None,
 ) -> pl.DataFrame:
     """Quarantine rows for ``lines`` (``_source_row``, ``_reason``, ``_reason_column``) with their raw lines.
 
@@ -71,7 +105,7 @@ def _quarantine_rows(
     if lines.is_empty():
         return empty_quarantine()
     wanted = [int(n) for n in lines[SOURCE_ROW].drop_nulls().to_list()]
-    raw = table.raw_lines(wanted) if table is not None and table.raw_lines is not None else {}
+    raw = raw_lines(wanted) if raw_lines is not None else {}
     frame = lines.with_columns(
         pl.col(SOURCE_ROW).replace_strict(raw, default=None, return_dtype=pl.String).alias("raw_line"),
         # A column whose name holds an identifier (an e-mail as a header) is not named.
@@ -96,8 +130,15 @@ def _quarantine_rows(
 
 
 def _whole_table(table: ReadTable, reason: Reason, column: str | None = None) -> pl.DataFrame:
-    return table.frame.select(
-        pl.col(SOURCE_ROW), pl.lit(reason.value).alias(REASON), pl.lit(column, dtype=pl.String).alias(REASON_COLUMN)
+    rows = (
+        table.source.con.sql(f"select {SOURCE_ROW} from {table.source.rows_sql} order by {POSITION}").pl()
+        if table.source is not None
+        else pl.DataFrame(schema={SOURCE_ROW: pl.Int64})
+    )
+    return rows.select(
+        pl.col(SOURCE_ROW).cast(pl.Int64),
+        pl.lit(reason.value).alias(REASON),
+        pl.lit(column, dtype=pl.String).alias(REASON_COLUMN),
     )
 
 
@@ -112,32 +153,69 @@ def _parse_rejects(table: ReadTable) -> pl.DataFrame:
     )
 
 
-LINKAGE_SCOPE = "/federation"
-"""Stands for the agency in a linkage pseudonym's HMAC message: no agency folder can be named so."""
+# --- pseudonyms -----------------------------------------------------------------------------------
 
 
-def _pseudonymise(
-    frame: pl.DataFrame, contract: Contract, entity: str, agency: str, key: bytes, cache: dict[str, str] | None
-) -> pl.DataFrame:
-    fields = [f for f in contract.entity(entity).fields if f.pseudonym and f.name in frame.columns]
-    # A linkage pseudonym is re-keyed without the agency, so the same person links across agencies.
-    return frame.with_columns(
-        rekey(frame[f.name], LINKAGE_SCOPE, key) if f.linkage else rekey(frame[f.name], agency, key, cache)
-        for f in fields
-    )
+def keyed_hashes(values: list[str], scope: str, key: bytes, cache: dict[str, str] | None = None) -> list[str]:
+    """HMAC-SHA-256 of ``scope`` and each value (``pseudonyms.pseudonym``), 128 bits in hex; each value
+    hashed once per ``cache`` (one agency's identifiers in a run: a person's is in half a dozen files)."""
+    known = {} if cache is None else cache
+    # Same digests as ``pseudonym``: a keyed HMAC copied skips re-deriving the key's pads per value.
+    keyed = hmac.new(key, f"{scope}\x1f".encode(), hashlib.sha256)
+    out = []
+    for value in values:
+        digest = known.get(value)
+        if digest is None:
+            mac = keyed.copy()
+            mac.update(value.encode())
+            digest = known[value] = mac.hexdigest()[:PSEUDONYM_LENGTH]
+        out.append(digest)
+    return out
+
+
+def _pseudonym_maps(
+    con: duckdb.DuckDBPyConnection,
+    checked: str,
+    entity: Entity,
+    agency: str,
+    key: bytes,
+    cache: dict[str, str] | None,
+) -> dict[str, str]:
+    """For each pseudonym field: a table mapping each distinct accepted value to its pseudonym (the
+    only Python step per identifier; the join puts them back in place). Returns field -> table."""
+    tables = {}
+    for n, f in enumerate(entity.fields):
+        if not f.pseudonym:
+            continue
+        values = [
+            v for (v,) in con.execute(f"select distinct {f.name} from {checked} where {REASON} is null and {f.name} is not null").fetchall()
+        ]
+        scope = LINKAGE_SCOPE if f.linkage else agency
+        digests = keyed_hashes(values, scope, key, None if f.linkage else cache)
+        table = f"{checked}_p{n}"
+        con.register("_incoming_map", pl.DataFrame({"value": values, "pseudonym": digests}, schema={"value": pl.String, "pseudonym": pl.String}))
+        try:
+            con.execute(f"create or replace temp table {table} as select * from _incoming_map")
+        finally:
+            con.unregister("_incoming_map")
+        tables[f.name] = table
+    return tables
+
+
+# --- pass 1: each file alone ----------------------------------------------------------------------
 
 
 def _entity_load(
+    index: int,
     file: LandingFile,
     table: ReadTable | None,
     entity: str | None,
-    accepted: pl.DataFrame | None,
-    quarantined: pl.DataFrame,
     message: str,
     file_reason: Reason | None = None,
 ) -> EntityLoad:
     """What one table of a file brings; ``table`` is None when the file could not be read."""
     return EntityLoad(
+        index=index,
         sha256=file.sha256,
         relative_path=file.relative_path,
         agency_folder=file.agency_folder,
@@ -145,22 +223,33 @@ def _entity_load(
         period=file.period,
         format=file.format,
         rows_in=table.rows_in if table is not None else 0,
-        accepted=accepted,
-        quarantined=quarantined,
         message=message,
         file_reason=file_reason,
     )
 
 
+def _stage_quarantine(load: EntityLoad, frame: pl.DataFrame, staging: Path, part: str) -> None:
+    if frame.is_empty():
+        return
+    path = staging / f"q-{load.index}-{part}.parquet"
+    frame.write_parquet(path)
+    load.quarantine.append(path)
+    for reason, count in frame.group_by("reason").len().iter_rows():
+        load.counts[str(reason)] = load.counts.get(str(reason), 0) + int(count)
+
+
 def prepare_table(
+    index: int,
     file: LandingFile,
     table: ReadTable,
     contract: Contract,
     key: bytes,
     today: date,
+    staging: Path,
     pseudonyms: dict[str, str] | None = None,
 ) -> EntityLoad:
-    """Decide the fate of every row of one table, without touching the warehouse.
+    """Decide the fate of every row of one table, without touching the warehouse: its accepted rows
+    staged as Parquet (typed, re-keyed, with lineage), its quarantined rows too.
 
     ``pseudonyms``: this agency's identifiers already re-keyed in this run (filled in here).
     """
@@ -171,105 +260,104 @@ def prepare_table(
             f"{where}: the sheet's name holds a direct identifier (it is shown by its position); the sheet was "
             "not read: name it after its entity and send the file again"
         )
-        return _entity_load(file, table, None, None, empty_quarantine(), message, Reason.IDENTIFIER_IN_NAME)
-    if table.entity is None:
-        rejected = pl.concat([parsed, _whole_table(table, Reason.UNKNOWN_ENTITY)])
-        message = (
+        return _entity_load(index, file, table, None, message, Reason.IDENTIFIER_IN_NAME)
+    if table.entity is None or table.source is None:
+        load = _entity_load(
+            index,
+            file,
+            table,
+            None,
             f"{where}: cannot tell which entity this holds; name the file <anything>_<entity>"
-            f"{file.path.suffix} (or the sheet <entity>), with an entity among {sorted(contract.entities)}"
+            f"{file.path.suffix} (or the sheet <entity>), with an entity among {sorted(contract.entities)}",
+            Reason.UNKNOWN_ENTITY,
         )
-        quarantined = _quarantine_rows(file, None, rejected, table)
-        return _entity_load(file, table, None, None, quarantined, message, Reason.UNKNOWN_ENTITY)
+        rejected = pl.concat([parsed, _whole_table(table, Reason.UNKNOWN_ENTITY)])
+        _stage_quarantine(load, quarantine_rows(file, None, rejected, table.raw_lines), staging, "read")
+        return load
     entity = contract.entity(table.entity)
+    source = table.source
     try:
-        validated = validate_table(table.frame, entity, table.decimal_comma, file.agency_folder, today)
+        checked = validate_table(source, entity, table.decimal_comma, file.agency_folder, today)
     except FileProblem as problem:
+        load = _entity_load(
+            index, file, table, table.entity, f"{where}: {problem}; an earlier file for the same period, if any, is kept",
+            problem.reason,
+        )
         rejected = pl.concat([parsed, _whole_table(table, problem.reason)])
-        quarantined = _quarantine_rows(file, table.entity, rejected, table)
-        message = f"{where}: {problem}; an earlier file for the same period, if any, is kept"
-        return _entity_load(file, table, table.entity, None, quarantined, message, problem.reason)
-    accepted = _pseudonymise(
-        validated.accepted, contract, table.entity, file.agency_folder, key, pseudonyms
-    ).with_columns(
-        pl.lit(file.agency_folder).alias("_agency_folder"),
-        pl.lit(file.relative_path).alias("_source_file"),
-        pl.lit(file.sha256).alias("_source_sha256"),
-    )
-    rejected = pl.concat([parsed, validated.rejected])
+        _stage_quarantine(load, quarantine_rows(file, table.entity, rejected, table.raw_lines), staging, "read")
+        return load
+    con = source.con
     notes = []
-    if validated.ignored_columns:
-        notes.append(f"columns not in the contract, not stored: {', '.join(validated.ignored_columns)}")
+    if checked.ignored_columns:
+        notes.append(f"columns not in the contract, not stored: {', '.join(checked.ignored_columns)}")
     if not table.line_numbers_exact:
         notes.append("line numbers unavailable for accepted rows (the file has multi-line fields)")
-    quarantined = _quarantine_rows(file, table.entity, rejected, table)
-    message = f"{where}: " + ("; ".join(notes) if notes else "read")
-    return _entity_load(file, table, table.entity, accepted, quarantined, message)
+    load = _entity_load(index, file, table, table.entity, f"{where}: " + ("; ".join(notes) if notes else "read"))
+    rejected = pl.concat(
+        [
+            parsed,
+            con.sql(
+                f"select {SOURCE_ROW}, {REASON}, {REASON_COLUMN} from {checked.table} "
+                f"where {REASON} is not null order by {POSITION}"
+            ).pl(),
+        ]
+    )
+    _stage_quarantine(load, quarantine_rows(file, table.entity, rejected, table.raw_lines), staging, "read")
+    maps = _pseudonym_maps(con, checked.table, entity, file.agency_folder, key, pseudonyms)
+    q = warehouse.quote_identifier
+    values = ", ".join(f"m{n}.pseudonym as {q(f.name)}" if f.name in maps else f"c.{q(f.name)}" for n, f in enumerate(entity.fields))
+    joins = " ".join(
+        f"left join {maps[f.name]} as m{n} on m{n}.value = c.{q(f.name)}" for n, f in enumerate(entity.fields) if f.name in maps
+    )
+    load.staged = staging / f"a-{index}.parquet"
+    load.staged_rows = warehouse.copy_to_parquet(
+        con,
+        f"select {values}, $agency as _agency_folder, $file as _source_file, $sha as _source_sha256, "
+        f"c.{SOURCE_ROW} from {checked.table} as c {joins} where c.{REASON} is null order by c.{POSITION}",
+        load.staged,
+        {"agency": file.agency_folder, "file": file.relative_path, "sha": file.sha256},
+    )
+    return load
 
 
 def prepare_file(
+    index: int,
     file: LandingFile,
     contract: Contract,
     key: bytes,
     today: date,
     config: AgenciesConfig,
+    staging: Path,
     pseudonyms: dict[str, str] | None = None,
-) -> tuple[list[EntityLoad], dict[str, ReadTable]]:
-    """Every table of one file, decided; any error becomes the file's own report (never the batch's end)."""
+) -> list[EntityLoad]:
+    """Every table of one file, decided in its own engine; any error becomes the file's own report
+    (never the batch's end)."""
+    con = warehouse.scratch_connection(staging / "spill", SCRATCH_MEMORY)
     try:
-        read = read_landing_file(file, contract, options_for(file.agency_folder, config))
-        loads = [prepare_table(file, table, contract, key, today, pseudonyms) for table in read.tables]
+        read = read_landing_file(file, contract, options_for(file.agency_folder, config), con)
+        return [
+            prepare_table(index + n, file, table, contract, key, today, staging, pseudonyms)
+            for n, table in enumerate(read.tables)
+        ]
     except FileProblem as problem:
-        return [_entity_load(file, None, None, None, empty_quarantine(), str(problem), problem.reason)], {}
+        return [_entity_load(index, file, None, None, str(problem), problem.reason)]
     except Exception as exc:  # a bug or a resource limit on this file: report it, keep the batch going
-        return [failed_load(file, exc)], {}
-    # Kept only to quote raw lines of rows found duplicated later: the text frame itself can go
-    # (a CSV's lines are read back from the file by offset), which halves peak memory.
-    tables = {
-        table.entity: replace(table, frame=table.frame.clear()) for table in read.tables if table.entity is not None
-    }
-    return loads, tables
+        return [failed_load(index, file, exc)]
+    finally:
+        con.close()
 
 
-def failed_load(file: LandingFile, exc: BaseException) -> EntityLoad:
+def failed_load(index: int, file: LandingFile, exc: BaseException) -> EntityLoad:
     """A file whose reading or checking raised: no row taken, tried again at the next run.
     The message names the error's type only: an exception's text may quote a value."""
     message = (
         f"{file.relative_path}: reading or checking the file failed ({type(exc).__name__}); nothing was taken "
         "from it and it will be tried again at the next run"
     )
-    return _entity_load(file, None, None, None, empty_quarantine(), message, Reason.PROCESSING_ERROR)
+    return _entity_load(index, file, None, None, message, Reason.PROCESSING_ERROR)
 
 
-def _duplicates_of(
-    con: duckdb.DuckDBPyConnection,
-    contract: Contract,
-    load: EntityLoad,
-    pending: list[pl.DataFrame],
-    excluding: list[str],
-) -> pl.DataFrame:
-    """Rows of ``load`` whose key was already received: ``_source_row`` and whether the row is identical."""
-    assert load.accepted is not None
-    assert load.entity is not None
-    entity = contract.entity(load.entity)
-    key = list(entity.primary_key)
-    values = entity.field_names
-    incoming = load.accepted.select(SOURCE_ROW, *values).with_row_index("_position")
-    found: list[pl.DataFrame] = []
-    name = raw_table_name(load.entity)
-    if warehouse.table_exists(con, name):
-        found.append(warehouse.duplicates_in_table(con, name, incoming, key, values, excluding))
-    for earlier in pending:
-        joined = incoming.join(earlier.select(values), on=key, how="inner", nulls_equal=True, suffix="_seen")
-        if joined.height:
-            same = (
-                pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_seen")) for c in values if c not in key)
-                if len(values) > len(key)
-                else pl.lit(True)
-            )
-            found.append(joined.select("_position", same.alias("identical")))
-    if not found:
-        return pl.DataFrame(schema={"_position": pl.UInt32, "identical": pl.Boolean})
-    return pl.concat(found).group_by("_position").agg(pl.col("identical").any()).sort("_position")
+# --- the run --------------------------------------------------------------------------------------
 
 
 def ingest_files(
@@ -284,15 +372,18 @@ def ingest_files(
     """Ingest ``files`` into the warehouse behind ``con``; one report per file, in the given order."""
     say = progress or (lambda _message: None)
     config = config or AgenciesConfig()
+    zone = RawZone.of(con)
+    remove_unlisted(con, zone)  # what a killed run left
     already = known_files(con)
     reports: dict[int, FileReport] = {}  # by position: two paths may share a relative path
     loads: list[EntityLoad] = []
-    tables: dict[tuple[str, str], ReadTable] = {}
-    seen_now: set[str] = set()
+    seen_now: set[tuple[str, str]] = set()
     order = sorted(files, key=lambda f: f.relative_path)
     pseudonyms: dict[str, dict[str, str]] = {}
+    staging = zone.staging()
     for i, file in enumerate(order, start=1):
-        if file.sha256 in already or file.sha256 in seen_now:
+        identity = (file.agency_folder, file.sha256)
+        if identity in already or identity in seen_now:
             reports[i] = FileReport(
                 file.relative_path,
                 file.sha256,
@@ -301,61 +392,47 @@ def ingest_files(
                 0,
                 0,
                 {},
-                f"{file.relative_path}: same content as a file already received; nothing added",
+                f"{file.relative_path}: same content as a file already received from this agency; nothing added",
             )
             continue
-        seen_now.add(file.sha256)
+        seen_now.add(identity)
         say(f"[{i}/{len(order)}] checking {file.relative_path}")
         if file.agency_folder not in pseudonyms:  # files come agency by agency: keep one agency's cache
             pseudonyms = {file.agency_folder: {}}
-        file_loads, file_tables = prepare_file(file, contract, key, today, config, pseudonyms[file.agency_folder])
-        loads += file_loads
-        tables.update({(file.sha256, entity): table for entity, table in file_tables.items()})
-
-    by_sha = {f.sha256: f for f in order}
+        loads += prepare_file(len(loads), file, contract, key, today, config, staging, pseudonyms[file.agency_folder])
+    by_identity = {(f.agency_folder, f.sha256): f for f in order}
     _choose_winners(loads)
-    current = current_files(con)
-    replaced = _replaced_files(loads, current)
-    pending: dict[str, list[pl.DataFrame]] = {}
-    for index, load in enumerate(loads):
-        if load.status == "superseded" or load.entity is None or load.accepted is None or not load.accepted.height:
-            continue
-        try:
-            _move_duplicates(con, contract, load, pending, replaced, by_sha[load.sha256], tables)
-        except Exception as exc:  # this file's checks against what is stored failed: the file alone is refused
-            loads[index] = failed_load(by_sha[load.sha256], exc)
-            continue
-        pending.setdefault(load.entity, []).append(load.accepted)
-    _hold_orphans(con, loads, replaced, by_sha, tables)
+    replaced = _replaced_files(loads, current_files(con))
+    settle(con, contract, loads, replaced, by_identity, config, staging)
     for load in loads:
         if load.status != "superseded":
             load.finish()
-    write_loads(con, contract, loads)
+    write_loads(con, contract, loads, zone)
 
     for i, file in enumerate(order, start=1):
         if i not in reports:
-            reports[i] = _file_report(file, [load for load in loads if load.sha256 == file.sha256])
+            reports[i] = _file_report(file, [load for load in loads if load.identity == (file.agency_folder, file.sha256)])
     return [reports[i] for i in range(1, len(order) + 1)]
 
 
 def _choose_winners(loads: list[EntityLoad]) -> None:
     """Within a run, the last file (by path) for an agency, entity and period wins; a file refused
     whole (a file reason) never replaces another one, and is never superseded by one."""
-    winner: dict[tuple[str, str, str], str] = {}
+    winner: dict[tuple[str, str, str], tuple[str, str]] = {}
     for load in loads:
         if load.entity is not None and load.file_reason is None:
-            winner[(load.agency_folder, load.entity, load.period)] = load.sha256
+            winner[(load.agency_folder, load.entity, load.period)] = load.identity
     for load in loads:
         if load.entity is None or load.file_reason is not None:
             continue
-        if winner[(load.agency_folder, load.entity, load.period)] != load.sha256:
+        if winner[(load.agency_folder, load.entity, load.period)] != load.identity:
             load.status = "superseded"
             load.message += "; replaced by a later file for the same agency, entity and period in this run"
 
 
-def _replaced_files(loads: list[EntityLoad], current: pl.DataFrame) -> dict[str, set[str]]:
-    """Per entity, the stored files this run's files replace (their rows no longer count)."""
-    replaced: dict[str, set[str]] = {}
+def _replaced_files(loads: list[EntityLoad], current: pl.DataFrame) -> dict[str, set[tuple[str, str]]]:
+    """Per entity, the stored files (agency, SHA-256) this run's files replace (their rows no longer count)."""
+    replaced: dict[str, set[tuple[str, str]]] = {}
     for load in loads:
         if load.entity is None or load.file_reason is not None or load.status == "superseded":
             continue
@@ -365,89 +442,244 @@ def _replaced_files(loads: list[EntityLoad], current: pl.DataFrame) -> dict[str,
             & (pl.col("period") == load.period)
             & (pl.col("sha256") != load.sha256)
         )["sha256"].to_list()
-        replaced.setdefault(load.entity, set()).update(same_key)
+        replaced.setdefault(load.entity, set()).update((load.agency_folder, sha) for sha in same_key)
     return replaced
 
 
-def _move_duplicates(
+# --- pass 2: across files -------------------------------------------------------------------------
+
+
+def settle(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
-    load: EntityLoad,
-    pending: dict[str, list[pl.DataFrame]],
-    replaced: dict[str, set[str]],
-    file: LandingFile,
-    tables: dict[tuple[str, str], ReadTable],
-) -> None:
-    """Quarantine the rows of ``load`` already received (stored, or accepted earlier in this run)."""
-    assert load.entity is not None
-    assert load.accepted is not None
-    excluding = sorted(replaced.get(load.entity, set()))
-    duplicates = _duplicates_of(con, contract, load, pending.get(load.entity, []), excluding)
-    if not duplicates.height:
-        return
-    accepted = load.accepted.with_row_index("_position")
-    moved = accepted.join(duplicates, on="_position").select(
-        SOURCE_ROW,
-        pl.when(pl.col("identical"))
-        .then(pl.lit(Reason.DUPLICATE_ROW.value))
-        .otherwise(pl.lit(Reason.DUPLICATE_KEY.value))
-        .alias(REASON),
-        pl.lit(",".join(contract.entity(load.entity).primary_key)).alias(REASON_COLUMN),
-    )
-    table = tables.get((load.sha256, load.entity))
-    load.quarantined = pl.concat([load.quarantined, _quarantine_rows(file, load.entity, moved, table)])
-    load.accepted = accepted.join(duplicates, on="_position", how="anti").drop("_position")
-
-
-def _hold_orphans(
-    con: duckdb.DuckDBPyConnection,
     loads: list[EntityLoad],
-    replaced: dict[str, set[str]],
-    by_sha: dict[str, LandingFile],
-    tables: dict[tuple[str, str], ReadTable],
+    replaced: dict[str, set[tuple[str, str]]],
+    by_identity: dict[tuple[str, str], LandingFile],
+    config: AgenciesConfig,
+    staging: Path,
 ) -> None:
-    """Hold back accepted rows whose references point nowhere, parents first, so that a row held in
-    this run is no parent for its own children."""
+    """Quarantine, set-based, the staged rows already received (stored, files about to be replaced
+    excepted, or staged earlier in the run) and the rows whose references resolve to nothing (held
+    back), parents first so that a row held in this run is no parent for its own children. The
+    rows taken are left in ``_settled_rows`` (load, row in its staged file, reason, column)."""
+    con.execute(
+        f"create or replace temp table {SETTLED_TABLE} (load integer, row bigint, reason varchar, column_name varchar, "
+        f"{SOURCE_ROW} bigint)"
+    )
     live = [
-        load for load in loads if load.status != "superseded" and load.entity is not None and load.accepted is not None
+        load for load in loads
+        if load.status != "superseded" and load.entity is not None and load.staged is not None and load.staged_rows
     ]
-    parents: dict[tuple[str, str], list[pl.DataFrame]] = {}
-    for rule in REFERENCES:
-        if (rule.parent, rule.parent_column) not in parents:
-            excluding = sorted(replaced.get(rule.parent, set()))
-            parents[(rule.parent, rule.parent_column)] = [stored_keys(con, rule.parent, rule.parent_column, excluding)]
+    for entity in contract.entities:
+        for group, stored in _duplicate_groups(con, contract, entity, live, replaced.get(entity, set())):
+            _settle_duplicates(con, contract, entity, group, replaced.get(entity, set()), stored)
     for entity in parents_first({load.entity for load in live if load.entity is not None}):
-        for load in (item for item in live if item.entity == entity):
-            assert load.accepted is not None
-            if references_of(entity) and load.accepted.height:
-                keys = {name: pl.concat(frames, how="vertical_relaxed") for name, frames in parents.items()}
-                _hold(load, keys, by_sha[load.sha256], tables.get((load.sha256, entity)))
-            for (parent, column), frames in parents.items():
-                if parent == entity and column in load.accepted.columns:
-                    frames.append(load.accepted.select(pl.lit(load.agency_folder).alias(AGENCY), pl.col(column)))
+        group = [load for load in live if load.entity == entity]
+        if references_of(entity):
+            _settle_orphans(con, contract, entity, group, live, replaced)
+    taken = warehouse.query(
+        con,
+        f"select load, reason, count(*) as n from {SETTLED_TABLE} group by all",
+    )
+    for load_index, reason, n in taken.iter_rows():
+        load = next(item for item in live if item.index == load_index)
+        load.removed += int(n)
+        if reason == Reason.ORPHAN_REFERENCE.value:
+            load.held += int(n)
+    for load in live:
+        if load.removed:
+            file = by_identity[load.identity]
+            _quarantine_settled(con, load, file, staging, options_for(file.agency_folder, config))
 
 
-def _hold(
-    load: EntityLoad, parent_keys: dict[tuple[str, str], pl.DataFrame], file: LandingFile, table: ReadTable | None
+def _staged_rows(loads: list[EntityLoad], columns: str = "*") -> str:
+    """The staged rows of ``loads`` with ``_load`` and ``_row`` (a row's place in its staged file)."""
+    parts = [
+        f"select {int(load.index)} as _load, file_row_number as _row, {columns} "
+        f"from read_parquet({warehouse.parquet_list_sql([load.staged or Path()])}, file_row_number = true)"
+        for load in loads
+    ]
+    return " union all ".join(parts)
+
+
+def _excluded(files: set[tuple[str, str]]) -> str:
+    pairs = ", ".join(
+        f"({warehouse.sql_literal(agency)}, {warehouse.sql_literal(sha)})" for agency, sha in sorted(files)
+    )
+    return f"(_agency_folder, _source_sha256) not in (select * from (values {pairs}))" if files else "true"
+
+
+def _duplicate_groups(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    entity: str,
+    live: list[EntityLoad],
+    replaced: set[tuple[str, str]],
+) -> list[tuple[list[EntityLoad], bool]]:
+    """The loads whose rows can repeat one another, with whether stored rows can be repeated too.
+
+    A key holding an agency's pseudonym (re-keyed with the agency) can only repeat a key of the same
+    agency: such an entity is checked agency by agency, and only where there is something to compare
+    (two files of the run, or rows stored before). Other keys are compared across agencies."""
+    loads = [load for load in live if load.entity == entity]
+    if not loads:
+        return []
+    stored_exists = warehouse.table_exists(con, raw_table_name(entity))
+    scoped = any(f.pseudonym and not f.linkage for f in contract.entity(entity).fields if f.name in contract.entity(entity).primary_key)
+    listed = listed_files(con, entity)
+    if not scoped or stored_exists and warehouse.scalar(
+        con, "select table_type from information_schema.tables where table_name = ?", [raw_table_name(entity)]
+    ) == "BASE TABLE":
+        return [(loads, stored_exists)]
+    stored_by = {
+        str(agency)
+        for agency, sha in listed.select("agency_folder", "sha256").iter_rows()
+        if (agency, sha) not in replaced
+    }
+    groups = []
+    for agency in sorted({load.agency_folder for load in loads}):
+        mine = [load for load in loads if load.agency_folder == agency]
+        if len(mine) > 1 or agency in stored_by:
+            groups.append((mine, agency in stored_by))
+    return groups
+
+
+def _settle_duplicates(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    entity: str,
+    group: list[EntityLoad],
+    replaced: set[tuple[str, str]],
+    stored_rows: bool,
 ) -> None:
-    assert load.accepted is not None
-    assert load.entity is not None
-    rows = load.accepted.with_columns(pl.lit(load.agency_folder).alias(AGENCY))
-    orphan = first_orphan_column(rows, load.entity, parent_keys)
-    if not orphan.is_not_null().any():
+    q = warehouse.quote_identifier
+    fields = contract.entity(entity).field_names
+    key = list(contract.entity(entity).primary_key)
+    others = [c for c in fields if c not in key]
+    same = " and ".join(f"s.{q(c)} is not distinct from r.{q(c)}" for c in others) or "true"
+    on_key = " and ".join(f"s.{q(k)} = r.{q(k)}" for k in key)
+    rows = _staged_rows(group, ", ".join([*(q(c) for c in fields), AGENCY, SOURCE_ROW]))
+    stored = raw_table_name(entity)
+    stored_match = (
+        f"select r._load, r._row, bool_or({same}) as identical from rows as r "
+        f"join (select * from {q(stored)} where {_excluded(replaced)}) as s on {on_key} group by r._load, r._row"
+        if stored_rows
+        else "select null::integer as _load, null::bigint as _row, null::boolean as identical where false"
+    )
+    con.execute(
+        f"""
+        insert into {SETTLED_TABLE}
+        with rows as ({rows}),
+        stored_match as ({stored_match}),
+        remaining as (select * from rows anti join stored_match using (_load, _row)),
+        ranked as (
+            select _load, _row, {SOURCE_ROW},
+                row_number() over (partition by {', '.join(q(k) for k in key)} order by _load, _row) as copy,
+                min(_load * 4294967296 + _row) over (partition by {', '.join(q(k) for k in key)}) as first_key,
+                min(_load * 4294967296 + _row) over (partition by {', '.join(q(c) for c in fields)}) as first_same
+            from remaining
+        )
+        select m._load, m._row, case when m.identical then '{Reason.DUPLICATE_ROW.value}'
+            else '{Reason.DUPLICATE_KEY.value}' end, {warehouse.sql_literal(','.join(key))}, r.{SOURCE_ROW}
+        from stored_match as m join rows as r using (_load, _row)
+        union all
+        select _load, _row, case when first_same = first_key then '{Reason.DUPLICATE_ROW.value}'
+            else '{Reason.DUPLICATE_KEY.value}' end, {warehouse.sql_literal(','.join(key))}, {SOURCE_ROW}
+        from ranked where copy > 1
+        """
+    )
+
+
+def _settle_orphans(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    entity: str,
+    group: list[EntityLoad],
+    live: list[EntityLoad],
+    replaced: dict[str, set[tuple[str, str]]],
+) -> None:
+    q = warehouse.quote_identifier
+    rules = [rule for rule in references_of(entity) if rule.column in contract.entity(entity).field_names]
+    if not group or not rules:
         return
-    held = load.accepted.filter(orphan.is_not_null())
-    moved = held.select(SOURCE_ROW).with_columns(
-        pl.lit(Reason.ORPHAN_REFERENCE.value).alias(REASON), orphan.filter(orphan.is_not_null()).alias(REASON_COLUMN)
+    columns = sorted({rule.column for rule in rules})
+    ctes = [f"rows as ({_staged_rows(group, ', '.join([*(q(c) for c in columns), AGENCY, SOURCE_ROW]))})"]
+    resolved = []
+    for n, rule in enumerate(rules):
+        sources = []
+        stored = raw_table_name(rule.parent)
+        if warehouse.table_exists(con, stored):
+            sources.append(
+                f"select {AGENCY}, {q(rule.parent_column)} as k from {q(stored)} "
+                f"where {_excluded(replaced.get(rule.parent, set()))}"
+            )
+        parents = [load for load in live if load.entity == rule.parent]
+        if parents:  # accepted in this run: staged, less what the checks across files took
+            staged = _staged_rows(parents, f"{AGENCY}, {q(rule.parent_column)}")
+            sources.append(
+                f"select p.{AGENCY}, p.{q(rule.parent_column)} as k from ({staged}) as p "
+                f"anti join {SETTLED_TABLE} as t on t.load = p._load and t.row = p._row"
+            )
+        known = " union ".join(sources) or f"select null::varchar as {AGENCY}, null::varchar as k where false"
+        ctes.append(f"parents{n} as ({known})")
+        resolved.append(
+            (
+                rule.column,
+                f"(r.{q(rule.column)} is null or exists (select 1 from parents{n} as p "
+                f"where p.{AGENCY} = r.{AGENCY} and p.k = r.{q(rule.column)}))",
+            )
+        )
+    first = "case " + " ".join(f"when not {sql} then {warehouse.sql_literal(column)}" for column, sql in resolved) + " end"
+    con.execute(
+        f"""
+        insert into {SETTLED_TABLE}
+        with {', '.join(ctes)},
+        candidates as (select r.*, {first} as orphan from rows as r
+            anti join {SETTLED_TABLE} as t on t.load = r._load and t.row = r._row)
+        select _load, _row, '{Reason.ORPHAN_REFERENCE.value}', orphan, {SOURCE_ROW} from candidates where orphan is not null
+        """
     )
-    load.held = held
-    load.quarantined = pl.concat([load.quarantined, _quarantine_rows(file, load.entity, moved, table)])
-    load.accepted = load.accepted.filter(orphan.is_null())
-    note = (
-        f"rows held back: {held.height:,} (they point to a person, episode or care manager not received from "
-        "this agency; released automatically when it arrives)"
+
+
+def _quarantine_settled(
+    con: duckdb.DuckDBPyConnection, load: EntityLoad, file: LandingFile, staging: Path, options: ReadOptions
+) -> None:
+    """The quarantine rows of what the checks across files took from ``load``, with their raw lines
+    (read back from the file: the line offsets of a CSV are found again only for such files)."""
+    taken = warehouse.query(
+        con,
+        f"select {SOURCE_ROW}, reason as {REASON}, column_name as {REASON_COLUMN} from {SETTLED_TABLE} "
+        f"where load = {int(load.index)} order by row",
     )
-    load.message = f"{load.message.removesuffix(': read')}{': ' if load.message.endswith(': read') else '; '}{note}"
+    raw_lines = _raw_lines_again(file, load, options)
+    _stage_quarantine(load, quarantine_rows(file, load.entity, taken, raw_lines), staging, "settled")
+    if load.held:
+        note = (
+            f"rows held back: {load.held:,} (they point to a person, episode or care manager not received from "
+            "this agency; released automatically when it arrives)"
+        )
+        load.message = f"{load.message.removesuffix(': read')}{': ' if load.message.endswith(': read') else '; '}{note}"
+
+
+def _raw_lines_again(file: LandingFile, load: EntityLoad, options: ReadOptions) -> Callable[[list[int]], dict[int, str]]:
+    """Raw lines of a file already checked: a CSV's from its bytes; other formats read again."""
+
+    def read(lines: list[int]) -> dict[int, str]:
+        if not lines:
+            return {}
+        if file.format == "csv":
+            return line_reader(file.path, options.encoding or detect_encoding(file.path))(lines)
+        from pipelines.contract import load_contract
+
+        scratch = warehouse.scratch_connection()
+        try:
+            tables = read_landing_file(file, load_contract(), options, scratch).tables
+            table = next((t for t in tables if t.entity == load.entity and t.raw_lines is not None), None)
+            return table.raw_lines(lines) if table is not None and table.raw_lines is not None else {}
+        finally:
+            scratch.close()
+
+    return read
 
 
 def _file_report(file: LandingFile, loads: list[EntityLoad]) -> FileReport:

@@ -1,33 +1,77 @@
-"""Row-level enforcement of the data contract: each row is accepted, typed, or quarantined with a reason.
+"""Row-level enforcement of the data contract, as one query in the engine.
 
-All checks are vectorised Polars expressions over the whole table. A row that fails several
-checks is quarantined with the first reason in ``ROW_CHECK_ORDER`` (the most fundamental
-problem first), and the column where it was found.
+Every check is a SQL expression generated from the contract and evaluated over the whole table
+in one pass; each row gets the first failed check's reason (``ROW_CHECK_ORDER``: the most
+fundamental problem first) and the column where it was found, or none. What SQL cannot say
+stays in Python and runs on few values: the privacy guard's validators run on the candidates
+the SQL prefilter (``prefilter``) leaves, once per distinct value, and identifiers that are not
+plain ASCII get their one written form from ``keys.normalise_key``; both come back as small
+tables the query joins.
+
+``validate_table`` takes a table in an engine connection (``SourceTable``) and leaves the checked
+rows there; given a Polars frame (tests, one-off checks) it returns frames.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import overload
 
+import duckdb
 import polars as pl
 
 from pipelines.contract import ContractField, Entity, allowed_values
-from pipelines.ingest.coerce import coerce_expression
-from pipelines.ingest.keys import key_columns, key_expression, normalise_key
-from pipelines.ingest.privacy import MAX_SCANNED_CHARS, identifier_columns, identifier_hits, name_holds_identifier
-from pipelines.ingest.readers import SOURCE_ROW, FileProblem
+from pipelines.ingest.coerce import WHITE_SPACE_RE2, sql_string, strip_sql, text_sql, typed_layers
+from pipelines.ingest.keys import key_columns, normalise_key
+from pipelines.ingest.prefilter import ASCII_SQL, candidates_sql, shape_may_hold_identifier
+from pipelines.ingest.privacy import (
+    MAX_SCANNED_CHARS,
+    find_identifiers,
+    identifier_columns,
+    identifier_hits,
+    name_holds_identifier,
+)
+from pipelines.ingest.readers import FileProblem
 from pipelines.ingest.reasons import Reason
+from pipelines.ingest.source import POSITION, SOURCE_ROW, SourceTable, source_from_frame
 
 REASON = "_reason"
 REASON_COLUMN = "_reason_column"
 FORMULA_START = ("=", "+", "-", "@")
-FREE_TEXT_FORMULA = r"^\s*(?:=|[+\-@]\s*(?:=|[A-Za-z_][\w.]*\s*[(!|]|[\d(][\d\s.,()]*[-+*/^&]))"
+_SPACE = f"[{WHITE_SPACE_RE2}]"
+_WORD = r"[\p{L}\p{M}\p{Nd}\p{Nl}\p{Pc}\x{200c}\x{200d}"
+FREE_TEXT_FORMULA = (
+    rf"^{_SPACE}*(?:=|[+\-@]{_SPACE}*(?:=|[A-Za-z_]{_WORD}.]*{_SPACE}*[(!|]"
+    rf"|[\p{{Nd}}(][\p{{Nd}}{WHITE_SPACE_RE2}.,()]*[-+*/^&]))"
+)
 """In free text a leading ``-``, ``+`` or ``@`` is a bullet or a mention (``- RDV pris``, ``+ 2h de
 ménage``) unless a formula follows: a function or a link to another program (``@SUM(``, ``+cmd|``),
-or arithmetic (``-2+3``). A leading ``=`` always is one."""
+or arithmetic (``-2+3``). A leading ``=`` always is one. (Unicode classes spelt out: RE2's ``\\s``,
+``\\w`` and ``\\d`` are ASCII.)"""
 CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 EARLIEST_DATE = date(1900, 1, 1)
+_BEFORE_PRIVACY = {Reason.CONTROL_CHARACTERS, Reason.FIELD_TOO_LONG}
+
+
+@dataclass
+class Checked:
+    """The checked rows of a ``SourceTable``, left in the engine: ``table`` holds ``_source_row``,
+    ``_position``, ``_reason``, ``_reason_column`` and every contract field, typed (identifiers in
+    their one written form, not yet re-keyed)."""
+
+    table: str
+    ignored_columns: list[str]
+
+
+@dataclass(frozen=True)
+class Found:
+    """What Python found for the query: the columns where the guard flagged values, and whether any
+    identifier needed Python to get its written form. (None: assume both, the query is then right
+    whatever the tables hold.)"""
+
+    flagged_columns: frozenset[int] | None = None
+    keys_outside_ascii: bool = True
 
 
 @dataclass
@@ -39,121 +83,21 @@ class Validated:
     ignored_columns: list[str]
 
 
-def _text(name: str) -> pl.Expr:
-    return pl.col(name).cast(pl.String)
-
-
-def _check(reason: Reason, column: str, failed: pl.Expr) -> tuple[Reason, str, pl.Expr]:
-    return reason, column, failed.fill_null(False)
-
-
-def _list_items_ok(field: ContractField) -> pl.Expr:
-    items = _text(field.name).str.split(field.list_separator or "|").list.eval(pl.element().str.strip_chars())
-    allowed = list(allowed_values(field) or ())
-    return items.list.eval(pl.element().is_in(allowed)).list.all()
-
-
-def _zarit_items_ok(name: str) -> pl.Expr:
-    items = _text(name).str.split("|").list.eval(pl.element().str.strip_chars())
-    numbers = items.list.eval(
-        pl.when(pl.element() == "")
-        .then(pl.lit(0.0))
-        .otherwise(pl.element().str.replace(",", ".", literal=True).cast(pl.Float64, strict=False))
-    )
-    in_range = numbers.list.eval(pl.element().is_between(0, 4) & (pl.element() * 2 == (pl.element() * 2).round(0)))
-    return in_range.list.all() & (items.list.len() <= 22)
-
-
-TYPED_PREFIX = "__typed_"
-
-
-def typed_expressions(frame: pl.DataFrame, entity: Entity, decimal_comma: bool) -> dict[str, pl.Expr]:
-    """Each present contract column converted to its type; identifiers in their one written form."""
-    keys = set(key_columns(entity))
-    typed = {}
-    for f in entity.fields:
-        if f.name not in frame.columns:
-            continue
-        expression = coerce_expression(f, frame.schema[f.name], decimal_comma).cast(f.polars_type)
-        typed[f.name] = key_expression(expression) if f.name in keys else expression
-    return typed
-
-
-def row_checks(
-    frame: pl.DataFrame, entity: Entity, agency: str, today: date, typed: dict[str, pl.Expr]
-) -> list[tuple[Reason, str, pl.Expr]]:
-    """Every row-level check, in the order their reasons take precedence.
-
-    ``typed`` gives each present contract column converted to its type (computed once).
-    """
-    present = [f for f in entity.fields if f.name in frame.columns]
-    unknown = [c for c in frame.columns if c not in entity.field_names and c != SOURCE_ROW]
-    text_fields = [f for f in present if f.type == "string"]
-    checks: list[tuple[Reason, str, pl.Expr]] = []
-    for column in [f.name for f in text_fields] + unknown:
-        checks.append(_check(Reason.CONTROL_CHARACTERS, column, _text(column).str.contains(CONTROL)))
-    for f in text_fields:
-        checks.append(_check(Reason.FIELD_TOO_LONG, f.name, _text(f.name).str.len_chars() > f.max_length))
-    for column in unknown:  # not stored, but scanned by the privacy guard and quoted in quarantine
-        checks.append(_check(Reason.FIELD_TOO_LONG, column, _text(column).str.len_chars() > MAX_SCANNED_CHARS))
-    for f in text_fields:
-        if f.free_text:
-            starts = _text(f.name).str.contains(FREE_TEXT_FORMULA)
-        else:
-            starts = pl.any_horizontal(_text(f.name).str.strip_chars_start().str.starts_with(s) for s in FORMULA_START)
-        checks.append(_check(Reason.FORMULA_LIKE, f.name, starts))
-    for f in present:
-        if f.required:
-            missing = pl.col(f.name).is_null() | (_text(f.name).str.strip_chars() == "")
-            checks.append(_check(Reason.MISSING_VALUE, f.name, missing))
-    for f in present:
-        blank = pl.col(f.name).is_null() | (_text(f.name).str.strip_chars() == "")
-        checks.append(_check(Reason.INVALID_TYPE, f.name, ~blank & typed[f.name].is_null()))
-    for f in present:
-        allowed = allowed_values(f)
-        if allowed is not None and f.list_separator:
-            checks.append(_check(Reason.INVALID_CODE, f.name, typed[f.name].is_not_null() & ~_list_items_ok(f)))
-        elif allowed is not None:
-            checks.append(_check(Reason.INVALID_CODE, f.name, ~typed[f.name].is_in(list(allowed))))
-        if f.name == "zarit_items":
-            checks.append(_check(Reason.OUT_OF_RANGE, f.name, typed[f.name].is_not_null() & ~_zarit_items_ok(f.name)))
-        if f.min is not None:
-            checks.append(_check(Reason.OUT_OF_RANGE, f.name, typed[f.name] < f.min))
-        if f.max is not None:
-            checks.append(_check(Reason.OUT_OF_RANGE, f.name, typed[f.name] > f.max))
-        if f.type in ("date", "month"):
-            checks.append(_check(Reason.OUT_OF_RANGE, f.name, typed[f.name] < pl.lit(EARLIEST_DATE)))
-            checks.append(_check(Reason.FUTURE_DATE, f.name, typed[f.name] > pl.lit(today)))
-    for earlier, later in entity.date_order:
-        if earlier in typed and later in typed:
-            checks.append(_check(Reason.INCONSISTENT_DATES, later, typed[later] < typed[earlier]))
-    if "agency_id" in typed and agency:
-        checks.append(_check(Reason.AGENCY_MISMATCH, "agency_id", typed["agency_id"] != pl.lit(normalise_key(agency))))
-    return checks
-
-
-def _first_failure(frame: pl.DataFrame, checks: list[tuple[Reason, str, pl.Expr]]) -> pl.DataFrame:
-    """Add ``_reason`` and ``_reason_column``: the first failed check of each row, if any."""
-    flags = frame.with_columns(failed.alias(f"__check_{i}") for i, (_, _, failed) in enumerate(checks))
-    candidates: list[pl.Expr] = [
-        pl.when(pl.col(f"__check_{i}")).then(pl.lit(i, dtype=pl.Int32)) for i in range(len(checks))
-    ]
-    first = pl.coalesce(candidates or [pl.lit(None, dtype=pl.Int32)])
-    reasons = {i: code.value for i, (code, _, _) in enumerate(checks)}
-    columns = {i: name for i, (_, name, _) in enumerate(checks)}
-    return (
-        flags.with_columns(first.alias("__first"))
-        .with_columns(
-            pl.col("__first").replace_strict(reasons, default=None, return_dtype=pl.String).alias(REASON),
-            pl.col("__first").replace_strict(columns, default=None, return_dtype=pl.String).alias(REASON_COLUMN),
-        )
-        .drop("__first", *(f"__check_{i}" for i in range(len(checks))))
-    )
-
-
-def validate_table(frame: pl.DataFrame, entity: Entity, decimal_comma: bool, agency: str, today: date) -> Validated:
+@overload
+def validate_table(
+    source: SourceTable, entity: Entity, decimal_comma: bool, agency: str, today: date
+) -> Checked: ...
+@overload
+def validate_table(
+    source: pl.DataFrame, entity: Entity, decimal_comma: bool, agency: str, today: date
+) -> Validated: ...
+def validate_table(
+    source: SourceTable | pl.DataFrame, entity: Entity, decimal_comma: bool, agency: str, today: date
+) -> Checked | Validated:
     """Type and check one table; raise ``FileProblem`` when the file cannot be used at all."""
-    columns = [c for c in frame.columns if c != SOURCE_ROW]
+    if isinstance(source, pl.DataFrame):
+        return _validate_frame(source, entity, decimal_comma, agency, today)
+    columns = source.columns
     flagged = identifier_columns(columns)
     if flagged:
         # A column whose name holds a value (an e-mail as a header) is named by its position only.
@@ -162,76 +106,308 @@ def validate_table(frame: pl.DataFrame, entity: Entity, decimal_comma: bool, age
             Reason.IDENTIFIER_COLUMN,
             f"{len(flagged)} column(s) named like a direct identifier or holding one: {', '.join(sorted(shown))}",
         )
-    missing = [f.name for f in entity.fields if f.required and f.name not in frame.columns]
+    missing = [f.name for f in entity.fields if f.required and f.name not in columns]
     if missing:
         raise FileProblem(Reason.MISSING_REQUIRED_COLUMN, f"required column(s) missing: {', '.join(missing)}")
     unknown = [c for c in columns if c not in entity.field_names]
-
-    strict = [f.name for f in entity.fields if f.name in frame.columns and f.type == "string" and not f.free_text]
-    free_text = [f.name for f in entity.fields if f.name in frame.columns and f.free_text] + unknown
-    privacy_hit, privacy_column = identifier_hits(frame, strict, free_text)
-
-    expressions = typed_expressions(frame, entity, decimal_comma)
-    with_types = frame.with_columns(
-        *(expression.alias(TYPED_PREFIX + name) for name, expression in expressions.items()),
-        privacy_hit.alias("_privacy_hit"),
-        privacy_column.alias("_privacy_column"),
+    checked = f"{source.name}_checked"
+    found = Found(_register_flagged(source, entity), _register_keys(source, entity))
+    source.con.execute(
+        f"create or replace temp table {checked} as {check_sql(source, entity, agency, today, decimal_comma, found)}"
     )
-    typed_columns = {name: pl.col(TYPED_PREFIX + name) for name in expressions}
-    checks = row_checks(frame, entity, agency, today, typed_columns)
-    position = next(i for i, (reason, _, _) in enumerate(checks) if reason not in _BEFORE_PRIVACY)
-    checks.insert(position, (Reason.IDENTIFIER_IN_VALUE, "", pl.col("_privacy_hit")))
-    with_reasons = _first_failure(with_types, checks).with_columns(
-        pl.when(pl.col(REASON) == Reason.IDENTIFIER_IN_VALUE.value)
-        .then(pl.col("_privacy_column"))
-        .otherwise(pl.col(REASON_COLUMN))
-        .alias(REASON_COLUMN)
-    )
-    typed = with_reasons.select(
-        SOURCE_ROW,
-        REASON,
-        REASON_COLUMN,
-        *(
-            (pl.col(TYPED_PREFIX + f.name) if f.name in expressions else pl.lit(None, dtype=f.polars_type)).alias(
-                f.name
+    _mark_duplicates(source.con, checked, entity)
+    return Checked(checked, unknown)
+
+
+def _validate_frame(frame: pl.DataFrame, entity: Entity, decimal_comma: bool, agency: str, today: date) -> Validated:
+    con = duckdb.connect(":memory:")
+    try:
+        checked = validate_table(source_from_frame(con, frame, "frame"), entity, decimal_comma, agency, today)
+        rows = con.sql(f"select * from {checked.table} order by {POSITION}").pl()
+    finally:
+        con.close()
+    rejected = rows.filter(pl.col(REASON).is_not_null()).select(SOURCE_ROW, REASON, REASON_COLUMN)
+    accepted = rows.filter(pl.col(REASON).is_null()).select(SOURCE_ROW, *entity.field_names)
+    return Validated(accepted, rejected, checked.ignored_columns)
+
+
+# --- the privacy guard, on candidates only -------------------------------------------------------
+
+
+def _scanned(source: SourceTable, entity: Entity) -> tuple[list[int], list[int]]:
+    """Positions of the columns the guard scans: identifiers and codes (strict), then free text and
+    columns outside the contract."""
+    position = {name: i for i, name in enumerate(source.columns)}
+    strict = [position[f.name] for f in entity.fields if f.name in position and f.type == "string" and not f.free_text]
+    free = [position[f.name] for f in entity.fields if f.name in position and f.free_text]
+    free += [i for i, name in enumerate(source.columns) if name not in entity.field_names]
+    return strict, free
+
+
+def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
+    """``<source>_flagged(col, value)``: the values of scanned columns that hold a direct identifier.
+
+    Identifier and code values in plain ASCII are cleared in SQL (``prefilter``); allowed codes
+    cannot hold one; the rest (other scripts, free text) go through the guard's own vectorised
+    prefilter. The guard then decides on each distinct candidate."""
+    strict, free = _scanned(source, entity)
+    found: list[tuple[int, str]] = []
+    for index in strict + free:
+        name = source.columns[index]
+        text = text_sql(source.column(index), source.types[index])
+        allowed = allowed_values(entity.field(name)) if name in entity.field_names else None
+        not_a_code = f"not list_contains({_sql_list(allowed)}, {text})" if allowed else "true"
+        values = f"select distinct {text} as v from {source.name} where {text} is not null and {not_a_code}"
+        if index in strict:
+            # Values are described once in SQL; their shapes (a few per thousand values) are judged in
+            # Python; only the values worth the guard come back.
+            described = f"{source.name}_described"
+            source.con.execute(
+                f"create or replace temp table {described} as "
+                + candidates_sql(f"{values} and length({text}) <= {MAX_SCANNED_CHARS}")
             )
-            for f in entity.fields
-        ),
+            shapes = source.con.execute(
+                f"select distinct shape from {described} where ascii and not direct and shape is not null"
+            ).fetchall()
+            possible = [shape for (shape,) in shapes if shape_may_hold_identifier(shape)]
+            rows = source.con.execute(
+                f"select v, ascii from {described} where not ascii or direct or list_contains($1::varchar[], shape)",
+                [possible],
+            ).fetchall()
+            sure: list[str] = [v for v, ascii in rows if ascii]
+            others = [v for v, ascii in rows if not ascii]
+        else:
+            sure, others = [], [v for (v,) in source.con.execute(values).fetchall()]
+        if others:
+            frame = pl.DataFrame({"v": others}, schema={"v": pl.String})
+            hit, _ = identifier_hits(frame, [] if index in free else ["v"], ["v"] if index in free else [])
+            flagged = frame.filter(hit)["v"].to_list()
+            found += [(index, v) for v in flagged]
+        found += [(index, v) for v in sure if len(v) <= MAX_SCANNED_CHARS and find_identifiers(v, index in free)]
+    table = pl.DataFrame(
+        {"col": [i for i, _ in found], "value": [v for _, v in found]}, schema={"col": pl.Int32, "value": pl.String}
     )
-    typed = _mark_duplicates(typed, entity)
-    rejected = typed.filter(pl.col(REASON).is_not_null()).select(SOURCE_ROW, REASON, REASON_COLUMN)
-    accepted = typed.filter(pl.col(REASON).is_null()).drop(REASON, REASON_COLUMN)
-    return Validated(accepted, rejected, unknown)
+    _replace(source.con, f"{source.name}_flagged", table)
+    return frozenset(i for i, _ in found)
 
 
-_BEFORE_PRIVACY = {Reason.CONTROL_CHARACTERS, Reason.FIELD_TOO_LONG}
-
-
-def _mark_duplicates(typed: pl.DataFrame, entity: Entity) -> pl.DataFrame:
-    """Among rows that passed every check, the second and later copies of a row or a key."""
-    values = entity.field_names
-    key = list(entity.primary_key)
-    ok = pl.col(REASON).is_null()
-    indexed = typed.with_columns(pl.int_range(pl.len()).alias("_order"))
-    valid = indexed.filter(ok)
-    first_of_row = valid.group_by(values).agg(pl.col("_order").min().alias("_first_row"))
-    first_of_key = valid.group_by(key).agg(pl.col("_order").min().alias("_first_key"))
-    marked = (
-        indexed.join(first_of_row, on=values, how="left", nulls_equal=True, maintain_order="left")
-        .join(first_of_key, on=key, how="left", nulls_equal=True, maintain_order="left")
-        .with_columns(
-            pl.when(ok & (pl.col("_order") > pl.col("_first_row")))
-            .then(pl.lit(Reason.DUPLICATE_ROW.value))
-            .when(ok & (pl.col("_order") > pl.col("_first_key")))
-            .then(pl.lit(Reason.DUPLICATE_KEY.value))
-            .otherwise(pl.col(REASON))
-            .alias(REASON),
-        )
-        .with_columns(
-            pl.when(pl.col(REASON) == Reason.DUPLICATE_KEY.value)
-            .then(pl.lit(",".join(key)))
-            .otherwise(pl.col(REASON_COLUMN))
-            .alias(REASON_COLUMN)
-        )
+def _register_keys(source: SourceTable, entity: Entity) -> bool:
+    """``<source>_keys(value, normal)``: identifiers that are not plain ASCII, in their one written form
+    (NFKC and the rest of ``keys.normalise_key``, which SQL cannot do)."""
+    values: set[str] = set()
+    for name in key_columns(entity):
+        if name in source.columns:
+            index = source.columns.index(name)
+            clean = strip_sql(text_sql(source.column(index), source.types[index]))
+            values |= {
+                v
+                for (v,) in source.con.execute(
+                    f"select distinct {clean} from {source.name} where not {ASCII_SQL.format(v=clean)}"
+                ).fetchall()
+            }
+    normal = [normalise_key(v) or None for v in sorted(values)]
+    _replace(
+        source.con,
+        f"{source.name}_keys",
+        pl.DataFrame({"value": sorted(values), "normal": normal}, schema={"value": pl.String, "normal": pl.String}),
     )
-    return marked.sort("_order").drop("_order", "_first_row", "_first_key")
+    return bool(values)
+
+
+def _replace(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
+    con.register("_incoming_small", frame)
+    try:
+        con.execute(f"create or replace temp table {name} as select * from _incoming_small")
+    finally:
+        con.unregister("_incoming_small")
+
+
+def _sql_list(values: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(sql_string(v) for v in values) + "]::varchar[]"
+
+
+# --- the query -----------------------------------------------------------------------------------
+
+
+def _typed_columns(
+    source: SourceTable, entity: Entity, decimal_comma: bool, keys_outside_ascii: bool = True
+) -> tuple[list[list[str]], dict[str, str]]:
+    """Layers of expressions (one projection each) computing every present contract field's typed
+    value, and the name of the column holding each field's final typed value."""
+    layers: list[list[str]] = []
+    final: dict[str, str] = {}
+    keys = set(key_columns(entity))
+    for f in entity.fields:
+        if f.name not in source.columns:
+            continue
+        index = source.columns.index(f.name)
+        name = f"_t{index}"
+        stripped = f"_s{index}" if source.types[index] == "VARCHAR" else None
+        steps = typed_layers(f, source.column(index), source.types[index], decimal_comma, name, stripped)
+        if f.name in keys:
+            steps.append(_key_sql(f"{name}_{len(steps) - 1}", source.name, keys_outside_ascii))
+        for depth, expression in enumerate(steps):
+            while len(layers) <= depth:
+                layers.append([])
+            layers[depth].append(f"{expression} as {name}_{depth}")
+        final[f.name] = f"{name}_{len(steps) - 1}"
+    return layers, final
+
+
+def _key_sql(value: str, source: str, outside_ascii: bool = True) -> str:
+    """``keys.normalise_key`` in SQL for plain ASCII (white space folded, trimmed, upper case); other
+    values from the ``<source>_keys`` table Python filled."""
+    folded = f"nullif(upper(trim(regexp_replace({value}, '[\\t\\n\\x0b\\x0c\\r ]+', ' ', 'g'))), '')"
+    # Most identifiers are already in their one form: upper case, no run of white space.
+    ascii_form = f"case when regexp_matches({value}, '[a-z\\t\\n\\x0b\\x0c\\r]|  ') then {folded} else {value} end"
+    other = f"(select k.normal from {source}_keys as k where k.value = {value})" if outside_ascii else "null"
+    return f"case when {value} is null then null when {ASCII_SQL.format(v=value)} then {ascii_form} else {other} end"
+
+
+def _checks(
+    source: SourceTable, entity: Entity, agency: str, today: date, typed: dict[str, str]
+) -> list[tuple[Reason, str, str]]:
+    """Every row-level check as (reason, column, SQL true when it fails), in the order their reasons
+    take precedence."""
+    present = [f for f in entity.fields if f.name in source.columns]
+    unknown = [i for i, c in enumerate(source.columns) if c not in entity.field_names]
+    text_fields = [f for f in present if f.type == "string"]
+
+    def text(name: str) -> str:
+        index = source.columns.index(name)
+        return text_sql(source.column(index), source.types[index])
+
+    def raw(name: str) -> str:
+        return source.column(source.columns.index(name))
+
+    def stripped(name: str) -> str:
+        index = source.columns.index(name)
+        return f"_s{index}" if source.types[index] == "VARCHAR" else strip_sql(text(name))
+
+    checks: list[tuple[Reason, str, str]] = []
+    for name in [f.name for f in text_fields] + [source.columns[i] for i in unknown]:
+        checks.append((Reason.CONTROL_CHARACTERS, name, f"regexp_matches({text(name)}, {sql_string(CONTROL)})"))
+    for f in text_fields:
+        checks.append((Reason.FIELD_TOO_LONG, f.name, f"length({text(f.name)}) > {f.max_length}"))
+    for i in unknown:  # not stored, but scanned by the privacy guard and quoted in quarantine
+        name = source.columns[i]
+        checks.append((Reason.FIELD_TOO_LONG, name, f"length({text(name)}) > {MAX_SCANNED_CHARS}"))
+    for f in text_fields:
+        if f.free_text:
+            starts = f"regexp_matches({text(f.name)}, {sql_string(FREE_TEXT_FORMULA)})"
+        else:
+            starts = f"left({stripped(f.name)}, 1) in ({', '.join(map(sql_string, FORMULA_START))})"
+        checks.append((Reason.FORMULA_LIKE, f.name, starts))
+    blank = {f.name: f"({raw(f.name)} is null or {stripped(f.name)} = '')" for f in present}
+    for f in present:
+        if f.required:
+            checks.append((Reason.MISSING_VALUE, f.name, blank[f.name]))
+    for f in present:
+        checks.append((Reason.INVALID_TYPE, f.name, f"not {blank[f.name]} and {typed[f.name]} is null"))
+    for f in present:
+        checks += _value_checks(f, typed[f.name], today)
+    for earlier, later in entity.date_order:
+        if earlier in typed and later in typed:
+            checks.append((Reason.INCONSISTENT_DATES, later, f"{typed[later]} < {typed[earlier]}"))
+    if "agency_id" in typed and agency:
+        expected = sql_string(normalise_key(agency))
+        checks.append((Reason.AGENCY_MISMATCH, "agency_id", f"{typed['agency_id']} <> {expected}"))
+    return checks
+
+
+def _value_checks(f: ContractField, value: str, today: date) -> list[tuple[Reason, str, str]]:
+    checks: list[tuple[Reason, str, str]] = []
+    allowed = allowed_values(f)
+    if allowed is not None and f.list_separator:
+        items = f"list_transform(string_split({value}, {sql_string(f.list_separator)}), lambda x: {strip_sql('x')})"
+        every = f"list_bool_and(list_transform({items}, lambda x: list_contains({_sql_list(allowed)}, x)))"
+        checks.append((Reason.INVALID_CODE, f.name, f"{value} is not null and not {every}"))
+    elif allowed is not None:
+        checks.append((Reason.INVALID_CODE, f.name, f"not list_contains({_sql_list(allowed)}, {value})"))
+    if f.name == "zarit_items":
+        checks.append((Reason.OUT_OF_RANGE, f.name, f"{value} is not null and not {_zarit_items_ok(value)}"))
+    if f.min is not None:
+        checks.append((Reason.OUT_OF_RANGE, f.name, f"{value} < {f.min!r}"))
+    if f.max is not None:
+        checks.append((Reason.OUT_OF_RANGE, f.name, f"{value} > {f.max!r}"))
+    if f.type in ("date", "month"):
+        checks.append((Reason.OUT_OF_RANGE, f.name, f"{value} < date '{EARLIEST_DATE.isoformat()}'"))
+        checks.append((Reason.FUTURE_DATE, f.name, f"{value} > date '{today.isoformat()}'"))
+    return checks
+
+
+def _zarit_items_ok(value: str) -> str:
+    """Items separated by ``|`` (empty ones left blank), at most 22, each a score from 0 to 4 in
+    halves (the mini-Zarit scores ½); an item that is not a number fails."""
+    items = f"list_transform(string_split({value}, '|'), lambda x: {strip_sql('x')})"
+    scores = f"list_transform({items}, lambda x: case when x = '' then 0.0 else try_cast(replace(x, ',', '.') as double) end)"
+    each = f"list_transform({scores}, lambda s: coalesce(s between 0 and 4 and s * 2 = round(s * 2), false))"
+    return f"(list_bool_and({each}) and len({items}) <= 22)"
+
+
+def check_sql(
+    source: SourceTable, entity: Entity, agency: str, today: date, decimal_comma: bool, found: Found | None = None
+) -> str:
+    """The query giving every row of ``source`` its reason (or none) and its typed values."""
+    found = found or Found()
+    layers, typed = _typed_columns(source, entity, decimal_comma, found.keys_outside_ascii)
+    strict, free = _scanned(source, entity)
+    flagged = f"{source.name}_flagged"
+    hits = [
+        (
+            source.columns[i],
+            f"{text_sql(source.column(i), source.types[i])} in (select value from {flagged} where col = {i})"
+            if found.flagged_columns is None or i in found.flagged_columns
+            else "false",
+        )
+        for i in strict + free
+    ]
+    checks = _checks(source, entity, agency, today, typed)
+    position = next(i for i, (reason, _, _) in enumerate(checks) if reason not in _BEFORE_PRIVACY)
+    first_hit = "case " + " ".join(f"when _hit{n} then {sql_string(name)}" for n, (name, _) in enumerate(hits)) + " end"
+    any_hit = " or ".join(f"_hit{n}" for n in range(len(hits))) or "false"
+    checks.insert(position, (Reason.IDENTIFIER_IN_VALUE, "", any_hit))
+    failed = "case " + " ".join(f"when {sql} then {n + 1}" for n, (_, _, sql) in enumerate(checks)) + " end"
+    reasons = "[" + ", ".join(sql_string(r.value) for r, _, _ in checks) + "]"
+    names = "[" + ", ".join(sql_string(name) for _, name, _ in checks) + "]"
+    reason = f"{reasons}[_failed]"
+    column = f"case when _failed = {position + 1} then {first_hit} else {names}[_failed] end"
+    stripped = [
+        f"{strip_sql(source.column(i))} as _s{i}"
+        for i, name in enumerate(source.columns)
+        if name in entity.field_names and source.types[i] == "VARCHAR"
+    ]
+    query = "select *, " + ", ".join(
+        [f"{sql} as _hit{n}" for n, (_, sql) in enumerate(hits)] + stripped or ["null as _nothing"]
+    ) + f" from {source.rows_sql}"
+    for layer in layers:
+        query = f"select *, {', '.join(layer)} from ({query})"
+    query = f"select *, {failed} as _failed from ({query})"
+    values = ", ".join(
+        f"{typed[f.name] if f.name in typed else f'cast(null as {f.duckdb_type})'} as {f.name}" for f in entity.fields
+    )
+    query = f"select {SOURCE_ROW}, {POSITION}, {reason} as {REASON}, {column} as {REASON_COLUMN}, {values} from ({query})"
+    return query
+
+
+def _mark_duplicates(con: duckdb.DuckDBPyConnection, checked: str, entity: Entity) -> None:
+    """Among rows that passed every check, the second and later copies of a row or a key. Keys are
+    almost always unique: that is checked first (a hash aggregate), the numbering only when not."""
+    ok = f"{REASON} is null"
+    every = ", ".join(entity.field_names)
+    key = ", ".join(entity.primary_key)
+    repeated = con.execute(
+        f"select count(*) - count(distinct ({key})) from {checked} where {ok}"
+    ).fetchall()[0][0]
+    if not repeated:
+        return
+    numbered = (
+        f"select {POSITION} as p, row_number() over (partition by {every} order by {POSITION}) as copy, "
+        f"row_number() over (partition by {key} order by {POSITION}) as key_copy from {checked} where {ok}"
+    )
+    con.execute(
+        f"update {checked} set {REASON} = case when n.copy > 1 then '{Reason.DUPLICATE_ROW.value}' "
+        f"else '{Reason.DUPLICATE_KEY.value}' end, {REASON_COLUMN} = case when n.copy > 1 then {REASON_COLUMN} "
+        f"else {sql_string(','.join(entity.primary_key))} end "
+        f"from ({numbered}) as n where {checked}.{POSITION} = n.p and (n.copy > 1 or n.key_copy > 1)"
+    )

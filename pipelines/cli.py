@@ -1,4 +1,10 @@
-"""The ``parcours`` command: generate a synthetic federation, run the pipeline, and more."""
+"""The ``parcours`` command: generate a synthetic federation, run the pipeline, and more.
+
+Start-up is kept light: this module imports only the standard library and light modules of ours,
+so that ``parcours --help`` (and every sub-command's ``--help``) answers in a few hundredths of a
+second; each command imports Dagster, DuckDB, Polars and the rest in its own body, when it runs
+(``tests/test_cli.py`` checks which modules an import of this one loads).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.settings import load_settings, project_root
-from pipelines.synthetic.federation import EXPORT_FORMATS
-from pipelines.synthetic.scenarios import SCENARIOS
+from pipelines.synthetic.scenarios import SCENARIOS  # a plain dictionary, no numerical library
+
+EXPORT_FORMATS = ("csv_cp1252", "csv_utf8", "xlsx", "parquet")
+"""The generator's export formats (``pipelines.synthetic.federation.EXPORT_FORMATS``, which imports numpy
+and Polars), repeated here for ``--format``'s choices; a test keeps the two equal."""
 
 if TYPE_CHECKING:
     import dagster as dg

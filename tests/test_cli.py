@@ -1,5 +1,6 @@
 """The ``parcours`` command as scripts and analysts use it."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli import EXPORT_FORMATS, build_parser, main
 
 
 def test_help_lists_the_commands() -> None:
@@ -15,6 +16,42 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for command in ("generate", "run", "contract-doc"):
         assert command in result.stdout
+
+
+HEAVY_MODULES = ("dagster", "duckdb", "polars", "pandas", "numpy", "sklearn", "great_expectations", "plotly", "pyarrow")
+COMMANDS = ("generate", "run", "ingest", "estimate", "studies", "bench", "contract-doc", "disclosure-report")
+
+
+def _heavy_modules_loaded(code: str) -> list[str]:
+    """Top-level packages among HEAVY_MODULES that running ``code`` in a fresh interpreter imported."""
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(result.stdout.split())
+    return [m for m in HEAVY_MODULES if m in loaded]
+
+
+def test_importing_the_command_loads_no_heavy_library() -> None:
+    # `parcours --help` must answer at once: the libraries load in the command that needs them.
+    assert _heavy_modules_loaded("import pipelines.cli") == []
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_help_loads_no_heavy_library(command: str | None) -> None:
+    argv = ["--help"] if command is None else [command, "--help"]
+    code = f"from pipelines.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+    assert _heavy_modules_loaded(code) == []
+
+
+def test_every_command_has_a_help() -> None:
+    # The lists above stay complete: a new command is checked too.
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == set(COMMANDS)
+
+
+def test_the_command_offers_the_generators_export_formats() -> None:
+    from pipelines.synthetic.federation import EXPORT_FORMATS as GENERATOR_FORMATS
+
+    assert EXPORT_FORMATS == GENERATOR_FORMATS
 
 
 def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

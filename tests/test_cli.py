@@ -59,9 +59,16 @@ def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert (tmp_path / "ground_truth.json").exists()
     assert json.loads((tmp_path / "ground_truth.json").read_text())["spec"]["persons"] == 120
     assert len(list((tmp_path / "landing").iterdir())) == 3
-    assert main(["run", "--data-dir", str(tmp_path), "--quiet"]) == 0
-    assert "assets materialised" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["run", "--data-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "assets materialised" in err
     assert (tmp_path / "serving" / "parcours_serving.duckdb").exists()
+    # A line per stage, in order, and none of the framework's own log.
+    stages = [line.split()[0] for line in err.splitlines() if line.startswith("  ") and " s   " in line]
+    assert stages == ["ingest", "models", "studies", "publication"]
+    assert " - dagster - " not in err
+    assert "STEP_SUCCESS" not in err
 
 
 def test_generate_will_not_mix_two_federations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,16 +87,34 @@ def test_invalid_arguments_get_a_clear_error(tmp_path: Path, capsys: pytest.Capt
         main(["generate", "--persons", "0"])
 
 
-def test_run_exits_non_zero_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--data-dir", str(tmp_path), "--quiet"]) == 1
+@pytest.mark.parametrize("mode", ["--quiet", None, "--verbose"])
+def test_run_exits_non_zero_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str | None) -> None:
+    assert main(["run", "--data-dir", str(tmp_path), *([mode] if mode else [])]) == 1
     err = capsys.readouterr().err
     assert "parcours run failed" in err
     assert "No agency export found" in err
+    stage_lines = [line for line in err.splitlines() if line.startswith("  ")]
+    if mode is None:  # a line per stage: where it stopped, and what never ran
+        assert "failed" in stage_lines[0]
+        assert stage_lines[0].split()[0] == "ingest"
+        assert [line.split()[0] for line in stage_lines[1:] if line.endswith("not run")] == [
+            "models",
+            "studies",
+            "publication",
+        ]
+    elif mode == "--quiet":
+        assert stage_lines == []
+    assert (" - dagster - " in err) == (mode == "--verbose")
 
 
-def test_run_keeps_its_history_under_dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_keeps_its_history_under_dagster_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     home = tmp_path / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     assert main(["generate", "--out", str(tmp_path), "--agencies", "3", "--persons", "40"]) == 0
     assert main(["run", "--data-dir", str(tmp_path), "--quiet"]) == 0
     assert (home / "storage").is_dir()
+    # A new home has Dagster's usage statistics off: no banner in the middle of a run.
+    assert "enabled: false" in (home / "dagster.yaml").read_text()
+    assert "Telemetry" not in capsys.readouterr().err

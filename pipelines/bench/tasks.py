@@ -41,13 +41,25 @@ def _parquet(data: Path) -> Path:
     return data / PARQUET_DIR
 
 
+WHOLE_FEDERATION_UP_TO = 1_000_000
+"""Up to this size the generator simulates the federation at once (7.6 GB at 1,000,000 persons)..."""
+BLOCK_PERSONS = 500_000
+"""... above it, in independent blocks of this many persons and 12 agencies each (``pipelines.bench.blocks``)."""
+
+
 def task_generate(data: Path, persons: int) -> Result:
     from pipelines.synthetic.exports import write_landing
     from pipelines.synthetic.federation import FederationSpec, generate_federation
 
     shutil.rmtree(data, ignore_errors=True)
+    spec = FederationSpec(persons=persons, months=36)
     started = time.perf_counter()
-    federation = generate_federation(FederationSpec(persons=persons, months=36))
+    if persons > WHOLE_FEDERATION_UP_TO:
+        from pipelines.bench.blocks import write_in_blocks
+
+        rows = write_in_blocks(data, persons, BLOCK_PERSONS, spec)
+        return {"seconds": time.perf_counter() - started, "rows": rows, "blocks": -(-persons // BLOCK_PERSONS)}
+    federation = generate_federation(spec)
     federation.export_format = dict.fromkeys(federation.export_format, "csv_utf8")
     write_landing(federation, data)
     rows = sum(federation.ground_truth["rows"].values())

@@ -147,10 +147,22 @@ def duplicates_in_table(
         con.unregister("_incoming_rows")
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Everything in the block lands together, or nothing does (rolled back on any exception)."""
+    con.execute("begin transaction")
+    try:
+        yield
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
 def run_model(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> int:
-    """Materialise one SQL model as a table and return its row count."""
-    con.execute(f"create or replace table {quote_identifier(name)} as {select_sql}")
-    return int(scalar(con, f"select count(*) from {quote_identifier(name)}"))
+    """Materialise one SQL model as a table and return its row count (what ``create table as`` reports)."""
+    rows = con.execute(f"create or replace table {quote_identifier(name)} as {select_sql}").fetchall()
+    return int(rows[0][0])
 
 
 def publish_snapshot(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from pipelines import warehouse
-from pipelines.definitions import all_assets
+from pipelines.assets import all_assets
 from pipelines.ingest.load import LANDING_FILES_TABLE
 from pipelines.resources import ParcoursResource
 from pipelines.run_progress import LibraryLogCounter, RunProgress, Write, progress_logger, stage_of_steps

@@ -7,7 +7,7 @@ import warnings
 import dagster as dg
 import pytest
 
-from pipelines.definitions import all_assets
+from pipelines.assets import all_assets
 from pipelines.run import execute
 from pipelines.run_progress import STAGES, stage_of_steps
 

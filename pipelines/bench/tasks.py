@@ -67,7 +67,7 @@ def task_generate(data: Path, persons: int) -> Result:
 
 
 def _stage_of_steps() -> dict[str, str]:
-    from pipelines.definitions import all_assets
+    from pipelines.assets import all_assets
 
     stages = {}
     for definition in all_assets():
@@ -82,7 +82,7 @@ def task_pipeline(data: Path) -> Result:
     import dagster as dg
     from dagster._core.events import StepSuccessData  # not exported at the top level
 
-    from pipelines.definitions import all_assets
+    from pipelines.assets import all_assets
     from pipelines.resources import ParcoursResource
 
     for folder in ("warehouse", "serving", "reports", "audit"):

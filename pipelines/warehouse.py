@@ -17,6 +17,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pipelines.settings import engine_settings
+
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -29,12 +31,14 @@ def quote_identifier(name: str) -> str:
 
 @contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection. Read-only connections require the file to exist."""
+    """A short-lived connection, with the engine settings the environment asks for (memory limit,
+    temporary folder for spilling, threads: ``pipelines.settings.engine_settings``). Read-only
+    connections require the file to exist."""
     if read_only and not path.exists():
         raise FileNotFoundError(f"no database at {path}")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect(str(path), read_only=read_only, config=engine_settings())
     try:
         yield con
     finally:

@@ -100,3 +100,25 @@ def test_a_failed_model_names_itself_and_never_quotes_a_value() -> None:
     with pytest.raises(duckdb.Error) as binder:
         con.execute("select no_such_column from range(1)")
     assert "no_such_column" in model_failure("fct_things", binder.value)  # the query's own words are kept
+
+
+def test_the_working_database_spills_where_and_when_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines import warehouse
+
+    spill = tmp_path / "spill"
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "256MB")
+    monkeypatch.setenv("PARCOURS_DUCKDB_TEMP_DIR", str(spill))
+    monkeypatch.setenv("PARCOURS_DUCKDB_THREADS", "1")
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        limit, threads, folder = con.execute(
+            "select current_setting('memory_limit'), current_setting('threads'), current_setting('temp_directory')"
+        ).fetchall()[0]
+        assert limit.endswith("MiB")
+        assert float(limit.split()[0]) < 256
+        assert threads == 1
+        assert folder == str(spill)  # where DuckDB spills what does not fit under the limit
+    monkeypatch.delenv("PARCOURS_DUCKDB_MEMORY_LIMIT")
+    with warehouse.connect(tmp_path / "w.duckdb") as con:  # unset: DuckDB's own default (80% of memory)
+        assert con.execute("select current_setting('memory_limit')").fetchall()[0][0] != limit

@@ -111,8 +111,8 @@ it is reached, one thread per core. A large federation on a shared machine sets 
 example ``PARCOURS_DUCKDB_MEMORY_LIMIT=6GB``) and a temporary folder on a disk with room."""
 
 
-def engine_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
+def engine_settings(env: Mapping[str, str] | None = None) -> dict[str, str | bool | int | float | list[str]]:
     """The DuckDB settings the environment asks for (read when a connection opens, never at import)."""
     env = os.environ if env is None else env
     chosen = {setting: env.get(name, "").strip() for name, setting in ENGINE_SETTINGS.items()}
-    return {setting: value for setting, value in chosen.items() if value}
+    return {setting: value for setting, value in chosen.items() if value}  # DuckDB parses each value

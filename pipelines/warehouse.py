@@ -163,9 +163,18 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("commit")
 
 
-def run_model(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> int:
-    """Materialise one SQL model as a table and return its row count (what ``create table as`` reports)."""
-    rows = con.execute(f"create or replace table {quote_identifier(name)} as {select_sql}").fetchall()
+def run_model(con: duckdb.DuckDBPyConnection, name: str, select_sql: str, view: bool = False) -> int:
+    """Materialise one SQL model as a table (or, with ``view``, define it as a view) and return its row count.
+
+    A model that changes kind between runs replaces the other kind's object of the same name."""
+    target = quote_identifier(name)
+    kind = scalar(con, "select table_type from information_schema.tables where table_name = ?", [name])
+    if kind is not None and (kind == "VIEW") != view:
+        con.execute(f"drop {'table' if view else 'view'} {target}")
+    if view:
+        con.execute(f"create or replace view {target} as {select_sql}")
+        return int(scalar(con, f"select count(*) from {target}"))
+    rows = con.execute(f"create or replace table {target} as {select_sql}").fetchall()  # reports its row count
     return int(rows[0][0])
 
 

@@ -38,7 +38,7 @@ def model_spec(model: SqlModel) -> dg.AssetSpec:
         model.name,
         deps=sorted({WRITTEN_WITH.get(d, d) for d in model.depends_on}),
         group_name=model.layer,
-        kinds={"duckdb", "sql"},
+        kinds={"duckdb", "sql", "view" if model.is_view else "table"},
         description=model.description or None,
         metadata={"sql_path": str(model.path.relative_to(project_root()))},
     )
@@ -88,7 +88,7 @@ def model_failure(model: str, exc: duckdb.Error) -> str:
 
 def _run_model(con: duckdb.DuckDBPyConnection, model: SqlModel) -> int:
     try:
-        return warehouse.run_model(con, model.name, model.sql)
+        return warehouse.run_model(con, model.name, model.sql, view=model.is_view)
     except duckdb.Error as exc:
         raise dg.Failure(description=model_failure(model.name, exc)) from None
 

@@ -168,7 +168,7 @@ def task_floor_models(data: Path) -> Result:
             con.sql(f"create view {path.stem} as select * from read_parquet('{path}')")
         started = time.perf_counter()
         for model in models:
-            con.sql(f"create table {model.name} as {model.sql}")
+            con.sql(f"create {'view' if model.is_view else 'table'} {model.name} as {model.sql}")
         seconds = time.perf_counter() - started
     finally:
         con.close()

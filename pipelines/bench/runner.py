@@ -108,6 +108,7 @@ def run_task(task: str, data: Path, persons: int = 0) -> dict[str, Any]:
     command = [sys.executable, "-m", "pipelines.bench.tasks", task, "--data", str(data), "--result", str(result_path)]
     if persons:
         command += ["--persons", str(persons)]
+    started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603 (our own module)
     assert process.stderr is not None
     errors = process.stderr.read().decode(errors="replace")
@@ -118,6 +119,7 @@ def run_task(task: str, data: Path, persons: int = 0) -> dict[str, Any]:
     result = json.loads(result_path.read_text(encoding="utf-8"))
     result_path.unlink()
     result["peak_rss_mib"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    result["process_seconds"] = time.perf_counter() - started  # the task's own clock plus start-up and imports
     return result
 
 
@@ -128,6 +130,8 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_mib": max(s["peak_rss_mib"] for s in samples),
         "rows": samples[0].get("rows"),
     }
+    if all("process_seconds" in s for s in samples):
+        summary["process_seconds"] = median(s["process_seconds"] for s in samples)
     if "check" in samples[0]:
         summary["check"] = all(s["check"] for s in samples)
     stages = {name for s in samples for name in s.get("stages", {})}
@@ -182,6 +186,29 @@ def run_point(
     return point
 
 
+DEMO_PERSONS = 3_000
+
+
+def run_demo(work: Path, runs: int, warmup: int, say: Callable[[str], None]) -> dict[str, Any]:
+    """The demo federation (``parcours generate``'s defaults: 3,000 persons, every export format): the
+    pipeline in a fresh process, ``runs`` times after ``warmup``; the process's seconds include Python's
+    start-up and the imports, as a user running ``parcours run`` waits for them."""
+    data = work / "demo"
+    say(f"demo federation ({DEMO_PERSONS:,} persons, mixed formats) in {data}")
+    run_task("generate_demo", data)
+    samples = []
+    for round_number in range(warmup + runs):
+        wait_until_quiet(say)
+        result = run_task("pipeline", data)
+        say(
+            f"  demo {round_number + 1}/{warmup + runs}{'' if round_number >= warmup else ' (warm-up)'}: "
+            f"{result['process_seconds']:.1f} s in all, {result['seconds']:.1f} s of run"
+        )
+        if round_number >= warmup:
+            samples.append(result)
+    return {"persons": DEMO_PERSONS, "runs": runs, "warmup": warmup, "pipeline": _summary(samples)}
+
+
 def run_benchmark(
     points: list[int],
     work: Path,
@@ -190,6 +217,7 @@ def run_benchmark(
     say: Callable[[str], None],
     dashboard_at: int | None,
     single_run_from: int | None = None,
+    demo: bool = True,
 ) -> dict[str, Any]:
     """``single_run_from``: points of at least this many persons get one measured run and no warm-up
     (when a session cannot afford six runs of the largest point; the report says so)."""
@@ -209,5 +237,7 @@ def run_benchmark(
             for p in points
         ],
     }
+    if demo:
+        results["demo"] = run_demo(work, runs, warmup, say)
     results["wall_seconds"] = time.time() - started
     return results

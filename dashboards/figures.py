@@ -57,8 +57,12 @@ def _empty(message: str) -> go.Figure:
 SUBGROUP_LABELS = {"all": "All", "gir_band": "GIR band", "age_band": "Age band", "agency_model": "Agency model"}
 
 
-def forest_plot(rows: pl.DataFrame, unit: str) -> go.Figure:
-    """Effect and 95% interval per subgroup, the whole study first; suppressed or unestimated rows say so."""
+def forest_plot(rows: pl.DataFrame, unit: str, calibrated: bool = False) -> go.Figure:
+    """Effect and 95% interval per subgroup, the whole study first; suppressed or unestimated rows say so.
+
+    The rows' own estimates are drawn: uncalibrated ones when the study's published intervals are calibrated
+    (``calibrated``), which the axis says (a subgroup's calibrated interval gives back its observed rate, and
+    is not released to funders)."""
     if rows.is_empty():
         return _empty("No subgroup estimates for this study.")
     rows = rows.with_columns(
@@ -83,7 +87,8 @@ def forest_plot(rows: pl.DataFrame, unit: str) -> go.Figure:
     )
     figure.add_vline(x=0, line_dash="dash", line_color="#777")
     figure.update_layout(
-        xaxis_title=f"Difference, care-managed minus counterfactual ({unit})",
+        xaxis_title=f"Difference, care-managed minus counterfactual ({unit})"
+        + (", uncalibrated 95% intervals" if calibrated else ""),
         yaxis={"autorange": "reversed", "categoryorder": "array", "categoryarray": rows["label"].to_list()},
         height=120 + 32 * rows.height,
         margin={"t": 30, "b": 10},

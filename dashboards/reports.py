@@ -17,7 +17,17 @@ import plotly.graph_objects as go
 import polars as pl
 
 from pipelines.impact.gate import Verdict
-from pipelines.impact.messages import Language, check_rows, headline, interval_label, render, status, subgroup_marker
+from pipelines.impact.messages import (
+    Language,
+    check_rows,
+    headline,
+    interval_label,
+    published_effect,
+    render,
+    status,
+    subgroup_marker,
+    text,
+)
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -69,14 +79,24 @@ def study_report_html(
     """One self-contained HTML page: the verdict, interval, checks, method and limits, and the figures (Plotly
     inline). Whether the study is publishable, and why not, is rendered from its stored verdict only."""
     verdict = Verdict.from_json(main["verdict"])
-    calibrated = main.get("estimate_calibrated") is not None
+    # The published estimate and interval are the verdict's (calibrated when the study is); the row's own
+    # columns are the uncalibrated ones, shown beside them.
     rows = [
         ("Verdict", html.escape(f"{status(verdict, language)} {headline(verdict, language)}")),
-        ("Estimate", f"{_fmt(main.get('estimate'))} {html.escape(str(main.get('unit', '')))}"),
         (
-            "95% interval (uncalibrated)" if calibrated else "95% interval",
-            f"{_fmt(main.get('ci_low'))} to {_fmt(main.get('ci_high'))}",
+            "Effect, 95% interval (" + html.escape(interval_label(verdict, language)) + ")",
+            html.escape(published_effect(verdict, language)),
         ),
+    ]
+    if verdict.numbers.get("calibrated"):
+        rows.append(
+            (
+                "Effect, 95% interval (" + html.escape(text("interval.uncalibrated", language)) + ")",
+                f"{_fmt(main.get('estimate'))} ({_fmt(main.get('ci_low'))} to {_fmt(main.get('ci_high'))}) "
+                f"{html.escape(str(main.get('unit', '')))}",
+            )
+        )
+    rows += [
         ("Design / estimand", f"{html.escape(str(main.get('design')))} / {html.escape(str(main.get('estimand')))}"),
         ("Interval method", html.escape(str(main.get("variance_method", "")))),
         (
@@ -84,14 +104,6 @@ def study_report_html(
             f"{_fmt(main.get('n_treated'), 0)} / {_fmt(main.get('n_comparison'), 0)}",
         ),
     ]
-    if calibrated:
-        rows.append(
-            (
-                "95% interval, " + html.escape(interval_label(verdict, language)),
-                f"{_fmt(main.get('estimate_calibrated'))}: {_fmt(main.get('ci_low_calibrated'))} to "
-                f"{_fmt(main.get('ci_high_calibrated'))}",
-            )
-        )
     if funder_figures.get("avoided_unplanned_hospitalisations") is not None:
         low, high = funder_figures["avoided_ci"]
         avoided = _fmt(funder_figures["avoided_unplanned_hospitalisations"])

@@ -323,21 +323,29 @@ def estimate_verdict(result: Estimate, outcome: str) -> Verdict:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    """Each served study's verdict, rendered from the verdict stored with it (never re-derived)."""
+    """Each served study's verdict, rendered from the verdict stored with it (never re-derived).
+
+    ``--audience funders`` reads the funders' release only: its published studies, and each verdict as
+    released to funders (the same decision, with the numbers a funder may see)."""
     from pipelines import warehouse
     from pipelines.impact.gate import Verdict
     from pipelines.impact.messages import headline, status, subgroup_marker
+    from pipelines.publication.release import funder_path
+    from pipelines.publication.study_tables import STUDIES
 
     serving = Path(args.serving).resolve() if args.serving else load_settings().serving_path
-    if not serving.exists():
-        _say(f"error: no serving snapshot at {serving}: run `parcours run` first")
+    source, table = (funder_path(serving), STUDIES) if args.audience == "funders" else (serving, "mart_impact_studies")
+    if not source.exists():
+        _say(f"error: no release at {source}: run `parcours run` first")
         return 2
-    with warehouse.connect(serving, read_only=True) as con:
+    with warehouse.connect(source, read_only=True) as con:
         rows = warehouse.query(
             con,
-            "select * from mart_impact_studies where role in ('main', 'subgroup') "
+            f"select * from {warehouse.quote_identifier(table)} where role in ('main', 'subgroup') "
             "order by study_order, study, role, dimension, dimension_value",
         )
+    if rows.is_empty() and args.audience == "funders":
+        print("No study is published to funders." if args.lang == "en" else "Aucune étude n'est publiée.")
     for row in rows.filter(rows["role"] == "main").iter_rows(named=True):
         verdict = Verdict.from_json(row["verdict"])
         print(f"{row['study']} (v{row['study_version']}, {row['design']})")
@@ -489,6 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
     studies.add_argument("--serving", help="serving snapshot (default: PARCOURS_SERVING or data/generated)")
     studies.add_argument("--lang", choices=["fr", "en"], default="fr", help="language (default fr)")
     studies.add_argument("--subgroups", action="store_true", help="also print each subgroup's verdict")
+    studies.add_argument(
+        "--audience",
+        choices=["analysts", "funders"],
+        default="analysts",
+        help="analysts: every study from the serving snapshot (default); funders: the funders' release only",
+    )
     studies.set_defaults(func=cmd_studies)
 
     bench = commands.add_parser(

@@ -85,9 +85,14 @@ def test_error_checks_block_and_warnings_do_not() -> None:
         assert check_spec(check).blocking == (check.severity == dg.AssetCheckSeverity.ERROR), check.name
 
 
+RECONCILIATION = "reconciles_with_distinct_admissions"
+"""An ERROR check on the outcomes mart (it replaced reconciles_with_the_fact_table in the worlds merge)."""
+
+
 def test_a_failing_reconciliation_check_stops_the_snapshot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert any(c.name == RECONCILIATION for c in model_checks.MODEL_CHECKS), "the test must fail a check that exists"
     failing = tuple(
-        ModelCheck(c.asset, c.name, c.description, "select 1") if c.name == "reconciles_with_the_fact_table" else c
+        ModelCheck(c.asset, c.name, c.description, "select 1") if c.name == RECONCILIATION else c
         for c in model_checks.MODEL_CHECKS
     )
     monkeypatch.setattr("pipelines.assets.models.MODEL_CHECKS", failing)
@@ -97,7 +102,7 @@ def test_a_failing_reconciliation_check_stops_the_snapshot(monkeypatch: pytest.M
     leftover.write_bytes(b"half a snapshot")
     run = run_on(CASE_STUDIES, tmp_path, CASE_STUDY_CUTOFF)
     assert not run.outcome.success
-    assert any("reconciles_with_the_fact_table" in c for c in run.outcome.failed_checks)
+    assert any(RECONCILIATION in c for c in run.outcome.failed_checks)
     assert not run.settings.serving_path.exists()
     assert not leftover.exists()
     assert str(leftover) in run.outcome.removed_leftovers

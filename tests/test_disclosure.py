@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dashboards import data_access
 from dashboards.access import Viewer
 from pipelines import warehouse
+from pipelines.impact.gate import Effect, Verdict, at_least, below, decide, size_checks
+from pipelines.impact.messages import headline
+from pipelines.impact.spec import Thresholds
 from pipelines.publication import release as release_module
+from pipelines.publication import study_tables
 from pipelines.publication.agency_tables import peer_group_problem
 from pipelines.publication.audit import attack, audit, rule_problems
 from pipelines.publication.cell_key import noise_row, protect_count, release_secret
@@ -54,6 +59,7 @@ from pipelines.publication.study_tables import (
     curve_problems,
     studies_tables,
 )
+from pipelines.publication.study_verdicts import decision
 from pipelines.synthetic.exports import write_landing
 from pipelines.synthetic.federation import FederationSpec, generate_federation
 from tests.conftest import PipelineRun, run_on
@@ -247,12 +253,35 @@ def _outcomes_release(mart: pl.DataFrame, forced: frozenset[CellId]) -> release_
     return release_module.AudienceRelease("funders", tables, protector.ledger, {OUTCOMES: OUTCOMES_SCHEMA})
 
 
+def test_a_small_total_spread_over_many_blank_parts_stays_hidden() -> None:
+    # The tiny federation of docs/disclosure.md: 9 readmissions in 8 régions, the other régions 0. Each blank
+    # région holds at least one (zeros are shown), so the blank total was 8 to 10 and each région 1 to 3, and
+    # no cell could be hidden to prevent it ("no cell left to hide"). Zeros of a breakdown of a hidden total of
+    # 1 to 10 are hidden too: a blank part is then 0 to 10.
+    _, parents, _ = area_names()
+    one_per_region: dict[str, str] = {}
+    for departement in METROPOLITAN:
+        one_per_region.setdefault(parents[departement], departement)
+    areas = {d: (60, 5 + (i == 0) * 5, 50.0) for i, d in enumerate(sorted(one_per_region.values())[:8])}
+    areas |= dict.fromkeys(sorted(one_per_region.values())[8:], (60, 0, 50.0))
+    mart = _outcomes_mart(areas)
+    assert mart.filter(pl.col("dimension") == "all")["readmissions_30d"][0] == 9
+    release, report = protected(lambda forced: _outcomes_release(mart, forced))
+    assert report.recovered == []
+    regions = release.tables[OUTCOMES].filter(pl.col("dimension") == "region")
+    assert regions["readmissions_30d"].null_count() == regions.height  # zeros included
+    assert (regions["persons"] > 0).all()  # the other measures keep their zeros and counts
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(METROPOLITAN[:30]), st.tuples(st.integers(1, 120), st.floats(0.0, 0.6)), min_size=2, max_size=18
     )
 )
+# Each département alone in its région, 1 admission in one: it is pinned through its région (hidden with it)
+# and the total minus the other région, whose noises point apart; the cell to hide is two relations away.
+@example({"01": (50, 0.03125), "02": (75, 0.1875)})
 def test_no_small_count_is_released_or_recoverable_whatever_the_territories(
     areas: dict[str, tuple[int, float]],
 ) -> None:
@@ -269,6 +298,19 @@ def test_no_small_count_is_released_or_recoverable_whatever_the_territories(
 # --- studies ------------------------------------------------------------------------------------------
 
 
+def _zarit_verdict(n_treated: int, n_comparison: int, min_comparison: int = 11) -> str:
+    """A verdict as the gate writes it: arm sizes, and effective sample sizes (the treated one is the arm's exact
+    size under ATT weights), for the release to protect or drop."""
+    limits = Thresholds(min_comparison=min_comparison)
+    checks = [
+        *size_checks(limits, n_treated, n_comparison),
+        below("balance_max_abs_smd", 0.01, 0.1, covariate="age"),
+        at_least("effective_sample_size_treated", float(n_treated), 30.0),
+        at_least("effective_sample_size_comparison", 0.8 * n_comparison, 30.0),
+    ]
+    return decide(checks, Effect("zarit_change_12m", "Zarit points", -8.0, -10.0, -6.0), None).dumps()
+
+
 def _study_mart(comparison_levels: list[int], severe_comparison: int = 3) -> pl.DataFrame:
     """A published study with a comparison arm of sum(levels), its age-band subgroups and a histogram."""
     n_comparison = sum(comparison_levels)
@@ -278,14 +320,16 @@ def _study_mart(comparison_levels: list[int], severe_comparison: int = 3) -> pl.
         "equipoise_share": 0.8, "minimum_detectable_effect": 1.0, "e_value": 1.2, "e_value_ci": 1.0,
         "covariates": ["age"], "attrition": {"episodes_in_population": 905 + n_comparison,
                                              "with_complete_covariates": 900 + n_comparison},
-        "passed": {"balance_smd_below_0.1": True},
         "propensity_histogram": {"treated": [0, 2, 300, 598], "control": [5, n_comparison - 5, 0, 0]},
+        "design": {"design": "dml", "rows": 900 + n_comparison, "treated_trimmed": 4, "comparison_trimmed": 0,
+                   "weights_truncated": 12, "truncation_threshold": 7.5, "max_propensity": 0.95},
+        "calibration": None,
     }  # fmt: skip
     figures = {"treated_leaving_severe_band": 0.5, "comparison_leaving_severe_band": 0.0,
                "treated_severe_at_baseline": 40, "comparison_severe_at_baseline": severe_comparison}  # fmt: skip
-    base = {"study": "carer_burden", "study_version": "1.0.0", "question": "q", "design": "ipw", "estimand": "att",
-            "publishable": True, "failing_diagnostics": "[]", "outcome": "zarit_change_12m", "unit": "Zarit points",
-            "variance_method": "bootstrap"}  # fmt: skip
+    base = {"study": "carer_burden", "study_version": "1.0.0", "study_order": 2, "question": "q", "design": "ipw",
+            "estimand": "att", "publishable": True, "outcome": "zarit_change_12m", "unit": "Zarit points",
+            "variance_method": "bootstrap", "verdict": _zarit_verdict(900, n_comparison)}  # fmt: skip
     rows = [
         base
         | {
@@ -319,6 +363,8 @@ def _study_mart(comparison_levels: list[int], severe_comparison: int = 3) -> pl.
                 "counterfactual_value": 3.0,
                 "diagnostics": "{}",
                 "funder_figures": "{}",
+                "verdict": _zarit_verdict(225, level),
+                "publishable": level >= MIN_CELL,
             }
         )
     return pl.DataFrame(rows, infer_schema_length=None)
@@ -366,14 +412,162 @@ def test_a_share_built_on_3_carers_is_not_released() -> None:
     assert "propensity_range" not in diagnostics
 
 
+def _with_row(mart: pl.DataFrame, level: str, **values: Any) -> pl.DataFrame:
+    return mart.with_columns(
+        pl.when(pl.col("dimension_value") == level).then(pl.lit(v)).otherwise(pl.col(k)).alias(k)
+        for k, v in values.items()
+    )
+
+
+def test_the_verdict_released_with_a_study_gives_back_no_hidden_count() -> None:
+    # Band 3 has 10 comparison episodes; under a threshold of 5 its verdict stores the 10 (passed), and its
+    # effective sample sizes (the treated one is the arm's exact size) are in every verdict.
+    mart = _with_row(_study_mart([120, 110, 90, 10]), "band 3",
+                     verdict=_zarit_verdict(225, 10, min_comparison=5), publishable=False)  # fmt: skip
+    release, report = protected(lambda forced: _study_release(mart, forced))
+    assert report.recovered == []
+    assert report.problems == []
+    rows = release.tables[STUDIES]
+    assert _small_counts(rows) == []
+    small = Verdict.from_json(rows.filter(pl.col("dimension_value") == "band 3")["verdict"][0])
+    sizes = {c.name: c for c in small.checks}
+    assert sizes["comparison_episodes"].value is None
+    assert sizes["comparison_episodes"].passed  # the decision stays
+    assert sizes["effective_sample_size_treated"].value is None
+    assert sizes["effective_sample_size_comparison"].value is None
+    assert not sizes["effective_sample_size_comparison"].passed  # 8 effective episodes: the flag, not the 8
+    assert not small.publishable
+    main = rows.filter(pl.col("role") == "main").row(0, named=True)
+    arms = {c.name: c.value for c in Verdict.from_json(main["verdict"]).checks}
+    assert (arms["treated_episodes"], arms["comparison_episodes"]) == (main["n_treated"], main["n_comparison"])
+    design = json.loads(main["diagnostics"])["design"]
+    assert design["treated_trimmed"] is None  # 4 episodes: hidden, and attacked through the arm it belongs to
+    assert design["weights_truncated"] is not None
+    assert abs(design["weights_truncated"] - 12) <= MAX_NOISE
+    assert "rows" not in design  # the arms' sum
+    assert "truncation_threshold" not in design  # one episode's weight
+    for row in release.tables[STUDIES].iter_rows(named=True):
+        truth = mart.filter(pl.col("dimension_value") == row["dimension_value"])["verdict"][0]
+        assert decision(row["verdict"]) == decision(truth)
+
+
+def test_what_a_size_check_met_says_about_a_hidden_arm_is_given_to_the_attacker() -> None:
+    # A study file may set a size threshold under 11: "at least 8 comparison episodes: met" beside a hidden
+    # arm of 10 says it is 8, 9 or 10. The flag cannot be dropped (it is the decision), so the attacker is
+    # given it, finds the count pinned, and publication is refused.
+    mart = _with_row(_study_mart([120, 110, 90, 10]), "band 3",
+                     verdict=_zarit_verdict(225, 10, min_comparison=8), publishable=False)  # fmt: skip
+    with pytest.raises(PublicationError, match=r"n_comparison \(carer_burden, subgroup, age_band, band 3"):
+        protected(lambda forced: _study_release(mart, forced))
+    under = _with_row(_study_mart([120, 110, 90, 10]), "band 3",
+                      verdict=_zarit_verdict(225, 10, min_comparison=5), publishable=False)  # fmt: skip
+    assert protected(lambda forced: _study_release(under, forced))[1].recovered == []  # 5 to 10: six values
+
+
+def _admissions_mart(treated_years: float) -> pl.DataFrame:
+    """A published, calibrated admissions study (treated rate 400 per 1,000 person-years) and one subgroup."""
+    treated, mu = 400.0, 0.1
+
+    def calibrated(estimate: float, se: float) -> tuple[float, float, float]:
+        log_rr = math.log(treated / (treated - estimate))
+        return tuple(treated * (1 - math.exp(-(log_rr - mu + z))) for z in (0.0, 1.96 * se, -1.96 * se))  # type: ignore[return-value]
+
+    rows = []
+    for role, dimension, n_comparison, estimate in (("main", "all", 300, -80.0), ("subgroup", "gir_band", 120, -60.0)):
+        published = calibrated(estimate, 0.1)
+        checks = [*size_checks(Thresholds(), 600, n_comparison), below("balance_max_abs_smd", 0.05, 0.1)]
+        effect = Effect(
+            "unplanned_admissions", "per 1,000 person-years", *published, uncalibrated=(estimate, -120.0, -40.0)
+        )
+        figures = {"avoided_unplanned_hospitalisations": -published[0] / 1000 * treated_years,
+                   "avoided_ci": [-published[2] / 1000 * treated_years, -published[1] / 1000 * treated_years],
+                   "treated_person_years": treated_years, "calibrated": True, "scenarios": {}}  # fmt: skip
+        rows.append({
+            "study": "unplanned", "study_version": "2", "study_order": 1, "question": "q", "design": "dml",
+            "estimand": "att", "publishable": True, "outcome": "unplanned_admissions", "role": role,
+            "unit": "per 1,000 person-years", "variance_method": "influence function", "reason": None,
+            "dimension": dimension, "dimension_value": "all" if role == "main" else "GIR 3-4",
+            "n_treated": 600, "n_comparison": n_comparison, "estimate": estimate, "ci_low": -120.0,
+            "ci_high": -40.0, "standard_error": 20.4, "estimate_calibrated": published[0],
+            "ci_low_calibrated": published[1], "ci_high_calibrated": published[2], "treated_value": treated,
+            "counterfactual_value": treated - estimate, "log_rate_ratio": math.log(treated / (treated - estimate)),
+            "log_rate_ratio_se": 0.1, "verdict": decide(checks, effect, None).dumps(),
+            "diagnostics": "{}" if role != "main" else json.dumps({"calibration": {
+                "systematic_error": {"mean": mu, "sd": 0.05}, "scale": "log rate ratio",
+                "calibrated_log_rate_ratio": [0.1, 0.0, 0.2]}}),
+            "funder_figures": json.dumps(figures) if role == "main" else "{}",
+        })  # fmt: skip
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def test_what_gives_back_the_observed_rate_is_released_only_where_the_rate_is() -> None:
+    # A calibrated interval is symmetric on the log scale: (e, lo, hi) give the treated rate back.
+    mart = _admissions_mart(treated_years=50.0)  # 20 treated admissions
+    main = mart.filter(pl.col("role") == "main").row(0, named=True)
+    e, lo, hi = main["estimate_calibrated"], main["ci_low_calibrated"], main["ci_high_calibrated"]
+    assert (e * e - lo * hi) / (2 * e - lo - hi) == pytest.approx(main["treated_value"])
+    release, report = protected(lambda forced: _study_release(mart, forced))
+    assert report.problems == []
+    rows = {r["role"]: r for r in release.tables[STUDIES].iter_rows(named=True)}
+    assert rows["main"]["treated_value"] == 400.0  # 20 events: shown, and what gives it back with it
+    assert rows["main"]["estimate_calibrated"] == pytest.approx(e)
+    assert Verdict.from_json(rows["main"]["verdict"]).numbers["estimate"] == pytest.approx(e)
+    assert "avoided_unplanned_hospitalisations" in json.loads(rows["main"]["funder_figures"])
+    assert "calibrated_log_rate_ratio" in json.loads(rows["main"]["diagnostics"])["calibration"]
+    # A subgroup's events are not counted in the mart: its rate, and what gives it back, are not released.
+    sub = rows["subgroup"]
+    assert sub["treated_value"] is None
+    assert sub["estimate_calibrated"] is None
+    assert sub["log_rate_ratio"] is None
+    assert sub["estimate"] == -60.0  # the uncalibrated difference gives no rate back
+    numbers = Verdict.from_json(sub["verdict"]).numbers
+    assert numbers["estimate"] is None
+    assert numbers["minimum_detectable_effect"] is not None
+    assert numbers["uncalibrated"]["estimate"] == -60.0
+    # On 8 treated admissions the main row's rate is a count under 11: nothing gives it back.
+    few = _admissions_mart(treated_years=20.0)
+    release, report = protected(lambda forced: _study_release(few, forced))
+    assert report.problems == []
+    main_row = release.tables[STUDIES].filter(pl.col("role") == "main").row(0, named=True)
+    assert main_row["treated_value"] is None
+    assert main_row["estimate_calibrated"] is None
+    assert main_row["log_rate_ratio"] is None
+    assert json.loads(main_row["funder_figures"]) == {"calibrated": True}
+    assert "calibrated_log_rate_ratio" not in json.loads(main_row["diagnostics"])["calibration"]
+    verdict = Verdict.from_json(main_row["verdict"])
+    assert verdict.publishable
+    assert headline(verdict, "fr").startswith("Effet mis en évidence (chiffres non communiqués")
+
+
+def test_a_verdict_released_with_its_counts_stops_the_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    mart = _study_mart([120, 110, 90, 10])
+    monkeypatch.setattr(study_tables, "release_verdict", lambda text, row: text)  # a careless edit
+    with pytest.raises(PublicationError) as refused:
+        protected(lambda forced: _study_release(mart, forced))
+    message = str(refused.value)
+    assert "release_studies.verdict: checks.effective_sample_size_treated: a value that is not released" in message
+    assert "release_studies.verdict: checks.treated_episodes: an arm size that is not the released one" in message
+    assert "225" not in message
+    assert "900" not in message
+
+
 def test_every_study_mart_column_and_json_key_must_be_classified() -> None:
     mart = _study_mart([120, 110, 90, 10])
     check_classified(mart)
-    with pytest.raises(PublicationError, match=r"mart_impact_studies has columns or keys not classified.*verdict"):
-        check_classified(mart.with_columns(pl.lit("{}").alias("verdict")))
+    with pytest.raises(PublicationError, match=r"columns or keys not classified.*treated_events"):
+        check_classified(mart.with_columns(pl.lit(4).alias("treated_events")))
     extra = mart.with_columns(pl.lit('{"treated_events": 4}').alias("funder_figures"))
     with pytest.raises(PublicationError, match=r"funder_figures\.treated_events"):
         check_classified(extra)
+    nested = mart.with_columns(pl.lit('{"design": {"treated_kept": 896}}').alias("diagnostics"))
+    with pytest.raises(PublicationError, match=r"diagnostics\.design\.treated_kept"):
+        check_classified(nested)
+    verdict = json.loads(mart["verdict"][0])
+    verdict["checks"].append({"name": "treated_events", "value": 4, "threshold": 11, "passed": False, "detail": {}})
+    verdict["checks"][0]["detail"] = {"carriers": 3}
+    unknown = mart.with_columns(pl.lit(json.dumps(verdict)).alias("verdict"))
+    with pytest.raises(PublicationError, match=r"verdict\.checks\.detail\.carriers, verdict\.checks\.treated_events"):
+        check_classified(unknown)
 
 
 def _weekly_curve(increments: list[int]) -> pl.DataFrame:
@@ -510,6 +704,9 @@ CALLS = {
 """Every data-access function a funder or an agency can call, with the viewer who calls it."""
 PLUMBING = {"require", "record", "release_file", "current_snapshot", "quartile"}
 COUNT_COLUMNS = {c for s in (*FUNDER_SCHEMAS.values(), *AGENCY_SCHEMAS.values()) for c in s.counts}
+SIZE_CHECKS = {"treated_episodes", "comparison_episodes"}
+COUNT_LIKE_CHECKS = {"effective_sample_size_treated", "effective_sample_size_comparison", "equipoise_share"}
+"""Checks whose value is, or times an arm gives, a count: never released to funders."""
 
 
 @pytest.fixture
@@ -528,20 +725,37 @@ def opened(monkeypatch: pytest.MonkeyPatch, tiny_run: PipelineRun) -> Iterator[l
     data_access._read_table.clear()
 
 
+def _small(value: Any) -> bool:
+    return isinstance(value, int | float) and 0 < value < MIN_CELL
+
+
 def _small_counts(value: Any) -> list[str]:
-    """Count columns (and JSON counts) holding 1 to 10 in a data-access result."""
+    """Counts holding 1 to 10 in a data-access result: count columns, and counts inside JSON (histogram bins,
+    attrition steps, the design's trimmed episodes, severe-band carers, the verdict's arm sizes)."""
     found = []
     frames = [value] if isinstance(value, pl.DataFrame) else []
     if isinstance(value, data_access.PeerComparison):
         frames = [value.own, value.peers]
+    documents: list[dict[str, Any]] = [value] if isinstance(value, dict) else []
     for frame in frames:
         for column in set(frame.columns) & COUNT_COLUMNS:
             values = frame[column].drop_nulls()
             found += [column] * int(((values > 0) & (values < MIN_CELL)).sum())
-    if isinstance(value, dict):
-        for arm, counts in (value.get("propensity_histogram") or {}).items():
-            found += [f"histogram {arm}"] * sum(1 for c in counts if c is not None and 0 < c < MIN_CELL)
-        found += ["attrition"] * sum(1 for c in (value.get("attrition") or {}).values() if 0 < c < MIN_CELL)
+        for column in {"diagnostics", "funder_figures"} & set(frame.columns):
+            documents += [json.loads(text) for text in frame[column].drop_nulls()]
+        for text in frame["verdict"].drop_nulls() if "verdict" in frame.columns else []:
+            checks = Verdict.from_json(text).checks
+            found += [c.name for c in checks if c.name in SIZE_CHECKS and _small(c.value)]
+            found += [c.name for c in checks if c.name in COUNT_LIKE_CHECKS and c.value is not None]
+    for document in documents:
+        for arm, counts in (document.get("propensity_histogram") or {}).items():
+            found += [f"histogram {arm}"] * sum(1 for c in counts if _small(c))
+        found += ["attrition"] * sum(1 for c in (document.get("attrition") or {}).values() if _small(c))
+        design = document.get("design") or {}
+        found += [k for k in ("treated_trimmed", "comparison_trimmed", "weights_truncated") if _small(design.get(k))]
+        found += [
+            k for k, v in document.items() if k.endswith(("_severe_at_baseline", "_left_severe_band")) and _small(v)
+        ]
     return found
 
 
@@ -597,6 +811,10 @@ def test_the_release_of_the_small_federation_shows_regions_and_every_mart_column
     assert all(r.recovered == [] for r in publication.reports)
     curves = publication.funders.tables[CURVES]
     assert set(curves.columns) == {"study", "curve", "day", "cumulative_incidence", "ci_low", "ci_high"}
+    studies = publication.funders.tables[STUDIES]
+    assert studies.height > 0  # the carer-burden study is published, with subgroups
+    assert _small_counts(studies) == []
+    assert "mart_study_event_study" not in publication.funders.tables  # monthly event counts: analysts only
 
 
 def test_the_disclosure_report_prints_counts_of_cells_per_audience(

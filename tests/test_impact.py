@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipelines.cli import main
-from pipelines.impact.diagnostics import e_value, kish_ess
+from pipelines.impact.diagnostics import balance_diagnostics, e_value, e_values_for_difference, kish_ess
 from pipelines.impact.estimators import EstimationError, estimate_effect
 from pipelines.impact.propensity import fit_logistic
 
@@ -74,6 +74,25 @@ def test_e_values_and_effective_sample_size() -> None:
     assert e_value(0.5) == pytest.approx(2 + np.sqrt(2))
     assert kish_ess(np.ones(10)) == 10
     assert kish_ess(np.array([1.0, 0.0, 0.0])) == 1
+
+
+def test_e_values_of_a_comparison_arm_without_spread_are_undefined_not_a_crash() -> None:
+    # A subgroup whose comparison outcomes were all equal, up to the last bit (0.1 + 0.2 against 0.3), had a
+    # "spread" of 3e-17: exp(0.91 d) underflowed to 0 and the E-value divided by zero (the small federation,
+    # seed 8, under the worlds generator).
+    rounded = np.array([0.1 + 0.2, 0.3, 0.3, 0.3])
+    assert 0 < float(np.std(rounded)) < 1e-15
+    point, limit = e_values_for_difference(-1.0, 0.5, float(np.std(rounded)))
+    assert point == limit == np.inf  # stored as none (strict JSON)
+    assert e_values_for_difference(-1.0, 0.5, 0.0) == (None, None)
+    assert e_value(0.0) == np.inf
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(40, 2))
+    t = np.repeat([1, 0], 20)
+    y = np.concatenate([rng.normal(size=20), np.tile([0.1 + 0.2, 0.3], 10)])  # comparison: one value, rounded twice
+    found = balance_diagnostics(x, t, np.ones(40), np.full(40, 0.5), -1.0, 0.5, y)
+    assert found.e_value is None
+    assert found.e_value_ci is None
 
 
 def test_bad_inputs_are_refused() -> None:

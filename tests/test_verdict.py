@@ -5,14 +5,19 @@ from __future__ import annotations
 import gc
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dashboards import data_access
+from dashboards.access import Viewer
 from dashboards.reports import csv_safe, study_csv_rows, study_report_html
 from pipelines import warehouse
 from pipelines.cli import main as cli
@@ -29,8 +34,16 @@ from pipelines.impact.messages import (
     render,
     status,
 )
+from pipelines.publication.study_verdicts import (
+    CHECK_VALUES,
+    DETAIL_KEYS,
+    decision,
+    decision_problems,
+    release_verdict,
+    verdict_problems,
+)
 from tests.conftest import PipelineRun
-from tests.test_dashboard import ANALYST, _app
+from tests.test_dashboard import ANALYST, FUNDER, _app
 
 EFFECT = Effect("unplanned_admissions", "per 1,000 person-years", -84.27, -130.5, -38.04)
 
@@ -268,3 +281,167 @@ def test_no_served_output_says_a_study_passed_while_one_of_its_checks_failed(
         assert not at.success, shown
         assert not any(POSITIVE.search(str(v)) for v in shown), shown
         assert any(str(v).startswith("Non publiable") for v in [e.value for e in at.error])
+
+
+# --- the verdict as released to funders -----------------------------------------------------------------
+
+NOT_A_NUMBER = re.compile(r"\b(None|nan|NaN|inf|null)\b")
+
+
+def _verdict_of(draw: Callable[..., Any]) -> Verdict:
+    """Any verdict the gate can write: each check name with a value or none, passed or not, and numbers."""
+    names = draw(st.lists(st.sampled_from(sorted(CHECK_VALUES)), min_size=1, max_size=8, unique=True))
+    checks = []
+    for name in names:
+        passed = draw(st.booleans())
+        value = draw(st.none() | st.floats(0, 5000, allow_nan=False))
+        threshold: float | list[float] | None = draw(st.sampled_from([11, 50, 0.1, 30.0, None]))
+        if name in ("variance_ratio", "pre_trend_placebo"):
+            threshold = [draw(st.floats(-200, 0)), draw(st.floats(0, 200))]
+        detail = {
+            key: draw(st.floats(0, 3)) if DETAIL_KEYS[key] == "guarded" else draw(st.sampled_from(["age", 6, [5, 7]]))
+            for key in draw(st.lists(st.sampled_from(["covariate", "mean", "sd", "ratio", "declared"]), unique=True))
+        }
+        if name == "estimation":
+            detail["reason"] = "n_samples=7 is too few"
+        checks.append(Check(name, value, threshold, passed, detail))
+    effect = None
+    if draw(st.booleans()):
+        low = draw(st.floats(-300, 100))
+        effect = Effect("unplanned_admissions", "per 1,000 person-years", low + 20, low, low + 40,
+                        uncalibrated=(low + 15, low - 5, low + 35) if draw(st.booleans()) else None)  # fmt: skip
+    savings = {"low": -3.0, "central": -2.0, "high": -1.0} if draw(st.booleans()) else None
+    return decide(checks, effect, savings)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_verdict_released_to_funders_decides_what_the_analysts_verdict_decides(data: st.DataObject) -> None:
+    verdict = _verdict_of(data.draw)
+    row = {
+        "n_treated": data.draw(st.none() | st.integers(11, 900)),
+        "n_comparison": data.draw(st.none() | st.integers(11, 900)),
+        "treated_value": data.draw(st.none() | st.floats(1, 900)),
+        "publishable": verdict.publishable,
+    }
+    released_text = release_verdict(verdict.dumps(), row)
+    assert released_text is not None
+    released = Verdict.from_json(released_text)
+    # The same decision: never "publishable" for funders when the analysts' verdict is not, nor the reverse.
+    assert decision(released_text) == decision(verdict.dumps())
+    assert (released.publishable, released.kind) == (verdict.publishable, verdict.kind)
+    assert [(c.name, c.passed) for c in released.checks] == [(c.name, c.passed) for c in verdict.checks]
+    assert verdict_problems({**row, "verdict": released_text}) == []
+    for language in ("fr", "en"):
+        words = " ".join([render(released, language), *(r for c in check_rows(released, language) for r in c.values())])
+        assert not NOT_A_NUMBER.search(words), words
+        assert "n_samples" not in words  # a failure's reason is free text: not released
+        if released.failed:
+            assert not POSITIVE.search(render(released, language))
+    for check in released.checks:
+        if check.name.startswith("effective_sample_size") or check.name == "equipoise_share":
+            assert check.value is None
+        if check.name in ("treated_episodes", "comparison_episodes") and check.value is not None:
+            arm = "n_treated" if check.name == "treated_episodes" else "n_comparison"
+            assert check.value == row[arm]
+
+
+def test_a_released_verdict_that_leaks_or_changes_the_decision_is_refused() -> None:
+    verdict = decide([at_least("treated_episodes", 240, 11), at_least("effective_sample_size_treated", 231, 30),
+                      below("balance_max_abs_smd", 0.22, 0.1)], EFFECT, None)  # fmt: skip
+    row = {"study": "s", "role": "main", "dimension": "all", "dimension_value": "all", "outcome": "o",
+           "n_treated": 243, "n_comparison": 120, "treated_value": None, "publishable": False}  # fmt: skip
+    honest = release_verdict(verdict.dumps(), row)
+    assert honest is not None
+    assert verdict_problems({**row, "verdict": honest}) == []
+    assert sorted(verdict_problems({**row, "verdict": verdict.dumps()})) == [
+        "checks.effective_sample_size_treated: a value that is not released",
+        "checks.treated_episodes: an arm size that is not the released one",
+    ]
+    tampered = json.loads(honest) | {"publishable": True, "kind": "effect_detected"}
+    for check in tampered["checks"]:
+        check["passed"] = True
+    problems = decision_problems([{**row, "verdict": verdict.dumps()}], [{**row, "verdict": json.dumps(tampered)}])
+    assert problems == ["release_studies.verdict (s, main): not the analyst's decision"]
+
+
+def test_withheld_numbers_are_said_to_be_withheld_in_both_languages() -> None:
+    verdict = decide([at_least("treated_episodes", 240, 11), at_least("effective_sample_size_comparison", 40.2, 30)],
+                     Effect("unplanned_admissions", "per 1,000 person-years", -84.27, -130.5, -38.04,
+                            uncalibrated=(-80.0, -120.0, -40.0)), None)  # fmt: skip
+    hidden_rate = release_verdict(verdict.dumps(), {"n_treated": 243, "n_comparison": 40, "treated_value": None})
+    assert hidden_rate is not None
+    released = Verdict.from_json(hidden_rate)
+    assert headline(released, "fr") == (
+        "Effet mis en évidence (chiffres non communiqués : trop peu de personnes ou d'événements)."
+    )
+    assert headline(released, "en") == "Effect detected (figures not shown: too few people or events)."
+    assert check_rows(released, "fr")[1]["contrôle"] == (
+        "taille d'échantillon effective, comparaison : non communiqué (au moins 30)"
+    )
+    assert check_rows(released, "fr")[0]["contrôle"] == "épisodes suivis : 243 (au moins 11)"
+    shown = release_verdict(verdict.dumps(), {"n_treated": 243, "n_comparison": 40, "treated_value": 300.0})
+    assert headline(Verdict.from_json(str(shown)), "fr") == headline(verdict, "fr")
+
+
+def _withheld_anything(text: str) -> bool:
+    raw = json.loads(text)
+    return "not_shown" in (raw.get("numbers") or {}) or any("not_shown" in c.get("detail", {}) for c in raw["checks"])
+
+
+@pytest.mark.usefixtures("_quiet_gc")
+def test_no_output_of_the_funders_release_says_a_study_passed_while_a_check_failed(
+    monkeypatch: pytest.MonkeyPatch, small_run: PipelineRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The funders' path: data access on their release, the CSV export and HTML report, `parcours studies
+    --audience funders`, and the pages a funder opens. Where nothing had to be withheld, funders and analysts
+    read the same sentence."""
+    monkeypatch.setenv("PARCOURS_DATA_DIR", str(tmp_path))
+    serving = small_run.settings.serving_path
+    monkeypatch.setenv("PARCOURS_SERVING", str(serving))
+    funder, analyst = Viewer(FUNDER, "funder"), Viewer(ANALYST, "analyst")
+    published = data_access.studies(funder)["study"].to_list()
+    assert published, "the small federation publishes at least one study to funders"
+    failing_rows = 0
+    for study in published:
+        rows = data_access.study_detail(funder, study)
+        truth = {(r["role"], r["dimension"], r["dimension_value"], r["outcome"]): r["verdict"]
+                 for r in data_access.study_detail(analyst, study).iter_rows(named=True)}  # fmt: skip
+        for language in ("fr", "en"):
+            exported = study_csv_rows(rows, language)
+            for row, words in zip(rows.iter_rows(named=True), exported["verdict_text"], strict=True):
+                verdict = Verdict.from_json(row["verdict"])
+                assert not NOT_A_NUMBER.search(words), words
+                if verdict.failed:
+                    failing_rows += 1
+                    assert not POSITIVE.search(words), words
+                stored = truth[(row["role"], row["dimension"], row["dimension_value"], row["outcome"])]
+                if not _withheld_anything(row["verdict"]):
+                    assert words == render(Verdict.from_json(stored), language)
+                else:  # the same kind of sentence, with what was withheld said so
+                    assert (
+                        headline(verdict, language).split(":")[0]
+                        == headline(Verdict.from_json(stored), language).split(":")[0]
+                    )
+            main = rows.filter(pl.col("role") == "main").row(0, named=True)
+            report = study_report_html(main, {}, json.loads(main["funder_figures"] or "{}"), "today", language)
+            assert not NOT_A_NUMBER.search(report.split("<style>")[0] + report.split("</style>")[1])
+            assert cli(["studies", "--serving", str(serving), "--audience", "funders", "--lang", language,
+                        "--subgroups"]) == 0  # fmt: skip
+            printed = capsys.readouterr().out
+            for line in printed.splitlines():
+                if line.startswith("    ") and "[" in line:  # a subgroup that fails its own checks
+                    assert not POSITIVE.search(line), line
+            assert not NOT_A_NUMBER.search(printed)
+    assert failing_rows, "subgroups of the published study fail their own checks on the small federation"
+    at = _app(monkeypatch, serving, FUNDER)
+    at.switch_page("app_pages/funder_studies.py").run()
+    assert not at.exception
+    listed = at.dataframe[0].value
+    assert not any(NOT_A_NUMBER.search(str(v)) for v in listed.to_numpy().ravel())
+    for study in published:
+        at.session_state["study"] = study
+        at.switch_page("app_pages/funder_study.py").run()
+        assert not at.exception
+        shown = [m.value for m in at.markdown] + [e.value for e in at.success] + [e.value for e in at.error]
+        assert not any(NOT_A_NUMBER.search(str(v)) for v in shown), shown

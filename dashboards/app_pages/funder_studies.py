@@ -6,7 +6,7 @@ import streamlit as st
 from dashboards import data_access
 from dashboards.session import page_viewer, snapshot_or_stop
 from pipelines.impact.gate import Verdict
-from pipelines.impact.messages import headline, status
+from pipelines.impact.messages import headline, published_effect, status
 
 PAGE = "impact_studies"
 viewer = page_viewer(PAGE, "funder", "analyst")
@@ -23,16 +23,6 @@ if studies.is_empty():
     st.stop()
 
 
-def _interval(row: dict[str, object]) -> str:
-    """The published interval: calibrated on the negative controls when the study has them."""
-    shown = "_calibrated" if row.get("estimate_calibrated") is not None else ""
-    if row[f"estimate{shown}"] is None:
-        return "not estimated"
-    return (
-        f"{row[f'estimate{shown}']:,.1f} ({row[f'ci_low{shown}']:,.1f} to {row[f'ci_high{shown}']:,.1f}) {row['unit']}"
-    )
-
-
 language = st.session_state.get("language", "fr")
 studies = studies.sort(["study_order", "study"])
 verdicts = [Verdict.from_json(v) for v in studies["verdict"]]
@@ -41,7 +31,8 @@ table = pl.DataFrame(
         "study": studies["study"],
         "question": studies["question"],
         "design": studies["design"],
-        "effect (95% interval)": [_interval(r) for r in studies.iter_rows(named=True)],
+        # The published interval (calibrated on the negative controls when the study has them), from the verdict.
+        "effect (95% interval)": [published_effect(v, language) for v in verdicts],
         "status": [status(v, language) for v in verdicts],
         "verdict": [headline(v, language) for v in verdicts],
     }

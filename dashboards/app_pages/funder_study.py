@@ -11,7 +11,15 @@ from dashboards.figures import balance_plot, forest_plot, incidence_chart, overl
 from dashboards.reports import html_to_pdf, study_csv_rows, study_report_html
 from dashboards.session import csv_download, page_viewer, snapshot_or_stop
 from pipelines.impact.gate import Verdict
-from pipelines.impact.messages import check_rows, headline, interval_label, status, subgroup_marker, text
+from pipelines.impact.messages import (
+    check_rows,
+    headline,
+    interval_label,
+    published_effect,
+    status,
+    subgroup_marker,
+    text,
+)
 
 PAGE = "study_detail"
 viewer = page_viewer(PAGE, "funder", "analyst")
@@ -46,21 +54,21 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 
 cols = st.columns(4)
-if main["estimate"] is not None:
-    calibrated = main.get("estimate_calibrated") is not None
-    shown = "_calibrated" if calibrated else ""
+# The published effect and interval are the verdict's (calibrated when the study has negative controls, and
+# withheld for funders where they would give back a count); the uncalibrated ones are the row's.
+published = verdict.numbers
+if published.get("estimate") is not None or main["estimate"] is not None:
     cols[0].metric(
         f"Effect ({main['unit']})",
-        _num(main[f"estimate{shown}"]),
-        delta=f"95% CI {_num(main[f'ci_low{shown}'])} to {_num(main[f'ci_high{shown}'])}",
+        _num(published.get("estimate")),
+        delta=f"95% CI {_num(published.get('ci_low'))} to {_num(published.get('ci_high'))}",
         delta_color="off",
         delta_arrow="off",
         help=f"{interval_label(verdict, language)}; {main['variance_method']}",
     )
-    if calibrated:
+    if published.get("calibrated"):
         st.caption(
-            f"{text('interval.calibrated', language)}: {_num(main['estimate_calibrated'])} "
-            f"({_num(main['ci_low_calibrated'])} to {_num(main['ci_high_calibrated'])}) · "
+            f"{text('interval.calibrated', language)}: {published_effect(verdict, language)} · "
             f"{text('interval.uncalibrated', language)}: {_num(main['estimate'])} "
             f"({_num(main['ci_low'])} to {_num(main['ci_high'])})"
         )
@@ -128,7 +136,7 @@ marks = [
 ]
 labels = [f"{d} ({m})" if m else d for d, m in zip(subgroups["dimension_value"], marks, strict=True)]
 subgroups = subgroups.with_columns(pl.Series("dimension_value", labels))
-figures["Effect by subgroup"] = forest_plot(subgroups, main["unit"])
+figures["Effect by subgroup"] = forest_plot(subgroups, main["unit"], bool(published.get("calibrated")))
 curves = data_access.study_curves(viewer, study)
 if not curves.is_empty():
     figures["Cumulative incidence of a first unplanned admission"] = incidence_chart(curves)
@@ -162,18 +170,10 @@ with st.container(border=True):
         )
 with st.expander("Diagnostics"):
     st.dataframe(pl.DataFrame(check_rows(verdict, language)), hide_index=True)
-    st.json(
-        {
-            k: diagnostics.get(k)
-            for k in (
-                "effective_sample_size",
-                "equipoise_share",
-                "minimum_detectable_effect",
-                "attrition",
-                "max_abs_smd_after",
-            )
-        }
-    )
+    # What the viewer's release holds (funders get no effective sample sizes nor equipoise share).
+    shown_keys = ("effective_sample_size", "equipoise_share", "minimum_detectable_effect", "attrition",
+                  "max_abs_smd_after", "design")  # fmt: skip
+    st.json({k: diagnostics[k] for k in shown_keys if diagnostics.get(k) is not None})
 
 st.subheader("Export")
 report = study_report_html(main, figures, funder, meta.get("published_at", "?"), language)

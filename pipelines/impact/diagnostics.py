@@ -7,6 +7,7 @@ and E-values. Nothing here decides anything: thresholds and pass/fail live in th
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -69,22 +70,46 @@ def preference_score(ps: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def e_value(ratio: float) -> float:
-    """VanderWeele and Ding (2017) E-value of a risk ratio."""
+    """VanderWeele and Ding (2017) E-value of a risk ratio (symmetric: a ratio below 1 counts as its inverse; a
+    ratio of 0 is infinitely strong)."""
+    if ratio == 0:
+        return math.inf
     rr = ratio if ratio >= 1 else 1 / ratio
     return float(rr + np.sqrt(rr * (rr - 1)))
 
 
 def e_values_for_difference(estimate: float, se: float, outcome_sd: float) -> tuple[float | None, float | None]:
-    """E-values for a difference in means, via the approximate risk ratio exp(0.91 d)."""
-    if outcome_sd <= 0 or not np.isfinite(se):
+    """E-values for a difference in means, via the approximate risk ratio exp(0.91 d).
+
+    Undefined (None) when the comparison outcomes do not vary: a difference has no standardised size
+    then. The ratio is built from |d| (the E-value is symmetric), so a spread that is zero up to
+    rounding (values equal to the last bit) gives an infinite E-value, later stored as none, rather
+    than exp(-huge) = 0 and a division by zero, which crashed a run of the small federation.
+    """
+    if not np.isfinite(outcome_sd) or outcome_sd <= 0 or not np.isfinite(se):
         return None, None
-    d = estimate / outcome_sd
+    d = abs(estimate) / outcome_sd
     low, high = estimate - 1.959964 * se, estimate + 1.959964 * se
-    point = e_value(float(np.exp(0.91 * d)))
-    crosses = low <= 0 <= high
-    nearest = min(abs(low), abs(high)) / outcome_sd
-    limit = 1.0 if crosses else e_value(float(np.exp(0.91 * nearest)))
+    with np.errstate(over="ignore"):
+        point = e_value(float(np.exp(0.91 * d)))
+        crosses = low <= 0 <= high
+        nearest = min(abs(low), abs(high)) / outcome_sd
+        limit = 1.0 if crosses else e_value(float(np.exp(0.91 * nearest)))
     return point, limit
+
+
+SAME_UP_TO_ROUNDING = 1e-9
+"""Outcomes whose range is this small relative to their size are equal, but for rounding (0.1 + 0.2 and 0.3)."""
+
+
+def outcome_spread(y: np.ndarray) -> float:
+    """The standard deviation of outcomes; 0 when they are all equal up to rounding (np.std would give a
+    residue of 1e-17 and an E-value of a standardised difference of 10^16)."""
+    if y.size == 0:
+        return math.nan
+    if float(np.ptp(y)) <= SAME_UP_TO_ROUNDING * float(np.max(np.abs(y))):
+        return 0.0
+    return float(np.std(y))
 
 
 def balance_diagnostics(
@@ -103,7 +128,7 @@ def balance_diagnostics(
     preference = preference_score(np.clip(ps, 1e-6, 1 - 1e-6), t)
     in_equipoise = (preference >= EQUIPOISE_RANGE[0]) & (preference <= EQUIPOISE_RANGE[1])
     equipoise = float(min(in_equipoise[treated].mean(), in_equipoise[~treated].mean()))
-    point_e, limit_e = e_values_for_difference(estimate, se, float(np.std(y[~treated])))
+    point_e, limit_e = e_values_for_difference(estimate, se, outcome_spread(y[~treated]))
     max_smd = float(np.max(np.abs(after))) if after.size else 0.0
     return Diagnostics(
         smd_before=[float(v) for v in before],

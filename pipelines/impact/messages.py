@@ -5,6 +5,10 @@ estimate`` and ``parcours studies``) renders a stored ``Verdict`` through these 
 that they all say the same thing and none can claim more than the gate decided. The catalogue
 is small on purpose: the dashboards will generalise it; numbers, money and dates are formatted
 with Babel (``−345 647 €``, ``30 nov. 2026``).
+
+A verdict released to funders (``pipelines/publication/study_verdicts.py``) keeps every check and
+the decision but may withhold numbers; it lists them in ``not_shown`` (a check's ``detail``, or the
+``numbers``), and they are printed as "non communiqué" / "not shown", never as a guess or "None".
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "fr": "une hausse de {size} ({low} à {high}) {unit}",
         "en": "an increase of {size} ({low} to {high}) {unit}",
     },
+    "effect.signed": {"fr": "{estimate} ({low} à {high}) {unit}", "en": "{estimate} ({low} to {high}) {unit}"},
     "kind.effect_detected": {"fr": "Effet mis en évidence : {effect}.", "en": "Effect detected: {effect}."},
     "kind.no_effect_detected": {
         "fr": "Aucun effet n'a pu être mis en évidence ; cette étude pouvait détecter des effets supérieurs à "
@@ -59,6 +64,21 @@ MESSAGES: dict[str, dict[Language, str]] = {
     },
     "kind.not_publishable": {"fr": "Contrôles non satisfaits : {failed}.", "en": "Checks not met: {failed}."},
     "kind.not_estimated": {"fr": "Rien n'a pu être estimé.", "en": "Nothing could be estimated."},
+    "kind.effect_detected.not_shown": {
+        "fr": "Effet mis en évidence (chiffres non communiqués : trop peu de personnes ou d'événements).",
+        "en": "Effect detected (figures not shown: too few people or events).",
+    },
+    "kind.no_effect_detected.not_shown": {
+        "fr": "Aucun effet n'a pu être mis en évidence (effet minimal détectable non communiqué).",
+        "en": "No effect could be detected (minimum detectable effect not shown).",
+    },
+    "kind.costs_more_than_it_saves.not_shown": {
+        "fr": "Effet mis en évidence, mais le suivi coûte plus qu'il ne rapporte dans tous les scénarios de coût "
+        "(chiffres non communiqués : trop peu de personnes ou d'événements).",
+        "en": "Effect detected, but care management costs more than it saves in every cost scenario (figures not "
+        "shown: too few people or events).",
+    },
+    "value.not_shown": {"fr": "non communiqué", "en": "not shown"},
     "status.publishable": {
         "fr": "Publiable : tous les contrôles fixés à l'avance sont satisfaits.",
         "en": "Publishable: every pre-set check is met.",
@@ -123,6 +143,10 @@ CHECKS: dict[str, dict[Language, str]] = {
         "fr": "placebo avant l'inclusion : {value} ({low} à {high}) ; l'intervalle doit contenir 0",
         "en": "pre-enrolment placebo: {value} ({low} to {high}); its interval must contain 0",
     },
+    "pre_trend_placebo.not_shown": {
+        "fr": "placebo avant l'inclusion : non communiqué ; l'intervalle doit contenir 0",
+        "en": "pre-enrolment placebo: not shown; its interval must contain 0",
+    },
     "pre_enrolment_dip": {
         "fr": "hausse juste avant la période de référence : rapport {ratio}, borne basse {value} (au plus {threshold})",
         "en": "rise just before the baseline window: ratio {ratio}, lower bound {value} (at most {threshold})",
@@ -136,8 +160,12 @@ CHECKS: dict[str, dict[Language, str]] = {
         "en": "the whole study must be publishable",
     },
     "estimation": {"fr": "estimation impossible ({reason})", "en": "could not be estimated ({reason})"},
+    "estimation.not_shown": {"fr": "estimation impossible", "en": "could not be estimated"},
 }
-"""One template per check name of ``gate.py``."""
+"""One template per check name of ``gate.py`` (``<name>.not_shown``: when the release withheld its numbers)."""
+
+NOT_SHOWN = "not_shown"
+"""Where a released verdict lists what it withheld (``pipelines/publication/study_verdicts.py``)."""
 
 DIGITS = {
     "balance_max_abs_smd": 3,
@@ -193,10 +221,20 @@ def effect_phrase(numbers: dict[str, Any], language: Language = DEFAULT_LANGUAGE
     )
 
 
+def _withheld(check: Check) -> set[str]:
+    listed = check.detail.get(NOT_SHOWN) or []
+    return {str(k) for k in listed} if isinstance(listed, list) else set()
+
+
 def check_sentence(check: Check, language: Language = DEFAULT_LANGUAGE) -> str:
+    withheld = _withheld(check)
+    variant = CHECKS.get(f"{check.name}.{NOT_SHOWN}", {}).get(language)
+    if variant is not None and withheld & {"value", "threshold", "reason"}:
+        return variant
     template = CHECKS.get(check.name, {}).get(language)
     if template is None:
         return check.name
+    hidden = text("value.not_shown", language)
     digits = DIGITS.get(check.name, 0)
     threshold = check.threshold
     low = high = None
@@ -212,11 +250,15 @@ def check_sentence(check: Check, language: Language = DEFAULT_LANGUAGE) -> str:
         "ratio": number(check.detail.get("ratio"), 2, language),
         "reason": check.detail.get("reason", ""),
     }
-    if check.name in ("treated_episodes", "comparison_episodes") and check.value is None:
+    if check.name in ("treated_episodes", "comparison_episodes") and check.value is None and not check.passed:
         values["value"] = CHECKS["fewer_than"][language].format(threshold=values["threshold"])
     if check.name == "pre_trend_placebo":
         values["value"] = number(check.value, 1, language)
         values["low"], values["high"] = number(low, 1, language), number(high, 1, language)
+    if "value" in withheld and check.value is None:
+        values["value"] = hidden
+    if "ratio" in withheld:
+        values["ratio"] = hidden
     return template.format(**values)
 
 
@@ -244,6 +286,13 @@ def headline(verdict: Verdict, language: Language = DEFAULT_LANGUAGE) -> str:
         if not failed:
             return text("kind.not_estimated", language)
         return text("kind.not_publishable", language, failed="; ".join(failed))
+    needed: tuple[str, ...] = ("estimate", "ci_low", "ci_high")
+    if verdict.kind == "no_effect_detected":
+        needed = ("minimum_detectable_effect",)
+    if verdict.kind == "costs_more_than_it_saves":
+        needed = (*needed, "net_savings")
+    if any(numbers.get(k) is None for k in needed):
+        return text(f"kind.{verdict.kind}.{NOT_SHOWN}", language)
     if verdict.kind == "no_effect_detected":
         return text(
             "kind.no_effect_detected",
@@ -262,6 +311,22 @@ def headline(verdict: Verdict, language: Language = DEFAULT_LANGUAGE) -> str:
             net_high=money(max(savings), language),
         )
     return text("kind.effect_detected", language, effect=effect)
+
+
+def published_effect(verdict: Verdict, language: Language = DEFAULT_LANGUAGE) -> str:
+    """The published estimate and its 95% interval, signed, in the study's unit (calibrated when the verdict is):
+    ``−84,3 (−130,5 à −38,0) pour 1 000 années-personnes``; "non communiqué" when the release withheld it."""
+    numbers = verdict.numbers
+    if any(numbers.get(k) is None for k in ("estimate", "ci_low", "ci_high")):
+        return text("value.not_shown" if NOT_SHOWN in numbers else "kind.not_estimated", language)
+    return text(
+        "effect.signed",
+        language,
+        estimate=number(numbers["estimate"], 1, language),
+        low=number(numbers["ci_low"], 1, language),
+        high=number(numbers["ci_high"], 1, language),
+        unit=unit(numbers["unit"], language),
+    )
 
 
 def interval_label(verdict: Verdict, language: Language = DEFAULT_LANGUAGE) -> str:

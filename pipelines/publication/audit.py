@@ -91,7 +91,30 @@ def _count_box(true: float) -> tuple[float, float]:
     return float(MIN_CELL), math.inf
 
 
-def _bounds(cell: Cell, released: float | None) -> tuple[float, float]:
+def masked_parts(ledger: Ledger) -> set[CellId]:
+    """Counts that are parts of a relation whose total is hidden and 1 to 10.
+
+    Each such part is at most 10: it is either 0 or hidden, so releasing its zeros says that every blank
+    part holds at least one (nine readmissions blank in eight régions, the others 0, pin the total to 8 to
+    10 and each région to 1 to 3). The release hides their zeros too (``zeros_to_mask``), and a blank part
+    is then 0 to 10 for the attacker.
+    """
+    found: set[CellId] = set()
+    for relation in ledger.relations:
+        total = ledger.cells[relation.total]
+        if total.kind == "count" and total.released is None and 0 < total.true < MIN_CELL:
+            found.update(p for p in relation.parts if ledger.cells[p].kind == "count" and not ledger.cells[p].implicit)
+    return found
+
+
+def zeros_to_mask(ledger: Ledger) -> set[CellId]:
+    """The released zeros among ``masked_parts``: to hide as well."""
+    return {c for c in masked_parts(ledger) if ledger.cells[c].released == 0}
+
+
+def _bounds(cell: Cell, released: float | None, masked: bool = False) -> tuple[float, float]:
+    if masked and released is None and cell.kind == "count" and cell.true < MIN_CELL:
+        return 0.0, float(MIN_CELL - 1)
     if cell.implicit or released is None:
         return _count_box(cell.true) if cell.kind == "count" else (0.0, math.inf)
     if cell.kind == "count":
@@ -99,6 +122,13 @@ def _bounds(cell: Cell, released: float | None) -> tuple[float, float]:
             (released, released) if cell.noise == 0 else (max(MIN_CELL, released - cell.noise), released + cell.noise)
         )
     return max(0.0, released - cell.noise), released + cell.noise
+
+
+def _known(box: tuple[float, float], known: tuple[float, float] | None) -> tuple[float, float]:
+    """The attacker's box for a cell, narrowed by what else the release says about it."""
+    if known is None:
+        return box
+    return max(box[0], known[0]), min(box[1], known[1])
 
 
 def _components(ledger: Ledger) -> list[tuple[set[CellId], list[Relation]]]:
@@ -126,11 +156,12 @@ def attack(ledger: Ledger, values: Mapping[CellId, float | None] | None = None) 
     """(number of targets, the targets the attacker narrows too much), from ``values`` (released values read
     back from the files; the ledger's own when not given)."""
     released = values if values is not None else {c.id: c.released for c in ledger}
+    masked = masked_parts(ledger)
     targets_total, recoveries = 0, []
     for members, relations in _components(ledger):
         cells = sorted(members, key=lambda c: (c.table, c.row, c.column))
         index = {c: i for i, c in enumerate(cells)}
-        bounds = [_bounds(ledger.cells[c], released.get(c)) for c in cells]
+        bounds = [_known(_bounds(ledger.cells[c], released.get(c), c in masked), ledger.known.get(c)) for c in cells]
         targets: list[tuple[Target, int]] = [
             (Target(c), index[c])
             for c in cells
@@ -289,24 +320,57 @@ def rule_problems(
                 if row.get(column) is not None and any(row.get(g) is None for g in guards):
                     problems.append(f"{name}.{column}: an estimate shown beside a hidden count it rests on")
             for column, keys in schema.json.items():
-                problems += _json_problems(name, column, row, keys)
+                places = {p for t, r, p in cells_by_place if t == name and r == labels and p.startswith(f"{column}.")}
+                problems += _json_problems(name, column, row, keys, places)
+            for column, rule in schema.structured.items():
+                problems += [f"{name}.{column}: {p}" for p in rule(row)]
     return sorted(set(problems))
 
 
-def _json_problems(table: str, column: str, row: Mapping[str, Any], keys: Mapping[str, Any]) -> list[str]:
+def _json_problems(
+    table: str,
+    column: str,
+    row: Mapping[str, Any],
+    keys: Mapping[str, Any],
+    protected: set[str] | None = None,
+) -> list[str]:
+    """Problems of one JSON column of a row; ``protected``: its paths recorded as ledger cells (``column.path``)."""
     document = json.loads(row.get(column) or "{}")
+    return _json_level(f"{table}.{column}", row, document, document, keys, "", protected, column)
+
+
+def _json_level(
+    where: str,
+    row: Mapping[str, Any],
+    document: Any,
+    level: Mapping[str, Any],
+    keys: Mapping[str, Any],
+    prefix: str,
+    protected: set[str] | None,
+    column: str,
+) -> list[str]:
+    """The keys of one level of a JSON document: each classified by its dotted path, or its parent's."""
     problems = []
-    for key, value in document.items():
-        spec = keys.get(key)
+    for key, value in level.items():
+        path = f"{prefix}{key}"
+        spec = keys.get(path)
         if spec is None:
-            problems.append(f"{table}.{column}.{key}: not classified for release")
+            nested = any(k.startswith(f"{path}.") for k in keys)
+            if nested and value is None:
+                continue
+            if nested and isinstance(value, Mapping):
+                problems += _json_level(where, row, document, value, keys, f"{path}.", protected, column)
+            else:
+                problems.append(f"{where}.{path}: not classified for release")
             continue
         if spec.kind == "count" and value is not None and 0 < value < MIN_CELL:
-            problems.append(f"{table}.{column}.{key}: a released count under {MIN_CELL}")
+            problems.append(f"{where}.{path}: a released count under {MIN_CELL}")
+        if spec.kind == "count" and value is not None and protected is not None and f"{column}.{path}" not in protected:
+            problems.append(f"{where}.{path}: a released value that was not protected")
         if spec.kind == "derived" and spec.derive is not None and not same(value, spec.derive(row, document)):
-            problems.append(f"{table}.{column}.{key}: not computed from released values only")
+            problems.append(f"{where}.{path}: not computed from released values only")
         if spec.kind == "guarded" and value is not None and any(row.get(g) is None for g in spec.guards):
-            problems.append(f"{table}.{column}.{key}: an estimate shown beside a hidden count it rests on")
+            problems.append(f"{where}.{path}: an estimate shown beside a hidden count it rests on")
     return problems
 
 

@@ -64,6 +64,12 @@ class Relation:
 class Ledger:
     cells: dict[CellId, Cell] = field(default_factory=dict)
     relations: list[Relation] = field(default_factory=list)
+    known: dict[CellId, tuple[float, float]] = field(default_factory=dict)
+    """What else the release says about a cell's true count (a verdict's "at least 5 episodes: met")."""
+
+    def bound(self, cell: CellId, low: float, high: float) -> None:
+        before = self.known.get(cell, (0.0, float("inf")))
+        self.known[cell] = (max(before[0], low), min(before[1], high))
 
     def add(self, cell: Cell) -> None:
         if cell.id in self.cells:
@@ -79,6 +85,8 @@ class Ledger:
         for cell in other.cells.values():
             self.add(cell)
         self.relations.extend(other.relations)
+        for where, (low, high) in other.known.items():
+            self.bound(where, low, high)
 
     def __iter__(self) -> Iterator[Cell]:
         return iter(self.cells.values())

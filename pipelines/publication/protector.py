@@ -68,3 +68,8 @@ class Protector:
     def relate(self, kind: str, total: CellId, parts: Iterable[CellId], distinct: bool = False) -> None:
         if self.protects:
             self.ledger.relate(kind, total, parts, distinct)
+
+    def bound(self, where: CellId, low: float, high: float) -> None:
+        """Tell the auditor what else the release says about a count (a check met or not at a threshold)."""
+        if self.protects and where in self.ledger.cells:
+            self.ledger.bound(where, low, high)

@@ -13,6 +13,7 @@ a refused release leaves the previous one in service.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,12 +26,13 @@ from pipelines import warehouse
 from pipelines.publication import agency_tables as agency
 from pipelines.publication import federation_tables as federation
 from pipelines.publication import study_tables as studies
-from pipelines.publication.audit import AuditReport, Target, audit
+from pipelines.publication.audit import AuditReport, Target, audit, zeros_to_mask
 from pipelines.publication.errors import PublicationError
-from pipelines.publication.ledger import CellId, Ledger
+from pipelines.publication.ledger import CellId, Ledger, Relation
 from pipelines.publication.protector import Protector
-from pipelines.publication.rules import MIN_CELL
+from pipelines.publication.rules import MIN_CELL, PROTECTION_WIDTH
 from pipelines.publication.schema import TableSchema
+from pipelines.publication.study_verdicts import decision_problems
 
 RELEASE_INPUTS = (
     "mart_hospital_outcomes",
@@ -91,6 +93,9 @@ def funder_release(marts: Mapping[str, pl.DataFrame], secret: bytes, forced: fro
     }
     problems = studies.curve_problems(marts["mart_study_curves"], tables[studies.CURVES])
     problems += studies.treated_value_problems(marts["mart_impact_studies"], tables[studies.STUDIES])
+    problems += decision_problems(
+        marts["mart_impact_studies"].to_dicts(), tables[studies.STUDIES].to_dicts()
+    )  # a verdict never reads "publishable" for funders when the analyst's does not, nor the reverse
     return AudienceRelease("funders", tables, protector.ledger, FUNDER_SCHEMAS, problems)
 
 
@@ -140,19 +145,37 @@ def complements(ledger: Ledger, targets: Iterable[Target]) -> set[CellId]:
     """For each recovered target, the cheapest released count of the relations around it, to hide as well."""
     chosen: set[CellId] = set()
     for target in targets:
-        relations = [target.relation] if target.relation else [
-            r for r in ledger.relations if target.cell == r.total or target.cell in r.parts
-        ]  # fmt: skip
-        candidates = {
-            c
-            for r in relations
-            for c in (r.total, *r.parts)
-            if ledger.cells[c].released not in (None, 0) and not ledger.cells[c].implicit
-        }
+        low, high = ledger.known.get(target.cell, (0.0, math.inf))
+        if target.relation is None and min(high, MIN_CELL - 1) - max(low, 1) < PROTECTION_WIDTH:
+            # No other cell hidden can widen it: what the release says about the count itself pins it.
+            raise PublicationError(f"{target.describe()} is narrowed by a check met or not at a threshold under "
+                                   f"{MIN_CELL} (set the study's size thresholds to at least {MIN_CELL})")  # fmt: skip
+        candidates = _nearest_released(ledger, target)
         if not candidates:
             raise PublicationError(f"no cell left to hide around {target.describe()}")
         chosen.add(min(candidates, key=lambda c: (ledger.cells[c].cost, ledger.cells[c].true, c.table, c.row)))
     return chosen
+
+
+def _nearest_released(ledger: Ledger, target: Target) -> set[CellId]:
+    """The released counts of the relations around a target; when all of them are hidden already, those of the
+    relations around the hidden ones, and so on. A département alone in its région is pinned through the
+    région (hidden with it) and the région's total minus the other régions: the cell to hide is there."""
+
+    def touching(cells: set[CellId]) -> list[Relation]:
+        return [r for r in ledger.relations if r.total in cells or any(p in cells for p in r.parts)]
+
+    relations = [target.relation] if target.relation else touching({target.cell})
+    seen: set[CellId] = {target.cell}
+    while relations:
+        members = {c for r in relations for c in (r.total, *r.parts)}
+        released = {c for c in members if ledger.cells[c].released not in (None, 0) and not ledger.cells[c].implicit}
+        if released:
+            return released
+        hidden = members - seen
+        seen |= hidden
+        relations = touching(hidden)
+    return set()
 
 
 def protected(build: Callable[[frozenset[CellId]], AudienceRelease]) -> tuple[AudienceRelease, AuditReport]:
@@ -160,6 +183,10 @@ def protected(build: Callable[[frozenset[CellId]], AudienceRelease]) -> tuple[Au
     forced: frozenset[CellId] = frozenset()
     for _ in range(MAX_ROUNDS):
         release = build(forced)
+        zeros = zeros_to_mask(release.ledger) - forced
+        if zeros:  # a breakdown of a hidden total of 1 to 10: its zeros are hidden too
+            forced = forced | zeros
+            continue
         report = audit(release.audience, release.ledger, release.tables, release.schemas, release.problems)
         if report.problems:
             raise PublicationError("; ".join(report.problems))

@@ -16,7 +16,10 @@ release does not classify):
   on is released: the auditor checks that they are empty wherever one of those counts is hidden;
 * ``safe`` columns carry no count of persons (flags, reference costs, agencies per model, staff FTE).
 
-JSON columns are classified key by key in the same way (``json``).
+JSON columns are classified key by key in the same way (``json``): a nested key by its dotted path
+(``design.treated_trimmed``), or as a whole by its parent's path. A JSON column too structured for
+that (the studies' verdict: a list of checks, each with its own rule) is ``structured``: a function
+checks each released row and returns what it finds wrong.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, Literal
 
 Row = Mapping[str, Any]
 Derivation = Callable[[Row], float | None]
+RowRule = Callable[[Row], list[str]]
 KeyClass = Literal["label", "count", "magnitude", "derived", "guarded", "safe", "list"]
 
 
@@ -51,6 +55,8 @@ class TableSchema:
     safe: tuple[str, ...] = ()
     json: Mapping[str, Mapping[str, JsonKey]] = field(default_factory=dict)
     """JSON column -> key path (dotted; list items share their list's path) -> class."""
+    structured: Mapping[str, RowRule] = field(default_factory=dict)
+    """JSON column -> the rule that checks it, row by row (problems named without values)."""
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -62,6 +68,7 @@ class TableSchema:
             *self.guarded,
             *self.safe,
             *self.json,
+            *self.structured,
         )
 
     def row_labels(self, row: Row) -> tuple[str, ...]:

@@ -18,75 +18,117 @@ from typing import Any, Literal
 
 import polars as pl
 
+from pipelines.impact.gate import Verdict
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import CellId
 from pipelines.publication.protector import Protector, is_small
 from pipelines.publication.rules import MIN_CELL
 from pipelines.publication.schema import JsonKey, TableSchema, ratio
+from pipelines.publication.study_verdicts import release_verdict, size_bounds, unclassified, verdict_problems
 
 STUDIES = "release_studies"
 OVERLAP = "release_study_overlap"
 ATTRITION = "release_study_attrition"
 CURVES = "release_study_curves"
 
-ColumnClass = Literal["label", "safe", "count", "guarded", "derived", "json"]
+ColumnClass = Literal["label", "safe", "count", "guarded", "rate", "derived", "json", "verdict"]
 STUDY_COLUMNS: dict[str, ColumnClass] = {
     "study": "label",
-    "role": "label",
+    "role": "label",  # main, negative_control, placebo, subgroup
     "dimension": "label",
     "dimension_value": "label",
     "outcome": "label",
     "study_version": "safe",
+    "study_order": "safe",
     "question": "safe",
     "design": "safe",
     "estimand": "safe",
     "unit": "safe",
     "variance_method": "safe",
-    "failing_diagnostics": "safe",  # names of failed checks and their thresholds
-    "publishable": "safe",
+    "reason": "safe",  # why a negative control cannot be changed by care management (the study file's words)
+    "publishable": "safe",  # copied from the verdict, never changed
+    "verdict": "verdict",  # study_verdicts.py
     "n_treated": "count",
     "n_comparison": "count",
     "estimate": "guarded",
     "ci_low": "guarded",
     "ci_high": "guarded",
-    "treated_value": "guarded",  # and, per person-year, only on at least MIN_CELL events (rate x exposure)
+    "standard_error": "guarded",
+    "treated_value": "guarded",  # and, per person-year, only on a main row of at least MIN_CELL events
     "counterfactual_value": "derived",  # treated value minus the estimate
+    # These give back the observed rate (treated_value): shown only where it is.
+    "estimate_calibrated": "rate",
+    "ci_low_calibrated": "rate",
+    "ci_high_calibrated": "rate",
+    "log_rate_ratio": "rate",
+    "log_rate_ratio_se": "rate",
     "diagnostics": "json",
     "funder_figures": "json",
 }
 """Every column of ``mart_impact_studies`` and how it is released."""
 
-KeyHandling = Literal["label", "safe", "guarded", "dropped", "table"]
+KeyHandling = Literal["label", "safe", "guarded", "rate", "count", "dropped", "table"]
 DIAGNOSTIC_KEYS: dict[str, KeyHandling] = {
     "smd_before": "guarded",
     "smd_after": "guarded",
     "variance_ratio_after": "guarded",
     "max_abs_smd_after": "guarded",
-    "equipoise_share": "guarded",
     "minimum_detectable_effect": "guarded",
     "e_value": "guarded",
     "e_value_ci": "guarded",
     "covariates": "label",
-    "passed": "safe",
+    "equipoise_share": "dropped",  # a share of an arm: times the arm, a count of episodes
     "effective_sample_size": "dropped",  # the treated arm's is its exact size under ATT weights
     "propensity_range": "dropped",  # the extremes are single people
     "propensity_histogram": "table",  # -> release_study_overlap
     "attrition": "table",  # -> release_study_attrition
+    # What the design did (weights.py, did.py, study.py).
+    "design.design": "safe",
+    "design.learners": "safe",
+    "design.variance": "safe",
+    "design.weight_rule": "safe",
+    "design.max_propensity": "safe",
+    "design.truncate_quantile": "safe",
+    "design.pre_period_months": "safe",
+    "design.washout_months": "safe",
+    "design.baseline_months_before": "safe",
+    "design.treated_trimmed": "count",  # episodes of each arm left out, and weights truncated: protected,
+    "design.comparison_trimmed": "count",  # related to their arm
+    "design.weights_truncated": "count",
+    "design.rows": "dropped",  # the two arms' sum
+    "design.truncation_threshold": "dropped",  # one comparison episode's weight
+    "design.dip": "guarded",
+    "design.washout_dip": "guarded",
+    # Empirical calibration on the negative controls (calibration.py).
+    "calibration.systematic_error": "guarded",
+    "calibration.scale": "safe",
+    "calibration.calibrated_log_rate_ratio": "rate",
 }
-FUNDER_FIGURE_KEYS: dict[str, KeyHandling | Literal["count", "share"]] = {
-    "avoided_unplanned_hospitalisations": "guarded",
-    "avoided_ci": "guarded",
-    "scenarios": "guarded",
+"""Keys of ``diagnostics`` by dotted path; a nested object not listed is classified key by key."""
+FUNDER_FIGURE_KEYS: dict[str, KeyHandling | Literal["share"]] = {
+    "avoided_unplanned_hospitalisations": "rate",
+    "avoided_ci": "rate",
+    "scenarios": "rate",
+    "calibrated": "safe",
     "treated_person_years": "dropped",
     "treated_severe_at_baseline": "count",
     "comparison_severe_at_baseline": "count",
     "treated_leaving_severe_band": "share",
     "comparison_leaving_severe_band": "share",
 }
-"""Keys of the studies' JSON columns; severe-band shares are rebuilt from protected counts."""
+"""Keys of the studies' funder figures; severe-band shares are rebuilt from protected counts. Avoided stays
+and savings come from the published (calibrated) interval: with it they give back the observed rate."""
 
 ARM_GUARDS = ("n_treated", "n_comparison")
+RATE_GUARDS = (*ARM_GUARDS, "treated_value")
 SEVERE_ARMS = ("treated", "comparison")
+WHOLE_STUDY_ROLES = ("main", "negative_control", "placebo")
+"""Rows of the whole study: they share its arms (and its verdict)."""
+TRIMMED = {
+    "n_treated": ("design.treated_trimmed",),
+    "n_comparison": ("design.comparison_trimmed", "design.weights_truncated"),
+}
+"""Design counts within each arm (trimmed episodes are left out; truncated weights belong to kept ones)."""
 
 
 def _severe_keys() -> dict[str, JsonKey]:
@@ -107,6 +149,18 @@ def _severe_share(arm: str) -> Callable[[Mapping[str, Any], Mapping[str, Any]], 
     return derive
 
 
+def _json_key(handling: str) -> JsonKey:
+    if handling == "guarded":
+        return JsonKey("guarded", guards=ARM_GUARDS)
+    if handling == "rate":
+        return JsonKey("guarded", guards=RATE_GUARDS)
+    return JsonKey(handling)  # type: ignore[arg-type]
+
+
+def _classified(keys: Mapping[str, str]) -> dict[str, JsonKey]:
+    return {k: _json_key(h) for k, h in keys.items() if h in ("guarded", "rate", "label", "safe", "count")}
+
+
 STUDIES_SCHEMA = TableSchema(
     name=STUDIES,
     labels=tuple(c for c, k in STUDY_COLUMNS.items() if k == "label"),
@@ -116,19 +170,16 @@ STUDIES_SCHEMA = TableSchema(
             None if r["treated_value"] is None or r["estimate"] is None else r["treated_value"] - r["estimate"]
         )
     },
-    guarded={c: ARM_GUARDS for c, k in STUDY_COLUMNS.items() if k == "guarded"},
+    guarded={
+        **{c: ARM_GUARDS for c, k in STUDY_COLUMNS.items() if k == "guarded"},
+        **{c: RATE_GUARDS for c, k in STUDY_COLUMNS.items() if k == "rate"},
+    },
     safe=(*(c for c, k in STUDY_COLUMNS.items() if k == "safe"), "suppressed"),
     json={
-        "diagnostics": {
-            k: JsonKey("guarded", guards=ARM_GUARDS) if h == "guarded" else JsonKey("label" if h == "label" else "safe")
-            for k, h in DIAGNOSTIC_KEYS.items()
-            if h in ("guarded", "label", "safe")
-        },
-        "funder_figures": {
-            **{k: JsonKey("guarded", guards=ARM_GUARDS) for k, h in FUNDER_FIGURE_KEYS.items() if h == "guarded"},
-            **_severe_keys(),
-        },
+        "diagnostics": _classified(DIAGNOSTIC_KEYS),
+        "funder_figures": {**_classified(FUNDER_FIGURE_KEYS), **_severe_keys()},
     },
+    structured={"verdict": verdict_problems},
 )
 OVERLAP_SCHEMA = TableSchema(name=OVERLAP, labels=("study", "arm", "bin"), counts=("episodes",), safe=("bins",))
 ATTRITION_SCHEMA = TableSchema(name=ATTRITION, labels=("study", "step"), counts=("episodes",), safe=("step_order",))
@@ -138,6 +189,8 @@ CURVES_SCHEMA = TableSchema(
     guarded=dict.fromkeys(("cumulative_incidence", "ci_low", "ci_high"), ()),
 )
 """Curve points carry no count; which days are released is the auditor's to check (``curve_problems``)."""
+EVENT_STUDY_MART = "mart_study_event_study"
+"""Not released to funders or agencies (monthly event counts by cohort from month -24): analysts only."""
 
 
 def with_every_column(mart: pl.DataFrame) -> pl.DataFrame:
@@ -146,25 +199,50 @@ def with_every_column(mart: pl.DataFrame) -> pl.DataFrame:
     return mart.with_columns(pl.lit(None).alias(c) for c in missing)
 
 
+def _unclassified_keys(document: Mapping[str, Any], known: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Keys of a JSON document not classified by their dotted path (nor as a whole by a parent's)."""
+    found = []
+    for key, value in document.items():
+        path = f"{prefix}{key}"
+        if path in known:
+            continue
+        nested = any(k.startswith(f"{path}.") for k in known)
+        if nested and value is None:
+            continue
+        if nested and isinstance(value, Mapping):
+            found += _unclassified_keys(value, known, f"{path}.")
+        else:
+            found.append(path)
+    return found
+
+
 def check_classified(mart: pl.DataFrame) -> None:
-    """Refuse a study mart with a column or a JSON key this module does not classify."""
+    """Refuse a study mart with a column, a JSON key or a verdict check this module does not classify."""
     unknown = [c for c in mart.columns if c not in STUDY_COLUMNS]
     for column, known in (("diagnostics", DIAGNOSTIC_KEYS), ("funder_figures", FUNDER_FIGURE_KEYS)):
         if column not in mart.columns:
             continue
         for text in mart[column].drop_nulls().to_list():
-            unknown += [f"{column}.{k}" for k in json.loads(text) if k not in known]
+            unknown += [f"{column}.{k}" for k in _unclassified_keys(json.loads(text), known)]
+    if "verdict" in mart.columns:
+        for text in mart["verdict"].drop_nulls().to_list():
+            unknown += unclassified(text)
     if unknown:
         raise PublicationError(
             "mart_impact_studies has columns or keys not classified for release: "
             + ", ".join(sorted(set(unknown)))
-            + " (classify them in pipelines/publication/study_tables.py)"
+            + " (classify them in pipelines/publication/study_tables.py or study_verdicts.py)"
         )
 
 
 def published_studies(mart: pl.DataFrame) -> set[str]:
-    main = mart.filter((pl.col("role") == "main") & pl.col("publishable").fill_null(False))
-    return set(main["study"].to_list())
+    """Studies whose main row's verdict is publishable (the verdict decides; nothing re-derives it)."""
+    main = mart.filter(pl.col("role") == "main")
+    return {
+        r["study"]
+        for r in main.iter_rows(named=True)
+        if r["verdict"] is not None and Verdict.from_json(r["verdict"]).publishable
+    }
 
 
 def _labels(row: Mapping[str, Any]) -> tuple[str, ...]:
@@ -195,7 +273,7 @@ def studies_tables(mart: pl.DataFrame, curves: pl.DataFrame, protector: Protecto
     rows: list[dict[str, Any]] = []
     overlap: list[dict[str, Any]] = []
     attrition: list[dict[str, Any]] = []
-    arms: dict[tuple[str, str, str, str], dict[str, CellId]] = {}
+    arms: dict[tuple[str, str, str, str, str], dict[str, CellId]] = {}
     for row in mart.iter_rows(named=True):
         labels = _labels(row)
         here = {c: CellId(STUDIES, labels, c) for c in ARM_GUARDS}
@@ -210,16 +288,21 @@ def studies_tables(mart: pl.DataFrame, curves: pl.DataFrame, protector: Protecto
         diagnostics = json.loads(row["diagnostics"] or "{}")
         out: dict[str, Any] = {c: row[c] for c, k in STUDY_COLUMNS.items() if k in ("label", "safe")}
         out |= {c: released.get(c) for c in ARM_GUARDS}
-        for column in ("estimate", "ci_low", "ci_high"):
+        for column in (c for c, k in STUDY_COLUMNS.items() if k == "guarded"):
             out[column] = row[column] if shown else None
         keep_treated = shown and _treated_value_allowed(row, figures, protector.protects)
         out["treated_value"] = row["treated_value"] if keep_treated else None
+        for column in (c for c, k in STUDY_COLUMNS.items() if k == "rate"):
+            out[column] = row[column] if out["treated_value"] is not None or not protector.protects else None
         out["counterfactual_value"] = STUDIES_SCHEMA.derived["counterfactual_value"](out)
-        out["diagnostics"] = json.dumps(_diagnostics(diagnostics, shown, protector.protects))
-        out["funder_figures"] = json.dumps(_figures(figures, shown, labels, protector))
+        out["diagnostics"] = json.dumps(_diagnostics(diagnostics, out, labels, here, protector))
+        out["funder_figures"] = json.dumps(_figures(figures, out, labels, protector))
+        out["verdict"] = release_verdict(row["verdict"], out) if protector.protects else row["verdict"]
+        for arm, (low, high) in size_bounds(row["verdict"]).items():
+            protector.bound(here[arm], low, high)
         out["suppressed"] = not shown
         rows.append(out)
-        arms[(study, row["role"], dimension, value)] = here
+        arms[(study, row["role"], dimension, value, row["outcome"])] = here
         if row["role"] == "main" and diagnostics:
             overlap += _overlap(study, diagnostics, here, protector)
             attrition += _attrition(study, diagnostics, here, protector)
@@ -242,24 +325,82 @@ def studies_tables(mart: pl.DataFrame, curves: pl.DataFrame, protector: Protecto
     }
 
 
-def _diagnostics(diagnostics: Mapping[str, Any], shown: bool, protects: bool) -> dict[str, Any]:
-    if not protects:
+def _diagnostics(
+    diagnostics: Mapping[str, Any],
+    out: Mapping[str, Any],
+    labels: tuple[str, ...],
+    arms: Mapping[str, CellId],
+    protector: Protector,
+) -> dict[str, Any]:
+    """The diagnostics a row's audience may see. For funders only on a study's main row (the other rows of the
+    whole study repeat them); counts of the design are protected and related to their arm."""
+    if not protector.protects:
         return {k: v for k, v in diagnostics.items() if DIAGNOSTIC_KEYS.get(k) != "table"}
-    out = {}
-    for key, value in diagnostics.items():
-        handling = DIAGNOSTIC_KEYS[key]
-        if handling in ("label", "safe") or (handling == "guarded" and shown):
+    if out["role"] != "main":
+        return {}
+    guards = {"guarded": ARM_GUARDS, "rate": RATE_GUARDS}
+    released = _released_keys(diagnostics, DIAGNOSTIC_KEYS, out, guards)
+    design = released.get("design")
+    for arm, paths in TRIMMED.items():
+        cells = []
+        for path in paths:
+            count = _path_value(diagnostics, path)
+            if count is None:
+                continue
+            cell = CellId(STUDIES, labels, f"diagnostics.{path}")
+            identity = ("study design", out["study"], path)
+            value = protector.count(cell, count, identity, hide=out[arm] is None)
+            if isinstance(design, dict):
+                design[path.split(".", 1)[1]] = value
+            cells.append(cell)
+        protector.relate("episodes trimmed or truncated in an arm", arms[arm], cells)
+    return released
+
+
+def _path_value(document: Mapping[str, Any], path: str) -> Any:
+    value: Any = document
+    for key in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _released_keys(
+    document: Mapping[str, Any],
+    known: Mapping[str, str],
+    row: Mapping[str, Any],
+    guards: Mapping[str, tuple[str, ...]],
+    prefix: str = "",
+) -> dict[str, Any]:
+    """The keys a funder may see: safe and label keys, guarded ones where what they rest on is shown; counts are
+    left for the caller to protect; dropped and table keys are left out."""
+    out: dict[str, Any] = {}
+    for key, value in document.items():
+        path = f"{prefix}{key}"
+        handling = known.get(path)
+        if handling is None and value is None:
+            out[key] = None
+        elif handling is None and isinstance(value, Mapping):
+            out[key] = _released_keys(value, known, row, guards, f"{path}.")
+        elif handling in ("label", "safe") or (
+            handling in guards and all(row.get(g) is not None for g in guards[str(handling)])
+        ):
             out[key] = value
     return out
 
 
-def _figures(figures: Mapping[str, Any], shown: bool, labels: tuple[str, ...], protector: Protector) -> dict[str, Any]:
+def _figures(
+    figures: Mapping[str, Any], out: Mapping[str, Any], labels: tuple[str, ...], protector: Protector
+) -> dict[str, Any]:
     if not protector.protects:
         return dict(figures)
-    out: dict[str, Any] = {}
-    for key, value in figures.items():
-        if FUNDER_FIGURE_KEYS[key] == "guarded" and shown:
-            out[key] = value
+    released = _released_keys(
+        {k: v for k, v in figures.items() if FUNDER_FIGURE_KEYS[k] != "count"},
+        FUNDER_FIGURE_KEYS,
+        out,
+        {"guarded": ARM_GUARDS, "rate": RATE_GUARDS},
+    )
     for arm in SEVERE_ARMS:
         total_key, share_key = f"{arm}_severe_at_baseline", f"{arm}_leaving_severe_band"
         if total_key not in figures:
@@ -274,10 +415,10 @@ def _figures(figures: Mapping[str, Any], shown: bool, labels: tuple[str, ...], p
         hide_left = released_total is None or is_small(total - left)
         released_left = protector.count(left_cell, left, ("severe band left", *labels, arm), hide=hide_left)
         protector.relate("carers leaving the severe band", total_cell, [left_cell])
-        out[total_key] = released_total
-        out[f"{arm}_left_severe_band"] = released_left
-        out[share_key] = ratio(released_left, released_total)
-    return out
+        released[total_key] = released_total
+        released[f"{arm}_left_severe_band"] = released_left
+        released[share_key] = ratio(released_left, released_total)
+    return released
 
 
 def _overlap(
@@ -316,9 +457,11 @@ def _attrition(
     return rows
 
 
-def _relate_subgroups(arms: Mapping[tuple[str, str, str, str], Mapping[str, CellId]], protector: Protector) -> None:
-    """Subgroup levels of one breakdown add up to their study's arms; negative controls share them."""
-    for (study, role, _, _), main in arms.items():
+def _relate_subgroups(
+    arms: Mapping[tuple[str, str, str, str, str], Mapping[str, CellId]], protector: Protector
+) -> None:
+    """Subgroup levels of one breakdown add up to their study's arms; negative controls and the placebo share them."""
+    for (study, role, _, _, _), main in arms.items():
         if role != "main":
             continue
         for arm in ARM_GUARDS:
@@ -326,9 +469,9 @@ def _relate_subgroups(arms: Mapping[tuple[str, str, str, str], Mapping[str, Cell
             for dimension in sorted(dimensions):
                 parts = [v[arm] for k, v in arms.items() if k[0] == study and k[1] == "subgroup" and k[2] == dimension]
                 protector.relate("subgroups of a study", main[arm], parts)
-            controls = [v[arm] for k, v in arms.items() if k[0] == study and k[1] == "negative_control"]
-            for control in controls:
-                protector.relate("negative control of a study", main[arm], [control])
+            shared = [v[arm] for k, v in arms.items() if k[0] == study and k[1] in WHOLE_STUDY_ROLES[1:]]
+            for other in shared:
+                protector.relate("negative control or placebo of a study", main[arm], [other])
 
 
 def curve_points(curve: pl.DataFrame) -> pl.DataFrame:

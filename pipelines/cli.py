@@ -105,8 +105,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 _say,
                 None if args.no_dashboard else points[-1],
                 args.single_run_from,
+                demo=not args.no_demo,
+                tasks=args.tasks,
             )
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             _say(f"error: {exc}")
             return 1
     out.mkdir(parents=True, exist_ok=True)
@@ -526,6 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--work", help="folder for the generated federations (default: DATA_DIR/bench)")
     bench.add_argument("--out", default="docs", help="where benchmarks.md and benchmarks.json go (default docs)")
     bench.add_argument("--no-dashboard", action="store_true", help="skip the dashboard latency measurement")
+    bench.add_argument("--no-demo", action="store_true", help="skip the demo federation (3,000 persons) runs")
+    bench.add_argument(
+        "--tasks",
+        nargs="+",
+        metavar="TASK",
+        help="only these tasks at each point (pipeline, floor_ingest, pandas_ingest, floor_models, outcome_duckdb, "
+        "outcome_polars, outcome_pandas, impact); the largest points may need --tasks pipeline",
+    )
     bench.add_argument(
         "--from-results", metavar="JSON", help="measure nothing: write benchmarks.md again from a results file"
     )

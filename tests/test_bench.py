@@ -155,3 +155,28 @@ def test_report_states_each_target_and_whether_it_is_met() -> None:
     assert (
         "the whole process (Python start-up and imports included) 12.5 s against a target of 10 s: met **no**" in text
     )
+
+
+def test_a_point_measured_with_the_pipeline_alone_renders() -> None:
+    # parcours bench --persons 10000000 --tasks pipeline: no peer ran at the largest point.
+    small, large = _point(100_000, 20.0, 1.0), _point(10_000_000, 2000.0, 1.0)
+    large["tasks"] = {name: large["tasks"][name] for name in ("generate", "pipeline")}
+    met = {name: ok for name, _, ok in targets(large, None)}
+    assert set(met) == {
+        "whole pipeline under 2 minutes",
+        "studies stage under 30 s",
+        "pipeline peak memory under 4 GiB",
+        "growth exponent at most 1.05",
+    }
+    results = {
+        "started_at": "2026-11-30T00:00:00Z",
+        "command": "parcours bench",
+        "machine": {"cpu": "cpu", "cores": 2, "memory_mib": 1, "os": "os", "python": "3.11", "versions": {}},
+        "runs": 1,
+        "warmup": 0,
+        "wall_seconds": 60.0,
+        "points": [small, large],
+    }
+    text = render(results, "")
+    assert "| 10,000,000 | 200,000,000 |" in text
+    assert "| 10,000,000 | ingestion" not in text

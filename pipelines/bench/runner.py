@@ -141,20 +141,31 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_point(
-    persons: int, work: Path, runs: int, warmup: int, say: Callable[[str], None], dashboard: bool
+    persons: int,
+    work: Path,
+    runs: int,
+    warmup: int,
+    say: Callable[[str], None],
+    dashboard: bool,
+    tasks: list[str] | None = None,
 ) -> dict[str, Any]:
+    """``tasks``: a subset of ``ROUND_TASKS`` (all by default); the peers need the pipeline's first run."""
     data = work / f"persons_{persons}"
     say(f"{persons:,} persons: generating the federation in {data}")
     generated = run_task("generate", data, persons)
     say(f"  generated {generated['rows']:,} rows in {generated['seconds']:.1f} s")
-    samples: dict[str, list[dict[str, Any]]] = {task: [] for task in ROUND_TASKS}
+    chosen = [t for t in ROUND_TASKS if tasks is None or t in tasks]
+    peers = [t for t in chosen if t != "pipeline"]
+    if peers and "pipeline" not in chosen:
+        raise ValueError("the peers read what the pipeline's first run exports: keep the pipeline task")
+    samples: dict[str, list[dict[str, Any]]] = {task: [] for task in chosen}
     busy = []
     # Round one starts with the pipeline; its warehouse is exported for the peers right after.
     for round_number in range(warmup + runs):
         measured = round_number >= warmup
         busy.append(wait_until_quiet(say))
-        shift = round_number % len(ROUND_TASKS)
-        for task in ROUND_TASKS[shift:] + ROUND_TASKS[:shift]:
+        shift = round_number % len(chosen)
+        for task in chosen[shift:] + chosen[:shift]:
             result = run_task(task, data)
             say(
                 f"  round {round_number + 1}/{warmup + runs}{'' if measured else ' (warm-up)'}: {task} "
@@ -162,7 +173,7 @@ def run_point(
             )
             if measured:
                 samples[task].append(result)
-            if task == "pipeline" and round_number == 0:
+            if task == "pipeline" and round_number == 0 and peers:
                 run_task("export", data)  # the Parquet files the peers read, from this first run
     point: dict[str, Any] = {
         "persons": persons,
@@ -218,6 +229,7 @@ def run_benchmark(
     dashboard_at: int | None,
     single_run_from: int | None = None,
     demo: bool = True,
+    tasks: list[str] | None = None,
 ) -> dict[str, Any]:
     """``single_run_from``: points of at least this many persons get one measured run and no warm-up
     (when a session cannot afford six runs of the largest point; the report says so)."""
@@ -233,7 +245,7 @@ def run_benchmark(
         "warmup": warmup,
         "command": " ".join(["parcours", "bench", *sys.argv[2:]]),
         "points": [
-            run_point(p, work, *rounds(p), say, dashboard=(dashboard_at is not None and p == dashboard_at))
+            run_point(p, work, *rounds(p), say, dashboard=(dashboard_at is not None and p == dashboard_at), tasks=tasks)
             for p in points
         ],
     }

@@ -42,16 +42,20 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Dagster's usage statistics off: nothing leaves this machine, and no banner interrupts a run.
 $(DAGSTER_HOME):
-	mkdir -p $@ && touch $@/dagster.yaml
+	mkdir -p $@ && printf 'telemetry:\n  enabled: false\n' > $@/dagster.yaml
 
 # Demo sign-in (one demo user per role) unless a real access map is given.
+DEMO_PORT ?= 8501
 DASHBOARD_ENV := $(if $(PARCOURS_ACCESS_FILE),,PARCOURS_AUTH=demo)
 
-demo: install browser $(DAGSTER_HOME)
+# The demo keeps no run history (Dagster writes each of a run's events to SQLite as it comes: about
+# 10 s a run here); `make run` keeps it for `make dev`.
+demo: install browser
 	$(BIN)/parcours generate --force
-	PARCOURS_DEMO=1 DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/parcours run
-	PARCOURS_AUTH=demo $(BIN)/streamlit run dashboards/streamlit_app.py --server.port 8501
+	PARCOURS_DEMO=1 DAGSTER_HOME= $(BIN)/parcours run
+	PARCOURS_AUTH=demo $(BIN)/streamlit run dashboards/streamlit_app.py --server.port $(DEMO_PORT)
 
 run: install $(DAGSTER_HOME)
 	$(LOCAL_ENV) $(BIN)/parcours run

@@ -1,4 +1,10 @@
-"""The ``parcours`` command: generate a synthetic federation, run the pipeline, and more."""
+"""The ``parcours`` command: generate a synthetic federation, run the pipeline, and more.
+
+Start-up is kept light: this module imports only the standard library and light modules of ours,
+so that ``parcours --help`` (and every sub-command's ``--help``) answers in a few hundredths of a
+second; each command imports Dagster, DuckDB, Polars and the rest in its own body, when it runs
+(``tests/test_cli.py`` checks which modules an import of this one loads).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.settings import load_settings, project_root
-from pipelines.synthetic.federation import EXPORT_FORMATS
-from pipelines.synthetic.scenarios import SCENARIOS
+from pipelines.synthetic.scenarios import SCENARIOS  # a plain dictionary, no numerical library
+
+EXPORT_FORMATS = ("csv_cp1252", "csv_utf8", "xlsx", "parquet")
+"""The generator's export formats (``pipelines.synthetic.federation.EXPORT_FORMATS``, which imports numpy
+and Polars), repeated here for ``--format``'s choices; a test keeps the two equal."""
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -96,8 +105,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 _say,
                 None if args.no_dashboard else points[-1],
                 args.single_run_from,
+                demo=not args.no_demo,
+                tasks=args.tasks,
             )
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             _say(f"error: {exc}")
             return 1
     out.mkdir(parents=True, exist_ok=True)
@@ -108,21 +119,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+"""A new ``DAGSTER_HOME``'s settings: Dagster's usage statistics off (nothing leaves this machine, and no
+banner asks about it in the middle of a run)."""
+
+
 def _dagster_instance() -> dg.DagsterInstance:
-    """Dagster's local storage under ``DAGSTER_HOME`` when set (created if missing), else in memory."""
+    """Dagster's local storage under ``DAGSTER_HOME`` when set (created if missing), else in memory.
+
+    The local storage keeps the run history that ``dagster dev`` shows, at a price: Dagster writes each
+    of a run's few hundred events to SQLite as it comes (about 10 s a run on this project's machine).
+    """
     import dagster as dg
 
     home = os.environ.get("DAGSTER_HOME", "").strip()
     if not home:
         return dg.DagsterInstance.ephemeral()
     Path(home).mkdir(parents=True, exist_ok=True)
+    settings = Path(home) / "dagster.yaml"
+    if not settings.exists() and not settings.with_suffix(".yml").exists():
+        settings.write_text(DAGSTER_YAML, encoding="utf-8")
     return dg.DagsterInstance.get()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-
     from pipelines.resources import ParcoursResource
-    from pipelines.run import run_pipeline
 
     resource = ParcoursResource(
         data_dir=args.data_dir or "",
@@ -136,10 +157,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _say(f"error: {exc}")
         return 2
-    _say(f"landing: {settings.landing_dir}\nwarehouse: {settings.warehouse_path}\nserving: {settings.serving_path}")
-    instance = _dagster_instance()
+    if not args.quiet:
+        _say(f"landing: {settings.landing_dir}\nwarehouse: {settings.warehouse_path}\nserving: {settings.serving_path}")
     started = time.perf_counter()
-    outcome = run_pipeline(resource, instance=instance, log_level="WARNING" if args.quiet else "INFO")
+    from pipelines.run import run_pipeline  # Dagster and the libraries load here, after the arguments are checked
+
+    instance = _dagster_instance()
+    if args.verbose:
+        outcome = run_pipeline(resource, instance=instance, log_level="INFO")
+    else:
+        outcome = run_pipeline(
+            resource,
+            instance=instance,
+            log_level="OFF",
+            progress=_say,
+            live=sys.stderr.isatty(),
+            stage_lines=not args.quiet,
+        )
     elapsed = time.perf_counter() - started
     if not outcome.success:
         _say(f"\nparcours run failed after {elapsed:.1f} s.")
@@ -155,9 +189,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.files_refused:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.files_refused.items()))
         _say(f"warning: files not fully accepted in this run: {counts} (see the quality report and raw_quarantine)")
+    held_back = (
+        f" ({outcome.library_messages} library warnings held back: --verbose shows them)"
+        if outcome.library_messages
+        else ""
+    )
     _say(
         f"\nparcours run: {len(outcome.materialized)} assets materialised in {elapsed:.1f} s; "
-        f"dashboards read {settings.serving_path}"
+        f"dashboards read {settings.serving_path}{held_back}"
     )
     return 0
 
@@ -402,7 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", help="working DuckDB file (default: DATA_DIR/warehouse/parcours.duckdb)")
     run.add_argument("--serving", help="serving snapshot (default: DATA_DIR/serving/parcours_serving.duckdb)")
     run.add_argument("--data-cutoff", help="date up to which exports are complete (default: derived)")
-    run.add_argument("--quiet", action="store_true", help="show warnings and errors only")
+    loudness = run.add_mutually_exclusive_group()
+    loudness.add_argument("--quiet", action="store_true", help="show warnings and errors only")
+    loudness.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Dagster's own log of every step and event, and the libraries' warnings, instead of a line per stage",
+    )
     run.set_defaults(func=cmd_run)
 
     ingest = commands.add_parser(
@@ -483,6 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--work", help="folder for the generated federations (default: DATA_DIR/bench)")
     bench.add_argument("--out", default="docs", help="where benchmarks.md and benchmarks.json go (default docs)")
     bench.add_argument("--no-dashboard", action="store_true", help="skip the dashboard latency measurement")
+    bench.add_argument("--no-demo", action="store_true", help="skip the demo federation (3,000 persons) runs")
+    bench.add_argument(
+        "--tasks",
+        nargs="+",
+        metavar="TASK",
+        help="only these tasks at each point (pipeline, floor_ingest, pandas_ingest, floor_models, outcome_duckdb, "
+        "outcome_polars, outcome_pandas, impact); the largest points may need --tasks pipeline",
+    )
     bench.add_argument(
         "--from-results", metavar="JSON", help="measure nothing: write benchmarks.md again from a results file"
     )

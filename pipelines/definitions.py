@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.assets.ingestion import quality_report, raw_tables, run_parameters
-from pipelines.assets.models import model_assets
-from pipelines.assets.reference import reference_assets
-from pipelines.assets.serving import serving_snapshot
-from pipelines.assets.studies import study_assets
+from pipelines.assets import all_assets
 from pipelines.resources import ParcoursResource
 from pipelines.sensors import EVERYTHING_JOB, landing_folder_sensor
 
-
-def all_assets() -> list[dg.AssetsDefinition]:
-    return [
-        raw_tables,
-        quality_report,
-        run_parameters,
-        *reference_assets(),
-        *model_assets(),
-        *study_assets(),
-        serving_snapshot,
-    ]
+__all__ = ["all_assets", "build_definitions", "defs"]
 
 
 def build_definitions() -> dg.Definitions:

@@ -1,15 +1,27 @@
-"""Materialise the whole asset graph in this process, without a UI (``parcours run``)."""
+"""Materialise the whole asset graph in this process, without a UI (``parcours run``).
+
+The run reports through Dagster loggers chosen per run: Dagster's console logger (``log_level``;
+``"OFF"`` leaves it out) and, when ``progress`` is given, the one-line-per-stage report of
+``pipelines.run_progress``. The run itself is the same either way.
+"""
 
 from __future__ import annotations
 
+import logging
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
 
 from pipelines import warehouse
-from pipelines.definitions import all_assets
+from pipelines.assets import all_assets
 from pipelines.ingest.load import LANDING_FILES_TABLE
 from pipelines.resources import ParcoursResource
+from pipelines.run_progress import LibraryLogCounter, RunProgress, Write, progress_logger, stage_of_steps
+
+RUN_JOB = "parcours_run"
 
 
 @dataclass
@@ -22,6 +34,13 @@ class RunOutcome:
     files_refused: dict[str, int] = field(default_factory=dict)
     """Files of this run by status, for those not fully accepted (``rejected``, ``partial``)."""
     removed_leftovers: list[str] = field(default_factory=list)
+    library_messages: int = 0
+    """Warnings and log records of libraries (Dagster, Great Expectations...) held back by a quiet run."""
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def _failure_message(event: dg.DagsterEvent) -> str:
@@ -44,11 +63,68 @@ def _check_problem(evaluation: dg.AssetCheckEvaluation) -> str:
     return f"{name}: {text}" if text and text != "none" else name
 
 
+@contextmanager
+def _libraries_held_back(counter: LibraryLogCounter) -> Iterator[None]:
+    """Python warnings and library loggers counted into ``counter`` instead of printed, for the run."""
+    root = logging.getLogger()
+    root.addHandler(counter)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield
+        counter.count += len(caught)
+    finally:
+        root.removeHandler(counter)
+
+
+def execute(
+    assets: Sequence[dg.AssetsDefinition],
+    resources: Mapping[str, object],
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "INFO",
+    progress: Write | None = None,
+    live: bool = False,
+    stage_lines: bool = True,
+) -> tuple[dg.ExecuteInProcessResult, int]:
+    """Materialise ``assets`` in this process; the result and the count of library messages held back.
+
+    ``log_level`` is Dagster's console logger's (``"OFF"``: no console logger). ``progress`` receives a
+    line per stage (``live``: the running step on a line that the next replaces, for terminals; without
+    ``stage_lines``, only the steps' warnings and errors); with it, libraries' warnings and log records are
+    counted instead of shown. Without a console logger or a report, the run is silent."""
+    loggers: dict[str, dg.LoggerDefinition] = {}
+    logger_config: dict[str, object] = {}
+    if log_level != "OFF":
+        loggers["console"] = dg.colored_console_logger
+        logger_config["console"] = {"config": {"log_level": log_level}}
+    reporter = RunProgress(stage_of_steps(assets), progress, live, stage_lines) if progress is not None else None
+    if reporter is not None:
+        loggers["progress"] = progress_logger(reporter)
+        logger_config["progress"] = {}
+    if not loggers:  # no logger at all would mean Dagster's default console logger, at DEBUG
+        loggers["silent"] = dg.LoggerDefinition(lambda _: logging.Logger("parcours.silent", logging.CRITICAL + 1))
+        logger_config["silent"] = {}
+    job = dg.Definitions(
+        assets=assets,
+        resources=resources,
+        jobs=[dg.define_asset_job(RUN_JOB, selection=dg.AssetSelection.all())],
+        loggers=loggers,
+    ).resolve_job_def(RUN_JOB)
+    counter = LibraryLogCounter()
+    with _libraries_held_back(counter) if reporter is not None else _nothing():
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config={"loggers": logger_config})
+    return result, counter.count
+
+
 def run_pipeline(
     resource: ParcoursResource | None = None,
     instance: dg.DagsterInstance | None = None,
     log_level: str = "INFO",
+    progress: Write | None = None,
+    live: bool = False,
+    stage_lines: bool = True,
 ) -> RunOutcome:
+    """The whole graph in this process (see ``execute`` for the reporting arguments)."""
     resource = resource or ParcoursResource()
     settings = resource.settings()
     removed = [
@@ -56,14 +132,8 @@ def run_pipeline(
         for folder in sorted({settings.serving_path.parent, settings.analyst_snapshot.parent})
         for path in warehouse.remove_stale_temporaries(folder)
     ]
-    result = dg.materialize(
-        all_assets(),
-        resources={"parcours": resource},
-        instance=instance,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
-    outcome = RunOutcome(success=result.success, removed_leftovers=removed)
+    result, held_back = execute(all_assets(), {"parcours": resource}, instance, log_level, progress, live, stage_lines)
+    outcome = RunOutcome(success=result.success, removed_leftovers=removed, library_messages=held_back)
     for event in result.get_asset_materialization_events():
         key = event.asset_key
         if key is not None:

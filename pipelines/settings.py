@@ -98,3 +98,21 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     if not clean:
         return settings
     return dataclasses.replace(settings, **clean)  # type: ignore[arg-type]
+
+
+ENGINE_SETTINGS = {
+    "PARCOURS_DUCKDB_MEMORY_LIMIT": "memory_limit",
+    "PARCOURS_DUCKDB_TEMP_DIR": "temp_directory",
+    "PARCOURS_DUCKDB_THREADS": "threads",
+}
+"""Environment variables and the DuckDB settings they set on every connection. Unset, DuckDB's own
+defaults hold: 80% of the machine's memory, spilling to ``<database>.tmp`` beside the file once
+it is reached, one thread per core. A large federation on a shared machine sets a limit (for
+example ``PARCOURS_DUCKDB_MEMORY_LIMIT=6GB``) and a temporary folder on a disk with room."""
+
+
+def engine_settings(env: Mapping[str, str] | None = None) -> dict[str, str | bool | int | float | list[str]]:
+    """The DuckDB settings the environment asks for (read when a connection opens, never at import)."""
+    env = os.environ if env is None else env
+    chosen = {setting: env.get(name, "").strip() for name, setting in ENGINE_SETTINGS.items()}
+    return {setting: value for setting, value in chosen.items() if value}  # DuckDB parses each value

@@ -17,6 +17,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pipelines.settings import engine_settings
+
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -29,12 +31,14 @@ def quote_identifier(name: str) -> str:
 
 @contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection. Read-only connections require the file to exist."""
+    """A short-lived connection, with the engine settings the environment asks for (memory limit,
+    temporary folder for spilling, threads: ``pipelines.settings.engine_settings``). Read-only
+    connections require the file to exist."""
     if read_only and not path.exists():
         raise FileNotFoundError(f"no database at {path}")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect(str(path), read_only=read_only, config=engine_settings())
     try:
         yield con
     finally:
@@ -147,10 +151,31 @@ def duplicates_in_table(
         con.unregister("_incoming_rows")
 
 
-def run_model(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> int:
-    """Materialise one SQL model as a table and return its row count."""
-    con.execute(f"create or replace table {quote_identifier(name)} as {select_sql}")
-    return int(scalar(con, f"select count(*) from {quote_identifier(name)}"))
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Everything in the block lands together, or nothing does (rolled back on any exception)."""
+    con.execute("begin transaction")
+    try:
+        yield
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+def run_model(con: duckdb.DuckDBPyConnection, name: str, select_sql: str, view: bool = False) -> int:
+    """Materialise one SQL model as a table (or, with ``view``, define it as a view) and return its row count.
+
+    A model that changes kind between runs replaces the other kind's object of the same name."""
+    target = quote_identifier(name)
+    kind = scalar(con, "select table_type from information_schema.tables where table_name = ?", [name])
+    if kind is not None and (kind == "VIEW") != view:
+        con.execute(f"drop {'table' if view else 'view'} {target}")
+    if view:
+        con.execute(f"create or replace view {target} as {select_sql}")
+        return int(scalar(con, f"select count(*) from {target}"))
+    rows = con.execute(f"create or replace table {target} as {select_sql}").fetchall()  # reports its row count
+    return int(rows[0][0])
 
 
 def publish_snapshot(

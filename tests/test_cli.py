@@ -1,5 +1,6 @@
 """The ``parcours`` command as scripts and analysts use it."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli import EXPORT_FORMATS, build_parser, main
 
 
 def test_help_lists_the_commands() -> None:
@@ -17,14 +18,57 @@ def test_help_lists_the_commands() -> None:
         assert command in result.stdout
 
 
+HEAVY_MODULES = ("dagster", "duckdb", "polars", "pandas", "numpy", "sklearn", "great_expectations", "plotly", "pyarrow")
+COMMANDS = ("generate", "run", "ingest", "estimate", "studies", "bench", "contract-doc", "disclosure-report")
+
+
+def _heavy_modules_loaded(code: str) -> list[str]:
+    """Top-level packages among HEAVY_MODULES that running ``code`` in a fresh interpreter imported."""
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(result.stdout.split())
+    return [m for m in HEAVY_MODULES if m in loaded]
+
+
+def test_importing_the_command_loads_no_heavy_library() -> None:
+    # `parcours --help` must answer at once: the libraries load in the command that needs them.
+    assert _heavy_modules_loaded("import pipelines.cli") == []
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_help_loads_no_heavy_library(command: str | None) -> None:
+    argv = ["--help"] if command is None else [command, "--help"]
+    code = f"from pipelines.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+    assert _heavy_modules_loaded(code) == []
+
+
+def test_every_command_has_a_help() -> None:
+    # The lists above stay complete: a new command is checked too.
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == set(COMMANDS)
+
+
+def test_the_command_offers_the_generators_export_formats() -> None:
+    from pipelines.synthetic.federation import EXPORT_FORMATS as GENERATOR_FORMATS
+
+    assert EXPORT_FORMATS == GENERATOR_FORMATS
+
+
 def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "--out", str(tmp_path), "--agencies", "3", "--persons", "120", "--seed", "4"]) == 0
     assert (tmp_path / "ground_truth.json").exists()
     assert json.loads((tmp_path / "ground_truth.json").read_text())["spec"]["persons"] == 120
     assert len(list((tmp_path / "landing").iterdir())) == 3
-    assert main(["run", "--data-dir", str(tmp_path), "--quiet"]) == 0
-    assert "assets materialised" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["run", "--data-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "assets materialised" in err
     assert (tmp_path / "serving" / "parcours_serving.duckdb").exists()
+    # A line per stage, in order, and none of the framework's own log.
+    stages = [line.split()[0] for line in err.splitlines() if line.startswith("  ") and " s   " in line]
+    assert stages == ["ingest", "models", "studies", "publication"]
+    assert " - dagster - " not in err
+    assert "STEP_SUCCESS" not in err
 
 
 def test_generate_will_not_mix_two_federations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,16 +87,34 @@ def test_invalid_arguments_get_a_clear_error(tmp_path: Path, capsys: pytest.Capt
         main(["generate", "--persons", "0"])
 
 
-def test_run_exits_non_zero_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--data-dir", str(tmp_path), "--quiet"]) == 1
+@pytest.mark.parametrize("mode", ["--quiet", None, "--verbose"])
+def test_run_exits_non_zero_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str | None) -> None:
+    assert main(["run", "--data-dir", str(tmp_path), *([mode] if mode else [])]) == 1
     err = capsys.readouterr().err
     assert "parcours run failed" in err
     assert "No agency export found" in err
+    stage_lines = [line for line in err.splitlines() if line.startswith("  ")]
+    if mode is None:  # a line per stage: where it stopped, and what never ran
+        assert "failed" in stage_lines[0]
+        assert stage_lines[0].split()[0] == "ingest"
+        assert [line.split()[0] for line in stage_lines[1:] if line.endswith("not run")] == [
+            "models",
+            "studies",
+            "publication",
+        ]
+    elif mode == "--quiet":
+        assert stage_lines == []
+    assert (" - dagster - " in err) == (mode == "--verbose")
 
 
-def test_run_keeps_its_history_under_dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_keeps_its_history_under_dagster_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     home = tmp_path / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     assert main(["generate", "--out", str(tmp_path), "--agencies", "3", "--persons", "40"]) == 0
     assert main(["run", "--data-dir", str(tmp_path), "--quiet"]) == 0
     assert (home / "storage").is_dir()
+    # A new home has Dagster's usage statistics off: no banner in the middle of a run.
+    assert "enabled: false" in (home / "dagster.yaml").read_text()
+    assert "Telemetry" not in capsys.readouterr().err

@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.assets.models import source_tables, sql_models
+from pipelines.assets.models import model_failure, source_tables, sql_models
 from pipelines.sql_models import ModelError, discover_models, tables_read
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,3 +87,38 @@ def test_rate_intervals_are_close_to_the_exact_poisson_interval(
     assert low == pytest.approx(exact_low, rel=0.08, abs=1e-9)
     assert high == pytest.approx(exact_high, rel=0.01)
     assert math.isfinite(high)
+
+
+def test_a_failed_model_names_itself_and_never_quotes_a_value() -> None:
+    con = duckdb.connect()
+    with pytest.raises(duckdb.Error) as conversion:
+        con.execute("select cast('jean.dupont@example.fr' as integer)")
+    message = model_failure("fct_things", conversion.value)
+    assert "fct_things" in message
+    assert "ConversionException" in message
+    assert "dupont" not in message
+    with pytest.raises(duckdb.Error) as binder:
+        con.execute("select no_such_column from range(1)")
+    assert "no_such_column" in model_failure("fct_things", binder.value)  # the query's own words are kept
+
+
+def test_the_working_database_spills_where_and_when_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines import warehouse
+
+    spill = tmp_path / "spill"
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "256MB")
+    monkeypatch.setenv("PARCOURS_DUCKDB_TEMP_DIR", str(spill))
+    monkeypatch.setenv("PARCOURS_DUCKDB_THREADS", "1")
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        limit, threads, folder = con.execute(
+            "select current_setting('memory_limit'), current_setting('threads'), current_setting('temp_directory')"
+        ).fetchall()[0]
+        assert limit.endswith("MiB")
+        assert float(limit.split()[0]) < 256
+        assert threads == 1
+        assert folder == str(spill)  # where DuckDB spills what does not fit under the limit
+    monkeypatch.delenv("PARCOURS_DUCKDB_MEMORY_LIMIT")
+    with warehouse.connect(tmp_path / "w.duckdb") as con:  # unset: DuckDB's own default (80% of memory)
+        assert con.execute("select current_setting('memory_limit')").fetchall()[0][0] != limit

@@ -6,10 +6,16 @@ with follow_up as (
     where follow_up_end >= start_date
 ),
 
-months as (
+-- Each episode's months, with the episode's own columns carried along (no join back by episode).
+episode_months as (
     select
         follow_up.episode_id,
-        month_series.month_start
+        follow_up.cohort,
+        follow_up.person_episodes,
+        follow_up.start_date,
+        follow_up.follow_up_end,
+        cast(month_series.month_start as date) as month_start,
+        cast(month_series.month_start + interval '1' month - interval '1' day as date) as month_end
     from follow_up
     cross join
         unnest(
@@ -19,19 +25,6 @@ months as (
                 interval '1' month
             )
         ) as month_series (month_start)
-),
-
-episode_months as (
-    select
-        follow_up.episode_id,
-        follow_up.cohort,
-        follow_up.person_episodes,
-        follow_up.start_date,
-        follow_up.follow_up_end,
-        cast(months.month_start as date) as month_start,
-        cast(months.month_start + interval '1' month - interval '1' day as date) as month_end
-    from months
-    inner join follow_up on months.episode_id = follow_up.episode_id
 ),
 
 attributed as (

@@ -1,6 +1,7 @@
--- Home-help hours per person (person_key), month and funder, once each: when two agencies that
--- follow the same person both report the same funder's hours for a month, the lowest agency's
--- row is kept (they describe the same plan).
+-- Home-help hours per person (person_key) and month, summed over funders, each funder's hours
+-- once: when two agencies that follow the same person both report the same funder's hours for a
+-- month, the lowest agency's row is kept (they describe the same plan). Both readers (delivery
+-- and ruptures) want a person's month whatever the funder: summed once here, not once each.
 with plans as (
     select * from stg_service_plans
 ),
@@ -34,22 +35,30 @@ ranked as (
         ) as copy_rank
     from keyed
     where keyed.agencies > 1
+),
+
+once_per_funder as (
+    select
+        person_key,
+        month_start,
+        hours_granted,
+        hours_delivered
+    from keyed
+    where agencies = 1
+    union all
+    select
+        person_key,
+        month_start,
+        hours_granted,
+        hours_delivered
+    from ranked
+    where copy_rank = 1
 )
 
 select
     person_key,
     month_start,
-    funder,
-    hours_granted,
-    hours_delivered
-from keyed
-where agencies = 1
-union all
-select
-    person_key,
-    month_start,
-    funder,
-    hours_granted,
-    hours_delivered
-from ranked
-where copy_rank = 1
+    sum(hours_granted) as hours_granted,
+    sum(hours_delivered) as hours_delivered
+from once_per_funder
+group by person_key, month_start

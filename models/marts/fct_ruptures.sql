@@ -11,7 +11,7 @@
 -- Days without help run from the start to the repair (or the end of follow-up); time to
 -- repair runs from detection when it is known, else from the start.
 -- Everything is by person across the federation (person_key): events once each (int_events),
--- hours once per month and funder (int_service_plans), providers found by any agency. Each
+-- a person's hours per month, each funder's once (int_service_plans), providers found by any agency. Each
 -- episode sees its person's ruptures; is_attributed marks the one episode-period that counts a
 -- rupture in totals: the owner (int_attributed_time) of its first day within the person's windows.
 with events as (
@@ -23,13 +23,7 @@ parameters as (
 ),
 
 plans as (
-    select
-        person_key,
-        month_start,
-        sum(hours_granted) as hours_granted,
-        sum(hours_delivered) as hours_delivered
-    from int_service_plans
-    group by person_key, month_start
+    select * from int_service_plans
 ),
 
 interruptions as (

@@ -1,17 +1,11 @@
 -- Home-help hours per episode and month, before and after the index date: granted,
 -- delivered, and unused (granted but not delivered, never negative). Hours are the person's
--- (person_key), once per month and funder (int_service_plans); each episode sees its person's
+-- (person_key), each funder's once (int_service_plans); each episode sees its person's
 -- months, and is_attributed marks the one episode that counts a month of a period in totals,
 -- chosen as int_attributed_time chooses a day's owner: care-managed first, then the earliest
 -- start, then the smallest episode_id.
 with plans as (
-    select
-        person_key,
-        month_start,
-        sum(hours_granted) as hours_granted,
-        sum(hours_delivered) as hours_delivered
-    from int_service_plans
-    group by person_key, month_start
+    select * from int_service_plans
 ),
 
 placed as (

@@ -3,13 +3,17 @@
 All models are materialised by one subsettable step (as dbt integrations do): each asset keeps
 its own dependencies, metadata and checks, and can be selected alone, but a whole run pays
 Dagster's per-step cost (about half a second here) once instead of once per model, and holds
-one warehouse connection for the lot.
+one warehouse connection for the lot. The selected models are replaced in one transaction: a
+model that fails leaves every table as the previous run left it, never half a layer rebuilt.
+Each model's row count goes into its materialisation (no log line per model: Dagster stores
+every log line as an event, a few milliseconds each).
 """
 
 from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+import duckdb
 
 from pipelines import warehouse
 from pipelines.assets.ingestion import RUN_PARAMETERS_TABLE, raw_asset_keys
@@ -34,7 +38,7 @@ def model_spec(model: SqlModel) -> dg.AssetSpec:
         model.name,
         deps=sorted({WRITTEN_WITH.get(d, d) for d in model.depends_on}),
         group_name=model.layer,
-        kinds={"duckdb", "sql"},
+        kinds={"duckdb", "sql", "view" if model.is_view else "table"},
         description=model.description or None,
         metadata={"sql_path": str(model.path.relative_to(project_root()))},
     )
@@ -53,16 +57,40 @@ def model_assets() -> list[dg.AssetsDefinition]:
     def _run(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> Iterator[Any]:
         selected = {key.to_user_string() for key in context.selected_asset_keys}
         with warehouse.connect(parcours.settings().warehouse_path) as con:
-            for model in models:  # in dependency order
-                if model.name not in selected:
-                    continue
-                rows = warehouse.run_model(con, model.name, model.sql)
-                context.log.info(f"{model.name}: {rows:,} rows")
-                yield dg.MaterializeResult(asset_key=model.name, metadata={"dagster/row_count": rows})
+            with warehouse.transaction(con):
+                rows = {m.name: _run_model(con, m) for m in models if m.name in selected}
+            for name, count in rows.items():  # in dependency order
+                yield dg.MaterializeResult(asset_key=name, metadata={"dagster/row_count": count})
             for key in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
                 yield check_result(con, checks[(key.asset_key.to_user_string(), key.name)])
 
     return [_run]
+
+
+QUERY_ERRORS = (
+    duckdb.ParserException,
+    duckdb.BinderException,
+    duckdb.CatalogException,
+    duckdb.OutOfMemoryException,
+    duckdb.IOException,
+)
+"""Errors about the query or the machine, whose message quotes SQL or paths, never data: shown whole.
+Others (a conversion or a constraint) quote the value that failed, a case value: their kind only."""
+
+
+def model_failure(model: str, exc: duckdb.Error) -> str:
+    """What a failed model's step says: the model, the kind of error, and its message if it holds no data."""
+    kind = type(exc).__name__
+    if isinstance(exc, QUERY_ERRORS):
+        return f"SQL model {model} failed: {kind}: {str(exc).strip()}"
+    return f"SQL model {model} failed: {kind} (its message may quote a case value: rerun the model's SQL to see it)"
+
+
+def _run_model(con: duckdb.DuckDBPyConnection, model: SqlModel) -> int:
+    try:
+        return warehouse.run_model(con, model.name, model.sql, view=model.is_view)
+    except duckdb.Error as exc:
+        raise dg.Failure(description=model_failure(model.name, exc)) from None
 
 
 def sql_models() -> list[SqlModel]:

@@ -108,6 +108,7 @@ def run_task(task: str, data: Path, persons: int = 0) -> dict[str, Any]:
     command = [sys.executable, "-m", "pipelines.bench.tasks", task, "--data", str(data), "--result", str(result_path)]
     if persons:
         command += ["--persons", str(persons)]
+    started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603 (our own module)
     assert process.stderr is not None
     errors = process.stderr.read().decode(errors="replace")
@@ -118,6 +119,7 @@ def run_task(task: str, data: Path, persons: int = 0) -> dict[str, Any]:
     result = json.loads(result_path.read_text(encoding="utf-8"))
     result_path.unlink()
     result["peak_rss_mib"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    result["process_seconds"] = time.perf_counter() - started  # the task's own clock plus start-up and imports
     return result
 
 
@@ -128,6 +130,8 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_mib": max(s["peak_rss_mib"] for s in samples),
         "rows": samples[0].get("rows"),
     }
+    if all("process_seconds" in s for s in samples):
+        summary["process_seconds"] = median(s["process_seconds"] for s in samples)
     if "check" in samples[0]:
         summary["check"] = all(s["check"] for s in samples)
     stages = {name for s in samples for name in s.get("stages", {})}
@@ -137,20 +141,31 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_point(
-    persons: int, work: Path, runs: int, warmup: int, say: Callable[[str], None], dashboard: bool
+    persons: int,
+    work: Path,
+    runs: int,
+    warmup: int,
+    say: Callable[[str], None],
+    dashboard: bool,
+    tasks: list[str] | None = None,
 ) -> dict[str, Any]:
+    """``tasks``: a subset of ``ROUND_TASKS`` (all by default); the peers need the pipeline's first run."""
     data = work / f"persons_{persons}"
     say(f"{persons:,} persons: generating the federation in {data}")
     generated = run_task("generate", data, persons)
     say(f"  generated {generated['rows']:,} rows in {generated['seconds']:.1f} s")
-    samples: dict[str, list[dict[str, Any]]] = {task: [] for task in ROUND_TASKS}
+    chosen = [t for t in ROUND_TASKS if tasks is None or t in tasks]
+    peers = [t for t in chosen if t != "pipeline"]
+    if peers and "pipeline" not in chosen:
+        raise ValueError("the peers read what the pipeline's first run exports: keep the pipeline task")
+    samples: dict[str, list[dict[str, Any]]] = {task: [] for task in chosen}
     busy = []
     # Round one starts with the pipeline; its warehouse is exported for the peers right after.
     for round_number in range(warmup + runs):
         measured = round_number >= warmup
         busy.append(wait_until_quiet(say))
-        shift = round_number % len(ROUND_TASKS)
-        for task in ROUND_TASKS[shift:] + ROUND_TASKS[:shift]:
+        shift = round_number % len(chosen)
+        for task in chosen[shift:] + chosen[:shift]:
             result = run_task(task, data)
             say(
                 f"  round {round_number + 1}/{warmup + runs}{'' if measured else ' (warm-up)'}: {task} "
@@ -158,7 +173,7 @@ def run_point(
             )
             if measured:
                 samples[task].append(result)
-            if task == "pipeline" and round_number == 0:
+            if task == "pipeline" and round_number == 0 and peers:
                 run_task("export", data)  # the Parquet files the peers read, from this first run
     point: dict[str, Any] = {
         "persons": persons,
@@ -182,6 +197,29 @@ def run_point(
     return point
 
 
+DEMO_PERSONS = 3_000
+
+
+def run_demo(work: Path, runs: int, warmup: int, say: Callable[[str], None]) -> dict[str, Any]:
+    """The demo federation (``parcours generate``'s defaults: 3,000 persons, every export format): the
+    pipeline in a fresh process, ``runs`` times after ``warmup``; the process's seconds include Python's
+    start-up and the imports, as a user running ``parcours run`` waits for them."""
+    data = work / "demo"
+    say(f"demo federation ({DEMO_PERSONS:,} persons, mixed formats) in {data}")
+    run_task("generate_demo", data)
+    samples = []
+    for round_number in range(warmup + runs):
+        wait_until_quiet(say)
+        result = run_task("pipeline", data)
+        say(
+            f"  demo {round_number + 1}/{warmup + runs}{'' if round_number >= warmup else ' (warm-up)'}: "
+            f"{result['process_seconds']:.1f} s in all, {result['seconds']:.1f} s of run"
+        )
+        if round_number >= warmup:
+            samples.append(result)
+    return {"persons": DEMO_PERSONS, "runs": runs, "warmup": warmup, "pipeline": _summary(samples)}
+
+
 def run_benchmark(
     points: list[int],
     work: Path,
@@ -190,6 +228,8 @@ def run_benchmark(
     say: Callable[[str], None],
     dashboard_at: int | None,
     single_run_from: int | None = None,
+    demo: bool = True,
+    tasks: list[str] | None = None,
 ) -> dict[str, Any]:
     """``single_run_from``: points of at least this many persons get one measured run and no warm-up
     (when a session cannot afford six runs of the largest point; the report says so)."""
@@ -205,9 +245,11 @@ def run_benchmark(
         "warmup": warmup,
         "command": " ".join(["parcours", "bench", *sys.argv[2:]]),
         "points": [
-            run_point(p, work, *rounds(p), say, dashboard=(dashboard_at is not None and p == dashboard_at))
+            run_point(p, work, *rounds(p), say, dashboard=(dashboard_at is not None and p == dashboard_at), tasks=tasks)
             for p in points
         ],
     }
+    if demo:
+        results["demo"] = run_demo(work, runs, warmup, say)
     results["wall_seconds"] = time.time() - started
     return results

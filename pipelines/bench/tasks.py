@@ -23,16 +23,8 @@ import polars as pl
 PARQUET_DIR = "bench_parquet"
 """Under the point's data folder: the accepted raw tables and reference tables, exported once
 after the first pipeline run, which every peer reads."""
-STAGE_OF_GROUP = {
-    "ingestion": "ingest",
-    "reference": "ingest",
-    "staging": "models",
-    "intermediate": "models",
-    "marts": "models",
-    "ops": "models",
-    "studies": "studies",
-    "serving": "serving",
-}
+STAGE_NAMES = {"publication": "serving"}
+"""Stages of ``pipelines.run_progress`` renamed as the benchmark's results have always named them."""
 TODAY = date(2026, 7, 1)
 Result = dict[str, Any]
 
@@ -41,28 +33,49 @@ def _parquet(data: Path) -> Path:
     return data / PARQUET_DIR
 
 
+WHOLE_FEDERATION_UP_TO = 1_000_000
+"""Up to this size the generator simulates the federation at once (7.6 GB at 1,000,000 persons)..."""
+BLOCK_PERSONS = 500_000
+"""... above it, in independent blocks of this many persons and 12 agencies each (``pipelines.bench.blocks``)."""
+
+
 def task_generate(data: Path, persons: int) -> Result:
     from pipelines.synthetic.exports import write_landing
     from pipelines.synthetic.federation import FederationSpec, generate_federation
 
     shutil.rmtree(data, ignore_errors=True)
+    spec = FederationSpec(persons=persons, months=36)
     started = time.perf_counter()
-    federation = generate_federation(FederationSpec(persons=persons, months=36))
+    if persons > WHOLE_FEDERATION_UP_TO:
+        from pipelines.bench.blocks import write_in_blocks
+
+        rows = write_in_blocks(data, persons, BLOCK_PERSONS, spec)
+        return {"seconds": time.perf_counter() - started, "rows": rows, "blocks": -(-persons // BLOCK_PERSONS)}
+    federation = generate_federation(spec)
     federation.export_format = dict.fromkeys(federation.export_format, "csv_utf8")
     write_landing(federation, data)
     rows = sum(federation.ground_truth["rows"].values())
     return {"seconds": time.perf_counter() - started, "rows": rows}
 
 
-def _stage_of_steps() -> dict[str, str]:
-    from pipelines.definitions import all_assets
+def task_generate_demo(data: Path) -> Result:
+    """The federation ``make demo`` builds: ``parcours generate``'s defaults, every export format in turn."""
+    from pipelines.synthetic.exports import write_landing
+    from pipelines.synthetic.federation import FederationSpec, generate_federation
 
-    stages = {}
-    for definition in all_assets():
-        groups = sorted(set(definition.group_names_by_key.values()))
-        # A step is named after its op; a multi-asset's assets may span groups of one stage.
-        stages[definition.node_def.name] = STAGE_OF_GROUP.get(groups[0], groups[0])
-    return stages
+    shutil.rmtree(data, ignore_errors=True)
+    started = time.perf_counter()
+    federation = generate_federation(FederationSpec())
+    write_landing(federation, data)
+    return {"seconds": time.perf_counter() - started, "rows": sum(federation.ground_truth["rows"].values())}
+
+
+def _stage_of_steps() -> dict[str, str]:
+    """Each step's stage as ``parcours run`` reports it, publication named ``serving`` as in earlier results."""
+    from pipelines.assets import all_assets
+    from pipelines.run_progress import stage_of_steps
+
+    return {step: STAGE_NAMES.get(stage, stage) for step, stage in stage_of_steps(all_assets()).items()}
 
 
 def task_pipeline(data: Path) -> Result:
@@ -70,7 +83,7 @@ def task_pipeline(data: Path) -> Result:
     import dagster as dg
     from dagster._core.events import StepSuccessData  # not exported at the top level
 
-    from pipelines.definitions import all_assets
+    from pipelines.assets import all_assets
     from pipelines.resources import ParcoursResource
 
     for folder in ("warehouse", "serving", "reports", "audit"):
@@ -156,7 +169,7 @@ def task_floor_models(data: Path) -> Result:
             con.sql(f"create view {path.stem} as select * from read_parquet('{path}')")
         started = time.perf_counter()
         for model in models:
-            con.sql(f"create table {model.name} as {model.sql}")
+            con.sql(f"create {'view' if model.is_view else 'table'} {model.name} as {model.sql}")
         seconds = time.perf_counter() - started
     finally:
         con.close()
@@ -240,7 +253,7 @@ TASKS: dict[str, Callable[[Path], Result]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("task", choices=["generate", *TASKS])
+    parser.add_argument("task", choices=["generate", "generate_demo", *TASKS])
     parser.add_argument("--data", required=True)
     parser.add_argument("--result", required=True)
     parser.add_argument("--persons", type=int, default=0)
@@ -248,7 +261,12 @@ def main() -> None:
     os.environ.setdefault("PARCOURS_DEMO", "1")
     os.environ.setdefault("PARCOURS_TODAY", TODAY.isoformat())
     data = Path(args.data)
-    result = task_generate(data, args.persons) if args.task == "generate" else TASKS[args.task](data)
+    if args.task == "generate":
+        result = task_generate(data, args.persons)
+    elif args.task == "generate_demo":
+        result = task_generate_demo(data)
+    else:
+        result = TASKS[args.task](data)
     Path(args.result).write_text(json.dumps(result), encoding="utf-8")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from pipelines.assets.ingestion import RUN_PARAMETERS_TABLE
 from pipelines.assets.reference import REFERENCE_TABLES, load_reference
 from pipelines.assets.studies import STUDY_INPUTS
 from pipelines.impact.spec import StudySpec, load_studies
-from pipelines.impact.study import run_study
+from pipelines.impact.study import StudyResult, run_study
 from pipelines.sql_models import SqlModel
 
 DEFAULT_PERSONS = 6000
@@ -96,7 +97,9 @@ def run_job(job: Job) -> list[dict[str, Any]]:
         load_federation(con, federation.tables)
         for name in job.studies:
             spec = validation_spec(specs[name])
+            started = time.perf_counter()
             result = run_study(con, spec, descriptive=False)
+            seconds = time.perf_counter() - started
             retained = pl.col("episode_id").is_in(result.retained_treated)
             estimand = truth.unplanned_admissions(federation.potential_outcomes, spec.follow_up_days, where=retained)
             numbers = result.verdict.numbers
@@ -104,8 +107,11 @@ def run_job(job: Job) -> list[dict[str, Any]]:
                 "scenario": job.scenario,
                 "null": job.null,
                 "seed": job.seed,
+                "persons": job.persons,
                 "study": name,
                 "truth": estimand.att,
+                "truth_log_ratio": _log_ratio(estimand.treated_value, estimand.counterfactual_value),
+                "seconds": seconds,
                 "publishable": result.verdict.publishable,
                 "kind": result.verdict.kind,
                 "failed": ",".join(result.failing),
@@ -118,9 +124,39 @@ def run_job(job: Job) -> list[dict[str, Any]]:
                 "uncalibrated_ci_low": result.main.ci_low if result.main else None,
                 "uncalibrated_ci_high": result.main.ci_high if result.main else None,
                 "ease": (result.calibration or {}).get("systematic_error", {}).get("ease"),
+                **_ingredients(result),
             }
             rows.append(row)
     return rows
+
+
+def _log_ratio(treated: float | None, counterfactual: float | None) -> float | None:
+    if treated is None or counterfactual is None or treated <= 0 or counterfactual <= 0:
+        return None
+    return math.log(treated / counterfactual)
+
+
+def _ingredients(result: StudyResult) -> dict[str, Any]:
+    """What calibration and the gate were computed from, so that other pre-set rules can be replayed on the
+    same federations: the main and each negative control on the log rate-ratio scale, the fitted
+    systematic error, every failed check and the DiD's dip ratios."""
+    main = result.main
+    systematic = (result.calibration or {}).get("systematic_error", {})
+    return {
+        "log_ratio": main.log_ratio if main else None,
+        "log_ratio_se": main.log_ratio_se if main else None,
+        "treated_value": main.treated_value if main else None,
+        "uncalibrated_se": main.standard_error if main else None,
+        "controls": {c.outcome: [c.log_ratio, c.log_ratio_se] for c in result.negative_controls},
+        "systematic_mean": systematic.get("mean"),
+        "systematic_sd": systematic.get("sd"),
+        "systematic_mean_se": systematic.get("mean_se"),
+        "dip_ratio": (result.design.get("dip") or {}).get("ratio"),
+        "dip_ratio_low": (result.design.get("dip") or {}).get("ratio_low"),
+        "washout_dip_ratio": (result.design.get("washout_dip") or {}).get("ratio"),
+        "placebo": result.placebo.estimate if result.placebo else None,
+        "treated_trimmed": result.design.get("treated_trimmed"),
+    }
 
 
 def run_validation(jobs: Iterable[Job], workers: int = 1) -> pl.DataFrame:
@@ -184,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--persons", type=int, default=DEFAULT_PERSONS)
     parser.add_argument("--scenarios", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("--worlds", choices=("both", "null", "effect"), default="both")
     parser.add_argument("--out", default=str(Path("data") / "generated" / "validation"))
+    parser.add_argument("--tag", default="", help="written on every row (the code version measured)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,15 +230,22 @@ def main(argv: list[str] | None = None) -> int:
         Job(scenario, null, seed, persons=args.persons)
         for seed in range(args.first_seed, args.first_seed + args.federations)
         for scenario in args.scenarios
-        for null in (False, True)
+        for null in {"both": (False, True), "null": (True,), "effect": (False,)}[args.worlds]
     ]
     results = out / "results.jsonl"
     import json
+    from concurrent.futures import as_completed
 
     with ProcessPoolExecutor(args.workers) as pool, results.open("a", encoding="utf-8") as sink:
-        for rows in pool.map(run_job, jobs, chunksize=1):
+        running = {pool.submit(run_job, job): job for job in jobs}
+        for done in as_completed(running):
+            job = running[done]
+            try:
+                rows = done.result()
+            except Exception as exc:  # one federation that fails is recorded, not the end of the run
+                rows = [{"scenario": job.scenario, "null": job.null, "seed": job.seed, "error": repr(exc)}]
             for row in rows:
-                sink.write(json.dumps(row) + "\n")
+                sink.write(json.dumps({**row, "tag": args.tag}) + "\n")
             sink.flush()
     frame = pl.read_ndjson(results)
     summarise(frame).write_csv(out / "summary.csv")

@@ -53,16 +53,10 @@ with base as (
         and episodes.age_at_start between $min_age and $max_age
         and (len($agency_models) = 0 or list_contains($agency_models, episodes.agency_model))
 ),
-records as (
-    select persons.agency_id, min(events.event_date) as records_start
-    from stg_events as events
-    inner join stg_persons as persons on events.person_id = persons.person_id
-    group by persons.agency_id
-),
 unplanned as (
     select base.episode_id, date_diff('day', events.event_date, base.start_date) as days_before, base.window_days
-    from stg_events as events
-    inner join base on events.person_id = base.person_id
+    from int_events as events
+    inner join base on events.person_key = base.person_key
     where events.event_type = 'hospital_admission' and not events.is_planned
 ),
 prior as (
@@ -80,8 +74,8 @@ emergency as (
         base.episode_id,
         count(*) as prior_emergency_visits,
         count(*) filter (where date_diff('day', events.event_date, base.start_date) <= 122) as recent_emergency_visits
-    from stg_events as events
-    inner join base on events.person_id = base.person_id
+    from int_events as events
+    inner join base on events.person_key = base.person_key
     where events.event_type = 'emergency_visit'
         and date_diff('day', events.event_date, base.start_date) between 1 and 365
     group by base.episode_id
@@ -100,7 +94,7 @@ repairs as (
 )
 select
     base.*,
-    date_diff('day', records.records_start, base.start_date) as history_days,
+    base.history_days_available as history_days,
     coalesce(prior.prior_unplanned_admissions, 0) as prior_unplanned_admissions,
     coalesce(prior.recent_unplanned_admissions, 0) as recent_unplanned_admissions,
     coalesce(emergency.prior_emergency_visits, 0) as prior_emergency_visits,
@@ -117,7 +111,6 @@ select
     load.zarit_band_baseline,
     load.zarit_band_12m
 from base
-left join records on base.agency_id = records.agency_id
 left join prior on base.episode_id = prior.episode_id
 left join emergency on base.episode_id = emergency.episode_id
 left join repairs on base.episode_id = repairs.episode_id
@@ -133,8 +126,8 @@ select
         else cast(ceil(date_diff('day', events.event_date, episodes.start_date) / $month_days) as integer)
     end as month_before,
     count(*) as admissions
-from stg_events as events
-inner join _study_episodes as episodes on events.person_id = episodes.person_id
+from int_events as events
+inner join _study_episodes as episodes on events.person_key = episodes.person_key
 where events.event_type = 'hospital_admission' and not events.is_planned
     and date_diff('day', events.event_date, episodes.start_date) <= $history_days
     and date_diff('day', episodes.start_date, events.event_date) < episodes.window_days
@@ -193,8 +186,8 @@ class Admissions:
 
 
 def admissions(con: duckdb.DuckDBPyConnection, episodes: pl.DataFrame, months: int) -> Admissions:
-    """Unplanned admissions of ``episodes`` (with person_id, start_date, window_days) up to ``months`` before."""
-    con.register("_study_episodes", episodes.select("episode_id", "person_id", "start_date", "window_days"))
+    """Unplanned admissions of ``episodes`` (with person_key, start_date, window_days) up to ``months`` before."""
+    con.register("_study_episodes", episodes.select("episode_id", "person_key", "start_date", "window_days"))
     try:
         long = warehouse.query(
             con, ADMISSIONS_BY_MONTH, {"month_days": MONTH_DAYS, "history_days": round(months * MONTH_DAYS)}

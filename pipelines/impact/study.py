@@ -620,7 +620,7 @@ def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame
     by_month = history.before_by_month()
     cohorts = frame["cohort"].to_numpy()
     follow = frame["follow_up_days"].to_numpy().astype(float)
-    con.register("_event_episodes", frame.select("episode_id", "person_id", "start_date"))
+    con.register("_event_episodes", frame.select("episode_id", "person_key", "start_date"))
     try:
         after = warehouse.query(con, EVENT_STUDY_AFTER, {"month_days": MONTH_DAYS})
     finally:
@@ -644,8 +644,8 @@ def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame
 EVENT_STUDY_AFTER = """
 select episodes.episode_id, floor(date_diff('day', episodes.start_date, events.event_date) / $month_days)
     as relative_month
-from stg_events as events
-inner join _event_episodes as episodes on events.person_id = episodes.person_id
+from int_events as events
+inner join _event_episodes as episodes on events.person_key = episodes.person_key
 where events.event_type = 'hospital_admission' and not events.is_planned
     and events.event_date >= episodes.start_date
     and date_diff('day', episodes.start_date, events.event_date) < 12 * $month_days

@@ -62,3 +62,22 @@ def test_published_intervals_cover_the_truth_and_nulls_show_no_effect(scenario: 
         if null and row["share_published_excluding_zero"] > 0.05:
             problems.append(f"{row['study']}: {row['share_published_excluding_zero']:.0%} published a false effect")
     assert not problems, problems
+
+
+def test_a_crisis_longer_than_the_washout_is_caught_by_the_dip_check() -> None:
+    """The DiD's washout is 4 months; a referral crisis starting 5 to 10 months before enrolment reaches into
+    the baseline window, so the treated arm's baseline holds the crisis: the dip check must refuse the DiD
+    (a null world, where a DiD fooled by the crisis would report a reduction)."""
+    rows = run_job(Job.for_world("crisis_long", null=True, seed=4, persons=4000, studies=("hospitalisations_did",)))
+    (row,) = rows
+    assert row["scenario"] == "crisis_long"
+    assert not row["publishable"]
+    assert "pre_enrolment_dip" in row["failed"].split(",")
+    assert row["dip_ratio_low"] > 1
+
+
+def test_crisis_worlds_are_crisis_enrolment_worlds_with_another_crisis() -> None:
+    job = Job.for_world("crisis_fall", null=False, seed=1)
+    assert (job.scenario, job.crisis, job.world) == ("crisis_enrolment", "fall:14-180", "crisis_fall")
+    assert Job.for_world("baseline", null=True, seed=1).world == "baseline"
+    assert Job("crisis_enrolment", True, 1, crisis="carer:10-20").world == "crisis_enrolment@carer:10-20"

@@ -142,6 +142,10 @@ class Thresholds(BaseModel):
     """Kish effective sample size each arm must keep after weighting."""
     max_ease: float = 0.25
     """Expected absolute systematic error (log rate-ratio scale) the negative controls may show."""
+    ease_when_detectable: bool = True
+    """Judge EASE only when the negative controls can detect a systematic error of ``max_ease`` (2.8 times
+    the composite control's standard error at most ``max_ease``); else report it, unjudged. False: always
+    judge it (OHDSI's rule, made for dozens of common controls)."""
 
 
 class LearnerSettings(BaseModel):

@@ -39,6 +39,19 @@ DEFAULT_PERSONS = 6000
 DEFAULT_AGENCIES = 8
 
 
+CRISIS_WORLDS: dict[str, tuple[str, str]] = {
+    "crisis_short": ("crisis_enrolment", "hospital:3-45"),
+    "crisis_long": ("crisis_enrolment", "hospital:60-300"),
+    "crisis_fall": ("crisis_enrolment", "fall:14-180"),
+    "crisis_carer": ("crisis_enrolment", "carer:30-240:2.5"),
+    "crisis_lasting": ("crisis_enrolment", "hospital:14-120:4:90"),
+}
+"""Referral crises the studies were not written for (``Crisis.parse``): shorter and longer windows than the
+generator's default (14-120 days before the index date), a fall, a carer's exhaustion that no event marks,
+and a crisis that goes on 90 days after enrolment (confounding that no covariate records: only the
+negative controls can see it). Each is a ``crisis_enrolment`` world with that crisis."""
+
+
 @dataclass(frozen=True)
 class Job:
     scenario: str
@@ -47,6 +60,21 @@ class Job:
     persons: int = DEFAULT_PERSONS
     agencies: int = DEFAULT_AGENCIES
     studies: tuple[str, ...] = ("unplanned_hospitalisations", "hospitalisations_did")
+    crisis: str = ""
+    """The crisis of a crisis world (``Crisis.parse``); empty: the generator's default."""
+
+    @classmethod
+    def for_world(cls, world: str, null: bool, seed: int, **options: Any) -> Job:
+        """A named scenario of the generator, or one of ``CRISIS_WORLDS``."""
+        scenario, crisis = CRISIS_WORLDS.get(world, (world, ""))
+        return cls(scenario, null, seed, crisis=crisis, **options)
+
+    @property
+    def world(self) -> str:
+        named = {value: name for name, value in CRISIS_WORLDS.items()}
+        return named.get(
+            (self.scenario, self.crisis), f"{self.scenario}@{self.crisis}" if self.crisis else self.scenario
+        )
 
 
 def models_for_studies(models: list[SqlModel]) -> list[SqlModel]:
@@ -87,10 +115,15 @@ def run_job(job: Job) -> list[dict[str, Any]]:
     """One federation: every study's estimate, published interval, verdict and truth."""
     from pipelines.synthetic import truth
     from pipelines.synthetic.federation import FederationSpec, generate_federation
+    from pipelines.synthetic.scenarios import Crisis
 
+    crisis = Crisis.parse(job.crisis) if job.crisis else Crisis()
     federation = generate_federation(
-        FederationSpec(agencies=job.agencies, persons=job.persons, seed=job.seed, scenario=job.scenario, null=job.null)
-    )
+        FederationSpec(
+            agencies=job.agencies, persons=job.persons, seed=job.seed, scenario=job.scenario, null=job.null,
+            crisis=crisis,
+        )
+    )  # fmt: skip
     specs = {s.name: s for s in load_studies()}
     rows = []
     with tempfile.TemporaryDirectory() as folder, warehouse.connect(Path(folder) / "validation.duckdb") as con:
@@ -104,7 +137,7 @@ def run_job(job: Job) -> list[dict[str, Any]]:
             estimand = truth.unplanned_admissions(federation.potential_outcomes, spec.follow_up_days, where=retained)
             numbers = result.verdict.numbers
             row: dict[str, Any] = {
-                "scenario": job.scenario,
+                "scenario": job.world,
                 "null": job.null,
                 "seed": job.seed,
                 "persons": job.persons,
@@ -219,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--persons", type=int, default=DEFAULT_PERSONS)
-    parser.add_argument("--scenarios", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), help="named scenarios or CRISIS_WORLDS")
     parser.add_argument("--worlds", choices=("both", "null", "effect"), default="both")
     parser.add_argument("--out", default=str(Path("data") / "generated" / "validation"))
     parser.add_argument("--tag", default="", help="written on every row (the code version measured)")
@@ -227,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [
-        Job(scenario, null, seed, persons=args.persons)
+        Job.for_world(scenario, null, seed, persons=args.persons)
         for seed in range(args.first_seed, args.first_seed + args.federations)
         for scenario in args.scenarios
         for null in {"both": (False, True), "null": (True,), "effect": (False,)}[args.worlds]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -661,9 +661,13 @@ def run_did(
         fewest = min(np.unique(clusters[t == arm]).shape[0] for arm in (0, 1))
         checks.append(at_least("agencies_per_arm", fewest, MIN_CLUSTERS))
 
+    # A control's change is mostly noise (a few events a year): its outcome model is a linear regression
+    # on the same covariates and its own baseline rate; the propensity scores are the main outcome's.
+    linear = replace(nuisance, settings=replace(nuisance.settings, learner="parametric"))
+
     def control_did(months: np.ndarray, after: np.ndarray) -> EffectOnTreated:
         found, _, _ = did_on_change(
-            window_counts(months, windows.baseline), baseline_years, after, years, t, x, learners, nuisance, rule,
+            window_counts(months, windows.baseline), baseline_years, after, years, t, x, learners, linear, rule,
             clusters,
         )  # fmt: skip
         return found

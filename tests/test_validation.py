@@ -67,8 +67,8 @@ def test_published_intervals_cover_the_truth_and_nulls_show_no_effect(scenario: 
 def test_a_crisis_longer_than_the_washout_is_caught_by_the_dip_check() -> None:
     """The DiD's washout is 4 months; a referral crisis starting 5 to 10 months before enrolment reaches into
     the baseline window, so the treated arm's baseline holds the crisis: the dip check must refuse the DiD
-    (a null world, where a DiD fooled by the crisis would report a reduction)."""
-    rows = run_job(Job.for_world("crisis_long", null=True, seed=4, persons=4000, studies=("hospitalisations_did",)))
+    (a null world, where a DiD fooled by the crisis reports a reduction)."""
+    rows = run_job(Job.for_world("crisis_long", null=True, seed=4, persons=6000, studies=("hospitalisations_did",)))
     (row,) = rows
     assert row["scenario"] == "crisis_long"
     assert not row["publishable"]

@@ -642,7 +642,7 @@ def run_did(
             "pre_trend_placebo", placebo.estimate, placebo.ci_low, placebo.ci_high, months_before=placebo_months
         )
     )
-    dip = _ratio_interval(pre_window_did(windows.before_dip, windows.dip))
+    dip = _ratio_interval(pre_window_did(windows.dip_reference, windows.dip))
     dip_months = [windows.dip.start, windows.dip.stop - 1]
     dip_check = at_most("pre_enrolment_dip", dip["ratio_low"], 1.0, ratio=dip["ratio"], months_before=dip_months)
     checks.append(dip_check)

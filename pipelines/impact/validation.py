@@ -41,13 +41,14 @@ DEFAULT_AGENCIES = 8
 
 CRISIS_WORLDS: dict[str, tuple[str, str]] = {
     "crisis_short": ("crisis_enrolment", "hospital:3-45"),
-    "crisis_long": ("crisis_enrolment", "hospital:60-300"),
+    "crisis_long": ("crisis_enrolment", "hospital:150-300"),
     "crisis_fall": ("crisis_enrolment", "fall:14-180"),
     "crisis_carer": ("crisis_enrolment", "carer:30-240:2.5"),
     "crisis_lasting": ("crisis_enrolment", "hospital:14-120:4:90"),
 }
 """Referral crises the studies were not written for (``Crisis.parse``): shorter and longer windows than the
-generator's default (14-120 days before the index date), a fall, a carer's exhaustion that no event marks,
+generator's default (14-120 days before the index date; ``crisis_long`` starts 5 to 10 months before, always
+longer than the DiD's 4-month washout), a fall, a carer's exhaustion that no event marks,
 and a crisis that goes on 90 days after enrolment (confounding that no covariate records: only the
 negative controls can see it). Each is a ``crisis_enrolment`` world with that crisis."""
 

@@ -116,7 +116,7 @@ class Crisis:
         if self.rate_multiplier < 1:
             raise ValueError("a crisis multiplies rates by at least 1")
         if self.days_after_index < 0:
-            raise ValueError("days_after_index cannot be negative")
+            raise ValueError("a crisis cannot end before the index date (days_after_index < 0)")
 
     def multipliers(self) -> dict[str, float]:
         """Rate multipliers during the crisis for admissions, emergency visits (without admission) and falls."""

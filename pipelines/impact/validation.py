@@ -243,6 +243,76 @@ def summarise(results: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def markdown_tables(results: pl.DataFrame) -> str:
+    """The figures of docs/validation.md, one table per study: each world and its null twin."""
+    frame = results.filter(pl.col("estimate").is_not_null() | pl.col("publishable").is_not_null())
+    if "error" in frame.columns:
+        frame = frame.filter(pl.col("error").is_null())
+    error = pl.col("estimate") - pl.col("truth")
+    raw_error = pl.col("uncalibrated_estimate") - pl.col("truth")
+    covers = _covers(pl.col("ci_low"), pl.col("ci_high"))
+    raw_covers = _covers(pl.col("uncalibrated_ci_low"), pl.col("uncalibrated_ci_high"))
+    excludes = (pl.col("ci_low") > 0) | (pl.col("ci_high") < 0)
+    raw_excludes = (pl.col("uncalibrated_ci_low") > 0) | (pl.col("uncalibrated_ci_high") < 0)
+    published = pl.col("publishable")
+    table = (
+        frame.group_by("study", "scenario", "null")
+        .agg(
+            pl.len().alias("n"),
+            published.sum().alias("pub"),
+            (covers & published).sum().alias("pub_cov"),
+            (excludes & published).sum().alias("pub_excl"),
+            covers.sum().alias("cov"),
+            raw_covers.sum().alias("raw_cov"),
+            raw_excludes.sum().alias("raw_excl"),
+            error.mean().alias("err"),
+            raw_error.mean().alias("raw_err"),
+            (raw_error.std() / pl.len().sqrt()).alias("raw_err_se"),
+            raw_error.std().alias("raw_sd"),
+            pl.col("uncalibrated_se").mean().alias("raw_se"),
+            ((pl.col("ci_high") - pl.col("ci_low")) / (pl.col("uncalibrated_ci_high") - pl.col("uncalibrated_ci_low")))
+            .median()
+            .alias("width"),
+        )
+        .sort("study", "scenario", "null")
+    )
+    lines = []
+    for study in table["study"].unique(maintain_order=True):
+        lines += [
+            f"`{study}`:",
+            "",
+            "| world | null | federations | publishable | published covering truth | published excluding 0 "
+            "| all covering (calibrated) | all covering (uncalibrated) | uncalibrated excluding 0 "
+            "| mean error, calibrated | mean error, uncalibrated (s.e.) | SD of uncalibrated error "
+            "| mean uncalibrated s.e. | calibrated / uncalibrated width |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in table.filter(pl.col("study") == study).iter_rows(named=True):
+            lines.append(
+                f"| {r['scenario']} | {'null' if r['null'] else 'effect'} | {r['n']} | {r['pub']} | "
+                f"{r['pub_cov']} / {r['pub']} | {r['pub_excl']} | {r['cov']} | {r['raw_cov']} | {r['raw_excl']} | "
+                f"{r['err']:+.1f} | {r['raw_err']:+.1f} ({r['raw_err_se']:.1f}) | {r['raw_sd']:.1f} | "
+                f"{r['raw_se']:.1f} | {r['width']:.2f} |"
+            )
+        lines.append("")
+    failed = (
+        frame.select("study", pl.col("failed").str.split(","))
+        .explode("failed")
+        .filter(pl.col("failed").is_not_null() & (pl.col("failed") != ""))
+        .group_by("study", "failed")
+        .len()
+        .sort("study", "len", descending=[False, True])
+    )
+    for study in failed["study"].unique(maintain_order=True):
+        counts = ", ".join(
+            f"{r['failed']} {r['len']}" for r in failed.filter(pl.col("study") == study).iter_rows(named=True)
+        )
+        lines.append(
+            f"Checks that refused `{study}` ({frame.filter(pl.col('study') == study).height} results): {counts}."
+        )
+    return "\n".join(lines)
+
+
 def coverage_target_met(share: float | None) -> bool:
     return share is not None and not math.isnan(share) and 0.90 <= share <= 0.99
 
@@ -263,7 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crisis-worlds", action="store_true", help="also every world of CRISIS_WORLDS")
     parser.add_argument("--out", default=str(Path("data") / "generated" / "validation"))
     parser.add_argument("--tag", default="", help="written on every row (the code version measured)")
+    parser.add_argument("--report", action="store_true", help="print the tables of results.jsonl in --out, run none")
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown_tables(pl.read_ndjson(Path(args.out) / "results.jsonl", infer_schema_length=None)))
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     worlds = [*args.scenarios, *(CRISIS_WORLDS if args.crisis_worlds else [])]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -96,3 +97,14 @@ def test_crisis_worlds_are_crisis_enrolment_worlds_with_another_crisis() -> None
     assert (job.scenario, job.crisis, job.world) == ("crisis_enrolment", "fall:14-180", "crisis_fall")
     assert Job.for_world("baseline", null=True, seed=1).world == "baseline"
     assert Job("crisis_enrolment", True, 1, crisis="carer:10-20").world == "crisis_enrolment@carer:10-20"
+
+
+def test_the_probes_measure_every_variant_on_a_null_world() -> None:
+    from pipelines.impact.probes import controls_probe, learners_probe
+
+    row = learners_probe("baseline", 1, persons=1500)
+    for name in ("boosting_3_folds", "boosting_5_folds", "boosting_300_trees", "parametric"):
+        assert np.isfinite(row[name])
+        assert row[f"{name}_se"] > 0
+    controls = controls_probe("crisis_lasting", 1, persons=1500)
+    assert set(controls) >= {"boosting_main", "boosting_composite", "boosting_share_composite", "parametric_main"}

@@ -243,6 +243,11 @@ def summarise(results: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _figure(value: float | None, spec: str) -> str:
+    """A table figure, or a dash where there is none (one federation has no spread; no interval, no width)."""
+    return "–" if value is None or math.isnan(value) else format(value, spec)
+
+
 def markdown_tables(results: pl.DataFrame) -> str:
     """The figures of docs/validation.md, one table per study: each world and its null twin."""
     frame = results.filter(pl.col("estimate").is_not_null() | pl.col("publishable").is_not_null())
@@ -291,8 +296,8 @@ def markdown_tables(results: pl.DataFrame) -> str:
             lines.append(
                 f"| {r['scenario']} | {'null' if r['null'] else 'effect'} | {r['n']} | {r['pub']} | "
                 f"{r['pub_cov']} / {r['pub']} | {r['pub_excl']} | {r['cov']} | {r['raw_cov']} | {r['raw_excl']} | "
-                f"{r['err']:+.1f} | {r['raw_err']:+.1f} ({r['raw_err_se']:.1f}) | {r['raw_sd']:.1f} | "
-                f"{r['raw_se']:.1f} | {r['width']:.2f} |"
+                f"{_figure(r['err'], '+.1f')} | {_figure(r['raw_err'], '+.1f')} ({_figure(r['raw_err_se'], '.1f')}) | "
+                f"{_figure(r['raw_sd'], '.1f')} | {_figure(r['raw_se'], '.1f')} | {_figure(r['width'], '.2f')} |"
             )
         lines.append("")
     failed = (

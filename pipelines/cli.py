@@ -13,12 +13,13 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.settings import load_settings, project_root
-from pipelines.synthetic.scenarios import SCENARIOS  # a plain dictionary, no numerical library
+from pipelines.synthetic.scenarios import SCENARIOS, Crisis  # plain data classes, no numerical library
 
 EXPORT_FORMATS = ("csv_cp1252", "csv_utf8", "xlsx", "parquet")
 """The generator's export formats (``pipelines.synthetic.federation.EXPORT_FORMATS``, which imports numpy
@@ -64,6 +65,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         history_months=args.history_months,
     )
     try:
+        if args.crisis:
+            spec = replace(spec, crisis=Crisis.parse(args.crisis))
         spec.validate()
     except ValueError as exc:
         _say(f"error: {exc}")
@@ -416,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument(
         "--null", action="store_true", help="care management changes no outcome (the scenario's null twin)"
+    )
+    generate.add_argument(
+        "--crisis",
+        help="the referral crisis of crisis_enrolment worlds, KIND:FIRST-LAST[:MULTIPLIER[:DAYS_AFTER]]: kind "
+        "hospital, fall or carer, starting FIRST to LAST days before the index date, rates times MULTIPLIER "
+        "(default 4), going on DAYS_AFTER days after the index date (default 0); default hospital:14-120",
     )
     generate.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
     generate.add_argument("--end-date", default="2026-06-30", help="extraction date, ISO (default 2026-06-30)")

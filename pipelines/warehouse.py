@@ -317,7 +317,9 @@ def scratch_connection(temporary: Path | None = None, memory_limit: str | None =
     return con
 
 
-def copy_to_parquet(con: duckdb.DuckDBPyConnection, select_sql: str, target: Path, params: dict[str, Any] | None = None) -> int:
+def copy_to_parquet(
+    con: duckdb.DuckDBPyConnection, select_sql: str, target: Path, params: dict[str, Any] | None = None
+) -> int:
     """Write the rows of ``select_sql`` to one Parquet file (zstd); returns the rows written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     rows = con.execute(

@@ -189,7 +189,8 @@ def test_a_washout_protects_the_did_from_the_crisis_before_enrolment_and_the_dip
         WeightRule(),
     )  # fmt: skip
     dip, _, _ = did_on_change(
-        window_counts(by_month, windows.before_dip), len(windows.before_dip) / 12, window_counts(by_month, windows.dip),
+        window_counts(by_month, windows.dip_reference), len(windows.dip_reference) / 12,
+        window_counts(by_month, windows.dip),
         np.full(t.shape[0], len(windows.dip) / 12), t, x, learners, None, WeightRule(),
     )  # fmt: skip
     assert dip.log_ratio is not None

@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 from pipelines.contract import load_contract
 from pipelines.synthetic import truth
 from pipelines.synthetic.federation import Federation, FederationSpec, generate_federation
-from pipelines.synthetic.scenarios import SCENARIOS, mechanisms_for
+from pipelines.synthetic.scenarios import SCENARIOS, Crisis, mechanisms_for
 from tests.conftest import SMALL_SPEC
 
 CONDITIONS = ("heart_failure", "copd", "dementia", "diabetes", "frailty", "brain_injury")
@@ -210,6 +210,77 @@ def test_crisis_enrolment_makes_an_ashenfelter_dip() -> None:
     assert 0.75 < admissions.counterfactual_value / 1000 / treated["13_to_24_months"] < 1.33
     baseline = _admission_rates_around_the_index(world("baseline", persons=5000), "care_managed")
     assert 0.75 < baseline["last_3_months"] / baseline["13_to_24_months"] < 1.33
+
+
+def _crisis_world(crisis: str, null: bool = False) -> Federation:
+    return generate_federation(
+        FederationSpec(
+            agencies=6, persons=4000, seed=3, scenario="crisis_enrolment", null=null, crisis=Crisis.parse(crisis)
+        )
+    )
+
+
+def _treated_rates_before(federation: Federation, event_type: str, days: tuple[int, int]) -> float:
+    """Events of one type per person-year in a window of days before the index date, care-managed first episodes."""
+    tables = federation.tables
+    episodes = tables["episodes"].filter(pl.col("cohort") == "care_managed").select("person_id", "start_date")
+    events = tables["events"].filter(pl.col("event_type") == event_type)
+    if event_type == "hospital_admission":
+        events = events.filter(~pl.col("planned"))
+    before = events.join(episodes, on="person_id").select((pl.col("start_date") - pl.col("event_date")).dt.total_days())
+    count = before.to_series().is_between(*days).sum()
+    return float(count) / (episodes.height * (days[1] - days[0] + 1) / 365.25)
+
+
+def test_a_crisis_has_a_window_and_a_kind() -> None:
+    """A hospital crisis raises admissions in its window; a fall crisis raises falls far more than admissions; a
+    crisis starting 150-300 days before the index date reaches months the default one (14-120 days) leaves
+    alone."""
+    hospital = _crisis_world("hospital:14-120")
+    fall = _crisis_world("fall:14-120")
+    late = _crisis_world("hospital:150-300")
+    recent, usual = (1, 91), (366, 730)
+    assert _treated_rates_before(hospital, "hospital_admission", recent) > 2 * _treated_rates_before(
+        hospital, "hospital_admission", usual
+    )
+    falls_rise = _treated_rates_before(fall, "fall", recent) / _treated_rates_before(fall, "fall", usual)
+    admissions_rise = _treated_rates_before(fall, "hospital_admission", recent) / _treated_rates_before(
+        fall, "hospital_admission", usual
+    )
+    assert falls_rise > 2
+    assert falls_rise > 1.5 * admissions_rise  # admissions only for the injury that starts it
+    assert _treated_rates_before(late, "hospital_admission", (200, 290)) > 2 * _treated_rates_before(
+        late, "hospital_admission", usual
+    )
+    # The default crisis (14-120 days before) leaves those months alone.
+    assert _treated_rates_before(hospital, "hospital_admission", (200, 290)) < 1.3 * _treated_rates_before(
+        hospital, "hospital_admission", usual
+    )
+    # The same people and assignment whatever the crisis: only the events around it differ.
+    assert hospital.tables["episodes"]["cohort"].equals(fall.tables["episodes"]["cohort"])
+
+
+def test_a_crisis_that_goes_on_after_enrolment_raises_both_potential_outcomes() -> None:
+    """Confounding no covariate records: the crisis's excess admissions after the index date happen with or
+    without care management, so the untreated rate of the treated rises but the effect stays a thinning."""
+    ends = _crisis_world("hospital:14-120", null=True)
+    goes_on = _crisis_world("hospital:14-120:4:90", null=True)
+    assert truth.unplanned_admissions(ends.potential_outcomes).att == 0
+    assert truth.unplanned_admissions(goes_on.potential_outcomes).att == 0
+    before = truth.unplanned_admissions(ends.potential_outcomes, 90).counterfactual_value
+    after = truth.unplanned_admissions(goes_on.potential_outcomes, 90).counterfactual_value
+    assert before is not None
+    assert after is not None
+    assert after > 1.3 * before
+
+
+def test_a_crisis_is_written_kind_window_multiplier_and_days_after() -> None:
+    assert Crisis.parse("fall:30-240") == Crisis(onset_days=(30, 240), kind="fall")
+    assert Crisis.parse("carer:10-20:2.5:60") == Crisis((10, 20), "carer", 2.5, 60)
+    assert Crisis.parse(Crisis((10, 20), "carer", 2.5, 60).describe()) == Crisis((10, 20), "carer", 2.5, 60)
+    for bad in ("flood:1-2", "hospital:30-10", "hospital", "hospital:1-2:0.5", "hospital:1-2:4:-3"):
+        with pytest.raises(ValueError, match="crisis"):
+            Crisis.parse(bad)
 
 
 def _plain_difference_in_differences(federation: Federation) -> float:

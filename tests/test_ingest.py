@@ -112,7 +112,10 @@ def _typed(field_name: str, entity: str, values: list[object], decimal_comma: bo
         layers = typed_layers(field, source.column(0), source.types[0], decimal_comma, "typed")
         for depth, expression in enumerate(layers):
             query = f"select *, {expression} as typed_{depth} from ({query})"
-        return [row[0] for row in con.execute(f"select typed_{len(layers) - 1} from ({query}) order by _position").fetchall()]
+        return [
+            row[0]
+            for row in con.execute(f"select typed_{len(layers) - 1} from ({query}) order by _position").fetchall()
+        ]
 
 
 def test_french_numbers_dates_and_booleans_are_typed() -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -579,10 +580,10 @@ def test_an_error_in_one_file_is_that_files_report_and_it_is_tried_again(
 
     original = service.validate_table
 
-    def fails_on_persons(frame: pl.DataFrame, entity: object, *args: object) -> object:
+    def fails_on_persons(frame: Any, entity: Any, *args: Any) -> Any:
         if getattr(entity, "name", "") == "persons":
             raise MemoryError("SECRET-VALUE")
-        return original(frame, entity, *args)  # type: ignore[arg-type]
+        return original(frame, entity, *args)
 
     monkeypatch.setattr(service, "validate_table", fails_on_persons)
     first = ingest({"AGX/AGX_202601_persons.csv": persons(GOOD_PERSON)})

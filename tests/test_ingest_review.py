@@ -204,16 +204,16 @@ def test_every_identifier_an_agency_chooses_is_re_keyed(tmp_path: Path) -> None:
         {
             "AGN/AGN_202512_persons.csv": _persons("AGN", "P1"),
             "AGN/AGN_202512_episodes.csv": (
-                "episode_id,person_id,agency_id,cohort,referral_date,start_date,referral_source,payer,"
-                "entry_situation\nE1,P1,AGN,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n"
-            ).encode(),
+                b"episode_id,person_id,agency_id,cohort,referral_date,start_date,referral_source,payer,"
+                b"entry_situation\nE1,P1,AGN,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n"
+            ),
             "AGN/AGN_202601_events.csv": (EVENTS + "DUPONT-JEAN,P1,fall,2025-01-02\n").encode(),
             "AGN/AGN_202601_interventions.csv": (
-                "intervention_id,episode_id,intervention_date,intervention_type\nMARTIN-PAUL,E1,2025-03-15,mediation\n"
-            ).encode(),
+                b"intervention_id,episode_id,intervention_date,intervention_type\nMARTIN-PAUL,E1,2025-03-15,mediation\n"
+            ),
             "AGN/AGN_202601_assessments.csv": (
-                "assessment_id,person_id,assessment_date\nDURAND-MARIE,P1,2025-02-01\n"
-            ).encode(),
+                b"assessment_id,person_id,assessment_date\nDURAND-MARIE,P1,2025-02-01\n"
+            ),
         },
     )
     ingested = ingest_landing(tmp_path / "landing", tmp_path / "w.duckdb")

@@ -32,7 +32,9 @@ def models_warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     out = tmp_path_factory.mktemp(f"rewrites_{request.param}")
     write_landing(generate_federation(WORLDS[request.param]), out)
     selection = (
-        dg.AssetSelection.all() - dg.AssetSelection.groups("studies", "serving") - dg.AssetSelection.assets(STUDIES_MART)
+        dg.AssetSelection.all()
+        - dg.AssetSelection.groups("studies", "serving")
+        - dg.AssetSelection.assets(STUDIES_MART)
     )
     result = dg.materialize(
         all_assets(),

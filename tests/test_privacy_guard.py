@@ -178,7 +178,10 @@ def _engine_candidates(values: list[str]) -> dict[str, bool]:
     with duckdb.connect() as con:
         con.execute("create table values_ as select unnest($1::varchar[]) as v", [values])
         rows = con.execute(candidates_sql("select distinct v from values_")).fetchall()
-    return {v: (not ascii) or direct or (shape is not None and shape_may_hold_identifier(shape)) for v, ascii, direct, shape in rows}
+    return {
+        v: (not ascii) or direct or (shape is not None and shape_may_hold_identifier(shape))
+        for v, ascii, direct, shape in rows
+    }
 
 
 ID_PARTS = st.lists(

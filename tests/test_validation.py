@@ -11,10 +11,19 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.impact.validation import Job, coverage_target_met, run_job, run_validation, summarise
+from pipelines.impact.validation import (
+    CRISIS_WORLDS,
+    SAME_NULL_AS_BASELINE,
+    Job,
+    coverage_target_met,
+    run_job,
+    run_validation,
+    summarise,
+)
 from pipelines.settings import project_root
 from pipelines.synthetic.scenarios import SCENARIOS
 
@@ -44,11 +53,18 @@ FEDERATIONS = int(os.environ.get("PARCOURS_VALIDATE_FEDERATIONS", "100"))
 WORKERS = int(os.environ.get("PARCOURS_VALIDATE_WORKERS", "2"))
 
 
+WORLDS = [
+    pytest.param(world, null, id=f"{world}-{'null' if null else 'effect'}")
+    for world in [*SCENARIOS, *CRISIS_WORLDS]
+    for null in (False, True)
+    if not (null and world in SAME_NULL_AS_BASELINE)
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("null", [False, True], ids=["effect", "null"])
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize(("scenario", "null"), WORLDS)
 def test_published_intervals_cover_the_truth_and_nulls_show_no_effect(scenario: str, null: bool) -> None:
-    jobs = [Job(scenario, null, seed) for seed in range(FEDERATIONS)]
+    jobs = [Job.for_world(scenario, null, seed) for seed in range(FEDERATIONS)]
     results = run_validation(jobs, WORKERS)
     out = project_root() / "data" / "generated" / "validation"
     out.mkdir(parents=True, exist_ok=True)
@@ -62,3 +78,33 @@ def test_published_intervals_cover_the_truth_and_nulls_show_no_effect(scenario: 
         if null and row["share_published_excluding_zero"] > 0.05:
             problems.append(f"{row['study']}: {row['share_published_excluding_zero']:.0%} published a false effect")
     assert not problems, problems
+
+
+def test_a_crisis_longer_than_the_washout_is_caught_by_the_dip_check() -> None:
+    """The DiD's washout is 4 months; a referral crisis starting 5 to 10 months before enrolment reaches into
+    the baseline window, so the treated arm's baseline holds the crisis: the dip check must refuse the DiD
+    (a null world, where a DiD fooled by the crisis reports a reduction)."""
+    rows = run_job(Job.for_world("crisis_long", null=True, seed=4, persons=6000, studies=("hospitalisations_did",)))
+    (row,) = rows
+    assert row["scenario"] == "crisis_long"
+    assert not row["publishable"]
+    assert "pre_enrolment_dip" in row["failed"].split(",")
+    assert row["dip_ratio_low"] > 1
+
+
+def test_crisis_worlds_are_crisis_enrolment_worlds_with_another_crisis() -> None:
+    job = Job.for_world("crisis_fall", null=False, seed=1)
+    assert (job.scenario, job.crisis, job.world) == ("crisis_enrolment", "fall:14-180", "crisis_fall")
+    assert Job.for_world("baseline", null=True, seed=1).world == "baseline"
+    assert Job("crisis_enrolment", True, 1, crisis="carer:10-20").world == "crisis_enrolment@carer:10-20"
+
+
+def test_the_probes_measure_every_variant_on_a_null_world() -> None:
+    from pipelines.impact.probes import controls_probe, learners_probe
+
+    row = learners_probe("baseline", 1, persons=1500)
+    for name in ("boosting_3_folds", "boosting_5_folds", "boosting_300_trees", "parametric"):
+        assert np.isfinite(row[name])
+        assert row[f"{name}_se"] > 0
+    controls = controls_probe("crisis_lasting", 1, persons=1500)
+    assert set(controls) >= {"boosting_main", "boosting_composite", "boosting_share_composite", "parametric_main"}

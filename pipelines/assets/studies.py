@@ -21,7 +21,7 @@ STUDY_INPUTS = [
     "fct_hospital_admissions",
     "fct_carer_load",
     "fct_ruptures",
-    "stg_events",
+    "int_events",
     "stg_persons",
 ]
 STUDIES_MART = "mart_impact_studies"

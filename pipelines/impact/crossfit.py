@@ -231,6 +231,10 @@ class EffectOnTreated:
     weights: np.ndarray
     """The comparison rows' weights after the study's rule (treated rows: 1; excluded rows: 0)."""
     details: dict[str, object] = field(default_factory=dict)
+    log_ratio_influence: np.ndarray | None = None
+    """Each row's influence on ``log_ratio`` (its variance is the sum of squares, or of cluster sums): two
+    estimates on the same rows combine through it, e.g. a main outcome against its negative controls."""
+    clusters: np.ndarray | None = None
 
 
 def doubly_robust_att(
@@ -278,7 +282,7 @@ def doubly_robust_att(
     )
     psi_treated = np.where(d, (level - treated_rate * exposure) / b, 0.0)
     se = _standard_error(psi_theta, clusters)
-    log_ratio = log_ratio_se = None
+    log_ratio = log_ratio_se = psi_log = None
     if treated_rate > 0 and counterfactual > 0:
         log_ratio = float(np.log(treated_rate / counterfactual))
         # log T - log C with C = T - theta: d/dT = 1/T - 1/C, d/dtheta = 1/C.
@@ -295,7 +299,39 @@ def doubly_robust_att(
         log_ratio_se=log_ratio_se,
         weights=w,
         details={"rows": n, **weighting.report()},
+        log_ratio_influence=psi_log,
+        clusters=clusters,
     )
+
+
+def log_ratio_difference_se(first: EffectOnTreated, second: EffectOnTreated) -> float | None:
+    """Standard error of ``first.log_ratio - second.log_ratio`` for two estimates on the same rows, from
+    their influence functions: it counts what they share (the same weights, the same people), which an
+    independent sum of variances would count twice."""
+    a, b = first.log_ratio_influence, second.log_ratio_influence
+    if a is None or b is None or a.shape != b.shape:
+        return None
+    return _standard_error(a - b, first.clusters)
+
+
+def proportional_outcome(
+    total: np.ndarray, exposure: np.ndarray, t: np.ndarray, reference: np.ndarray, fold: np.ndarray
+) -> np.ndarray:
+    """A rare outcome's comparison-group rate as a multiple of a reference outcome's cross-fitted rate.
+
+    For each fold, the multiple is the comparison rows' outcome total over their expected reference total on
+    the *other* folds (one number: the outcome's share of the reference's risk). A negative control is
+    chosen because it shares the main outcome's risk and confounding; a learner fitted on its few events
+    alone would shrink towards a constant and carry an error of its own into the calibration.
+    """
+    out = np.empty(t.shape[0])
+    comparison = t == 0
+    for k in np.unique(fold):
+        train = comparison & (fold != k)
+        expected = float((exposure[train] * reference[train]).sum())
+        multiple = float(total[train].sum()) / expected if expected > 0 else 0.0
+        out[fold == k] = multiple * reference[fold == k]
+    return out
 
 
 def _standard_error(psi: np.ndarray, clusters: np.ndarray | None) -> float:

@@ -10,13 +10,24 @@ the study and are counted in the attrition table.
 
 **History actually available.** An agency's records begin at its earliest event; an episode
 whose required history (``StudySpec.history_months``: the pre-period of a difference-in-
-differences, or the 12 months a prior-use covariate counts) starts before its agency's records
-is **excluded** and counted in the attrition table, never treated as a person with no admissions.
+differences, or the longest window a prior-use covariate counts) starts before its agency's
+records is **excluded** and counted in the attrition table, never treated as a person with no
+admissions.
 
-Admissions are counted straight from ``stg_events`` by month before the index date (month 1 =
-days 1-30 before it; months of 365.25 / 12 days) up to the longest history a study can ask for,
-and after it within the study's window: the windows of a difference-in-differences (baseline,
-washout, placebo halves, dip) are sums over those months (``did.py``).
+**A person's events once, whichever agency sent them.** Every count here (admissions after the
+index date, prior use, admissions by month and diagnosis group) reads ``int_events`` by
+``person_key``: a person followed by two agencies (the same linkage pseudonym) has their events
+counted once, including those only the other agency sent; the copy kept is the most complete
+(with its diagnosis). Attributes at intake (conditions) are the episode's own agency's record.
+
+**Prior use** is counted in several pre-set windows before the index date (``PRIOR_USE_COUNTS``
+in ``spec.py``: unplanned admissions, emergency visits and falls in months 0-1, 1-3, 3-6, 6-12
+and 12-24), so that no study is written for one referral crisis's length.
+
+Admissions are also counted by month before the index date (month 1 = days 1-30 before it;
+months of 365.25 / 12 days) up to the longest history a study can ask for, and after it within
+the study's window: the windows of a difference-in-differences (baseline, washout, placebo
+halves, dip) are sums over those months (``did.py``).
 """
 
 from __future__ import annotations
@@ -30,11 +41,12 @@ from pipelines.impact.spec import (
     ADMISSION_CONTROL_PREFIX,
     COVARIATES,
     MEAN_OUTCOMES,
+    MONTH_DAYS,
+    PRIOR_USE_COUNTS,
     StudySpec,
     control_group,
 )
 
-MONTH_DAYS = 365.25 / 12
 REPAIR_OBSERVATION_DAYS = 180
 """A service interruption counts in the repair study only when its episode is followed for at
 least this long after it starts, so that its repair is seen (fewer than 1 in 100 take longer)."""
@@ -53,38 +65,18 @@ with base as (
         and episodes.age_at_start between $min_age and $max_age
         and (len($agency_models) = 0 or list_contains($agency_models, episodes.agency_model))
 ),
-records as (
-    select persons.agency_id, min(events.event_date) as records_start
-    from stg_events as events
-    inner join stg_persons as persons on events.person_id = persons.person_id
-    group by persons.agency_id
-),
 unplanned as (
-    select base.episode_id, date_diff('day', events.event_date, base.start_date) as days_before, base.window_days
-    from stg_events as events
-    inner join base on events.person_id = base.person_id
+    select base.episode_id, date_diff('day', base.start_date, events.event_date) as day
+    from int_events as events
+    inner join base on events.person_key = base.person_key
     where events.event_type = 'hospital_admission' and not events.is_planned
+        and events.event_date >= base.start_date
+        and date_diff('day', base.start_date, events.event_date) < base.window_days
 ),
-prior as (
-    select
-        episode_id,
-        count(*) filter (where days_before between 1 and 365) as prior_unplanned_admissions,
-        count(*) filter (where days_before between 1 and 122) as recent_unplanned_admissions,
-        count(*) filter (where days_before <= 0 and -days_before < window_days) as unplanned_admissions,
-        min(-days_before) filter (where days_before <= 0 and -days_before < window_days) as first_unplanned_day
+after as (
+    select episode_id, count(*) as unplanned_admissions, min(day) as first_unplanned_day
     from unplanned
     group by episode_id
-),
-emergency as (
-    select
-        base.episode_id,
-        count(*) as prior_emergency_visits,
-        count(*) filter (where date_diff('day', events.event_date, base.start_date) <= 122) as recent_emergency_visits
-    from stg_events as events
-    inner join base on events.person_id = base.person_id
-    where events.event_type = 'emergency_visit'
-        and date_diff('day', events.event_date, base.start_date) between 1 and 365
-    group by base.episode_id
 ),
 repairs as (
     select
@@ -100,13 +92,9 @@ repairs as (
 )
 select
     base.*,
-    date_diff('day', records.records_start, base.start_date) as history_days,
-    coalesce(prior.prior_unplanned_admissions, 0) as prior_unplanned_admissions,
-    coalesce(prior.recent_unplanned_admissions, 0) as recent_unplanned_admissions,
-    coalesce(emergency.prior_emergency_visits, 0) as prior_emergency_visits,
-    coalesce(emergency.recent_emergency_visits, 0) as recent_emergency_visits,
-    coalesce(prior.unplanned_admissions, 0) as unplanned_admissions,
-    prior.first_unplanned_day,
+    base.history_days_available as history_days,
+    coalesce(after.unplanned_admissions, 0) as unplanned_admissions,
+    after.first_unplanned_day,
     case when date_diff('day', base.start_date, base.death_date) < base.window_days
         then date_diff('day', base.start_date, base.death_date) end as death_day,
     coalesce(repairs.ruptures_observed, 0) as ruptures_observed,
@@ -117,9 +105,7 @@ select
     load.zarit_band_baseline,
     load.zarit_band_12m
 from base
-left join records on base.agency_id = records.agency_id
-left join prior on base.episode_id = prior.episode_id
-left join emergency on base.episode_id = emergency.episode_id
+left join after on base.episode_id = after.episode_id
 left join repairs on base.episode_id = repairs.episode_id
 left join fct_carer_load as load on base.episode_id = load.episode_id
 """
@@ -133,14 +119,54 @@ select
         else cast(ceil(date_diff('day', events.event_date, episodes.start_date) / $month_days) as integer)
     end as month_before,
     count(*) as admissions
-from stg_events as events
-inner join _study_episodes as episodes on events.person_id = episodes.person_id
+from int_events as events
+inner join _study_episodes as episodes on events.person_key = episodes.person_key
 where events.event_type = 'hospital_admission' and not events.is_planned
     and date_diff('day', events.event_date, episodes.start_date) <= $history_days
     and date_diff('day', episodes.start_date, events.event_date) < episodes.window_days
 group by all
 """
 """Unplanned admissions per episode, diagnosis group and month before the index date (0: after it, in the window)."""
+
+
+PRIOR_USE = """
+select
+    episodes.episode_id,
+    case events.event_type
+        when 'hospital_admission' then 'unplanned_admissions'
+        when 'emergency_visit' then 'emergency_visits'
+        else 'falls'
+    end as event,
+    date_diff('day', events.event_date, episodes.start_date) as days_before
+from int_events as events
+inner join _prior_episodes as episodes on events.person_key = episodes.person_key
+where (
+        (events.event_type = 'hospital_admission' and not events.is_planned)
+        or events.event_type in ('emergency_visit', 'fall')
+    )
+    and events.event_date < episodes.start_date
+    and date_diff('day', events.event_date, episodes.start_date) <= $days
+"""
+"""Prior-use events of each episode's person at every agency (each event once), up to ``days`` before."""
+
+
+def prior_use(con: duckdb.DuckDBPyConnection, episodes: pl.DataFrame) -> pl.DataFrame:
+    """Every prior-use count of ``PRIOR_USE_COUNTS`` for ``episodes`` (episode_id, person_key, start_date)."""
+    days = max(last for _, _, last in PRIOR_USE_COUNTS.values())
+    con.register("_prior_episodes", episodes.select("episode_id", "person_key", "start_date"))
+    try:
+        events = warehouse.query(con, PRIOR_USE, {"days": days})
+    finally:
+        con.unregister("_prior_episodes")
+    counts = events.group_by("episode_id").agg(
+        ((pl.col("event") == event) & pl.col("days_before").is_between(first, last)).sum().alias(name)
+        for name, (event, first, last) in PRIOR_USE_COUNTS.items()
+    )
+    return (
+        episodes.select("episode_id")
+        .join(counts, on="episode_id", how="left")
+        .with_columns(pl.col(name).fill_null(0).cast(pl.Int64) for name in PRIOR_USE_COUNTS)
+    )
 
 
 def study_dataset(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame:
@@ -156,6 +182,7 @@ def study_dataset(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFra
             "repair_observation_days": REPAIR_OBSERVATION_DAYS,
         },
     )
+    base = base.join(prior_use(con, base), on="episode_id", how="left")
     con.register("_study_base", base)
     try:
         expressions = ", ".join(f"{COVARIATES[c]} as covariate_{c}" for c in spec.covariates)
@@ -193,8 +220,8 @@ class Admissions:
 
 
 def admissions(con: duckdb.DuckDBPyConnection, episodes: pl.DataFrame, months: int) -> Admissions:
-    """Unplanned admissions of ``episodes`` (with person_id, start_date, window_days) up to ``months`` before."""
-    con.register("_study_episodes", episodes.select("episode_id", "person_id", "start_date", "window_days"))
+    """Unplanned admissions of ``episodes`` (with person_key, start_date, window_days) up to ``months`` before."""
+    con.register("_study_episodes", episodes.select("episode_id", "person_key", "start_date", "window_days"))
     try:
         long = warehouse.query(
             con, ADMISSIONS_BY_MONTH, {"month_days": MONTH_DAYS, "history_days": round(months * MONTH_DAYS)}

@@ -193,6 +193,7 @@ class _Limits(Protocol):
     equipoise_share: float | None
     min_effective_sample_size: float
     max_ease: float
+    ease_when_detectable: bool
 
 
 def size_checks(limits: _Limits, n_treated: int, n_comparison: int) -> list[Check]:
@@ -245,9 +246,18 @@ def balance_checks(limits: _Limits, diagnostics: Diagnostics) -> list[Check]:
 
 
 def calibration_checks(limits: _Limits, declared: int, error: SystematicError | None) -> list[Check]:
-    """At least ``MIN_NEGATIVE_CONTROLS`` negative controls estimated, and a small expected systematic error."""
+    """At least ``MIN_NEGATIVE_CONTROLS`` negative controls estimated, and a small expected systematic error.
+
+    EASE is judged only when the controls can detect a systematic error as large as ``max_ease``
+    (``SystematicError.ease_judged``; unless the study says ``ease_when_detectable: false``): rare controls
+    give a noisy EASE that would refuse sound studies by chance. Unjudged, it is no check at all (the
+    calibration details report it with the smallest error the controls could have detected), and the
+    published interval is still the calibrated one, which carries the controls' uncertainty.
+    """
     estimated = error.controls if error is not None else 0
     checks = [at_least("negative_controls_estimated", estimated, MIN_NEGATIVE_CONTROLS, declared=declared)]
+    if error is not None and limits.ease_when_detectable and not error.ease_judged(limits.max_ease):
+        return checks
     ease = error.expected_absolute_error if error is not None else None
     detail = {"mean": error.mean, "sd": error.sd} if error is not None else {}
     checks.append(at_most("expected_absolute_systematic_error", ease, limits.max_ease, **detail))

@@ -9,6 +9,7 @@ care management, and the gate's thresholds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,46 @@ from pipelines.impact.did import Windows
 from pipelines.impact.weights import WeightRule
 from pipelines.settings import project_root
 
+MONTH_DAYS = 365.25 / 12
+
+PRIOR_USE_EVENTS = ("unplanned_admissions", "emergency_visits", "falls")
+"""Events whose counts before the index date describe prior use: unplanned admissions (not planned
+stays), emergency visits (followed by an admission or not) and recorded falls."""
+PRIOR_USE_WINDOWS: dict[str, tuple[int, int]] = {
+    "0_1m": (0, 1),
+    "1_3m": (1, 3),
+    "3_6m": (3, 6),
+    "6_12m": (6, 12),
+    "12_24m": (12, 24),
+}
+"""Months before the index date, (after, up to]: the windows prior use is counted in.
+
+Why several windows, fixed here: people are referred after a crisis (a discharge, a fall, a carer's
+exhaustion) whose length and timing no study can know in advance, and a lasting frailty shows as
+use spread over years. Counts in short windows near the index date and longer ones further back let
+the flexible learners separate a recent crisis (which passes) from lasting frailty (which does not),
+whatever the crisis window of a federation is; a single "recent" window of a set length (the 4
+months of an earlier version) suited one referral process only."""
+
+
+def _day_range(months: tuple[int, int]) -> tuple[int, int]:
+    """Days before the index date (first, last) of a window of months (after, up to]."""
+    return round(months[0] * MONTH_DAYS) + 1, round(months[1] * MONTH_DAYS)
+
+
+PRIOR_USE_COUNTS: dict[str, tuple[str, int, int]] = {
+    **{
+        f"{event}_{window}": (event, *_day_range(months))
+        for event in PRIOR_USE_EVENTS
+        for window, months in PRIOR_USE_WINDOWS.items()
+    },
+    "prior_unplanned_admissions": ("unplanned_admissions", *_day_range((0, 12))),
+    "prior_emergency_visits": ("emergency_visits", *_day_range((0, 12))),
+}
+"""Prior-use covariates: name -> (event, first day, last day before the index date), counted in
+``dataset.py`` over the person's events at every agency (``int_events``). ``prior_*``: the 12 months
+before, in one count."""
+
 COVARIATES = {
     "age": "age_at_start",
     "disabled": "case when age_at_start < 60 then 1 else 0 end",
@@ -34,27 +75,18 @@ COVARIATES = {
     "diabetes": "case when main_conditions like '%diabetes%' then 1 else 0 end",
     "frailty": "case when main_conditions like '%frailty%' then 1 else 0 end",
     "brain_injury": "case when main_conditions like '%brain_injury%' then 1 else 0 end",
-    "prior_unplanned_admissions": "prior_unplanned_admissions",
-    "recent_unplanned_admissions": "recent_unplanned_admissions",
-    "prior_emergency_visits": "prior_emergency_visits",
-    "recent_emergency_visits": "recent_emergency_visits",
+    **{name: name for name in PRIOR_USE_COUNTS},
     "entry_after_hospital": "case when entry_situation in ('hospital_discharge', 'crisis') then 1 else 0 end",
     "zarit_baseline": "zarit_baseline",
 }
-"""Covariates a study may name, each a SQL expression over the study base (fixed here, never from a file).
-
-``prior_unplanned_admissions``: unplanned admissions in the 12 months before the index date;
-``recent_unplanned_admissions``: in the 4 months (122 days) before it, the referral crisis (people
-are referred within a few months of a discharge or an emergency visit); ``prior_emergency_visits``
-and ``recent_emergency_visits``: emergency visits in the 12 and the 4 months before it."""
+"""Covariates a study may name, each a SQL expression over the study base (fixed here, never from a file);
+prior-use counts are columns of the study base (``PRIOR_USE_COUNTS``)."""
 
 
-HISTORY_COVARIATES = (
-    "prior_unplanned_admissions",
-    "recent_unplanned_admissions",
-    "prior_emergency_visits",
-    "recent_emergency_visits",
-)
+def history_months_for(covariates: list[str]) -> int:
+    """Months of history the prior-use covariates need in the data (0 when none is named)."""
+    days = [PRIOR_USE_COUNTS[c][2] for c in covariates if c in PRIOR_USE_COUNTS]
+    return math.ceil(max(days) / MONTH_DAYS - 1e-9) if days else 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +142,10 @@ class Thresholds(BaseModel):
     """Kish effective sample size each arm must keep after weighting."""
     max_ease: float = 0.25
     """Expected absolute systematic error (log rate-ratio scale) the negative controls may show."""
+    ease_when_detectable: bool = True
+    """Judge EASE only when the negative controls can detect a systematic error of ``max_ease`` (2.8 times
+    the composite control's standard error at most ``max_ease``); else report it, unjudged. False: always
+    judge it (OHDSI's rule, made for dozens of common controls)."""
 
 
 class LearnerSettings(BaseModel):
@@ -230,10 +266,10 @@ class StudySpec(BaseModel):
     @property
     def history_months(self) -> int:
         """Months of history before the index date each episode must have in the data: the pre-period of a
-        difference-in-differences, 12 for a covariate counted over the 12 months before, else none."""
-        if self.design == "did":
-            return self.pre_period_months
-        return 12 if any(c in HISTORY_COVARIATES for c in self.covariates) else 0
+        difference-in-differences, and the longest window a prior-use covariate counts (24 months for counts
+        12 to 24 months before), else none."""
+        needed = history_months_for(self.covariates)
+        return max(self.pre_period_months, needed) if self.design == "did" else needed
 
 
 def studies_dir() -> Path:

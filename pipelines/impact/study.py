@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -33,7 +33,9 @@ from pipelines import warehouse
 from pipelines.impact.calibration import (
     CalibratedInterval,
     SystematicError,
+    calibrate_difference,
     calibrate_interval,
+    composite_systematic_error,
     difference_from_ratio,
     fit_systematic_error,
 )
@@ -45,6 +47,8 @@ from pipelines.impact.crossfit import (
     crossfit_outcome,
     crossfit_propensity,
     doubly_robust_att,
+    log_ratio_difference_se,
+    proportional_outcome,
 )
 from pipelines.impact.curves import COMPETING, EVENT, cumulative_incidence_curves
 from pipelines.impact.dataset import (
@@ -88,6 +92,12 @@ from pipelines.settings import project_root
 
 MIN_CLUSTERS = 10
 """An agency-level (clustered) interval needs at least this many agencies in each arm."""
+COMPOSITE = "negative_controls_composite"
+"""Every negative control's admissions together: the outcome the mean systematic error is estimated on."""
+COMPOSITE_REASON = (
+    "Every negative control's admissions together, estimated with the same design: the mean systematic "
+    "error the calibration removes (the controls one by one give its spread)."
+)
 
 __all__ = [
     "COVARIATES",
@@ -290,19 +300,66 @@ def _learners(spec: StudySpec, t: np.ndarray) -> Learners:
     return spec.learners.learners(spec.seed, int(min(t.sum(), (1 - t).sum())))
 
 
+def _dml_controls(
+    spec: StudySpec, frame: pl.DataFrame, t: np.ndarray, nuisance: CrossFitted, main: CrossFitOutcome
+) -> Controls:
+    """Each negative control and their composite with the main outcome's design: the same cross-fitted
+    propensity scores and weights, and an outcome model that is the main outcome's cross-fitted rate times
+    the control's share of it (``proportional_outcome``): a control shares the main outcome's risk, and its
+    few events alone would give a learner little to fit."""
+    if not spec.negative_controls:
+        return Controls([])
+
+    def estimate(outcome: str) -> tuple[OutcomeResult, EffectOnTreated]:
+        total, exposure, scale, unit = _total_and_exposure(outcome, frame)
+        m0 = proportional_outcome(total, exposure, t, main.m0, nuisance.fold)
+        effect = doubly_robust_att(total, exposure, t, nuisance.propensity, m0, spec.weights.rule(), scale=scale)
+        return _effect_result(outcome, unit, effect, _variance_label(nuisance.settings)), effect
+
+    each = [estimate(c)[0] for c in spec.negative_controls]
+    composite, composite_effect = estimate(COMPOSITE)
+    return Controls(each, composite, log_ratio_difference_se(main.effect, composite_effect))
+
+
 # --- negative controls and calibration -------------------------------------------------------------
 
 
+@dataclass
+class Controls:
+    """A study's negative controls as estimated: one by one, their composite, and the standard error of the
+    main log rate ratio minus the composite's (from their joint influence function, when the design has one)."""
+
+    each: list[OutcomeResult]
+    composite: OutcomeResult | None = None
+    difference_se: float | None = None
+
+    @property
+    def rows(self) -> list[OutcomeResult]:
+        return [*self.each, *([self.composite] if self.composite is not None else [])]
+
+
 def _calibrate(
-    spec: StudySpec, main: OutcomeResult, controls: list[OutcomeResult]
+    spec: StudySpec, main: OutcomeResult, controls: Controls
 ) -> tuple[SystematicError | None, CalibratedInterval | None]:
-    estimates = [(c.log_ratio, c.log_ratio_se) for c in controls if c.log_ratio is not None and c.log_ratio_se]
+    """The systematic error: its mean from the composite control, its spread from the controls one by one
+    (``calibration.py``); the calibrated interval from the main estimate minus the composite's. Without a
+    composite estimate, Schuemie's fit on the controls one by one."""
+    each = controls.each
+    estimates = [(c.log_ratio, c.log_ratio_se) for c in each if c.log_ratio is not None and c.log_ratio_se]
     if not spec.negative_controls or not estimates:
         return None, None
-    error = fit_systematic_error(np.array([e for e, _ in estimates]), np.array([s for _, s in estimates]))
+    logs, ses = np.array([e for e, _ in estimates]), np.array([s for _, s in estimates])
+    composite = controls.composite
+    if composite is None or composite.log_ratio is None or not composite.log_ratio_se:
+        error = fit_systematic_error(logs, ses)
+    else:
+        error = composite_systematic_error(composite.log_ratio, composite.log_ratio_se, logs, ses)
     if main.log_ratio is None or not main.log_ratio_se:
         return error, None
-    return error, calibrate_interval(main.log_ratio, main.log_ratio_se, error)
+    if composite is None or composite.log_ratio is None or not composite.log_ratio_se:
+        return error, calibrate_interval(main.log_ratio, main.log_ratio_se, error)
+    difference_se = controls.difference_se or math.hypot(main.log_ratio_se, composite.log_ratio_se)
+    return error, calibrate_difference(main.log_ratio, error, difference_se)
 
 
 def _published_effect(spec: StudySpec, main: OutcomeResult, calibrated: CalibratedInterval | None) -> Effect:
@@ -319,12 +376,21 @@ def _published_effect(spec: StudySpec, main: OutcomeResult, calibrated: Calibrat
     )
 
 
-def _calibration_json(error: SystematicError | None, calibrated: CalibratedInterval | None) -> dict[str, Any] | None:
+def _calibration_json(
+    spec: StudySpec, error: SystematicError | None, calibrated: CalibratedInterval | None, controls: Controls
+) -> dict[str, Any] | None:
     if error is None:
         return None
-    out: dict[str, Any] = {"systematic_error": error.as_json(), "scale": "log rate ratio"}
+    limits = spec.diagnostics
+    out: dict[str, Any] = {
+        "systematic_error": error.as_json(),
+        "scale": "log rate ratio",
+        "mean_from": "composite control" if controls.composite is not None else "controls one by one",
+        "ease_judged": not limits.ease_when_detectable or error.ease_judged(limits.max_ease),
+    }
     if calibrated is not None:
         out["calibrated_log_rate_ratio"] = [calibrated.log_rr, calibrated.ci_low, calibrated.ci_high]
+        out["calibrated_standard_error"] = calibrated.se
     return out
 
 
@@ -343,7 +409,7 @@ def _finish(
     main: OutcomeResult,
     diagnostics: Diagnostics,
     checks: list[Check],
-    controls: list[OutcomeResult],
+    controls: Controls,
     weights: np.ndarray,
     design: dict[str, Any],
     placebo: OutcomeResult | None = None,
@@ -365,8 +431,8 @@ def _finish(
     verdict = decide(checks, effect, _net_savings(figures))
     diagnostics.attrition = attrition
     return StudyResult(
-        spec, int(t.sum()), int((1 - t).sum()), attrition, main, controls, diagnostics, verdict, figures,
-        placebo=placebo, calibration=_calibration_json(error, calibrated), design=design,
+        spec, int(t.sum()), int((1 - t).sum()), attrition, main, controls.rows, diagnostics, verdict, figures,
+        placebo=placebo, calibration=_calibration_json(spec, error, calibrated, controls), design=design,
         retained_treated=frame.filter(pl.Series(retained))["episode_id"].to_list(),
     )  # fmt: skip
 
@@ -392,10 +458,11 @@ def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec, descriptive: bool
         return _not_estimated(spec, n_treated, n_comparison, attrition, sizes)
     months = max(spec.history_months, 1)
     history = admissions(con, frame, months) if spec.negative_controls or spec.design == "did" else None
-    if history is not None:
+    if history is not None and spec.negative_controls:
         frame = frame.with_columns(
             pl.Series(control, history.after(outcome_key(control))) for control in spec.negative_controls
         )
+        frame = frame.with_columns(pl.sum_horizontal(*spec.negative_controls).alias(COMPOSITE))
     try:
         if spec.design == "did":
             assert history is not None
@@ -412,7 +479,11 @@ def run_parametric(
 ) -> StudyResult:
     main = estimate_outcome(spec, spec.outcome, frame, spec.bootstrap)
     checks = [*sizes, *balance_checks(spec.diagnostics, main.diagnostics)]
-    controls = [estimate_outcome(spec, c, frame, spec.bootstrap).result for c in spec.negative_controls]
+    each = [estimate_outcome(spec, c, frame, spec.bootstrap).result for c in spec.negative_controls]
+    composite = estimate_outcome(spec, COMPOSITE, frame, spec.bootstrap).result if spec.negative_controls else None
+    # Bootstrap designs keep no influence function: the difference's variance is taken as the sum of the
+    # two (conservative: it ignores what the main outcome and the composite share).
+    controls = Controls(each, composite)
     design = {"design": spec.design, "variance": main.result.variance}
     result = _finish(spec, frame, attrition, main.result, main.diagnostics, checks, controls, main.weights, design)
     if not descriptive:
@@ -475,7 +546,7 @@ def run_dml(
         scale * total / exposure, list(spec.covariates),
     )  # fmt: skip
     checks = [*sizes, *balance_checks(spec.diagnostics, diagnostics)]
-    controls = [_dml_outcome(c, frame, t, x, nuisance, spec).result for c in spec.negative_controls]
+    controls = _dml_controls(spec, frame, t, nuisance, main)
     design = {"design": "dml", "learners": learners.describe(), **main.effect.details}
     result = _finish(spec, frame, attrition, main.result, diagnostics, checks, controls, main.effect.weights, design)
     if not descriptive:
@@ -571,7 +642,7 @@ def run_did(
             "pre_trend_placebo", placebo.estimate, placebo.ci_low, placebo.ci_high, months_before=placebo_months
         )
     )
-    dip = _ratio_interval(pre_window_did(windows.before_dip, windows.dip))
+    dip = _ratio_interval(pre_window_did(windows.dip_reference, windows.dip))
     dip_months = [windows.dip.start, windows.dip.stop - 1]
     dip_check = at_most("pre_enrolment_dip", dip["ratio_low"], 1.0, ratio=dip["ratio"], months_before=dip_months)
     checks.append(dip_check)
@@ -589,15 +660,31 @@ def run_did(
     if clusters is not None:
         fewest = min(np.unique(clusters[t == arm]).shape[0] for arm in (0, 1))
         checks.append(at_least("agencies_per_arm", fewest, MIN_CLUSTERS))
-    controls = []
-    for control in spec.negative_controls:
-        key = outcome_key(control)
-        control_months = history.before_by_month(key)
+
+    # A control's change is mostly noise (a few events a year): its outcome model is a linear regression
+    # on the same covariates and its own baseline rate; the propensity scores are the main outcome's.
+    linear = replace(nuisance, settings=replace(nuisance.settings, learner="parametric"))
+
+    def control_did(months: np.ndarray, after: np.ndarray) -> EffectOnTreated:
         found, _, _ = did_on_change(
-            window_counts(control_months, windows.baseline), baseline_years, history.after(key), years, t, x,
-            learners, nuisance, rule, clusters,
+            window_counts(months, windows.baseline), baseline_years, after, years, t, x, learners, linear, rule,
+            clusters,
         )  # fmt: skip
-        controls.append(_effect_result(control, main.unit, found, variance))
+        return found
+
+    controls = Controls([])
+    if spec.negative_controls:
+        keys = [outcome_key(c) for c in spec.negative_controls]
+        each = [
+            _effect_result(c, main.unit, control_did(history.before_by_month(k), history.after(k)), variance)
+            for c, k in zip(spec.negative_controls, keys, strict=True)
+        ]
+        composite_effect = control_did(
+            sum(history.before_by_month(k) for k in keys),  # type: ignore[arg-type]
+            sum(history.after(k) for k in keys),  # type: ignore[arg-type]
+        )
+        composite = _effect_result(COMPOSITE, main.unit, composite_effect, variance)
+        controls = Controls(each, composite, log_ratio_difference_se(effect, composite_effect))
     return _finish(spec, frame, attrition, main, diagnostics, checks, controls, effect.weights, design, placebo=placebo)
 
 
@@ -620,7 +707,7 @@ def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame
     by_month = history.before_by_month()
     cohorts = frame["cohort"].to_numpy()
     follow = frame["follow_up_days"].to_numpy().astype(float)
-    con.register("_event_episodes", frame.select("episode_id", "person_id", "start_date"))
+    con.register("_event_episodes", frame.select("episode_id", "person_key", "start_date"))
     try:
         after = warehouse.query(con, EVENT_STUDY_AFTER, {"month_days": MONTH_DAYS})
     finally:
@@ -644,8 +731,8 @@ def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame
 EVENT_STUDY_AFTER = """
 select episodes.episode_id, floor(date_diff('day', episodes.start_date, events.event_date) / $month_days)
     as relative_month
-from stg_events as events
-inner join _event_episodes as episodes on events.person_id = episodes.person_id
+from int_events as events
+inner join _event_episodes as episodes on events.person_key = episodes.person_key
 where events.event_type = 'hospital_admission' and not events.is_planned
     and events.event_date >= episodes.start_date
     and date_diff('day', episodes.start_date, events.event_date) < 12 * $month_days
@@ -756,7 +843,8 @@ def result_rows(result: StudyResult) -> pl.DataFrame:
         rows.append({**whole, **main_row, "funder_figures": json.dumps(result.funder_figures)})
     for control in result.negative_controls:
         row = {**whole, **_outcome_row(control, "negative_control"), "funder_figures": "{}"}
-        row["reason"] = " ".join(spec.negative_controls.get(control.outcome, "").split())
+        reason = COMPOSITE_REASON if control.outcome == COMPOSITE else spec.negative_controls.get(control.outcome, "")
+        row["reason"] = " ".join(reason.split())
         rows.append(row)
     if result.placebo is not None:
         rows.append({**whole, **_outcome_row(result.placebo, "placebo"), "funder_figures": "{}"})

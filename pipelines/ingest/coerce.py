@@ -16,9 +16,7 @@ FALSE_WORDS = ("false", "0", "non", "no", "faux", "n", "f")
 EXCEL_EPOCH_OFFSET = 25569
 """Days between Excel's day 0 (1899-12-30) and 1970-01-01."""
 
-WHITE_SPACE_CODES = (
-    (9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x1680) + tuple(range(0x2000, 0x200B)) + (0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
-)
+WHITE_SPACE_CODES = (9, 10, 11, 12, 13, 32, 133, 160, 5760, *tuple(range(8192, 8203)), 8232, 8233, 8239, 8287, 12288)
 """``privacy.WHITE_SPACE`` (Unicode's White_Space) as code points (a test checks they agree)."""
 WHITE_SPACE_SQL = " || ".join(f"chr({code})" for code in WHITE_SPACE_CODES)
 """Unicode's White_Space, as a SQL string (what Polars' and Python's ``strip`` remove)."""
@@ -72,7 +70,9 @@ def number_text_sql(t: str, decimal_comma: bool) -> str:
     simple = f"regexp_full_match({t}, '[+-]?[0-9]+')"
     if decimal_comma:
         own = f"regexp_full_match({t}, '[+-]?[0-9]+,[0-9]+')"
-        return f"case when {simple} then {t} when {own} then replace({t}, ',', '.') else {_number_text_sql(t, True)} end"
+        return (
+            f"case when {simple} then {t} when {own} then replace({t}, ',', '.') else {_number_text_sql(t, True)} end"
+        )
     own = f"regexp_full_match({t}, '[+-]?[0-9]+\\.[0-9]+')"
     return f"case when {simple} or {own} then {t} else {_number_text_sql(t, False)} end"
 
@@ -138,7 +138,9 @@ def date_from_text_sql(d: str) -> str:
         f"date '1970-01-01' + (cast({d} as integer) - {EXCEL_EPOCH_OFFSET}) end"
     )
     iso_month = f"case when regexp_full_match({d}, '[0-9]{{4}}-[0-9]{{2}}') then try_strptime({d}, '%Y-%m')::date end"
-    french_month = f"case when regexp_full_match({d}, '[0-9]{{2}}/[0-9]{{4}}') then try_strptime({d}, '%m/%Y')::date end"
+    french_month = (
+        f"case when regexp_full_match({d}, '[0-9]{{2}}/[0-9]{{4}}') then try_strptime({d}, '%m/%Y')::date end"
+    )
     # The common form first: an ISO date (a valid one casts; 2025-02-30 does not).
     iso_plain = f"regexp_full_match({d}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')"
     return (

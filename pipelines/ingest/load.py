@@ -303,7 +303,8 @@ def write_loads(con: duckdb.DuckDBPyConnection, contract: Contract, loads: Seque
 def _place(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, load: EntityLoad) -> None:
     """The load's accepted rows become its partition's file: the staged file itself when the checks
     across files took nothing from it, else a copy without the rows they quarantined."""
-    assert load.entity is not None and load.staged is not None
+    assert load.entity is not None
+    assert load.staged is not None
     target = zone.new_file(load.entity, load.agency_folder, load.period, load.sha256)
     columns = [c for c, _ in raw_table_columns(contract, load.entity)]
     if load.removed == 0:
@@ -368,7 +369,8 @@ def release_held_rows(con: duckdb.DuckDBPyConnection, contract: Contract, zone: 
             f"select h.rowid as held_rowid, h._agency_folder, h._source_sha256, h._source_row, "
             f"row_number() over (partition by h._agency_folder, {', '.join(f'h.{q(k)}' for k in key)} "
             f"order by h._source_sha256, h._source_row) > 1 "
-            f"or exists (select 1 from {q(raw)} as r where r._agency_folder = h._agency_folder and {same_key}) as taken "
+            f"or exists (select 1 from {q(raw)} as r "
+            f"where r._agency_folder = h._agency_folder and {same_key}) as taken "
             f"from {q(held)} as h where {resolved}",
         )
         if candidates.is_empty():
@@ -376,21 +378,22 @@ def release_held_rows(con: duckdb.DuckDBPyConnection, contract: Contract, zone: 
         columns = [c for c, _ in raw_table_columns(contract, entity)]
         free = candidates.filter(~pl.col("taken"))
         listed = listed_files(con, entity)
-        periods = dict(
-            ((a, s), p)
+        periods = {
+            (a, s): p
             for a, s, p in con.execute(
                 f"select agency_folder, sha256, period from {LANDING_FILES_TABLE} "
                 "where entity = ? and status <> 'superseded'",
                 [entity],
             ).fetchall()
-        )
+        }
         for (agency, sha), group in free.group_by("_agency_folder", "_source_sha256"):
             existing = listed.filter((pl.col("agency_folder") == agency) & (pl.col("sha256") == sha))
             period = existing["period"][0] if existing.height else periods.get((str(agency), str(sha)), "unknown")
             target = zone.new_file(entity, str(agency), str(period), str(sha))
             select = ", ".join(q(c) for c in columns)
             earlier = (
-                f"select {select} from read_parquet({warehouse.parquet_list_sql([zone.absolute(existing['path'][0])])}) "
+                f"select {select} from "
+                f"read_parquet({warehouse.parquet_list_sql([zone.absolute(existing['path'][0])])}) "
                 "union all "
                 if existing.height
                 else ""

@@ -63,10 +63,10 @@ DIRECT_PATTERN = "|".join(
         r"\+",
         _EMAIL_HINT.pattern,
         _NUMBER_WORDS,
-        rf"(?i:[a-z]{{6}}[0-9lmnpqrstuvoi]{{2}}[a-z][0-9lmnpqrstuvoi]{{2}}[a-z][0-9lmnpqrstuvoi]{{3}}[a-z])",
+        r"(?i:[a-z]{6}[0-9lmnpqrstuvoi]{2}[a-z][0-9lmnpqrstuvoi]{2}[a-z][0-9lmnpqrstuvoi]{3}[a-z])",
         rf"(?i:[xyz]{_DIGITISH}{{7}})",
         rf"{_DIGITISH}{{8}} ?-?[A-Za-z]",
-        rf"(?i:[a-z]{{2}}[0-9oil]{{2}}(?:[ .\-_/]?[a-z0-9]){{11}})",
+        r"(?i:[a-z]{2}[0-9oil]{2}(?:[ .\-_/]?[a-z0-9]){11})",
     ]
 )
 """Identifiers with letters (e-mails, IBANs, Italian and Spanish numbers), an international
@@ -142,12 +142,13 @@ def _regions() -> dict[str, list[_Region] | None]:
             known[str(code)] = None  # the parser may rewrite the number: anything goes
             continue
         stripped = _strippable(prefix)
-        found: list[_Region] | None = []
+        found: list[_Region] = []
+        complete = True
         for region in regions:
             metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
             general = metadata.general_desc if metadata is not None else None
             if general is None or not general.possible_length or not general.national_number_pattern:
-                found = None
+                complete = False
                 break
             found.append(
                 _Region(
@@ -156,7 +157,7 @@ def _regions() -> dict[str, list[_Region] | None]:
                     stripped,
                 )
             )
-        known[str(code)] = found
+        known[str(code)] = found if complete else None
     return known
 
 

@@ -175,9 +175,7 @@ def refresh_view(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contra
     name = q(raw_table_name(entity))
     if files.height:
         paths = [zone.absolute(p) for p in files["path"].to_list()]
-        select = ", ".join(
-            q(c) if c in present else f"cast(null as {kind}) as {q(c)}" for c, kind in columns
-        )
+        select = ", ".join(q(c) if c in present else f"cast(null as {kind}) as {q(c)}" for c, kind in columns)
         source = f"read_parquet({warehouse.parquet_list_sql(paths)}, union_by_name = true)"
     else:
         select = ", ".join(f"cast(null as {kind}) as {q(c)}" for c, kind in columns)
@@ -213,7 +211,9 @@ def remove_unlisted(con: duckdb.DuckDBPyConnection, zone: RawZone) -> list[Path]
     return removed
 
 
-def migrate_tables(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, periods: dict[tuple[str, str], str]) -> None:
+def migrate_tables(
+    con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, periods: dict[tuple[str, str], str]
+) -> None:
     """A warehouse written before the raw zone holds ``raw_<entity>`` as tables: their rows move to
     the zone, one file per agency and landing file (``periods``: (agency, sha256) -> period), and
     the tables become views. Runs in the caller's transaction."""

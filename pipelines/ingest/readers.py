@@ -34,7 +34,6 @@ from pipelines.ingest.privacy import name_holds_identifier
 from pipelines.ingest.reasons import Reason
 from pipelines.ingest.source import POSITION, SOURCE_ROW, SourceTable, describe, source_from_frame
 
-
 FORMATS = {
     ".csv": "csv",
     ".txt": "csv",
@@ -434,9 +433,7 @@ _DUCKDB_REASONS = {
 }
 
 
-def _read_fields(
-    con: duckdb.DuckDBPyConnection, table: str, path: Path, delimiter: str, width: int
-) -> pl.DataFrame:
+def _read_fields(con: duckdb.DuckDBPyConnection, table: str, path: Path, delimiter: str, width: int) -> pl.DataFrame:
     """DuckDB's reader into ``table``; a file mixing Windows and Unix line ends (two exports pasted
     together) is read again from a copy with Unix line ends only (same lines, same numbers)."""
     try:

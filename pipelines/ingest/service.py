@@ -41,7 +41,6 @@ from pipelines.ingest.load import (
     current_files,
     empty_quarantine,
     known_files,
-    raw_table_columns,
     raw_table_name,
     write_loads,
 )
@@ -53,14 +52,14 @@ from pipelines.ingest.readers import (
     FileProblem,
     LandingFile,
     ReadTable,
-    line_reader,
     detect_encoding,
+    line_reader,
     read_landing_file,
 )
 from pipelines.ingest.reasons import PRIVACY_REASONS, Reason
 from pipelines.ingest.references import AGENCY, parents_first, references_of
-from pipelines.ingest.validate import REASON, REASON_COLUMN, validate_table
 from pipelines.ingest.source import POSITION
+from pipelines.ingest.validate import REASON, REASON_COLUMN, validate_table
 
 Progress = Callable[[str], None]
 MAX_QUOTED_LINE = 8192
@@ -188,12 +187,18 @@ def _pseudonym_maps(
         if not f.pseudonym:
             continue
         values = [
-            v for (v,) in con.execute(f"select distinct {f.name} from {checked} where {REASON} is null and {f.name} is not null").fetchall()
+            v
+            for (v,) in con.execute(
+                f"select distinct {f.name} from {checked} where {REASON} is null and {f.name} is not null"
+            ).fetchall()
         ]
         scope = LINKAGE_SCOPE if f.linkage else agency
         digests = keyed_hashes(values, scope, key, None if f.linkage else cache)
         table = f"{checked}_p{n}"
-        con.register("_incoming_map", pl.DataFrame({"value": values, "pseudonym": digests}, schema={"value": pl.String, "pseudonym": pl.String}))
+        con.register(
+            "_incoming_map",
+            pl.DataFrame({"value": values, "pseudonym": digests}, schema={"value": pl.String, "pseudonym": pl.String}),
+        )
         try:
             con.execute(f"create or replace temp table {table} as select * from _incoming_map")
         finally:
@@ -280,7 +285,11 @@ def prepare_table(
         checked = validate_table(source, entity, table.decimal_comma, file.agency_folder, today)
     except FileProblem as problem:
         load = _entity_load(
-            index, file, table, table.entity, f"{where}: {problem}; an earlier file for the same period, if any, is kept",
+            index,
+            file,
+            table,
+            table.entity,
+            f"{where}: {problem}; an earlier file for the same period, if any, is kept",
             problem.reason,
         )
         rejected = pl.concat([parsed, _whole_table(table, problem.reason)])
@@ -305,9 +314,13 @@ def prepare_table(
     _stage_quarantine(load, quarantine_rows(file, table.entity, rejected, table.raw_lines), staging, "read")
     maps = _pseudonym_maps(con, checked.table, entity, file.agency_folder, key, pseudonyms)
     q = warehouse.quote_identifier
-    values = ", ".join(f"m{n}.pseudonym as {q(f.name)}" if f.name in maps else f"c.{q(f.name)}" for n, f in enumerate(entity.fields))
+    values = ", ".join(
+        f"m{n}.pseudonym as {q(f.name)}" if f.name in maps else f"c.{q(f.name)}" for n, f in enumerate(entity.fields)
+    )
     joins = " ".join(
-        f"left join {maps[f.name]} as m{n} on m{n}.value = c.{q(f.name)}" for n, f in enumerate(entity.fields) if f.name in maps
+        f"left join {maps[f.name]} as m{n} on m{n}.value = c.{q(f.name)}"
+        for n, f in enumerate(entity.fields)
+        if f.name in maps
     )
     load.staged = staging / f"a-{index}.parquet"
     load.staged_rows = warehouse.copy_to_parquet(
@@ -411,7 +424,9 @@ def ingest_files(
 
     for i, file in enumerate(order, start=1):
         if i not in reports:
-            reports[i] = _file_report(file, [load for load in loads if load.identity == (file.agency_folder, file.sha256)])
+            reports[i] = _file_report(
+                file, [load for load in loads if load.identity == (file.agency_folder, file.sha256)]
+            )
     return [reports[i] for i in range(1, len(order) + 1)]
 
 
@@ -467,7 +482,8 @@ def settle(
         f"{SOURCE_ROW} bigint)"
     )
     live = [
-        load for load in loads
+        load
+        for load in loads
         if load.status != "superseded" and load.entity is not None and load.staged is not None and load.staged_rows
     ]
     for entity in contract.entities:
@@ -525,11 +541,19 @@ def _duplicate_groups(
     if not loads:
         return []
     stored_exists = warehouse.table_exists(con, raw_table_name(entity))
-    scoped = any(f.pseudonym and not f.linkage for f in contract.entity(entity).fields if f.name in contract.entity(entity).primary_key)
+    scoped = any(
+        f.pseudonym and not f.linkage
+        for f in contract.entity(entity).fields
+        if f.name in contract.entity(entity).primary_key
+    )
     listed = listed_files(con, entity)
-    if not scoped or stored_exists and warehouse.scalar(
-        con, "select table_type from information_schema.tables where table_name = ?", [raw_table_name(entity)]
-    ) == "BASE TABLE":
+    if not scoped or (
+        stored_exists
+        and warehouse.scalar(
+            con, "select table_type from information_schema.tables where table_name = ?", [raw_table_name(entity)]
+        )
+        == "BASE TABLE"
+    ):
         return [(loads, stored_exists)]
     stored_by = {
         str(agency)
@@ -574,17 +598,17 @@ def _settle_duplicates(
         remaining as (select * from rows anti join stored_match using (_load, _row)),
         ranked as (
             select _load, _row, {SOURCE_ROW},
-                row_number() over (partition by {', '.join(q(k) for k in key)} order by _load, _row) as copy,
-                min(_load * 4294967296 + _row) over (partition by {', '.join(q(k) for k in key)}) as first_key,
-                min(_load * 4294967296 + _row) over (partition by {', '.join(q(c) for c in fields)}) as first_same
+                row_number() over (partition by {", ".join(q(k) for k in key)} order by _load, _row) as copy,
+                min(_load * 4294967296 + _row) over (partition by {", ".join(q(k) for k in key)}) as first_key,
+                min(_load * 4294967296 + _row) over (partition by {", ".join(q(c) for c in fields)}) as first_same
             from remaining
         )
         select m._load, m._row, case when m.identical then '{Reason.DUPLICATE_ROW.value}'
-            else '{Reason.DUPLICATE_KEY.value}' end, {warehouse.sql_literal(','.join(key))}, r.{SOURCE_ROW}
+            else '{Reason.DUPLICATE_KEY.value}' end, {warehouse.sql_literal(",".join(key))}, r.{SOURCE_ROW}
         from stored_match as m join rows as r using (_load, _row)
         union all
         select _load, _row, case when first_same = first_key then '{Reason.DUPLICATE_ROW.value}'
-            else '{Reason.DUPLICATE_KEY.value}' end, {warehouse.sql_literal(','.join(key))}, {SOURCE_ROW}
+            else '{Reason.DUPLICATE_KEY.value}' end, {warehouse.sql_literal(",".join(key))}, {SOURCE_ROW}
         from ranked where copy > 1
         """
     )
@@ -629,14 +653,17 @@ def _settle_orphans(
                 f"where p.{AGENCY} = r.{AGENCY} and p.k = r.{q(rule.column)}))",
             )
         )
-    first = "case " + " ".join(f"when not {sql} then {warehouse.sql_literal(column)}" for column, sql in resolved) + " end"
+    first = (
+        "case " + " ".join(f"when not {sql} then {warehouse.sql_literal(column)}" for column, sql in resolved) + " end"
+    )
     con.execute(
         f"""
         insert into {SETTLED_TABLE}
-        with {', '.join(ctes)},
+        with {", ".join(ctes)},
         candidates as (select r.*, {first} as orphan from rows as r
             anti join {SETTLED_TABLE} as t on t.load = r._load and t.row = r._row)
-        select _load, _row, '{Reason.ORPHAN_REFERENCE.value}', orphan, {SOURCE_ROW} from candidates where orphan is not null
+        select _load, _row, '{Reason.ORPHAN_REFERENCE.value}', orphan, {SOURCE_ROW}
+        from candidates where orphan is not null
         """
     )
 
@@ -661,7 +688,9 @@ def _quarantine_settled(
         load.message = f"{load.message.removesuffix(': read')}{': ' if load.message.endswith(': read') else '; '}{note}"
 
 
-def _raw_lines_again(file: LandingFile, load: EntityLoad, options: ReadOptions) -> Callable[[list[int]], dict[int, str]]:
+def _raw_lines_again(
+    file: LandingFile, load: EntityLoad, options: ReadOptions
+) -> Callable[[list[int]], dict[int, str]]:
     """Raw lines of a file already checked: a CSV's from its bytes; other formats read again."""
 
     def read(lines: list[int]) -> dict[int, str]:

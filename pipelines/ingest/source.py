@@ -42,7 +42,9 @@ class SourceTable:
         """The rows as a Polars frame named by the file's columns, with ``_source_row`` (for tests and
         small tables: the engine keeps the real work)."""
         named = ", ".join(f'"c{i}" as "{c.replace(chr(34), chr(34) * 2)}"' for i, c in enumerate(self.columns))
-        return self.con.sql(f"select {named}{', ' if named else ''}{SOURCE_ROW} from {self.rows_sql} order by {POSITION}").pl()
+        return self.con.sql(
+            f"select {named}{', ' if named else ''}{SOURCE_ROW} from {self.rows_sql} order by {POSITION}"
+        ).pl()
 
 
 def describe(con: duckdb.DuckDBPyConnection, name: str, columns: list[str], rows_sql: str) -> SourceTable:

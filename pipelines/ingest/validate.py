@@ -84,9 +84,7 @@ class Validated:
 
 
 @overload
-def validate_table(
-    source: SourceTable, entity: Entity, decimal_comma: bool, agency: str, today: date
-) -> Checked: ...
+def validate_table(source: SourceTable, entity: Entity, decimal_comma: bool, agency: str, today: date) -> Checked: ...
 @overload
 def validate_table(
     source: pl.DataFrame, entity: Entity, decimal_comma: bool, agency: str, today: date
@@ -340,7 +338,8 @@ def _zarit_items_ok(value: str) -> str:
     """Items separated by ``|`` (empty ones left blank), at most 22, each a score from 0 to 4 in
     halves (the mini-Zarit scores ½); an item that is not a number fails."""
     items = f"list_transform(string_split({value}, '|'), lambda x: {strip_sql('x')})"
-    scores = f"list_transform({items}, lambda x: case when x = '' then 0.0 else try_cast(replace(x, ',', '.') as double) end)"
+    score = "case when x = '' then 0.0 else try_cast(replace(x, ',', '.') as double) end"
+    scores = f"list_transform({items}, lambda x: {score})"
     each = f"list_transform({scores}, lambda s: coalesce(s between 0 and 4 and s * 2 = round(s * 2), false))"
     return f"(list_bool_and({each}) and len({items}) <= 22)"
 
@@ -377,16 +376,18 @@ def check_sql(
         for i, name in enumerate(source.columns)
         if name in entity.field_names and source.types[i] == "VARCHAR"
     ]
-    query = "select *, " + ", ".join(
-        [f"{sql} as _hit{n}" for n, (_, sql) in enumerate(hits)] + stripped or ["null as _nothing"]
-    ) + f" from {source.rows_sql}"
+    query = (
+        "select *, "
+        + ", ".join([f"{sql} as _hit{n}" for n, (_, sql) in enumerate(hits)] + stripped or ["null as _nothing"])
+        + f" from {source.rows_sql}"
+    )
     for layer in layers:
         query = f"select *, {', '.join(layer)} from ({query})"
     query = f"select *, {failed} as _failed from ({query})"
-    values = ", ".join(
-        f"{typed[f.name] if f.name in typed else f'cast(null as {f.duckdb_type})'} as {f.name}" for f in entity.fields
+    values = ", ".join(f"{typed.get(f.name, f'cast(null as {f.duckdb_type})')} as {f.name}" for f in entity.fields)
+    query = (
+        f"select {SOURCE_ROW}, {POSITION}, {reason} as {REASON}, {column} as {REASON_COLUMN}, {values} from ({query})"
     )
-    query = f"select {SOURCE_ROW}, {POSITION}, {reason} as {REASON}, {column} as {REASON_COLUMN}, {values} from ({query})"
     return query
 
 
@@ -396,9 +397,7 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, checked: str, entity: Entit
     ok = f"{REASON} is null"
     every = ", ".join(entity.field_names)
     key = ", ".join(entity.primary_key)
-    repeated = con.execute(
-        f"select count(*) - count(distinct ({key})) from {checked} where {ok}"
-    ).fetchall()[0][0]
+    repeated = con.execute(f"select count(*) - count(distinct ({key})) from {checked} where {ok}").fetchall()[0][0]
     if not repeated:
         return
     numbered = (

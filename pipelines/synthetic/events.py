@@ -19,8 +19,8 @@ import numpy as np
 import polars as pl
 
 from pipelines.synthetic.episodes import DAYS_PER_YEAR, categorical, managed_since
-from pipelines.synthetic.population import CRISIS_RATE_MULTIPLIER, People, effect_multipliers
-from pipelines.synthetic.scenarios import RESPITE_MAX_RATIO, Mechanisms, TrueEffects, odds_shift
+from pipelines.synthetic.population import People, effect_multipliers
+from pipelines.synthetic.scenarios import RESPITE_MAX_RATIO, Crisis, Mechanisms, TrueEffects, odds_shift
 from pipelines.synthetic.truth import NEGATIVE_CONTROL_GROUPS
 
 PREVENTABLE_DIAGNOSES = (
@@ -43,7 +43,9 @@ EMERGENCY_ALONE_RATE = 0.25
 EMERGENCY_WITH_ADMISSION = 0.6
 """Share of unplanned admissions that go through the emergency department the same day."""
 CRISIS_WITH_ADMISSION = 0.7
-"""A crisis starts with an unplanned admission, else with an emergency visit not followed by one."""
+"""A hospital crisis starts with an unplanned admission, else with an emergency visit not followed by one."""
+FALL_WITH_ADMISSION = 0.4
+"""A fall crisis starts with a fall and an emergency visit, followed by an admission for the injury this often."""
 RESPITE_RATE = 0.03
 BENEFIT_APPLICATION_SHARE = 0.1
 RETURN_TO_WORK_SHARE = 0.2
@@ -126,10 +128,13 @@ def draw_events(
     high: np.ndarray,
     effects: PersonEffects,
     care: Care | None,
+    crisis: Crisis | None = None,
 ) -> pl.DataFrame:
     """Every event of every person on [low, high): both potential outcomes, with their flags.
 
     ``care`` None: nobody is care-managed in that span (history before anyone's enrolment).
+    ``crisis``: what a crisis is in a ``crisis_enrolment`` world (its kind, multiplier; the default one
+    when None).
     """
     n = people.n
     draws = EventDraws()
@@ -137,15 +142,17 @@ def draw_events(
     def covered(person: np.ndarray, day: np.ndarray) -> np.ndarray:
         return care.covered(person, day) if care is not None else np.zeros(person.shape[0], dtype=bool)
 
-    # A crisis multiplies admissions and emergency visits from its onset to the index date.
+    # A crisis multiplies some event rates from its onset to its end (the index date by default).
+    crisis = crisis or Crisis()
+    multiplier = crisis.multipliers()
     in_crisis = people.crisis_onset >= 0
     crisis_low = np.where(in_crisis, np.maximum(low, people.crisis_onset), 0)
-    crisis_high = np.where(in_crisis, np.minimum(high, people.start), 0)
+    crisis_high = np.where(in_crisis, np.minimum(high, people.crisis_end), 0)
     level = people.rate * people.frailty
 
-    def unplanned(rate: float) -> tuple[np.ndarray, np.ndarray]:
+    def unplanned(rate: float, family: str = "admissions") -> tuple[np.ndarray, np.ndarray]:
         p1, d1 = poisson_events(rng, rate * level, low, high)
-        p2, d2 = poisson_events(rng, rate * level * (CRISIS_RATE_MULTIPLIER - 1), crisis_low, crisis_high)
+        p2, d2 = poisson_events(rng, rate * level * (multiplier[family] - 1), crisis_low, crisis_high)
         return np.concatenate([p1, p2]), np.concatenate([d1, d2])
 
     # Unplanned admissions care management can prevent, thinned while care-managed.
@@ -162,16 +169,26 @@ def draw_events(
     mix = np.asarray(list(NEGATIVE_CONTROL_RATES.values()))
     diagnosis_n = np.asarray(groups, dtype=object)[rng.choice(len(groups), size=person_n.shape[0], p=mix / mix.sum())]
 
-    # A crisis starts with a hospital stay (or an emergency visit without one) on its first day.
-    person_c = np.flatnonzero(in_crisis & (people.crisis_onset >= low) & (people.crisis_onset < high))
+    # A hospital crisis starts with a stay (or an emergency visit without one) on its first day; a fall
+    # crisis with a fall and an emergency visit (and a stay for the injury, sometimes); a carer's
+    # exhaustion with no event at all.
+    starts = in_crisis & (people.crisis_onset >= low) & (people.crisis_onset < high)
+    person_c = np.flatnonzero(starts if crisis.kind != "carer" else np.zeros(n, dtype=bool))
     day_c = people.crisis_onset[person_c]
-    stay_c = rng.random(person_c.shape[0]) < CRISIS_WITH_ADMISSION
-    probs_c = np.tile(np.asarray(PREVENTABLE_MIX), (person_c.shape[0], 1))
-    diagnosis_c = np.asarray(PREVENTABLE_DIAGNOSES, dtype=object)[categorical(rng, probs_c)]
-    draws.add(
-        person_c[~stay_c], "emergency_visit", day_c[~stay_c], under_treatment=~covered(person_c, day_c)[~stay_c],
-        under_control=True,
-    )  # fmt: skip
+    if crisis.kind == "fall":
+        stay_c = rng.random(person_c.shape[0]) < FALL_WITH_ADMISSION
+        diagnosis_c = np.full(person_c.shape[0], "fall_injury", dtype=object)
+        on_care_c = covered(person_c, day_c)
+        draws.add(person_c, "fall", day_c, under_treatment=~on_care_c, under_control=True)
+        draws.add(person_c, "emergency_visit", day_c, under_treatment=~on_care_c, under_control=True)
+    else:
+        stay_c = rng.random(person_c.shape[0]) < CRISIS_WITH_ADMISSION
+        probs_c = np.tile(np.asarray(PREVENTABLE_MIX), (person_c.shape[0], 1))
+        diagnosis_c = np.asarray(PREVENTABLE_DIAGNOSES, dtype=object)[categorical(rng, probs_c)]
+        draws.add(
+            person_c[~stay_c], "emergency_visit", day_c[~stay_c], under_treatment=~covered(person_c, day_c)[~stay_c],
+            under_control=True,
+        )  # fmt: skip
 
     person_u = np.concatenate([person_a, person_n, person_c[stay_c]])
     day_u = np.concatenate([day_a, day_n, day_c[stay_c]])
@@ -202,13 +219,16 @@ def draw_events(
     )  # fmt: skip
 
     # Emergency visits not followed by an admission.
-    person_e, day_e = unplanned(EMERGENCY_ALONE_RATE)
+    person_e, day_e = unplanned(EMERGENCY_ALONE_RATE, "emergency")
     u = rng.random(person_e.shape[0])
     kept_e = ~covered(person_e, day_e) | (u < effects.emergency_rr[person_e])
     draws.add(person_e, "emergency_visit", day_e, under_treatment=kept_e, under_control=True)
 
     fall_rate = 0.4 * np.exp(0.5 * people.risk) * (people.frailty if mechanisms.hidden_frailty else 1.0)
     person_f, day_f = poisson_events(rng, fall_rate, low, high)
+    if multiplier["falls"] > 1:  # drawn only then, so that other worlds keep their random numbers
+        extra_p, extra_d = poisson_events(rng, fall_rate * (multiplier["falls"] - 1), crisis_low, crisis_high)
+        person_f, day_f = np.concatenate([person_f, extra_p]), np.concatenate([day_f, extra_d])
     u = rng.random(person_f.shape[0])
     kept_f = ~covered(person_f, day_f) | (u < effects.fall_rr[person_f])
     draws.add(person_f, "fall", day_f, under_treatment=kept_f, under_control=True)

@@ -58,7 +58,7 @@ from pipelines.synthetic.events import (
     terminal_events,
 )
 from pipelines.synthetic.population import People, simulate_agencies, simulate_people
-from pipelines.synthetic.scenarios import SCENARIOS, TrueEffects, mechanisms_for
+from pipelines.synthetic.scenarios import SCENARIOS, Crisis, TrueEffects, mechanisms_for
 
 __all__ = ["EXPORT_FORMATS", "Federation", "FederationSpec", "TrueEffects", "generate_federation"]
 
@@ -107,6 +107,8 @@ class FederationSpec:
     """No effect of care management on any outcome (everything else identical for the same seed)."""
     history_months: int = 24
     """Months of events agencies send before each episode's start."""
+    crisis: Crisis = field(default_factory=Crisis)
+    """The referral crisis of ``crisis_enrolment`` worlds (ignored in others): its window, kind and length."""
 
     def validate(self) -> None:
         if self.agencies < 3:
@@ -119,6 +121,7 @@ class FederationSpec:
             raise ValueError("--history-months must be at least 12: studies compare the year before the index date")
         mechanisms_for(self.scenario)
         self.effects.validate()
+        self.crisis.validate()
 
     @property
     def true_effects(self) -> TrueEffects:
@@ -173,12 +176,22 @@ def generate_federation(spec: FederationSpec, progress: Progress | None = None) 
     agencies = simulate_agencies(rng["agencies"], spec.agencies)
     say(f"persons: {spec.persons:,} ({spec.scenario}{', null' if spec.null else ''})")
     people = simulate_people(
-        rng["people"], rng["frailty"], rng["crisis"], spec.persons, agencies, mechanisms, first_start, last_start
+        rng["people"],
+        rng["frailty"],
+        rng["crisis"],
+        spec.persons,
+        agencies,
+        mechanisms,
+        first_start,
+        last_start,
+        spec.crisis,
     )
     effect = person_effects(people, effects, mechanisms.heterogeneous_effects)
 
     say("history before the index dates")
-    history = draw_events(rng["history"], people, mechanisms, people.start - history_days, people.start, effect, None)
+    history = draw_events(
+        rng["history"], people, mechanisms, people.start - history_days, people.start, effect, None, spec.crisis
+    )
     prior_admissions, prior_emergency = _recent_use(history, people, RECENT_USE_DAYS)
     treated, propensity = assign(rng["assignment"], people, mechanisms, prior_admissions, prior_emergency)
 
@@ -201,9 +214,10 @@ def generate_federation(spec: FederationSpec, progress: Progress | None = None) 
 
     say("events")
     earlier = draw_events(
-        rng["earlier_history"], people, mechanisms, person_first, people.start - history_days, effect, None
-    )
-    follow = draw_events(rng["events"], people, mechanisms, people.start, person_last + 1, effect, care)
+        rng["earlier_history"], people, mechanisms, person_first, people.start - history_days, effect, None,
+        spec.crisis,
+    )  # fmt: skip
+    follow = draw_events(rng["events"], people, mechanisms, people.start, person_last + 1, effect, care, spec.crisis)
     grants = benefit_grants(
         rng["grants"], people, episodes.person, episodes.start, episodes.fu_end, episodes.treated, effect
     )
@@ -269,7 +283,7 @@ def generate_federation(spec: FederationSpec, progress: Progress | None = None) 
         "design_effects": asdict(effects),
         "sample_att": _sample_att(potential),
         "estimands": truth.estimands(potential, 365),
-        "assignment": _assignment_note(mechanisms.names()),
+        "assignment": _assignment_note(mechanisms.names(), spec.crisis),
         "confounding": {
             "mean_risk_care_managed": float(people.risk[treated].mean()),
             "mean_risk_comparison": float(people.risk[in_comparison].mean()) if in_comparison.any() else None,
@@ -291,7 +305,7 @@ def generate_federation(spec: FederationSpec, progress: Progress | None = None) 
     return Federation(tables, export_format, ground_truth, potential)
 
 
-def _assignment_note(mechanisms: list[str]) -> dict[str, Any]:
+def _assignment_note(mechanisms: list[str], crisis: Crisis) -> dict[str, Any]:
     """What care-managed status depends on, in study covariate names where the studies have one."""
     observed = [
         "age", "disabled", "gir_1_2", "gir_3_4", "lives_alone", "heart_failure", "copd", "dementia", "diabetes",
@@ -305,7 +319,11 @@ def _assignment_note(mechanisms: list[str]) -> dict[str, Any]:
         ]
         unobserved.append("frailty (drives outcomes only; seen through prior use)")
     if "crisis_enrolment" in mechanisms:
-        unobserved.append("crisis in the 14-120 days before the index date (raises pre-index rates only)")
+        low, high = crisis.onset_days
+        after = " (pre-index rates only)"
+        if crisis.days_after_index:
+            after = f", and {crisis.days_after_index} days after it"
+        unobserved.append(f"{crisis.kind} crisis starting {low}-{high} days before the index date{after}")
     if "nonlinear_selection" in mechanisms:
         observed += ["age >= 90 and GIR 1-2", "dementia and living alone", "3+ conditions not living alone", "age^2"]
     if "multi_episode" in mechanisms:

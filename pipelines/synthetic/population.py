@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.contract import reference_codes
-from pipelines.synthetic.scenarios import Mechanisms
+from pipelines.synthetic.scenarios import Crisis, Mechanisms
 
 CONDITIONS_ELDERLY = {
     "dementia": 0.25,
@@ -29,11 +29,6 @@ CONDITIONS_ELDERLY = {
     "other": 0.10,
 }
 CONDITIONS_DISABLED = {"disability": 0.6, "brain_injury": 0.25, "mental_health": 0.2, "other": 0.1}
-
-CRISIS_RATE_MULTIPLIER = 4.0
-"""During a crisis, unplanned admissions and emergency visits are this many times as frequent."""
-CRISIS_DAYS = (14, 120)
-"""A crisis starts this many days before the index date (uniform) and lasts until it."""
 
 
 @dataclass
@@ -77,6 +72,8 @@ class People:
     """Unobserved multiplier of admission and emergency rates (mean 1)."""
     crisis_onset: np.ndarray
     """First day of a crisis before the first index date, or -1."""
+    crisis_end: np.ndarray
+    """The day after the crisis's last (the first index date unless it goes on after it), or -1."""
     selection: np.ndarray
     """Extra assignment logit from non-linear functions of observed covariates (0 outside that scenario)."""
 
@@ -114,6 +111,7 @@ def simulate_people(
     mechanisms: Mechanisms,
     first_start: int,
     last_start: int,
+    crisis: Crisis | None = None,
 ) -> People:
     weights = agencies.weight / agencies.weight.sum()
     agency = np.sort(rng.choice(agencies.n, size=n, p=weights))
@@ -196,9 +194,11 @@ def simulate_people(
         rate = np.exp(risk)
         frailty = frailty_rng.gamma(4.0, 0.25, n)
 
+    crisis = crisis or Crisis()
     in_crisis = crisis_rng.random(n) < np.where(risk > 0, 0.32, 0.18)
-    lead = crisis_rng.integers(CRISIS_DAYS[0], CRISIS_DAYS[1] + 1, n)
+    lead = crisis_rng.integers(crisis.onset_days[0], crisis.onset_days[1] + 1, n)
     crisis_onset = np.where(mechanisms.crisis_enrolment & in_crisis, start - lead, -1)
+    crisis_end = np.where(crisis_onset >= 0, start + crisis.days_after_index, -1)
 
     return People(
         agency=agency,
@@ -218,6 +218,7 @@ def simulate_people(
         rate=rate,
         frailty=frailty,
         crisis_onset=crisis_onset,
+        crisis_end=crisis_end,
         selection=selection,
     )
 

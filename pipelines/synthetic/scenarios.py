@@ -11,6 +11,7 @@ null world and its non-null twin differ only in what care management does.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Literal
 
 SCENARIOS: dict[str, str] = {
     "baseline": (
@@ -74,6 +75,78 @@ def mechanisms_for(scenario: str) -> Mechanisms:
     if "baseline" in parts and len(parts) > 1:
         raise ValueError("baseline cannot be combined with another scenario: it is the world with none of them")
     return Mechanisms(**{p: True for p in parts if p != "baseline"})
+
+
+CrisisKind = Literal["hospital", "fall", "carer"]
+CRISIS_KINDS: dict[str, str] = {
+    "hospital": "starts with an unplanned admission (70%) or an emergency visit; admissions and emergency visits "
+    "are more frequent during it",
+    "fall": "starts with a fall and an emergency visit (an admission for the injury 40% of the time); falls and "
+    "emergency visits are more frequent during it, other admissions are not",
+    "carer": "the family carer's exhaustion: no event marks its start; admissions, emergency visits and falls are "
+    "more frequent during it (nobody watches over the person)",
+}
+"""What a crisis is, by kind: which event starts it and which events it makes more frequent."""
+
+
+@dataclass(frozen=True)
+class Crisis:
+    """The referral crisis of ``crisis_enrolment`` worlds: when it starts, what it is, how long it lasts.
+
+    A study is written without knowing any of this (an independently written federation has its
+    own referral process): the validation varies it to show that no study is tuned to one window
+    or one kind of crisis.
+    """
+
+    onset_days: tuple[int, int] = (14, 120)
+    """The crisis starts this many days before the index date (uniform between the two)."""
+    kind: CrisisKind = "hospital"
+    rate_multiplier: float = 4.0
+    """Rates of the events the crisis raises are this many times their usual level during it."""
+    days_after_index: int = 0
+    """The crisis goes on this many days after the index date (0: it ends at enrolment). Its excess events
+    then fall in the outcome window, in both potential outcomes: confounding no covariate records."""
+
+    def validate(self) -> None:
+        low, high = self.onset_days
+        if not 1 <= low <= high:
+            raise ValueError("crisis onset days must satisfy 1 <= first <= last (days before the index date)")
+        if self.kind not in CRISIS_KINDS:
+            raise ValueError(f"unknown crisis kind {self.kind!r}: choose among {', '.join(CRISIS_KINDS)}")
+        if self.rate_multiplier < 1:
+            raise ValueError("a crisis multiplies rates by at least 1")
+        if self.days_after_index < 0:
+            raise ValueError("a crisis cannot end before the index date (days_after_index < 0)")
+
+    def multipliers(self) -> dict[str, float]:
+        """Rate multipliers during the crisis for admissions, emergency visits (without admission) and falls."""
+        m = self.rate_multiplier
+        if self.kind == "hospital":
+            return {"admissions": m, "emergency": m, "falls": 1.0}
+        if self.kind == "fall":
+            return {"admissions": 1.0, "emergency": m, "falls": m}
+        return {"admissions": m, "emergency": m, "falls": m}
+
+    @classmethod
+    def parse(cls, text: str) -> Crisis:
+        """``kind:first-last[:multiplier[:days after]]``, e.g. ``fall:30-240`` or ``hospital:14-120:4:60``."""
+        parts = text.split(":")
+        try:
+            first, last = (int(v) for v in parts[1].split("-"))
+            crisis = cls(
+                onset_days=(first, last),
+                kind=parts[0],  # type: ignore[arg-type]
+                rate_multiplier=float(parts[2]) if len(parts) > 2 else 4.0,
+                days_after_index=int(parts[3]) if len(parts) > 3 else 0,
+            )
+        except (IndexError, ValueError) as exc:
+            raise ValueError(f"crisis {text!r}: write it kind:first-last[:multiplier[:days after]]") from exc
+        crisis.validate()
+        return crisis
+
+    def describe(self) -> str:
+        text = f"{self.kind}:{self.onset_days[0]}-{self.onset_days[1]}:{self.rate_multiplier:g}"
+        return f"{text}:{self.days_after_index}" if self.days_after_index else text
 
 
 RESPITE_MAX_RATIO = 4.0

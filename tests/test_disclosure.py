@@ -27,8 +27,8 @@ from dashboards import data_access
 from dashboards.access import Viewer
 from pipelines import warehouse
 from pipelines.impact.gate import Effect, Verdict, at_least, below, decide, size_checks
-from pipelines.impact.messages import headline
 from pipelines.impact.spec import Thresholds
+from pipelines.presentation.verdict import headline
 from pipelines.publication import release as release_module
 from pipelines.publication import study_tables
 from pipelines.publication.agency_tables import peer_group_problem
@@ -598,8 +598,8 @@ def test_curves_are_released_only_where_enough_events_accrued_since_the_previous
 
 
 def test_a_peer_group_needs_three_others_none_dominant() -> None:
-    assert peer_group_problem("A", {"A": 10, "B": 10, "C": 10}) == "fewer than 3 other agencies to compare with"
-    assert "85%" in (peer_group_problem("A", {"A": 5, "B": 900, "C": 50, "D": 50}) or "")
+    assert peer_group_problem("A", {"A": 10, "B": 10, "C": 10}) == "too_few_peers"
+    assert peer_group_problem("A", {"A": 5, "B": 900, "C": 50, "D": 50}) == "dominant_peer"
     assert peer_group_problem("A", {"A": 5, "B": 40, "C": 30, "D": 30}) is None
 
 

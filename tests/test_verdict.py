@@ -15,13 +15,6 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from dashboards import data_access
-from dashboards.access import Viewer
-from dashboards.reports import csv_safe, study_csv_rows, study_report_html
-from pipelines import warehouse
-from pipelines.cli import main as cli
-from pipelines.impact.gate import Check, Effect, Verdict, at_least, below, decide, interval_includes_zero
 from pipelines.impact.messages import (
     CHECKS,
     MESSAGES,
@@ -34,6 +27,13 @@ from pipelines.impact.messages import (
     render,
     status,
 )
+
+from dashboards import data_access
+from dashboards.access import Viewer
+from dashboards.reports import csv_safe, study_csv_rows, study_report_html
+from pipelines import warehouse
+from pipelines.cli import main as cli
+from pipelines.impact.gate import Check, Effect, Verdict, at_least, below, decide, interval_includes_zero
 from pipelines.publication.study_verdicts import (
     CHECK_VALUES,
     DETAIL_KEYS,
@@ -77,8 +77,9 @@ def test_the_kind_of_verdict(effect: Effect, savings: dict[str, float] | None, k
 
 
 def test_a_count_below_its_threshold_is_never_stored_or_printed() -> None:
-    from pipelines.impact.gate import size_checks
     from pipelines.impact.messages import check_sentence
+
+    from pipelines.impact.gate import size_checks
     from pipelines.impact.spec import Thresholds
 
     treated, comparison = size_checks(Thresholds(), 240, 4)

@@ -275,8 +275,8 @@ def agency_families(viewer: Viewer, agency_id: str | None = None) -> list[PeerFa
     for family in agency_tables.FAMILIES:
         rows = table.filter(pl.col("family") == family)
         mine = rows.filter(pl.col("peer") == "own")
-        others = rows.filter(pl.col("peer") != "own").with_columns(
-            pl.col("peer").str.extract(r"(\d+)$").cast(pl.Int64).alias("_rank")).sort("_rank").drop("_rank")  # fmt: skip
+        rank = pl.col("peer").str.extract(r"(\d+)$").cast(pl.Int64)
+        others = rows.filter(pl.col("peer") != "own").sort(rank)
         problem = (mine["problem"][0] or None) if mine.height else None
         shown = pl.concat([mine, others]).drop_nulls("value")
         amount, base = ("amount", "base") if family == "delivered_hours" else ("events", "cases")

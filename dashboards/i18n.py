@@ -6,6 +6,7 @@ when they sign in and saved again whenever they change it. Before sign-in it is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,13 @@ def tr(key: str, **values: Any) -> str:
 def lb(kind: str, code: object) -> str:
     """A code's label in the viewer's language."""
     return label(kind, code, language())
+
+
+def labeller(kind: str) -> Callable[[object], str]:
+    """A code's label in the language of this run, for a widget's ``format_func`` (called again after the run,
+    when the session's language cannot be read)."""
+    current = language()
+    return lambda code: label(kind, code, current)
 
 
 def _changed(identity: str | None) -> None:

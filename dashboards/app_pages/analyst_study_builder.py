@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboards import builder, data_access
 from dashboards.figures import balance_plot, forest_plot, overlap_plot
-from dashboards.i18n import language, lb, tr
+from dashboards.i18n import labeller, language, lb, tr
 from dashboards.reports import html_to_pdf, study_csv_rows, study_report_html
 from dashboards.session import csv_download, page_viewer, snapshot_or_stop
 from dashboards.study_content import question, study_content, subgroup_rows
@@ -28,7 +28,7 @@ base = specs[
         tr("builder.start_from"),
         list(specs),
         key="builder_base",
-        format_func=lambda s: question(specs[s].model_dump(), language()),
+        format_func={name: question(spec.model_dump(), language()) for name, spec in specs.items()}.__getitem__,
     )
 ]
 stays, months = builder.default_costs()
@@ -37,7 +37,7 @@ outcome = st.selectbox(
     tr("builder.outcome"),
     builder.OUTCOMES,
     index=builder.OUTCOMES.index(base.outcome),
-    format_func=lambda o: lb("outcome", o),
+    format_func=labeller("outcome"),
     key=f"builder_outcome_{base.name}",
 )
 designs = builder.designs_for(outcome)
@@ -46,24 +46,24 @@ with st.form("builder"):
         tr("builder.design"),
         designs,
         index=designs.index(base.design) if base.design in designs else 0,
-        format_func=lambda d: lb("design", d),
+        format_func=labeller("design"),
         help=tr("help.design"),
     )
     estimand = st.selectbox(
-        tr("builder.estimand"), ["att", "ate"], format_func=lambda e: lb("estimand", e), help=tr("help.estimand")
+        tr("builder.estimand"), ["att", "ate"], format_func=labeller("estimand"), help=tr("help.estimand")
     )
     chosen_covariates = st.multiselect(
         tr("builder.covariates"),
         builder.covariates(),
         default=base.covariates,
-        format_func=lambda c: lb("covariate", c),
+        format_func=labeller("covariate"),
     )
     ages = st.slider(tr("builder.ages"), 0, 110, (base.population.min_age, min(base.population.max_age, 110)))
     models = st.multiselect(
         tr("builder.models"),
         builder.AGENCY_MODELS,
         default=base.population.agency_models or list(builder.AGENCY_MODELS),
-        format_func=lambda m: lb("agency_model", m),
+        format_func=labeller("agency_model"),
     )
     follow_up = st.number_input(tr("builder.follow_up"), 30, 1095, base.follow_up_days, step=30)
     resamples = st.select_slider(tr("builder.resamples"), [100, 200, 500, 1000], value=200)

@@ -11,7 +11,7 @@ from dashboards import data_access
 from dashboards.access import Viewer
 from dashboards.exports import Col, display_table, export_table
 from dashboards.figures import outlines_for_map, territory_map
-from dashboards.i18n import language, lb, tr
+from dashboards.i18n import labeller, language, lb, tr
 from dashboards.session import csv_download, page_viewer, snapshot_or_stop
 from pipelines.presentation.catalogue import Language, natural_rank
 from pipelines.settings import project_root
@@ -77,7 +77,7 @@ def breakdowns() -> None:
             tr("common.cohort"),
             ["care_managed", "comparison"],
             default="care_managed",
-            format_func=lambda c: lb("cohort", c),
+            format_func=labeller("cohort"),
             key="cohort",
         )
         or "care_managed"
@@ -87,7 +87,7 @@ def breakdowns() -> None:
             tr("common.period"),
             ["after", "before"],
             default="after",
-            format_func=lambda p: lb("period", p),
+            format_func=labeller("period"),
             key="period",
         )
         or "after"

@@ -31,7 +31,7 @@ Z95, Z998 = 1.959964, 3.090232
 
 def wrap(text: str, width: int = 60) -> str:
     """Break a long title or axis title into lines (Plotly never wraps, and cuts what does not fit)."""
-    return "<br>".join(textwrap.wrap(text, width)) or text
+    return "<br>".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
 
 
 def _layout(figure: go.Figure, language: Language, title: str, height: int, **axes: Any) -> go.Figure:
@@ -276,7 +276,7 @@ def balance_plot(diagnostics: dict[str, Any], language: Language) -> go.Figure:
     figure.add_vline(x=0.1, line_dash="dash", line_color=RED)
     _layout(figure, language, title, 150 + 26 * len(covariates))
     figure.update_xaxes(title_text=t("figure.balance.x", language), rangemode="tozero")
-    figure.update_yaxes(autorange="reversed", type="category")
+    figure.update_yaxes(autorange="reversed", type="category", title_text=t("figure.balance.y", language))
     return figure
 
 
@@ -568,5 +568,7 @@ def share_bars(rows: pl.DataFrame, kind: str, title: str, language: Language) ->
     )
     _layout(figure, language, title, 140 + 30 * rows.height)
     figure.update_xaxes(title_text=t("figure.shares.x", language), rangemode="tozero", tickformat=",d")
-    figure.update_yaxes(autorange="reversed", type="category")
+    figure.update_yaxes(
+        autorange="reversed", type="category", title_text=label("dimension", kind, language).capitalize()
+    )
     return figure

@@ -112,7 +112,12 @@ def _literals(path: Path) -> list[tuple[int, str]]:
                 " " in text.strip() or re.search(r"[À-ÿ]", text) or re.fullmatch(r"[A-Z][a-z]+", text)
             )
             plotly_template = "%{" in text and not USER_FACING.search(re.sub(r"%\{[^}]*\}|<[^>]*>", "", text))
-            if readable and not plotly_template and text not in ALLOWED and not re.fullmatch(r"[#%.,:;/()0-9a-f\-\s]*", text):
+            if (
+                readable
+                and not plotly_template
+                and text not in ALLOWED
+                and not re.fullmatch(r"[#%.,:;/()0-9a-f\-\s]*", text)
+            ):
                 found.append((node.lineno, text))
     return found
 

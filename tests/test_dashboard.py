@@ -301,6 +301,8 @@ def test_the_study_page_opens_on_the_headline_study_verdict_first(
     assert headers[0] == "#### Le verdict"
     assert headers[-1] == "#### Méthode et limites"
     subheaders = [h.value for h in at.subheader]
-    assert subheaders.index("L'effet et son intervalle") < subheaders.index("Les preuves") < subheaders.index("Graphiques")
+    assert (
+        subheaders.index("L'effet et son intervalle") < subheaders.index("Les preuves") < subheaders.index("Graphiques")
+    )
     checks = at.dataframe[-2 if len(at.dataframe) > 1 else 0].value
     assert {"contrôle", "valeur", "seuil", "résultat"} <= set(at.dataframe[1].value.columns) | set(checks.columns)

@@ -110,7 +110,7 @@ def test_the_verdict_in_plain_words() -> None:
     numbers = decide(_passing(), EFFECT, None).numbers
     assert effect_phrase(numbers, "fr") == "une réduction de 84,3 (38,0 à 130,5) pour 1\u202f000 années-personnes"
     assert effect_phrase(numbers, "en") == "a reduction of 84.3 (38.0 to 130.5) per 1,000 person-years"
-    none = decide(_passing(), Effect("x", "per 1,000 person-years", -10.0, -60.0, 40.0), None)
+    none = decide(_passing(), Effect("unplanned_admissions", "per 1,000 person-years", -10.0, -60.0, 40.0), None)
     assert headline(none, "fr") == (
         "On ne peut pas dire si les hospitalisations non programmées ont baissé : aucun effet n'a pu être mis en "
         "évidence, et cette étude pouvait détecter des effets supérieurs à 71,4 pour 1\u202f000 années-personnes."

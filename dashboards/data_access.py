@@ -280,7 +280,7 @@ def agency_families(viewer: Viewer, agency_id: str | None = None) -> list[PeerFa
         problem = (mine["problem"][0] or None) if mine.height else None
         shown = pl.concat([mine, others]).drop_nulls("value")
         amount, base = ("amount", "base") if family == "delivered_hours" else ("events", "cases")
-        target = ratio(shown[amount].sum(), shown[base].sum()) if shown.height else None
+        target = _ratio(shown[amount].sum(), shown[base].sum()) if shown.height else None
         own_value = mine["value"][0] if mine.height else None
         values = [v for v in [own_value, *others["value"].to_list()] if v is not None]
         families.append(PeerFamily(
@@ -293,7 +293,7 @@ def agency_families(viewer: Viewer, agency_id: str | None = None) -> list[PeerFa
     return families
 
 
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return None if numerator is None or not denominator else float(numerator) / float(denominator)
 
 

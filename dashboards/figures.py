@@ -46,7 +46,7 @@ def _layout(figure: go.Figure, language: Language, title: str, height: int, **ax
             "xanchor": "left",
             "y": 1,
             "yanchor": "top",
-            "pad": {"t": 8},
+            "pad": {"t": 14},
             "font": {"size": 16},
         },
         separators=PLOTLY_SEPARATORS[language],
@@ -138,7 +138,7 @@ def forest_plot(rows: pl.DataFrame, unit: str, language: Language, calibrated: b
             else (f"{label('subgroup_dimension', r['dimension'], language)}: ")
         )
         text += label(r["dimension"], r["dimension_value"], language)
-        return text + (f" ({r['mark']})" if r["mark"] else "")
+        return text + (" †" if r["mark"] else "")
 
     names = [name(r) for r in ordered]
     shown = [(n, r) for n, r in zip(names, ordered, strict=True) if r["estimate"] is not None]
@@ -191,9 +191,12 @@ def forest_plot(rows: pl.DataFrame, unit: str, language: Language, calibrated: b
         categoryorder="array", categoryarray=names, autorange="reversed", type="category", range=None, showgrid=False
     )
     figure.update_yaxes(categoryarray=names)
+    notes = [t("figure.forest.dagger", language)] if any(r["mark"] for _, r in shown) else []
     if missing:
+        notes.append(t("figure.forest.missing", language, levels=", ".join(missing)))
+    if notes:
         figure.add_annotation(
-            text=wrap(t("figure.forest.missing", language, levels=", ".join(missing)), 90),
+            text="<br>".join(wrap(n, 90) for n in notes),
             showarrow=False,
             x=0,
             y=0,

@@ -14,7 +14,7 @@ from pipelines.contract import allowed_values, load_contract
 from pipelines.impact.spec import COVARIATES, MEAN_OUTCOMES, RATIO_OUTCOMES, SUBGROUP_DIMENSIONS, Design
 from pipelines.presentation import catalogue
 from pipelines.presentation.catalogue import LANGUAGES, NATURAL_ORDER, has_label, keys, label, messages, placeholders, t
-from pipelines.presentation.formats import day, integer, money, moment, month, number, percent
+from pipelines.presentation.formats import day, integer, moment, money, month, number, percent
 from pipelines.presentation.verdict import UNIT_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,8 @@ def test_both_languages_hold_the_same_keys_with_the_same_placeholders() -> None:
     assert len(french) > 400
     for key in french:
         assert placeholders(french[key]) == placeholders(english[key]), key
-        assert french[key].strip() and english[key].strip(), key
+        assert french[key].strip(), key
+        assert english[key].strip(), key
 
 
 def test_an_unknown_key_is_an_error_not_a_guess() -> None:
@@ -79,7 +80,8 @@ def test_every_unit_of_the_impact_engine_and_every_study_control_has_words() -> 
     for study in (ROOT / "data" / "studies").glob("*.yaml"):
         assert f"study.{study.stem}.question" in keys(), study.stem
         for control in re.findall(r"^  (admissions_[a-z_]+):", study.read_text(encoding="utf-8"), re.MULTILINE):
-            assert f"control.{control}.reason" in keys() and has_label("outcome", control), control
+            assert f"control.{control}.reason" in keys(), control
+            assert has_label("outcome", control), control
 
 
 # --- no user-facing literal outside the catalogue -------------------------------------------------------

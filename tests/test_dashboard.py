@@ -120,7 +120,8 @@ def test_every_page_of_every_role_renders_in_both_languages(
         if title:
             assert at.title[0].value == (title if language == "fr" else ENGLISH[title])
         shown = " ".join([m.value for m in at.markdown] + [str(c.value) for c in at.caption])
-        assert "None" not in shown.split() and "nan" not in shown.split(), (page, shown)
+        assert "None" not in shown.split(), (page, shown)
+        assert "nan" not in shown.split(), (page, shown)
     views = [e for e in read_log(audit_dir / "audit" / "audit.jsonl") if e["event"] == "page_view"]
     assert {e["user"] for e in views} == {user}
 
@@ -231,7 +232,8 @@ def test_the_study_report_is_self_contained(monkeypatch: pytest.MonkeyPatch, sma
     text = html.unescape(page)
     assert content.title in text
     assert content.verdict.split(" :")[0] in text  # the verdict in words, first
-    assert meta["run_id"][:8] in text and "size: A4" in text  # provenance, and laid out for A4
+    assert meta["run_id"][:8] in text  # provenance
+    assert "size: A4" in text  # laid out for A4
     assert text.index(content.verdict.split(" :")[0]) < text.index("<script")
 
 

@@ -699,6 +699,7 @@ CALLS = {
     "agency_delivery": (AGENCY, ()),
     "agency_case_mix": (AGENCY, ()),
     "agency_peers": (AGENCY, ()),
+    "agency_families": (AGENCY, ()),
     "snapshot_metadata": (FUNDER, ()),
 }
 """Every data-access function a funder or an agency can call, with the viewer who calls it."""
@@ -736,6 +737,12 @@ def _small_counts(value: Any) -> list[str]:
     frames = [value] if isinstance(value, pl.DataFrame) else []
     if isinstance(value, data_access.PeerComparison):
         frames = [value.own, value.peers]
+    if isinstance(value, list) and all(isinstance(v, data_access.PeerFamily) for v in value):
+        for family in value:  # a share family's precision axis is its count of cases
+            if family.kind == "share":
+                for frame in (family.own, family.peers):
+                    found += [f"{family.family} cases"] * int(frame["n"].drop_nulls().map_elements(
+                        _small, return_dtype=pl.Boolean).sum())  # fmt: skip
     documents: list[dict[str, Any]] = [value] if isinstance(value, dict) else []
     for frame in frames:
         for column in set(frame.columns) & COUNT_COLUMNS:

@@ -411,7 +411,7 @@ def test_no_output_of_the_funders_release_says_a_study_passed_while_a_check_fail
                  for r in data_access.study_detail(analyst, study).iter_rows(named=True)}  # fmt: skip
         for language in ("fr", "en"):
             exported = study_csv_rows(rows, language)
-            for row, words in zip(rows.iter_rows(named=True), exported["verdict_text"], strict=True):
+            for row, words in zip(rows.iter_rows(named=True), exported["verdict"], strict=True):
                 verdict = Verdict.from_json(row["verdict"])
                 assert not NOT_A_NUMBER.search(words), words
                 if verdict.failed:

@@ -27,13 +27,8 @@ from pipelines.publication import agency_tables, federation_tables, study_tables
 from pipelines.publication.release import agency_path, funder_path
 from pipelines.settings import load_settings
 
-BREAKDOWNS = {
-    "region": "Région",
-    "departement": "Département",
-    "gir_band": "GIR band",
-    "age_band": "Age band",
-    "agency_model": "Agency model",
-}
+BREAKDOWNS = ("region", "departement", "gir_band", "age_band", "agency_model")
+"""The breakdowns of the territories page, in its tabs' order (labels: ``code.dimension.*``)."""
 
 
 class SnapshotMissing(RuntimeError):
@@ -140,9 +135,10 @@ def outcome_breakdown(viewer: Viewer, dimension: str) -> pl.DataFrame:
 
 
 def studies(viewer: Viewer) -> pl.DataFrame:
-    """One row per study (its main result); the funders' release holds publishable studies only."""
+    """One row per study (its main result), the headline study first (``order`` in the study files); the
+    funders' release holds publishable studies only."""
     require(viewer, "funder", "analyst")
-    return _table(viewer, study_tables.STUDIES).filter(pl.col("role") == "main").sort("study")
+    return _table(viewer, study_tables.STUDIES).filter(pl.col("role") == "main").sort(["study_order", "study"])
 
 
 def _require_published(viewer: Viewer, study: str) -> None:
@@ -240,6 +236,65 @@ def agency_peers(viewer: Viewer, agency_id: str | None = None) -> PeerComparison
     own_ratio = own["observed_over_expected"][0] if own.height else None
     ratios = [r for r in [own_ratio, *peers["observed_over_expected"].to_list()] if r is not None]
     return PeerComparison(own, peers, problem, quartile(own_ratio, ratios))
+
+
+@dataclass(frozen=True)
+class PeerFamily:
+    """One outcome family of an agency against its anonymous peers, shaped for a funnel plot.
+
+    ``own`` and ``peers`` hold ``n`` (the precision axis: expected admissions, or cases), ``value`` (the ratio or
+    share), ``low`` and ``high`` (its 95% interval); peers also ``peer`` (``Peer 1..n``)."""
+
+    family: str
+    kind: str
+    """``ratio`` (observed/expected, around 1) or ``share`` (around the federation's share)."""
+    target: float
+    own: pl.DataFrame
+    peers: pl.DataFrame
+    problem: str | None
+    quartile: int | None
+
+    def table(self, own_label: str) -> pl.DataFrame:
+        """What the page offers to download: the agency and its peers, as plotted."""
+        own = self.own.select(pl.lit(own_label).alias("peer"), "n", "value")
+        return pl.concat([own, self.peers.select("peer", "n", "value")])
+
+
+def agency_families(viewer: Viewer, agency_id: str | None = None) -> list[PeerFamily]:
+    """Every outcome family of an agency against its anonymous peers: admissions (observed/expected), then the
+    shares of ``release_peer_outcomes``; each family's target is the released total of the group shown."""
+    agency = _agency_scope(viewer, agency_id)
+    admissions = agency_peers(viewer, agency)
+    own = admissions.own.select(pl.col("expected").alias("n"), pl.col("observed_over_expected").alias("value"),
+                                pl.col("ratio_ci_low").alias("low"), pl.col("ratio_ci_high").alias("high"))  # fmt: skip
+    peers = admissions.peers.select(
+        "peer", pl.col("expected").alias("n"), pl.col("observed_over_expected").alias("value")
+    )
+    families = [PeerFamily("admissions", "ratio", 1.0, own, peers, admissions.problem, admissions.quartile)]
+    table = _table(viewer, agency_tables.PEER_OUTCOMES).filter(pl.col("for_agency") == agency)
+    for family in agency_tables.FAMILIES:
+        rows = table.filter(pl.col("family") == family)
+        mine = rows.filter(pl.col("peer") == "own")
+        rank = pl.col("peer").str.extract(r"(\d+)$").cast(pl.Int64)
+        others = rows.filter(pl.col("peer") != "own").sort(rank)
+        problem = (mine["problem"][0] or None) if mine.height else None
+        shown = pl.concat([mine, others]).drop_nulls("value")
+        amount, base = ("amount", "base") if family == "delivered_hours" else ("events", "cases")
+        target = _ratio(shown[amount].sum(), shown[base].sum()) if shown.height else None
+        own_value = mine["value"][0] if mine.height else None
+        values = [v for v in [own_value, *others["value"].to_list()] if v is not None]
+        families.append(PeerFamily(
+            family, "share", 0.0 if target is None else float(target),
+            mine.select(pl.col("cases").cast(pl.Float64).alias("n"), "value", pl.col("ci_low").alias("low"),
+                        pl.col("ci_high").alias("high")),
+            others.select("peer", pl.col("cases").cast(pl.Float64).alias("n"), "value"),
+            problem, quartile(own_value, values),
+        ))  # fmt: skip
+    return families
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return None if numerator is None or not denominator else float(numerator) / float(denominator)
 
 
 # --- analysts only ----------------------------------------------------------------------------

@@ -1,123 +1,223 @@
-"""Plotly figures as pure functions of tables: no Streamlit, no database."""
+"""Plotly figures as pure functions of tables: no Streamlit, no database, every word from the catalogue.
+
+Each builder takes already-scoped data and the reader's language and returns a titled figure whose
+axes say what they count and in which unit. Categories keep their natural order (« moins de 60 ans »
+first), the zero line is drawn where a difference is plotted, an interval too wide for the axis is cut
+at its edge with an arrow (the hover gives it whole), and control limits of a ratio or a share never
+leave its range. Margins grow with their labels (``automargin``) so that nothing is clipped at any width.
+"""
 
 from __future__ import annotations
 
 import itertools
+import textwrap
+from datetime import date
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+from scipy import stats
 
-COHORT_LABELS = {"care_managed": "Care-managed", "comparison": "Comparison"}
-COHORT_COLOURS = {"care_managed": "#1b6ca8", "comparison": "#9a9a9a"}
-PERIOD_LABELS = {"before": "12 months before index", "after": "After index"}
+from pipelines.presentation.catalogue import Language, label, natural_rank, t
+from pipelines.presentation.formats import PLOTLY_SEPARATORS, integer, interval, month, number, percent
+
+BLUE, ORANGE, GREY, RED = "#1b6ca8", "#c45a10", "#9a9a9a", "#b3261e"
+COHORT_COLOURS = {"care_managed": BLUE, "comparison": GREY}
+Z95, Z998 = 1.959964, 3.090232
 
 
-def hospitalisation_rates_chart(rates: pl.DataFrame) -> go.Figure:
+def wrap(text: str, width: int = 60) -> str:
+    """Break a long title or axis title into lines (Plotly never wraps, and cuts what does not fit)."""
+    return "<br>".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
+
+
+def _layout(figure: go.Figure, language: Language, title: str, height: int, **axes: Any) -> go.Figure:
+    """The house layout: a wrapped title, the language's separators, the legend above the plot, margins that
+    grow with their labels."""
+    lines = wrap(title, 70)
+    top = 40 + 22 * lines.count("<br>") + 40
+    figure.update_layout(
+        title={
+            "text": lines,
+            "x": 0,
+            "xanchor": "left",
+            "y": 1,
+            "yanchor": "top",
+            "pad": {"t": 14},
+            "font": {"size": 16},
+        },
+        separators=PLOTLY_SEPARATORS[language],
+        height=height,
+        margin={"t": top, "b": 10, "l": 10, "r": 10},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
+        font={"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
+        plot_bgcolor="white",
+        **axes,
+    )
+    figure.update_xaxes(automargin=True, showline=True, linecolor="#bbb", gridcolor="#eee", zeroline=False)
+    figure.update_yaxes(automargin=True, showline=True, linecolor="#bbb", gridcolor="#eee", zeroline=False)
+    return figure
+
+
+def empty(message: str, language: Language, title: str = "") -> go.Figure:
+    figure = go.Figure()
+    figure.add_annotation(text=wrap(message, 80), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    _layout(figure, language, title, 220)
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return figure
+
+
+def hospitalisation_rates_chart(rates: pl.DataFrame, language: Language) -> go.Figure:
     """Unplanned admissions per 1,000 person-years by period, one bar per cohort, 95% intervals."""
     figure = go.Figure()
     for cohort in ("care_managed", "comparison"):
         rows = rates.filter(pl.col("cohort") == cohort)
-        rows = rows.sort(pl.col("period").replace_strict({"before": 0, "after": 1}, default=2))
+        rows = rows.sort(pl.col("period").map_elements(lambda p: natural_rank("period", p), return_dtype=pl.Int64))
         if rows.is_empty():
             continue
         rate = rows["unplanned_rate_per_1000py"]
         figure.add_bar(
-            name=COHORT_LABELS.get(cohort, cohort),
-            x=[PERIOD_LABELS.get(p, p) for p in rows["period"]],
+            name=label("cohort", cohort, language),
+            x=[label("period", p, language) for p in rows["period"]],
             y=rate.to_list(),
-            marker_color=COHORT_COLOURS.get(cohort),
+            marker_color=COHORT_COLOURS[cohort],
             error_y={
                 "type": "data",
                 "symmetric": False,
+                "color": "#333",
                 "array": (rows["unplanned_rate_ci_high"] - rate).to_list(),
                 "arrayminus": (rate - rows["unplanned_rate_ci_low"]).to_list(),
             },
-            hovertemplate="%{x}<br>%{y:.0f} per 1,000 person-years<extra>%{fullData.name}</extra>",
+            hovertemplate="%{x}<br>%{y:,.0f}<extra>%{fullData.name}</extra>",
         )
-    figure.update_layout(
-        barmode="group",
-        yaxis_title="Unplanned admissions per 1,000 person-years",
-        legend_title_text="Cohort",
-        margin={"t": 30, "b": 10},
-        height=380,
-    )
+    _layout(figure, language, t("figure.rates.title", language), 420, barmode="group")
+    figure.update_yaxes(title_text=wrap(t("figure.rates.y", language), 40), rangemode="tozero")
+    figure.update_xaxes(title_text=t("figure.rates.x", language))
     return figure
 
 
-def _empty(message: str) -> go.Figure:
-    figure = go.Figure()
-    figure.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    figure.update_layout(xaxis_visible=False, yaxis_visible=False, height=200, margin={"t": 10, "b": 10})
-    return figure
+def forest_range(estimates: list[float], main: tuple[float, float] | None) -> tuple[float, float]:
+    """The forest plot's axis: zero, every estimate and the whole study's interval, with a margin; subgroup
+    intervals wider than this are cut at its edge (with an arrow) instead of stretching it."""
+    points = [0.0, *estimates, *(main or ())]
+    low, high = min(points), max(points)
+    span = (high - low) or 1.0
+    return low - 0.25 * span, high + 0.25 * span
 
 
-SUBGROUP_LABELS = {"all": "All", "gir_band": "GIR band", "age_band": "Age band", "agency_model": "Agency model"}
+def forest_plot(rows: pl.DataFrame, unit: str, language: Language, calibrated: bool = False) -> go.Figure:
+    """Effect and 95% interval per subgroup, the whole study first, groups and levels in their natural order.
 
-
-def forest_plot(rows: pl.DataFrame, unit: str, calibrated: bool = False) -> go.Figure:
-    """Effect and 95% interval per subgroup, the whole study first; suppressed or unestimated rows say so.
-
-    The rows' own estimates are drawn: uncalibrated ones when the study's published intervals are calibrated
-    (``calibrated``), which the axis says (a subgroup's calibrated interval gives back its observed rate, and
-    is not released to funders)."""
+    ``rows``: ``dimension``, ``dimension_value``, ``estimate``, ``ci_low``, ``ci_high`` and an optional ``mark``
+    (a subgroup that fails its own checks). With ``calibrated`` the axis says the intervals drawn are the
+    rows' own, uncalibrated ones (a subgroup's calibrated interval is not released to funders)."""
+    title = t("figure.forest.title", language)
     if rows.is_empty():
-        return _empty("No subgroup estimates for this study.")
-    rows = rows.with_columns(
-        pl.format("{}: {}", pl.col("dimension").replace(SUBGROUP_LABELS), pl.col("dimension_value")).alias("label")
-    ).with_columns(pl.when(pl.col("dimension") == "all").then(pl.lit("All")).otherwise(pl.col("label")).alias("label"))
-    shown = rows.filter(pl.col("estimate").is_not_null())
-    missing = rows.filter(pl.col("estimate").is_null())["label"].to_list()
+        return empty(t("figure.forest.none", language), language, title)
+    if "mark" not in rows.columns:
+        rows = rows.with_columns(pl.lit("").alias("mark"))
+    ordered = sorted(
+        rows.iter_rows(named=True),
+        key=lambda r: (
+            natural_rank("subgroup_dimension", r["dimension"]),
+            natural_rank(r["dimension"], r["dimension_value"]),
+            str(r["dimension_value"]),
+        ),
+    )
+
+    def name(r: dict[str, Any]) -> str:
+        if r["dimension"] == "all":
+            return label("subgroup_dimension", "all", language)
+        text = (
+            f"{label('subgroup_dimension', r['dimension'], language)} : "
+            if language == "fr"
+            else (f"{label('subgroup_dimension', r['dimension'], language)}: ")
+        )
+        text += label(r["dimension"], r["dimension_value"], language)
+        return text + (" †" if r["mark"] else "")
+
+    names = [name(r) for r in ordered]
+    shown = [(n, r) for n, r in zip(names, ordered, strict=True) if r["estimate"] is not None]
+    missing = [n for n, r in zip(names, ordered, strict=True) if r["estimate"] is None]
+    main = next(
+        ((r["ci_low"], r["ci_high"]) for _, r in shown if r["dimension"] == "all" and r["ci_low"] is not None), None
+    )
+    low, high = forest_range([r["estimate"] for _, r in shown], main)
     figure = go.Figure()
-    figure.add_scatter(
-        x=shown["estimate"].to_list(),
-        y=shown["label"].to_list(),
-        mode="markers",
-        marker={"size": 10, "color": "#1b6ca8", "symbol": "square"},
-        error_x={
-            "type": "data",
-            "symmetric": False,
-            "array": (shown["ci_high"] - shown["estimate"]).to_list(),
-            "arrayminus": (shown["estimate"] - shown["ci_low"]).to_list(),
-        },
-        hovertemplate="%{y}: %{x:.1f}<extra></extra>",
-        name="estimate",
+    figure.add_vline(x=0, line_color="#444", line_width=1.5)
+    for n, r in shown:
+        lo, hi = r["ci_low"], r["ci_high"]
+        whole = r["dimension"] == "all"
+        colour = BLUE if whole else ("#7aa6c8" if not r["mark"] else GREY)
+        if lo is not None and hi is not None:
+            figure.add_scatter(
+                x=[max(lo, low), min(hi, high)],
+                y=[n, n],
+                mode="lines",
+                showlegend=False,
+                line={"color": colour, "width": 3 if whole else 2},
+                hoverinfo="skip",
+            )
+            for edge, cut, symbol in ((low, lo < low, "triangle-left"), (high, hi > high, "triangle-right")):
+                if cut:
+                    figure.add_scatter(
+                        x=[edge],
+                        y=[n],
+                        mode="markers",
+                        showlegend=False,
+                        hoverinfo="skip",
+                        marker={"symbol": symbol, "size": 12, "color": colour},
+                        name="cut",
+                    )
+        figure.add_scatter(
+            x=[r["estimate"]],
+            y=[n],
+            mode="markers",
+            showlegend=False,
+            marker={"size": 13 if whole else 10, "color": colour, "symbol": "diamond" if whole else "square"},
+            hovertext=[f"{n}: {number(r['estimate'], 1, language)} ({interval(lo, hi, 1, language)})"],
+            hoverinfo="text",
+        )
+    axis = t("figure.forest.x", language, unit=unit)
+    if calibrated:
+        axis += " · " + t("figure.forest.uncalibrated", language)
+    _layout(figure, language, title, 140 + 34 * len(names))
+    figure.update_xaxes(title_text=wrap(axis, 70), range=[low, high])
+    figure.update_yaxes(
+        categoryorder="array", categoryarray=names, autorange="reversed", type="category", range=None, showgrid=False
     )
-    figure.add_vline(x=0, line_dash="dash", line_color="#777")
-    figure.update_layout(
-        xaxis_title=f"Difference, care-managed minus counterfactual ({unit})"
-        + (", uncalibrated 95% intervals" if calibrated else ""),
-        yaxis={"autorange": "reversed", "categoryorder": "array", "categoryarray": rows["label"].to_list()},
-        height=120 + 32 * rows.height,
-        margin={"t": 30, "b": 10},
-        showlegend=False,
-    )
+    figure.update_yaxes(categoryarray=names)
+    notes = [t("figure.forest.dagger", language)] if any(r["mark"] for _, r in shown) else []
     if missing:
+        notes.append(t("figure.forest.missing", language, levels=", ".join(missing)))
+    if notes:
         figure.add_annotation(
-            text="Not shown (too few people or not estimable): " + ", ".join(missing),
+            text="<br>".join(wrap(n, 90) for n in notes),
             showarrow=False,
             x=0,
-            y=-0.25,
+            y=0,
             xref="paper",
             yref="paper",
             xanchor="left",
+            yanchor="top",
+            yshift=-40,
             font={"size": 11},
         )
+        figure.update_layout(margin={"b": 70})
     return figure
 
 
-CURVE_LABELS = {"care_managed": "Care-managed", "comparison_weighted": "Counterfactual (weighted comparison)"}
-
-
-def incidence_chart(curves: pl.DataFrame) -> go.Figure:
-    """Cumulative incidence of a first unplanned admission with 95% bands, death competing; released points
-    joined by steps (for funders a point is released only after enough new events)."""
+def incidence_chart(curves: pl.DataFrame, language: Language) -> go.Figure:
+    """Cumulative incidence of a first unplanned admission with 95% bands, death competing."""
+    title = t("figure.incidence.title", language)
     if curves.is_empty():
-        return _empty("No cumulative-incidence curves for this study.")
+        return empty(t("figure.incidence.none", language), language, title)
     figure = go.Figure()
-    colours = {"care_managed": "#1b6ca8", "comparison_weighted": "#c45a10"}
+    colours = {"care_managed": BLUE, "comparison_weighted": ORANGE}
     for curve in ("care_managed", "comparison_weighted"):
         rows = (
             curves.filter(pl.col("curve") == curve)
@@ -145,78 +245,68 @@ def incidence_chart(curves: pl.DataFrame) -> go.Figure:
             y=(rows["cumulative_incidence"] * 100).to_list(),
             mode="lines",
             line={"color": colour, "shape": "hv"},
-            name=CURVE_LABELS[curve],
-            hovertemplate="day %{x}: %{y:.1f}%<extra>%{fullData.name}</extra>",
+            name=label("curve", curve, language),
+            hovertemplate="%{x}: %{y:.1f} %<extra>%{fullData.name}</extra>",
         )
-    figure.update_layout(
-        xaxis_title="Days after enrolment",
-        yaxis_title="With a first unplanned admission (%)",
-        height=380,
-        margin={"t": 30, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
-    )
+    _layout(figure, language, title, 420)
+    figure.update_xaxes(title_text=t("figure.incidence.x", language), rangemode="tozero")
+    figure.update_yaxes(title_text=wrap(t("figure.incidence.y", language), 40), rangemode="tozero")
     return figure
 
 
-def balance_plot(diagnostics: dict[str, object]) -> go.Figure:
+def balance_plot(diagnostics: dict[str, Any], language: Language) -> go.Figure:
     """Standardised mean differences before and after adjustment (a 'love plot'), with the 0.1 limit."""
-    covariates = list(diagnostics.get("covariates", []))  # type: ignore[call-overload]
-    before = list(diagnostics.get("smd_before", []))  # type: ignore[call-overload]
-    after = list(diagnostics.get("smd_after", []))  # type: ignore[call-overload]
-    if not covariates or len(before) != len(covariates):
-        return _empty("No balance diagnostics for this study.")
+    title = t("figure.balance.title", language)
+    covariates = list(diagnostics.get("covariates") or [])
+    before = list(diagnostics.get("smd_before") or [])
+    after = list(diagnostics.get("smd_after") or [])
+    if not covariates or len(before) != len(covariates) or len(after) != len(covariates):
+        return empty(t("figure.balance.none", language), language, title)
+    names = [label("covariate", c, language) for c in covariates]
     figure = go.Figure()
-    figure.add_scatter(
-        x=[abs(v) for v in before],
-        y=covariates,
-        mode="markers",
-        name="Before adjustment",
-        marker={"color": "#9a9a9a", "size": 9},
-    )
-    figure.add_scatter(
-        x=[abs(v) for v in after],
-        y=covariates,
-        mode="markers",
-        name="After adjustment",
-        marker={"color": "#1b6ca8", "size": 9, "symbol": "diamond"},
-    )
-    figure.add_vline(x=0.1, line_dash="dash", line_color="#c00", annotation_text="0.1")
-    figure.update_layout(
-        xaxis_title="|Standardised mean difference|",
-        height=120 + 26 * len(covariates),
-        margin={"t": 30, "b": 10},
-        legend={"orientation": "h", "y": -0.15},
-    )
+    for values, key, colour, symbol in (
+        (before, "figure.balance.before", GREY, "circle"),
+        (after, "figure.balance.after", BLUE, "diamond"),
+    ):
+        figure.add_scatter(
+            x=[None if v is None else abs(v) for v in values],
+            y=names,
+            mode="markers",
+            name=t(key, language),
+            marker={"color": colour, "size": 9, "symbol": symbol},
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        )
+    figure.add_vline(x=0.1, line_dash="dash", line_color=RED)
+    _layout(figure, language, title, 150 + 26 * len(covariates))
+    figure.update_xaxes(title_text=t("figure.balance.x", language), rangemode="tozero")
+    figure.update_yaxes(autorange="reversed", type="category", title_text=t("figure.balance.y", language))
     return figure
 
 
-def overlap_plot(diagnostics: dict[str, object]) -> go.Figure:
+def overlap_plot(diagnostics: dict[str, Any], language: Language) -> go.Figure:
     """Propensity-score distributions of both arms (binned; bins under 11 are blank outside the federation)."""
+    title = t("figure.overlap.title", language)
     histogram = diagnostics.get("propensity_histogram") or {}
     if not isinstance(histogram, dict) or not histogram:
-        return _empty("No propensity overlap for this design.")
+        return empty(t("figure.overlap.none", language), language, title)
     bins = len(next(iter(histogram.values())))
     centres = [(i + 0.5) / bins for i in range(bins)]
     figure = go.Figure()
-    for arm, label, colour in (("treated", "Care-managed", "#1b6ca8"), ("control", "Comparison", "#c45a10")):
+    for arm, colour in (("treated", BLUE), ("control", ORANGE)):
         counts = histogram.get(arm, [])
         total = sum(c for c in counts if c) or 1
         figure.add_bar(
             x=centres,
             y=[None if c is None else 100 * c / total for c in counts],
-            name=label,
+            name=label("arm", arm, language),
             marker_color=colour,
             opacity=0.6,
             width=1 / bins,
+            hovertemplate="%{x:.2f}: %{y:.1f} %<extra></extra>",
         )
-    figure.update_layout(
-        barmode="overlay",
-        xaxis_title="Propensity score",
-        yaxis_title="Share of the arm (%)",
-        height=320,
-        margin={"t": 30, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
-    )
+    _layout(figure, language, title, 360, barmode="overlay")
+    figure.update_xaxes(title_text=t("figure.overlap.x", language), range=[0, 1])
+    figure.update_yaxes(title_text=t("figure.overlap.y", language), rangemode="tozero")
     return figure
 
 
@@ -250,12 +340,11 @@ def _rings(geometry: dict[str, Any]) -> list[list[list[float]]]:
     return [ring for polygon in polygons for ring in polygon]
 
 
-def territory_map(rows: pl.DataFrame, geojson: dict[str, Any], value: str, title: str) -> go.Figure:
+def territory_map(rows: pl.DataFrame, geojson: dict[str, Any], value: str, title: str, language: Language) -> go.Figure:
     """A choropleth drawn as filled outlines on plain axes: no map tiles, no base layer, nothing fetched.
 
-    ``rows`` hold one area each (``dimension_value`` matching the outlines' ``code``, ``label``,
-    ``value`` and, when present, ``unplanned_rate_ci_low``/``_high``); areas without a value are grey.
-    """
+    ``rows`` hold one area each (``dimension_value`` matching the outlines' ``code``, ``label``, ``value`` and,
+    when present, ``unplanned_rate_ci_low``/``_high``); areas without a value are grey."""
     values = dict(zip(rows["dimension_value"].to_list(), rows[value].to_list(), strict=True))
     labels = dict(zip(rows["dimension_value"].to_list(), rows["label"].to_list(), strict=True))
     bounds = {}
@@ -278,119 +367,211 @@ def territory_map(rows: pl.DataFrame, geojson: dict[str, Any], value: str, title
         amount = values.get(code)
         name = labels.get(code, feature["properties"].get("nom", code))
         if amount is None:
-            colour, text = MAP_GREY, f"{name}: not shown (too few people)"
+            colour, text = MAP_GREY, t("figure.map.not_shown", language, area=name)
         else:
             colour = sample_colorscale("Blues", [0.15 + 0.85 * (amount - low) / span])[0]
-            interval = bounds.get(code)
-            text = f"{name}: {amount:,.0f}" + (
-                f" (95% CI {interval[0]:,.0f} to {interval[1]:,.0f})" if interval and None not in interval else ""
+            interval_ = bounds.get(code)
+            text = (
+                f"{name} : {integer(amount, language)}" if language == "fr" else f"{name}: {integer(amount, language)}"
             )
+            if interval_ and None not in interval_:
+                text += f" ({interval(interval_[0], interval_[1], 0, language)})"
         figure.add_scatter(
-            x=x, y=y, fill="toself", fillcolor=colour, mode="lines", line={"color": "white", "width": 0.6},
-            hoveron="fills", text=text, hoverinfo="text", showlegend=False, name=code,
-        )  # fmt: skip
+            x=x,
+            y=y,
+            fill="toself",
+            fillcolor=colour,
+            mode="lines",
+            line={"color": "white", "width": 0.6},
+            hoveron="fills",
+            text=text,
+            hoverinfo="text",
+            showlegend=False,
+            name=code,
+        )
     figure.add_scatter(
-        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-        marker={"colorscale": [[0, sample_colorscale("Blues", [0.15])[0]], [1, sample_colorscale("Blues", [1.0])[0]]],
-                "cmin": low, "cmax": high, "color": [low], "showscale": bool(shown),
-                "colorbar": {"title": {"text": title}}},
-    )  # fmt: skip
-    figure.update_layout(
-        xaxis={"visible": False},
-        yaxis={"visible": False, "scaleanchor": "x", "scaleratio": MAP_ASPECT},
-        plot_bgcolor="white",
-        height=560,
-        margin={"t": 10, "b": 10, "l": 0, "r": 0},
+        x=[None],
+        y=[None],
+        mode="markers",
+        showlegend=False,
+        hoverinfo="skip",
+        marker={
+            "colorscale": [[0, sample_colorscale("Blues", [0.15])[0]], [1, sample_colorscale("Blues", [1.0])[0]]],
+            "cmin": low,
+            "cmax": high,
+            "color": [low],
+            "showscale": bool(shown),
+            "colorbar": {"title": {"text": wrap(t("figure.map.scale", language), 18)}},
+        },
     )
+    _layout(figure, language, title, 600)
+    figure.update_layout(margin={"l": 0, "r": 0}, legend=None)
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False, scaleanchor="x", scaleratio=MAP_ASPECT)
     return figure
 
 
-def funnel_plot(own: pl.DataFrame, peers: pl.DataFrame, own_label: str) -> go.Figure:
-    """Observed/expected against expected, with 95% and 99.8% Poisson control limits around 1."""
-    expected = pl.concat([own["expected"], peers["expected"]]).drop_nulls().cast(pl.Float64).to_numpy()
-    if expected.size == 0:
-        return _empty("No benchmark for this agency.")
-    grid = np.linspace(max(1.0, expected.min() * 0.5), expected.max() * 1.2, 200)
+# --- funnel plots: an agency against its anonymous peers ------------------------------------------------
+
+
+def poisson_ratio_limits(expected: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Control limits of observed/expected around 1 for ``expected`` events: exact Poisson (chi-square) limits,
+    so the lower one never goes below 0 (the normal approximation 1 - z/sqrt(E) did, for small E)."""
+    alpha = 2 * stats.norm.sf(z)
+    low = stats.chi2.ppf(alpha / 2, 2 * expected) / (2 * expected)
+    high = stats.chi2.ppf(1 - alpha / 2, 2 * (expected + 1)) / (2 * expected)
+    return np.nan_to_num(low, nan=0.0), high
+
+
+def proportion_limits(target: float, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Control limits of a share around ``target`` for ``n`` cases: Wilson score limits, always within [0, 1]."""
+    p = min(max(target, 0.0), 1.0)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def funnel_plot(
+    own: pl.DataFrame,
+    peers: pl.DataFrame,
+    own_label: str,
+    language: Language,
+    kind: str = "ratio",
+    target: float = 1.0,
+    title: str = "",
+    x_title: str = "",
+    y_title: str = "",
+) -> go.Figure:
+    """An agency (a star) and its anonymous peers (grey) against a precision axis, with 95% and 99.8% limits.
+
+    ``own`` and ``peers`` hold ``n`` (expected events for ``ratio``, cases for ``share``) and ``value``
+    (observed/expected, or the share); peers also ``peer`` (anonymous labels). Limits come from
+    ``poisson_ratio_limits`` or ``proportion_limits``, so they stay within the measure's range."""
+    title = title or t("figure.funnel.title", language)
+    n_all = pl.concat([own["n"], peers["n"]]).drop_nulls().cast(pl.Float64).to_numpy()
+    n_all = n_all[n_all > 0]
+    if n_all.size == 0:
+        return empty(t("figure.funnel.none", language), language, title)
+    grid = np.linspace(max(1.0, n_all.min() * 0.5), n_all.max() * 1.2, 200)
     figure = go.Figure()
-    for z, dash, label in ((1.959964, "dash", "95% limits"), (3.090232, "dot", "99.8% limits")):
-        for sign in (1, -1):
-            limit = 1 + sign * z / np.sqrt(grid)
+    for z, dash, key in ((Z95, "dash", "figure.funnel.limits95"), (Z998, "dot", "figure.funnel.limits998")):
+        low, high = poisson_ratio_limits(grid, z) if kind == "ratio" else proportion_limits(target, grid, z)
+        for i, limit in enumerate((high, low)):
             figure.add_scatter(
                 x=grid,
                 y=limit,
                 mode="lines",
-                line={"color": "#999", "dash": dash},
-                name=label,
-                showlegend=sign == 1,
+                line={"color": "#888", "dash": dash},
+                name=t(key, language),
+                showlegend=i == 0,
                 hoverinfo="skip",
+                legendgroup=key,
             )
-    figure.add_hline(y=1, line_color="#555")
+    figure.add_hline(y=target, line_color="#444")
+    fmt = (lambda v: number(v, 2, language)) if kind == "ratio" else (lambda v: percent(v, 0, language))
     if peers.height:
         figure.add_scatter(
-            x=peers["expected"].to_list(),
-            y=peers["observed_over_expected"].to_list(),
+            x=peers["n"].to_list(),
+            y=peers["value"].to_list(),
             mode="markers",
-            text=peers["peer"].to_list(),
-            name="Peers",
-            marker={"color": "#9a9a9a", "size": 9},
-            hovertemplate="%{text}: %{y:.2f}<extra></extra>",
+            name=t("figure.funnel.peers", language),
+            marker={"color": GREY, "size": 9},
+            hovertext=[
+                f"{p}: {fmt(v)}" if v is not None else p for p, v in zip(peers["peer"], peers["value"], strict=True)
+            ],
+            hoverinfo="text",
         )
     figure.add_scatter(
-        x=own["expected"].to_list(),
-        y=own["observed_over_expected"].to_list(),
+        x=own["n"].to_list(),
+        y=own["value"].to_list(),
         mode="markers",
         name=own_label,
-        marker={"color": "#c45a10", "size": 14, "symbol": "star"},
-        hovertemplate=own_label + ": %{y:.2f}<extra></extra>",
+        marker={"color": ORANGE, "size": 15, "symbol": "star"},
+        hovertext=[f"{own_label}: {fmt(v)}" if v is not None else own_label for v in own["value"]],
+        hoverinfo="text",
     )
-    figure.update_layout(
-        xaxis_title="Expected unplanned admissions (federation rates for its age and GIR mix)",
-        yaxis_title="Observed / expected",
-        height=420,
-        margin={"t": 30, "b": 10},
-    )
+    _layout(figure, language, title, 440)
+    figure.update_xaxes(title_text=wrap(x_title or t("figure.funnel.x", language), 60), rangemode="tozero")
+    figure.update_yaxes(title_text=wrap(y_title or t("figure.funnel.y", language), 40), rangemode="tozero")
+    if kind == "share":
+        figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
     return figure
 
 
-def caseload_chart(caseload: pl.DataFrame) -> go.Figure:
-    """Active care-managed episodes and episodes per full-time care manager, by month."""
+def caseload_chart(caseload: pl.DataFrame, language: Language) -> go.Figure:
+    """Active care-managed cases (whole counts) and cases per full-time care manager, by month: two panels
+    sharing the months, each with its own axis from zero (one chart with two y axes read as one scale)."""
+    title = t("figure.caseload.title", language)
     if caseload.is_empty():
-        return _empty("No caseload for this agency.")
-    figure = go.Figure()
+        return empty(t("figure.caseload.none", language), language, title)
+    months: list[date] = caseload["month_start"].to_list()
+    figure = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
+        subplot_titles=(t("figure.caseload.active", language), t("figure.caseload.per_fte", language)),
+    )
     figure.add_bar(
-        x=caseload["month_start"].to_list(),
+        x=months,
         y=caseload["active_episodes"].to_list(),
-        name="Active cases",
-        marker_color="#9ec3e0",
+        marker_color="#7aa6c8",
+        row=1,
+        col=1,
+        name=t("figure.caseload.active", language),
+        showlegend=False,
+        hovertext=[
+            f"{month(m, language)}: {integer(v, language)}"
+            for m, v in zip(months, caseload["active_episodes"].to_list(), strict=True)
+        ],
+        hoverinfo="text",
     )
     figure.add_scatter(
-        x=caseload["month_start"].to_list(),
+        x=months,
         y=caseload["episodes_per_fte"].to_list(),
-        name="Cases per care manager (FTE)",
-        yaxis="y2",
-        line={"color": "#1b6ca8"},
+        mode="lines+markers",
+        row=2,
+        col=1,
+        line={"color": BLUE},
+        name=t("figure.caseload.per_fte", language),
+        showlegend=False,
+        hovertext=[
+            f"{month(m, language)}: {number(v, 1, language)}"
+            for m, v in zip(months, caseload["episodes_per_fte"].to_list(), strict=True)
+        ],
+        hoverinfo="text",
     )
-    figure.update_layout(
-        yaxis_title="Active cases",
-        yaxis2={"title": "Per FTE", "overlaying": "y", "side": "right"},
-        height=360,
-        margin={"t": 30, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
+    _layout(figure, language, title, 520)
+    ticks = months[:: max(1, len(months) // 8)]
+    figure.update_xaxes(tickvals=ticks, ticktext=[month(m, language) for m in ticks])
+    figure.update_yaxes(
+        rangemode="tozero", tickformat=",d", row=1, col=1, title_text=t("figure.caseload.cases", language)
     )
+    figure.update_yaxes(rangemode="tozero", row=2, col=1, title_text=t("figure.caseload.per_fte_axis", language))
     return figure
 
 
-def share_bars(rows: pl.DataFrame, label: str) -> go.Figure:
-    """Episodes by category (referral source or payer) as horizontal bars."""
-    rows = rows.filter(pl.col("episodes").is_not_null()).sort("episodes")
+def share_bars(rows: pl.DataFrame, kind: str, title: str, language: Language) -> go.Figure:
+    """Episodes by category (referral source or payer) as horizontal bars, labelled, whole counts, largest first."""
+    rows = rows.filter(pl.col("episodes").is_not_null()).sort("episodes", descending=True)
     if rows.is_empty():
-        return _empty("Nothing to show (small counts are suppressed).")
+        return empty(t("figure.shares.none", language), language, title)
+    names = [label(kind, v, language) for v in rows["dimension_value"]]
     figure = go.Figure(
         go.Bar(
-            x=rows["episodes"].to_list(), y=rows["dimension_value"].to_list(), orientation="h", marker_color="#1b6ca8"
+            x=rows["episodes"].to_list(),
+            y=names,
+            orientation="h",
+            marker_color=BLUE,
+            text=[integer(v, language) for v in rows["episodes"]],
+            textposition="auto",
+            hovertext=[f"{n}: {integer(v, language)}" for n, v in zip(names, rows["episodes"], strict=True)],
+            hoverinfo="text",
         )
     )
-    figure.update_layout(
-        xaxis_title="Episodes", yaxis_title=label, height=120 + 28 * rows.height, margin={"t": 20, "b": 10}
+    _layout(figure, language, title, 140 + 30 * rows.height)
+    figure.update_xaxes(title_text=t("figure.shares.x", language), rangemode="tozero", tickformat=",d")
+    figure.update_yaxes(
+        autorange="reversed", type="category", title_text=label("dimension", kind, language).capitalize()
     )
     return figure

@@ -12,7 +12,8 @@ import streamlit as st
 
 from dashboards import data_access
 from dashboards.access import AccessError, Role, Viewer, access_file, auth_mode, load_access_map, resolve_viewer
-from dashboards.reports import csv_safe
+from dashboards.exports import csv_bytes
+from dashboards.i18n import language, lb, tr
 
 VIEWER_KEY = "parcours_viewer"
 DEMO_USER_KEY = "parcours_demo_user"
@@ -36,13 +37,19 @@ def current_viewer() -> tuple[str | None, Viewer | None]:
     try:
         access = load_access_map(access_file())
     except AccessError as exc:
-        st.error(str(exc))
+        # The administrator's message names the file or the variable to set; no case value is in it.
+        st.error(tr("denied.access_map", detail=str(exc)))
         record_denied_sign_in(identity, "no readable access map")
         return identity, None
     viewer = resolve_viewer(identity, access)
     if viewer is None:
         record_denied_sign_in(identity, "no role in the access map")
     return identity, viewer
+
+
+def viewer_label(viewer: Viewer) -> str:
+    scope = f" · {viewer.agency_id}" if viewer.agency_id else ""
+    return f"{viewer.name or viewer.user} ({lb('role', viewer.role)}{scope})"
 
 
 def record_denied_sign_in(identity: str, reason: str) -> None:
@@ -66,9 +73,9 @@ def page_viewer(page: str, *roles: Role) -> Viewer:
     viewer: Viewer | None = st.session_state.get(VIEWER_KEY)
     if viewer is None or viewer.role not in roles:
         data_access.record(viewer, "denied", page, identity=signed_in_identity() or "")
-        st.error("You do not have access to this page.")
+        st.error(tr("denied.page"))
         st.stop()
-    data_access.record(viewer, "page_view", page)
+    data_access.record(viewer, "page_view", page, language=language())
     return viewer
 
 
@@ -76,22 +83,23 @@ def agency_in_view(viewer: Viewer) -> str:
     """An agency user's own agency; for an analyst, the agency picked on the page."""
     if viewer.role == "agency":
         return str(viewer.agency_id)
-    return str(st.selectbox("Agency", data_access.agency_ids(viewer)))
+    return str(st.selectbox(tr("common.agency"), data_access.agency_ids(viewer), key="agency_pick"))
 
 
 def snapshot_or_stop() -> dict[str, str]:
     try:
         return data_access.snapshot_metadata(st.session_state.get(VIEWER_KEY))
-    except data_access.SnapshotMissing as exc:
-        st.info(str(exc))
+    except data_access.SnapshotMissing:
+        st.info(tr("common.no_snapshot"))
         st.stop()
 
 
-def csv_download(viewer: Viewer, page: str, frame: pl.DataFrame, name: str, label: str = "Download CSV") -> None:
-    """A CSV download of an already scoped and suppressed table; the export is audited when clicked."""
+def csv_download(viewer: Viewer, page: str, frame: pl.DataFrame, name: str, label: str | None = None) -> None:
+    """A CSV download of an already scoped and protected table, in the viewer's language (French: semicolons and
+    decimal commas, as French spreadsheets read them); the export is audited when clicked."""
     st.download_button(
-        label,
-        data=csv_safe(frame),
+        label or tr("common.download_csv"),
+        data=csv_bytes(frame, language()),
         file_name=f"{name}.csv",
         mime="text/csv",
         on_click=lambda: data_access.record(viewer, "export", page, format="csv", table=name, rows=frame.height),

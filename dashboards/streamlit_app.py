@@ -1,6 +1,7 @@
 """Parcours dashboards: the entry point (``streamlit run dashboards/streamlit_app.py``).
 
-Sign-in first; then the pages of the viewer's role, nothing else (default deny).
+Sign-in first; then the pages of the viewer's role, nothing else (default deny). Every word comes from
+the catalogue (``pipelines/presentation``), in the viewer's language (French unless they chose English).
 """
 
 # Plotly imports pandas lazily, from whichever session draws first: with two sessions at once one
@@ -8,79 +9,90 @@ Sign-in first; then the pages of the viewer's role, nothing else (default deny).
 import pandas  # noqa: F401
 import streamlit as st
 
-from dashboards.access import DEMO_ACCESS_FILE, auth_mode, demo_users, load_access_map
-from dashboards.session import DEMO_USER_KEY, VIEWER_KEY, current_viewer, sign_out
+from dashboards.access import DEMO_ACCESS_FILE, Role, auth_mode, demo_users, load_access_map
+from dashboards.i18n import language_picker, remember_identity, tr
+from dashboards.session import DEMO_USER_KEY, VIEWER_KEY, current_viewer, sign_out, viewer_label
 
 st.set_page_config(page_title="Parcours", page_icon="🧭", layout="wide")
 
-PAGES = {
-    "funder": {
-        "Impact": [
-            st.Page("app_pages/funder_studies.py", title="Impact studies", icon="🎯", default=True),
-            st.Page("app_pages/funder_study.py", title="Study detail", icon="🔎"),
-            st.Page("app_pages/funder_overview.py", title="Federation overview", icon="📊"),
-            st.Page("app_pages/funder_territories.py", title="Territories and breakdowns", icon="🗺️"),
-        ]
-    },
-    "agency": {
-        "My agency": [
-            st.Page("app_pages/agency_caseload.py", title="Caseload", icon="📋", default=True),
-            st.Page("app_pages/agency_peers.py", title="Outcomes against peers", icon="📈"),
-        ]
-    },
-    "analyst": {
-        "Federation": [
-            st.Page("app_pages/analyst_files.py", title="Files and quality", icon="🗂️", default=True),
-            st.Page("app_pages/analyst_agencies.py", title="All agencies", icon="🏢"),
-            st.Page("app_pages/analyst_study_builder.py", title="Study builder", icon="🧪"),
-        ],
-        "As funders see it": [
-            st.Page("app_pages/funder_studies.py", title="Impact studies", icon="🎯"),
-            st.Page("app_pages/funder_study.py", title="Study detail", icon="🔎"),
-            st.Page("app_pages/funder_overview.py", title="Federation overview", icon="📊"),
-            st.Page("app_pages/funder_territories.py", title="Territories and breakdowns", icon="🗺️"),
-        ],
-        "As an agency sees it": [
-            st.Page("app_pages/agency_caseload.py", title="Agency caseload", icon="📋"),
-            st.Page("app_pages/agency_peers.py", title="Agency against peers", icon="📈"),
-        ],
-    },
-}
+
+def _page(path: str, title: str, icon: str, default: bool = False) -> st.Page:
+    return st.Page(path, title=tr(title), icon=icon, default=default)
+
+
+def pages(role: Role) -> dict[str, list[st.Page]]:
+    """The pages of a role, by section; a page of another role is not registered (no link, no URL)."""
+    funder = [
+        ("app_pages/funder_studies.py", "nav.studies", "🎯"),
+        ("app_pages/funder_study.py", "nav.study", "🔎"),
+        ("app_pages/funder_overview.py", "nav.overview", "📊"),
+        ("app_pages/funder_territories.py", "nav.territories", "🗺️"),
+    ]
+    agency = [
+        ("app_pages/agency_caseload.py", "nav.caseload", "📋"),
+        ("app_pages/agency_peers.py", "nav.peers", "📈"),
+    ]
+    glossary = _page("app_pages/glossary.py", "nav.glossary", "📖")
+    if role == "funder":
+        return {
+            tr("nav.section.impact"): [_page(*p, default=i == 0) for i, p in enumerate(funder)],
+            tr("nav.section.help"): [glossary],
+        }
+    if role == "agency":
+        return {
+            tr("nav.section.agency"): [_page(*p, default=i == 0) for i, p in enumerate(agency)],
+            tr("nav.section.help"): [glossary],
+        }
+    analyst = [
+        ("app_pages/analyst_files.py", "nav.files", "🗂️"),
+        ("app_pages/analyst_agencies.py", "nav.agencies", "🏢"),
+        ("app_pages/analyst_study_builder.py", "nav.builder", "🧪"),
+    ]
+    return {
+        tr("nav.section.federation"): [_page(*p, default=i == 0) for i, p in enumerate(analyst)],
+        tr("nav.section.as_funders"): [_page(*p) for p in funder],
+        tr("nav.section.as_agency"): [_page(*p) for p in agency],
+        tr("nav.section.help"): [glossary],
+    }
 
 
 def sign_in_page() -> None:
     st.title("Parcours")
-    st.write("Impact of care management, measured with its uncertainty. Please sign in.")
+    st.write(tr("signin.tagline"))
+    with st.sidebar:
+        language_picker(None)
     if auth_mode() == "oidc":
-        st.button("Sign in", on_click=st.login, type="primary")
+        st.button(tr("signin.button"), on_click=st.login, type="primary")
         return
-    st.info("Demo mode: choose a demo user (see the README). Nothing here is real data.")
+    st.info(tr("signin.demo"))
     for viewer in demo_users(load_access_map(DEMO_ACCESS_FILE)):
-        if st.button(f"Sign in as {viewer.label}", key=f"demo_{viewer.role}"):
+        if st.button(tr("signin.as", user=viewer_label(viewer)), key=f"demo_{viewer.role}"):
             st.session_state[DEMO_USER_KEY] = viewer.user
             st.rerun()
     with st.form("other_user"):
-        other = st.text_input("Or another e-mail address")
-        if st.form_submit_button("Sign in") and other:
+        other = st.text_input(tr("signin.other"))
+        if st.form_submit_button(tr("signin.button")) and other:
             st.session_state[DEMO_USER_KEY] = other.strip().lower()
             st.rerun()
 
 
 def denied_page() -> None:
-    st.title("Access denied")
-    st.error("Your account has no role in Parcours. Ask the federation's administrator for access.")
-    st.button("Sign out", on_click=sign_out)
+    st.title(tr("denied.title"))
+    st.error(tr("denied.body"))
+    st.button(tr("app.sign_out"), on_click=sign_out)
 
 
 identity, viewer = current_viewer()
+remember_identity(identity)
 st.session_state[VIEWER_KEY] = viewer
 if identity is None:
-    st.navigation([st.Page(sign_in_page, title="Sign in", icon="🔑")]).run()
+    st.navigation([st.Page(sign_in_page, title=tr("nav.sign_in"), icon="🔑")]).run()
 elif viewer is None:
     # current_viewer() has already audited the denial, with the refused identity.
-    st.navigation([st.Page(denied_page, title="Access denied", icon="⛔")]).run()
+    st.navigation([st.Page(denied_page, title=tr("denied.title"), icon="⛔")]).run()
 else:
     with st.sidebar:
-        st.caption(f"Signed in as {viewer.label}")
-        st.button("Sign out", on_click=sign_out)
-    st.navigation(PAGES[viewer.role]).run()
+        st.caption(tr("app.signed_in_as", user=viewer_label(viewer)))
+        language_picker(identity)
+        st.button(tr("app.sign_out"), on_click=sign_out)
+    st.navigation(pages(viewer.role)).run()

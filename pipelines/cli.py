@@ -261,7 +261,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     from pipelines.impact.estimators import EstimationError, estimate_effect
     from pipelines.impact.gate import finite_json
-    from pipelines.impact.messages import render
+    from pipelines.presentation.verdict import render
 
     path = Path(args.data)
     try:
@@ -334,7 +334,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     released to funders (the same decision, with the numbers a funder may see)."""
     from pipelines import warehouse
     from pipelines.impact.gate import Verdict
-    from pipelines.impact.messages import headline, status, subgroup_marker
+    from pipelines.presentation.verdict import headline, status, subgroup_marker
     from pipelines.publication.release import funder_path
     from pipelines.publication.study_tables import STUDIES
 

@@ -1,6 +1,18 @@
-"""The dashboard in a real browser: Debian's chromium driven by Playwright."""
+"""The dashboard in a real browser, signed in through a real OpenID Connect provider started by the test.
+
+Debian's chromium is driven by Playwright; the provider is ``oidc-provider-mock`` (a Flask/Authlib OpenID
+provider from PyPI) on a free local port, and Streamlit's own ``st.login`` talks to it (no mock of
+``st.login``). Each role signs in, visits every page of its role in French, switches to English (remembered
+for the user), visits them again, and every page is saved as a screenshot in ``test-artifacts/``. Every
+request that is not to the dashboard or the provider is blocked, and a dashboard page that attempts one
+fails the test. The analyst also exports the A4 PDF report.
+"""
+
+from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -14,6 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from dashboards.access import DEMO_ACCESS_FILE
 from tests.conftest import PipelineRun
 
 pytestmark = pytest.mark.browser
@@ -30,6 +43,23 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+USERS = {
+    "funder": "funder@demo.parcours.fr",
+    "agency": "agency@demo.parcours.fr",
+    "analyst": "analyst@demo.parcours.fr",
+}
+PAGES = {
+    "funder": [("Études d'impact", "Impact studies"), ("Détail d'une étude", "Study detail"),
+               ("Vue d'ensemble de la fédération", "Federation overview"),
+               ("Territoires et ventilations", "Territories and breakdowns"), ("Glossaire", "Glossary")],
+    "agency": [("File active", "Caseload"), ("Résultats face aux pairs", "Outcomes against peers"),
+               ("Glossaire", "Glossary")],
+    "analyst": [("Fichiers et qualité", "Files and quality"), ("Toutes les agences", "All agencies"),
+                ("Construire une étude", "Study builder"), ("Études d'impact", "Impact studies"),
+                ("Détail d'une étude", "Study detail"), ("Vue d'ensemble de la fédération", "Federation overview"),
+                ("Territoires et ventilations", "Territories and breakdowns"), ("File active", "Caseload"),
+                ("Résultats face aux pairs", "Outcomes against peers"), ("Glossaire", "Glossary")],
+}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -38,69 +68,79 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"{url} did not answer within {seconds:.0f} s")
+
+
 @pytest.fixture(scope="module")
-def dashboard_url(small_run: PipelineRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def provider() -> Iterator[str]:
+    """A real OpenID Connect provider on a free port; each demo user is one click away on its sign-in form."""
+    from oidc_provider_mock import User, run_server_in_thread
+
+    users = [User(sub=email, claims={"email": email, "email_verified": True}) for email in USERS.values()]
+    with run_server_in_thread(port=_free_port(), user_claims=users) as server:
+        url = f"http://localhost:{server.server_port}"
+        _wait(f"{url}/.well-known/openid-configuration")
+        yield url
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(small_run: PipelineRun, provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Streamlit in production mode (``PARCOURS_AUTH`` unset: ``st.login``), configured for the provider."""
     port = _free_port()
-    env = {
-        **os.environ,
+    folder = tmp_path_factory.mktemp("browser")
+    secrets_file = folder / "secrets.toml"
+    secrets_file.write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        f'cookie_secret = "{secrets.token_hex(32)}"\n'
+        'client_id = "parcours-browser-test"\n'
+        f'client_secret = "{secrets.token_hex(16)}"\n'
+        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n',
+        encoding="utf-8",
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PARCOURS_AUTH"}
+    env |= {
         "PARCOURS_SERVING": str(small_run.settings.serving_path),
-        "PARCOURS_DATA_DIR": str(tmp_path_factory.mktemp("browser")),
-        "PARCOURS_AUTH": "demo",
+        "PARCOURS_DATA_DIR": str(folder / "data"),
+        "PARCOURS_ACCESS_FILE": str(DEMO_ACCESS_FILE),
     }
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "dashboards" / "streamlit_app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "streamlit_app.py"),
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--secrets.files", str(secrets_file)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the Streamlit server did not start within 60 s")
+        _wait(f"{url}/_stcore/health")
         yield url
     finally:
         server.terminate()
         server.wait(timeout=20)
 
 
-DEMO_USERS = {
-    "funder": ("Demo funder", "Impact studies"),
-    "agency": ("Demo agency", "Caseload · AG002"),
-    "analyst": ("Demo analyst", "Files and quality"),
-}
-
-
-def _offline_page(browser: Any, dashboard_url: str, attempts: list[str]) -> Any:
-    """A page whose every request to anything but the dashboard's own server is blocked and recorded:
-    the product must work with no network at all (no CDN, no map tiles, no fonts from elsewhere)."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    local = urlsplit(dashboard_url).netloc
+def _offline_page(context: Any, dashboard_url: str, provider: str, attempts: list[str]) -> Any:
+    """A page whose every request to anything but the dashboard and the provider is blocked; the dashboard's
+    attempts are recorded (the provider's own page asks a stylesheet from a CDN: blocked, not the product's)."""
+    page = context.new_page()
+    allowed = {urlsplit(dashboard_url).netloc, urlsplit(provider).netloc}
 
     def route(request_route: Any) -> None:
-        url = request_route.request.url
-        if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).netloc != local:
-            attempts.append(url)
+        request = request_route.request
+        parts = urlsplit(request.url)
+        if parts.scheme in ("http", "https", "ws", "wss") and parts.netloc not in allowed:
+            frame = request.frame.url if request.frame else ""
+            if not frame.startswith(provider):
+                attempts.append(request.url)
             request_route.abort()
         else:
             request_route.continue_()
@@ -109,52 +149,83 @@ def _offline_page(browser: Any, dashboard_url: str, attempts: list[str]) -> Any:
     return page
 
 
+def _settle(page: Any) -> None:
+    """Wait for Streamlit to finish a run (no "running" indicator) and for charts to draw."""
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_timeout(700)
+
+
+def _sign_in(page: Any, dashboard_url: str, email: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(dashboard_url)
+    expect(page.get_by_role("button", name="Se connecter")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(re.compile(r"localhost:\d+/oauth2/authorize"), timeout=30_000)
+    page.get_by_role("button", name=email).first.click()  # the provider's one-click sign-in for this user
+    page.wait_for_url(re.compile(re.escape(dashboard_url)), timeout=30_000)
+    expect(page.get_by_text("Connecté : ")).to_be_visible(timeout=30_000)
+
+
+def _visit(page: Any, role: str, title: str, language: str) -> Path:
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name=title, exact=True).first.click()
+    expect(page.locator("h1").first).to_be_visible(timeout=30_000)
+    _settle(page)
+    slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+    path = ARTIFACTS / f"{role}_{slug}_{language}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it)")
-@pytest.mark.parametrize("role", list(DEMO_USERS))
-def test_each_demo_user_signs_in_and_sees_their_pages(dashboard_url: str, role: str) -> None:
+def test_each_role_signs_in_through_openid_connect_and_every_page_renders_in_both_languages(
+    dashboard_url: str, provider: str
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    name, heading = DEMO_USERS[role]
     ARTIFACTS.mkdir(exist_ok=True)
     attempts: list[str] = []
+    shots: list[Path] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            page = _offline_page(browser, dashboard_url, attempts)
-            page.goto(dashboard_url)
-            expect(page.get_by_text("Please sign in")).to_be_visible(timeout=30_000)
-            page.get_by_role("button", name=f"Sign in as {name}").click()
-            expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Signed in as")).to_be_visible()
-            # The analyst opens a study whether or not it passed the gate (the small federation's may not):
-            # the study page and its PDF export are the same for both roles.
-            if role == "analyst":
-                page.get_by_role("link", name="Study detail").click()
-                expect(page.get_by_text("Method and limits, in plain words")).to_be_visible(timeout=30_000)
-                expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
-                page.get_by_role("button", name="Prepare PDF").click()
-                with page.expect_download(timeout=90_000) as download:
-                    page.get_by_role("button", name="Report (PDF)").click(timeout=90_000)
-                download.value.save_as(ARTIFACTS / "study_report.pdf")
-            elif role == "funder":
-                none = page.get_by_text("No study is publishable yet.")
-                published = page.locator("[data-testid='stDataFrame']").or_(none)
-                expect(published.first).to_be_visible(timeout=30_000)
-                page.get_by_role("link", name="Territories and breakdowns").click()
-                expect(page.get_by_role("heading", name="Territories and breakdowns")).to_be_visible(timeout=30_000)
-                expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
-                page.wait_for_timeout(1_500)  # let the map draw (and ask for anything it would fetch)
-                page.screenshot(path=str(ARTIFACTS / "funder_territories.png"), full_page=True)
-            else:
-                expect(page.locator(".js-plotly-plot, [data-testid='stDataFrame']").first).to_be_visible(timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / f"{role}.png"), full_page=True)
-            # Pages of other roles are not even registered: no link to them.
-            other = {"funder": "Files and quality", "agency": "Impact studies", "analyst": None}[role]
-            if other:
-                expect(page.get_by_role("link", name=other)).to_have_count(0)
+            for role, email in USERS.items():
+                context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+                page = _offline_page(context, dashboard_url, provider, attempts)
+                _sign_in(page, dashboard_url, email)
+                for french, _ in PAGES[role]:
+                    shots.append(_visit(page, role, french, "fr"))
+                    if role == "analyst" and french == "Détail d'une étude":
+                        expect(page.get_by_text("Le verdict")).to_be_visible()
+                        page.get_by_role("button", name="Préparer le PDF").click()
+                        with page.expect_download(timeout=120_000) as download:
+                            page.get_by_role("button", name="Rapport (PDF A4)").click(timeout=120_000)
+                        download.value.save_as(ARTIFACTS / "study_report.pdf")
+                # Pages of other roles are not even registered: no link to them.
+                other = {"funder": "Fichiers et qualité", "agency": "Études d'impact", "analyst": None}[role]
+                if other:
+                    expect(page.get_by_role("link", name=other)).to_have_count(0)
+                page.get_by_role("button", name="English").click()
+                _settle(page)
+                for _, english in PAGES[role]:
+                    shots.append(_visit(page, role, english, "en"))
+                # Remembered on the server for this user: a new browser session opens in English.
+                context.close()
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                page = _offline_page(context, dashboard_url, provider, attempts)
+                page.goto(dashboard_url)
+                page.get_by_role("button", name="Se connecter").click()
+                page.get_by_role("button", name=email).first.click()
+                expect(page.get_by_text("Signed in as")).to_be_visible(timeout=30_000)
+                context.close()
         finally:
             browser.close()
     assert attempts == [], f"the dashboard asked for resources outside its server: {attempts}"
-    assert (ARTIFACTS / f"{role}.png").stat().st_size > 10_000
-    if role == "analyst":
-        assert (ARTIFACTS / "study_report.pdf").read_bytes().startswith(b"%PDF")
+    assert all(s.stat().st_size > 10_000 for s in shots)
+    pdf = (ARTIFACTS / "study_report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF")
+    sizes = {tuple(round(float(v)) for v in box.split()) for box in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", pdf)}
+    assert sizes == {(0, 0, 595, 842)}  # every page A4 (US Letter is 612 x 792)

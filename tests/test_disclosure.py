@@ -27,8 +27,8 @@ from dashboards import data_access
 from dashboards.access import Viewer
 from pipelines import warehouse
 from pipelines.impact.gate import Effect, Verdict, at_least, below, decide, size_checks
-from pipelines.impact.messages import headline
 from pipelines.impact.spec import Thresholds
+from pipelines.presentation.verdict import headline
 from pipelines.publication import release as release_module
 from pipelines.publication import study_tables
 from pipelines.publication.agency_tables import peer_group_problem
@@ -598,8 +598,8 @@ def test_curves_are_released_only_where_enough_events_accrued_since_the_previous
 
 
 def test_a_peer_group_needs_three_others_none_dominant() -> None:
-    assert peer_group_problem("A", {"A": 10, "B": 10, "C": 10}) == "fewer than 3 other agencies to compare with"
-    assert "85%" in (peer_group_problem("A", {"A": 5, "B": 900, "C": 50, "D": 50}) or "")
+    assert peer_group_problem("A", {"A": 10, "B": 10, "C": 10}) == "too_few_peers"
+    assert peer_group_problem("A", {"A": 5, "B": 900, "C": 50, "D": 50}) == "dominant_peer"
     assert peer_group_problem("A", {"A": 5, "B": 40, "C": 30, "D": 30}) is None
 
 
@@ -699,6 +699,7 @@ CALLS = {
     "agency_delivery": (AGENCY, ()),
     "agency_case_mix": (AGENCY, ()),
     "agency_peers": (AGENCY, ()),
+    "agency_families": (AGENCY, ()),
     "snapshot_metadata": (FUNDER, ()),
 }
 """Every data-access function a funder or an agency can call, with the viewer who calls it."""
@@ -736,6 +737,12 @@ def _small_counts(value: Any) -> list[str]:
     frames = [value] if isinstance(value, pl.DataFrame) else []
     if isinstance(value, data_access.PeerComparison):
         frames = [value.own, value.peers]
+    if isinstance(value, list) and all(isinstance(v, data_access.PeerFamily) for v in value):
+        for family in value:  # a share family's precision axis is its count of cases
+            if family.kind == "share":
+                for frame in (family.own, family.peers):
+                    found += [f"{family.family} cases"] * int(frame["n"].drop_nulls().map_elements(
+                        _small, return_dtype=pl.Boolean).sum())  # fmt: skip
     documents: list[dict[str, Any]] = [value] if isinstance(value, dict) else []
     for frame in frames:
         for column in set(frame.columns) & COUNT_COLUMNS:

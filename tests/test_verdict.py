@@ -18,22 +18,15 @@ from hypothesis import strategies as st
 
 from dashboards import data_access
 from dashboards.access import Viewer
-from dashboards.reports import csv_safe, study_csv_rows, study_report_html
+from dashboards.exports import csv_safe
+from dashboards.reports import study_csv_rows, study_report_html
+from dashboards.study_content import question, study_content
 from pipelines import warehouse
 from pipelines.cli import main as cli
 from pipelines.impact.gate import Check, Effect, Verdict, at_least, below, decide, interval_includes_zero
-from pipelines.impact.messages import (
-    CHECKS,
-    MESSAGES,
-    check_rows,
-    day,
-    effect_phrase,
-    headline,
-    money,
-    number,
-    render,
-    status,
-)
+from pipelines.presentation.catalogue import keys, messages
+from pipelines.presentation.formats import day, money, number
+from pipelines.presentation.verdict import check_rows, effect_phrase, headline, render, status
 from pipelines.publication.study_verdicts import (
     CHECK_VALUES,
     DETAIL_KEYS,
@@ -78,8 +71,8 @@ def test_the_kind_of_verdict(effect: Effect, savings: dict[str, float] | None, k
 
 def test_a_count_below_its_threshold_is_never_stored_or_printed() -> None:
     from pipelines.impact.gate import size_checks
-    from pipelines.impact.messages import check_sentence
     from pipelines.impact.spec import Thresholds
+    from pipelines.presentation.verdict import check_sentence
 
     treated, comparison = size_checks(Thresholds(), 240, 4)
     assert treated.value == 240
@@ -117,17 +110,18 @@ def test_the_verdict_in_plain_words() -> None:
     numbers = decide(_passing(), EFFECT, None).numbers
     assert effect_phrase(numbers, "fr") == "une réduction de 84,3 (38,0 à 130,5) pour 1\u202f000 années-personnes"
     assert effect_phrase(numbers, "en") == "a reduction of 84.3 (38.0 to 130.5) per 1,000 person-years"
-    none = decide(_passing(), Effect("x", "per 1,000 person-years", -10.0, -60.0, 40.0), None)
+    none = decide(_passing(), Effect("unplanned_admissions", "per 1,000 person-years", -10.0, -60.0, 40.0), None)
     assert headline(none, "fr") == (
-        "Aucun effet n'a pu être mis en évidence ; cette étude pouvait détecter des effets supérieurs à "
-        "71,4 pour 1\u202f000 années-personnes."
+        "On ne peut pas dire si les hospitalisations non programmées ont baissé : aucun effet n'a pu être mis en "
+        "évidence, et cette étude pouvait détecter des effets supérieurs à 71,4 pour 1\u202f000 années-personnes."
     )
+    assert headline(none, "en").startswith("We cannot tell whether unplanned hospitalisations fell")
     costly = decide(_passing(), EFFECT, {"low": -345_647.0, "central": -200_000.0, "high": -10.0})
     assert "coûte plus qu'il ne rapporte dans tous les scénarios de coût" in headline(costly, "fr")
     assert "\u2212345\u202f647\u00a0€" in headline(costly, "fr")
     failed = decide([*_passing(), below("balance_max_abs_smd", 0.22, 0.1, covariate="age")], EFFECT, None)
     assert headline(failed, "fr") == (
-        "Contrôles non satisfaits : équilibre des covariables : |SMD| maximal 0,220 (age) (doit rester sous 0,1)."
+        "Contrôles non satisfaits : équilibre des covariables : |SMD| maximal 0,220 (âge) (doit rester sous 0,1)."
     )
     assert headline(failed, "en").startswith("Checks not met: covariate balance: largest |SMD| 0.220 (age)")
 
@@ -142,9 +136,8 @@ def test_every_check_the_gate_can_run_has_words_in_both_languages() -> None:
                            source))  # fmt: skip
     named |= {f"effective_sample_size_{arm}" for arm in ("treated", "comparison")}
     named.discard("effective_sample_size_")
-    assert named <= set(CHECKS), named - set(CHECKS)
-    for templates in [*CHECKS.values(), *MESSAGES.values()]:
-        assert set(templates) == {"fr", "en"}
+    assert {f"check.{n}" for n in named} <= keys(), named
+    assert {f"code.check.{n}" for n in named} <= keys(), named
 
 
 # --- no output can say "passed" while a check failed ------------------------------------------------
@@ -156,12 +149,18 @@ POSITIVE = re.compile(
             r"every pre-set",
             r"all passed",
             r"tous les contrôles",
-            re.escape(MESSAGES["status.publishable"]["en"]),
-            re.escape(MESSAGES["status.publishable"]["fr"]),
+            re.escape(messages("en")["verdict.status.publishable"]),
+            re.escape(messages("fr")["verdict.status.publishable"]),
         ]
     ),
     re.IGNORECASE,
 )
+
+
+def _report(rows: pl.DataFrame, language: str) -> str:
+    """The HTML report of a study's rows, as the study page exports it (no charts: the words are the subject)."""
+    content = study_content(rows, {}, {"published_at": "2026-11-30T10:00:00+00:00"}, language)  # type: ignore[arg-type]
+    return study_report_html(content, {}, language)  # type: ignore[arg-type]
 
 
 def _failing_row() -> dict[str, object]:
@@ -202,7 +201,7 @@ def test_no_rendering_of_a_failed_verdict_says_it_passed(language: str) -> None:
         "headline": headline(verdict, language),  # type: ignore[arg-type]
         "render": render(verdict, language),  # type: ignore[arg-type]
         "checks table": json.dumps(check_rows(verdict, language), ensure_ascii=False),  # type: ignore[arg-type]
-        "html report": study_report_html(row, {}, {}, "today", language),  # type: ignore[arg-type]
+        "html report": _report(pl.DataFrame([row]), language),
         "csv": csv_safe(study_csv_rows(pl.DataFrame([row]), language)).decode("utf-8"),  # type: ignore[arg-type]
     }
     for name, text in outputs.items():
@@ -261,7 +260,7 @@ def test_no_served_output_says_a_study_passed_while_one_of_its_checks_failed(
             assert not POSITIVE.search(block), block
         for row in failing:
             study_rows = rows.filter(pl.col("study") == row["study"])
-            report = study_report_html(row, {}, json.loads(row["funder_figures"] or "{}"), "today", language)
+            report = _report(rows.filter((pl.col("study") == row["study"]) & (pl.col("role") == "main")), language)
             assert not POSITIVE.search(report)
             # Every row of a study that fails a check carries a failed verdict (subgroups need the whole study).
             csv = csv_safe(study_csv_rows(study_rows, language)).decode("utf-8")
@@ -271,7 +270,7 @@ def test_no_served_output_says_a_study_passed_while_one_of_its_checks_failed(
     assert not at.exception
     table = at.dataframe[0].value
     for row in failing:
-        line = table[table["study"] == row["study"]]
+        line = table[table.iloc[:, 0] == question(row, "fr")]
         assert not POSITIVE.search(" ".join(str(v) for v in line.iloc[0].tolist()))
     for row in failing:
         at.session_state["study"] = row["study"]
@@ -376,10 +375,13 @@ def test_withheld_numbers_are_said_to_be_withheld_in_both_languages() -> None:
         "Effet mis en évidence (chiffres non communiqués : trop peu de personnes ou d'événements)."
     )
     assert headline(released, "en") == "Effect detected (figures not shown: too few people or events)."
-    assert check_rows(released, "fr")[1]["contrôle"] == (
-        "taille d'échantillon effective, comparaison : non communiqué (au moins 30)"
-    )
-    assert check_rows(released, "fr")[0]["contrôle"] == "épisodes suivis : 243 (au moins 11)"
+    assert check_rows(released, "fr")[1] == {
+        "contrôle": "Taille d'échantillon effective, comparaison", "valeur": "non communiqué", "seuil": "au moins 30",
+        "résultat": "satisfait",
+    }  # fmt: skip
+    assert check_rows(released, "fr")[0] == {
+        "contrôle": "Épisodes suivis", "valeur": "243", "seuil": "au moins 11", "résultat": "satisfait",
+    }  # fmt: skip
     shown = release_verdict(verdict.dumps(), {"n_treated": 243, "n_comparison": 40, "treated_value": 300.0})
     assert headline(Verdict.from_json(str(shown)), "fr") == headline(verdict, "fr")
 
@@ -409,7 +411,7 @@ def test_no_output_of_the_funders_release_says_a_study_passed_while_a_check_fail
                  for r in data_access.study_detail(analyst, study).iter_rows(named=True)}  # fmt: skip
         for language in ("fr", "en"):
             exported = study_csv_rows(rows, language)
-            for row, words in zip(rows.iter_rows(named=True), exported["verdict_text"], strict=True):
+            for row, words in zip(rows.iter_rows(named=True), exported["verdict"], strict=True):
                 verdict = Verdict.from_json(row["verdict"])
                 assert not NOT_A_NUMBER.search(words), words
                 if verdict.failed:
@@ -423,8 +425,7 @@ def test_no_output_of_the_funders_release_says_a_study_passed_while_a_check_fail
                         headline(verdict, language).split(":")[0]
                         == headline(Verdict.from_json(stored), language).split(":")[0]
                     )
-            main = rows.filter(pl.col("role") == "main").row(0, named=True)
-            report = study_report_html(main, {}, json.loads(main["funder_figures"] or "{}"), "today", language)
+            report = _report(rows.filter(pl.col("role") == "main"), language)
             assert not NOT_A_NUMBER.search(report.split("<style>")[0] + report.split("</style>")[1])
             assert cli(["studies", "--serving", str(serving), "--audience", "funders", "--lang", language,
                         "--subgroups"]) == 0  # fmt: skip

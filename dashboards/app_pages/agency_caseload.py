@@ -4,50 +4,116 @@ import polars as pl
 import streamlit as st
 
 from dashboards import data_access
+from dashboards.exports import Col, display_table, export_table
 from dashboards.figures import caseload_chart, share_bars
+from dashboards.i18n import language, tr
 from dashboards.session import agency_in_view, csv_download, page_viewer, snapshot_or_stop
+from pipelines.presentation.catalogue import label
+from pipelines.presentation.formats import integer, number, percent
 
 PAGE = "agency_caseload"
+CASELOAD = (
+    Col("month_start", "column.month", "month"),
+    Col("active_episodes", "column.active_episodes", "int"),
+    Col("fte", "column.fte", "num1"),
+    Col("episodes_per_fte", "column.episodes_per_fte", "num1"),
+)
+CASE_MIX = (
+    Col("cohort", "column.cohort", "code:cohort"),
+    Col("episodes", "column.episodes", "int"),
+    Col("persons", "column.persons", "int"),
+    Col("age_mean", "column.age_mean", "num1"),
+    Col("share_gir_1_2", "column.share_gir_1_2", "pct"),
+    Col("share_living_alone", "column.share_living_alone", "pct"),
+    Col("days_to_first_contact_median", "column.days_to_first_contact", "num1"),
+    Col("days_to_plan_median", "column.days_to_plan", "num1"),
+)
+DELIVERY = (
+    Col("cohort", "column.cohort", "code:cohort"),
+    Col("period", "column.period", "code:period"),
+    Col("persons", "column.persons", "int"),
+    Col("person_months", "column.person_months", "int"),
+    Col("hours_granted", "column.hours_granted", "int"),
+    Col("hours_delivered", "column.hours_delivered", "int"),
+    Col("hours_unused", "column.hours_unused", "int"),
+    Col("delivery_ratio", "column.delivery_ratio", "pct"),
+)
+SOURCES = (
+    Col("dimension", "column.dimension", "code:dimension"),
+    Col("dimension_value", "column.category"),
+    Col("episodes", "column.episodes", "int"),
+)
+
 viewer = page_viewer(PAGE, "agency", "analyst")
 snapshot_or_stop()
 agency = agency_in_view(viewer)
-st.title(f"Caseload · {agency}")
+st.title(tr("caseload.title", agency=agency))
 caseload = data_access.agency_caseload(viewer, agency)
 latest = caseload.drop_nulls("active_episodes").tail(1)
+delivery = data_access.agency_delivery(viewer, agency)
+after = delivery.filter((pl.col("cohort") == "care_managed") & (pl.col("period") == "after"))
 cols = st.columns(4)
-cols[0].metric(
-    "Active cases (latest month)", "suppressed" if latest.is_empty() else f"{latest['active_episodes'][0]:,}"
+cols[0].metric(tr("caseload.active"), integer(None if latest.is_empty() else latest["active_episodes"][0], language()))
+cols[1].metric(
+    tr("caseload.per_fte"),
+    number(None if latest.is_empty() else latest["episodes_per_fte"][0], 1, language()),
+    help=tr("caseload.per_fte_help"),
 )
-cols[1].metric("Cases per care manager (FTE)", "–" if latest.is_empty() else f"{latest['episodes_per_fte'][0]:.1f}")
-delivery = data_access.agency_delivery(viewer, agency).filter(
-    (pl.col("cohort") == "care_managed") & (pl.col("period") == "after")
-)
-if delivery.height and delivery["delivery_ratio"][0] is not None:
-    cols[2].metric("Hours delivered / granted", f"{delivery['delivery_ratio'][0]:.0%}")
-    cols[3].metric("Hours unused", f"{delivery['hours_unused'][0]:,.0f}")
-st.plotly_chart(caseload_chart(caseload), width="stretch", key="caseload")
+ratio = after["delivery_ratio"][0] if after.height else None
+cols[2].metric(tr("caseload.delivered"), percent(ratio, 0, language()), help=tr("caseload.delivered_help"))
+cols[3].metric(tr("caseload.unused"), integer(after["hours_unused"][0] if after.height else None, language()))
+st.plotly_chart(caseload_chart(caseload, language()), width="stretch", key="caseload")
 
+st.subheader(tr("caseload.case_mix"))
 mix = data_access.agency_case_mix(viewer, agency)
-st.subheader("Case mix")
-st.dataframe(mix.drop("agency_id"), hide_index=True, width="stretch")
+st.dataframe(display_table(mix, CASE_MIX, language()), hide_index=True, width="stretch")
 sources = data_access.agency_referrals_payers(viewer, agency).filter(pl.col("cohort") == "care_managed")
 left, right = st.columns(2)
 with left:
-    st.subheader("Referral sources")
     st.plotly_chart(
-        share_bars(sources.filter(pl.col("dimension") == "referral_source"), "Referred by"),
+        share_bars(
+            sources.filter(pl.col("dimension") == "referral_source"),
+            "referral_source",
+            tr("caseload.referrals"),
+            language(),
+        ),
         width="stretch",
         key="referrals",
     )
 with right:
-    st.subheader("Payers")
     st.plotly_chart(
-        share_bars(sources.filter(pl.col("dimension") == "payer"), "Paid by"), width="stretch", key="payers"
+        share_bars(sources.filter(pl.col("dimension") == "payer"), "payer", tr("caseload.payers"), language()),
+        width="stretch",
+        key="payers",
     )
-st.subheader("Home help granted and delivered")
-st.dataframe(data_access.agency_delivery(viewer, agency), hide_index=True, width="stretch")
-csv_download(viewer, PAGE, caseload, f"caseload_{agency}")
-st.caption(
-    "Counts under 11 are not shown (empty); the others are perturbed by at most 3, and shares and ratios are "
-    "computed from the counts shown."
-)
+st.subheader(tr("caseload.hours"))
+st.dataframe(display_table(delivery, DELIVERY, language()), hide_index=True, width="stretch")
+st.caption(tr("common.disclosure"))
+st.subheader(tr("common.downloads"))
+downloads = st.columns(4)
+with downloads[0]:
+    csv_download(
+        viewer,
+        PAGE,
+        export_table(caseload, CASELOAD, language()),
+        f"caseload_{agency}",
+        tr("caseload.download_caseload"),
+    )
+with downloads[1]:
+    csv_download(
+        viewer, PAGE, export_table(mix, CASE_MIX, language()), f"case_mix_{agency}", tr("caseload.download_mix")
+    )
+with downloads[2]:
+    csv_download(
+        viewer, PAGE, export_table(delivery, DELIVERY, language()), f"hours_{agency}", tr("caseload.download_hours")
+    )
+with downloads[3]:
+    words = [label(d, v, language()) for d, v in zip(sources["dimension"], sources["dimension_value"], strict=True)]
+    labelled = sources.with_columns(pl.Series("dimension_value", words, dtype=pl.String))
+    csv_download(
+        viewer,
+        PAGE,
+        export_table(labelled, SOURCES, language()),
+        f"referrals_payers_{agency}",
+        tr("caseload.download_sources"),
+    )

@@ -1,40 +1,70 @@
-"""An agency's unplanned admissions against its anonymous peers: funnel plot and quartile (not causal)."""
+"""An agency's outcomes against its anonymous peers, one outcome family per tab: funnel plot, quartile, download
+(benchmarking, not causal)."""
 
 import streamlit as st
 
 from dashboards import data_access
+from dashboards.exports import Col, export_table
 from dashboards.figures import funnel_plot
-from dashboards.session import agency_in_view, page_viewer, snapshot_or_stop
+from dashboards.i18n import language, lb, tr
+from dashboards.session import agency_in_view, csv_download, page_viewer, snapshot_or_stop
+from pipelines.presentation.formats import integer, number, percent
 
 PAGE = "agency_peers"
 viewer = page_viewer(PAGE, "agency", "analyst")
 snapshot_or_stop()
 agency = agency_in_view(viewer)
-st.title(f"Outcomes against peers · {agency}")
-comparison = data_access.agency_peers(viewer, agency)
-own = comparison.own
-if own.height and own["observed_over_expected"][0] is not None:
-    row = own.row(0, named=True)
-    cols = st.columns(3)
-    cols[0].metric(
-        "Observed / expected",
-        f"{row['observed_over_expected']:.2f}",
-        delta=f"95% CI {row['ratio_ci_low']:.2f} to {row['ratio_ci_high']:.2f}",
-        delta_color="off",
-        delta_arrow="off",
-    )
-    cols[1].metric("Unplanned admissions observed", f"{row['observed']:,}")
-    cols[2].metric(
-        "Quartile among agencies",
-        "–" if comparison.quartile is None else f"Q{comparison.quartile}",
-        help="Q1: the lowest observed/expected ratios (fewest admissions for the case mix).",
-    )
-if comparison.problem:
-    st.warning(f"Peers are not shown: {comparison.problem}.")
-st.plotly_chart(funnel_plot(own, comparison.peers, agency or "This agency"), width="stretch", key="funnel")
-st.info(
-    "Indirect standardisation: each agency's admissions after enrolment against what the federation's rates "
-    "for its age and GIR mix would give. It benchmarks; it does not say what care management caused. Points "
-    "outside the 99.8% limits are unlikely to be chance. Peers are anonymous and shown only when there are at "
-    "least 3 of them and none makes up more than 85% of the group."
-)
+st.title(tr("peers.title", agency=agency))
+st.info(tr("peers.intro"))
+families = data_access.agency_families(viewer, agency)
+tabs = st.tabs([lb("family", f.family) for f in families])
+for tab, family in zip(tabs, families, strict=True):
+    with tab:
+        fmt = (lambda v: number(v, 2, language())) if family.kind == "ratio" else (lambda v: percent(v, 0, language()))
+        own = family.own.row(0, named=True) if family.own.height else None
+        cols = st.columns(3)
+        cols[0].metric(
+            tr(f"peers.{family.family}.measure"),
+            fmt(own["value"]) if own else tr("value.not_shown"),
+            delta=tr("format.ci", low=fmt(own["low"]), high=fmt(own["high"]))
+            if own and own["low"] is not None
+            else None,
+            delta_color="off",
+            delta_arrow="off",
+            help=tr(f"peers.{family.family}.help"),
+        )
+        cols[1].metric(tr(f"peers.{family.family}.n"), integer(own["n"] if own else None, language()))
+        cols[2].metric(
+            tr("peers.quartile"),
+            tr("value.not_shown") if family.quartile is None else tr("peers.quartile_value", quartile=family.quartile),
+            help=tr(f"peers.{family.family}.quartile_help"),
+        )
+        if family.problem:
+            st.warning(tr("peers.not_shown", reason=tr(f"peers.problem.{family.problem}")))
+        st.plotly_chart(
+            funnel_plot(
+                family.own,
+                family.peers,
+                tr("peers.this_agency"),
+                language(),
+                family.kind,
+                family.target,
+                tr(f"peers.{family.family}.title"),
+                tr(f"peers.{family.family}.x"),
+                tr(f"peers.{family.family}.y"),
+            ),
+            width="stretch",
+            key=f"funnel_{family.family}",
+        )
+        columns = (
+            Col("peer", "column.peer"),
+            Col("n", f"peers.{family.family}.n", "num1"),
+            Col("value", f"peers.{family.family}.measure", "num2" if family.kind == "ratio" else "pct"),
+        )
+        csv_download(
+            viewer,
+            PAGE,
+            export_table(family.table(tr("peers.this_agency")), columns, language()),
+            f"peers_{family.family}_{agency}",
+        )
+st.caption(tr("peers.caption"))

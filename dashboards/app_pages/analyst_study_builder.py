@@ -1,95 +1,151 @@
-"""Study builder: take a study, change its population, design or follow-up, run it, see its diagnostics."""
+"""Study builder: take a study, change its outcome, covariates, design, population and cost assumptions, run it on
+the analyst snapshot, read it in the same verdict-first layout as a published study, and export it."""
+
+import subprocess
 
 import polars as pl
 import streamlit as st
 
-from dashboards import data_access
+from dashboards import builder, data_access
 from dashboards.figures import balance_plot, forest_plot, overlap_plot
-from dashboards.session import page_viewer, snapshot_or_stop
+from dashboards.i18n import labeller, language, lb, tr
+from dashboards.reports import html_to_pdf, study_csv_rows, study_report_html
+from dashboards.session import csv_download, page_viewer, snapshot_or_stop
+from dashboards.study_content import question, study_content, subgroup_rows
+from dashboards.study_view import show_study
 from pipelines import warehouse
-from pipelines.impact.messages import check_rows, headline, status
-from pipelines.impact.study import RATIO_OUTCOMES, load_studies, result_rows, run_study
+from pipelines.impact.study import load_studies, run_study
+from pipelines.presentation.verdict import unit
 
 PAGE = "study_builder"
+RESULT_KEY = "builder_result"
 viewer = page_viewer(PAGE, "analyst")
-st.title("Study builder")
-snapshot_or_stop()
+st.title(tr("nav.builder"))
+meta = snapshot_or_stop()
 specs = {s.name: s for s in load_studies()}
-base = specs[st.selectbox("Start from", list(specs))]
-designs = (
-    ["dml", "ipw", "overlap", "aipw", "did"]
-    if base.outcome in RATIO_OUTCOMES
-    else ["dml", "match", "ipw", "overlap", "aipw"]
+base = specs[
+    st.selectbox(
+        tr("builder.start_from"),
+        list(specs),
+        key="builder_base",
+        format_func={name: question(spec.model_dump(), language()) for name, spec in specs.items()}.__getitem__,
+    )
+]
+stays, months = builder.default_costs()
+
+outcome = st.selectbox(
+    tr("builder.outcome"),
+    builder.OUTCOMES,
+    index=builder.OUTCOMES.index(base.outcome),
+    format_func=labeller("outcome"),
+    key=f"builder_outcome_{base.name}",
 )
-if base.outcome != "unplanned_admissions":
-    designs = [d for d in designs if d != "did"]
+designs = builder.designs_for(outcome)
 with st.form("builder"):
-    ages = st.slider("Age at enrolment", 0, 110, (base.population.min_age, min(base.population.max_age, 110)))
+    design = st.selectbox(
+        tr("builder.design"),
+        designs,
+        index=designs.index(base.design) if base.design in designs else 0,
+        format_func=labeller("design"),
+        help=tr("help.design"),
+    )
+    estimand = st.selectbox(
+        tr("builder.estimand"), ["att", "ate"], format_func=labeller("estimand"), help=tr("help.estimand")
+    )
+    chosen_covariates = st.multiselect(
+        tr("builder.covariates"),
+        builder.covariates(),
+        default=base.covariates,
+        format_func=labeller("covariate"),
+    )
+    ages = st.slider(tr("builder.ages"), 0, 110, (base.population.min_age, min(base.population.max_age, 110)))
     models = st.multiselect(
-        "Agency models",
-        ["remote", "proximity", "integrated"],
-        default=base.population.agency_models or ["remote", "proximity", "integrated"],
+        tr("builder.models"),
+        builder.AGENCY_MODELS,
+        default=base.population.agency_models or list(builder.AGENCY_MODELS),
+        format_func=labeller("agency_model"),
     )
-    design = st.selectbox("Design", designs, index=designs.index(base.design) if base.design in designs else 0)
-    follow_up = st.number_input("Follow-up (days)", 30, 1095, base.follow_up_days, step=30)
-    resamples = st.select_slider("Bootstrap resamples", [100, 200, 500, 1000], value=200)
-    submitted = st.form_submit_button("Run the study", type="primary")
-if not submitted:
-    st.info("Change the study's settings and run it. Results stay here: nothing is published.")
-    st.stop()
-try:
-    spec = base.model_copy(
-        update={
-            "population": base.population.model_copy(
-                update={"min_age": ages[0], "max_age": ages[1], "agency_models": models or None}
+    follow_up = st.number_input(tr("builder.follow_up"), 30, 1095, base.follow_up_days, step=30)
+    resamples = st.select_slider(tr("builder.resamples"), [100, 200, 500, 1000], value=200)
+    cost_inputs: dict[str, dict[str, float]] = {"stay": {}, "month": {}}
+    if outcome == "unplanned_admissions":
+        st.markdown(f"**{tr('builder.costs')}**")
+        cost_columns = st.columns(3)
+        for column, scenario in zip(cost_columns, builder.SCENARIOS, strict=True):
+            cost_inputs["stay"][scenario] = column.number_input(
+                tr("builder.cost_stay", scenario=lb("scenario", scenario)), 0.0, 100_000.0, stays[scenario], step=100.0
+            )
+            cost_inputs["month"][scenario] = column.number_input(
+                tr("builder.cost_month", scenario=lb("scenario", scenario)), 0.0, 5_000.0, months[scenario], step=5.0
+            )
+    submitted = st.form_submit_button(tr("builder.run"), type="primary")
+
+if submitted:
+    try:
+        spec = builder.build_spec(
+            base,
+            builder.Choices(
+                outcome=outcome,
+                covariates=tuple(chosen_covariates),
+                design=design,
+                estimand=estimand,
+                min_age=ages[0],
+                max_age=ages[1],
+                agency_models=tuple(models),
+                follow_up_days=int(follow_up),
+                resamples=int(resamples),
             ),
-            "design": design,
-            "follow_up_days": int(follow_up),
-            "bootstrap": resamples,
-            "subgroup_bootstrap": 100,
-        }
-    )
-    spec = type(base).model_validate(spec.model_dump())
-except ValueError as exc:
-    st.error(str(exc))
+        )
+    except ValueError as exc:
+        # The study schema's reason names fields and allowed values, never a case value.
+        st.error(tr("builder.refused", reason=str(exc).splitlines()[-1]))
+        st.stop()
+    with (
+        st.spinner(tr("builder.running")),
+        warehouse.connect(data_access.analyst_snapshot_path(viewer), read_only=True) as con,
+    ):
+        result = run_study(con, spec)
+    if cost_inputs["stay"]:
+        result = builder.with_costs(result, builder.cost_table(cost_inputs["stay"], cost_inputs["month"]))
+    data_access.record(viewer, "study_run", PAGE, study=spec.name, design=design, outcome=outcome)
+    st.session_state[RESULT_KEY] = builder.rows_and_diagnostics(result)
+
+if RESULT_KEY not in st.session_state:
+    st.info(tr("builder.intro"))
     st.stop()
-with (
-    st.spinner(f"Running {spec.name} ({design}, {resamples} resamples)…"),
-    warehouse.connect(data_access.analyst_snapshot_path(viewer), read_only=True) as con,
-):
-    result = run_study(con, spec)
-data_access.record(viewer, "study_run", PAGE, study=spec.name, design=design)
-rows = result_rows(result)
-main = rows.filter(pl.col("role") == "main")
-# The gate's verdict, in the words every output uses (pipelines/impact/messages.py).
-language = st.session_state.get("language", "fr")
-if result.verdict.publishable:
-    st.success(status(result.verdict, language))
-else:
-    st.error(status(result.verdict, language))
-st.markdown(headline(result.verdict, language))
-st.dataframe(pl.DataFrame(check_rows(result.verdict, language)), hide_index=True, width="stretch")
-if result.main is not None:
-    st.metric(
-        f"Effect ({result.main.unit})",
-        f"{result.main.estimate:,.1f}",
-        delta=f"95% CI {result.main.ci_low:,.1f} to {result.main.ci_high:,.1f}",
-        delta_color="off",
-        delta_arrow="off",
-        help=result.main.variance,
-    )
-st.write(
-    f"{result.n_treated:,} care-managed and {result.n_comparison:,} comparison episodes. Attrition: "
-    + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in result.attrition.items())
+rows, diagnostics = st.session_state[RESULT_KEY]
+content = study_content(rows, diagnostics, meta, language())
+main = rows.filter(pl.col("role") == "main").row(0, named=True)
+figures = {
+    "forest": forest_plot(subgroup_rows(rows, language()), unit(str(main.get("unit") or ""), language()), language()),
+    "balance": balance_plot(diagnostics, language()),
+    "overlap": overlap_plot(diagnostics, language()),
+}
+show_study(content, figures, "builder")
+st.subheader(tr("study.section.export"))
+name = str(main["study"])
+report = study_report_html(content, figures, language())
+exports = st.columns(3)
+exports[0].download_button(
+    tr("export.html"),
+    report,
+    file_name=f"parcours_builder_{name}.html",
+    mime="text/html",
+    on_click=lambda: data_access.record(viewer, "export", PAGE, format="html", study=name),
 )
-if result.main is not None:
-    st.plotly_chart(
-        forest_plot(rows.filter(pl.col("role").is_in(["main", "subgroup"])), result.main.unit),
-        width="stretch",
-        key="forest",
+if exports[1].button(tr("export.prepare_pdf")):
+    with st.spinner(tr("export.printing")):
+        try:
+            st.session_state["builder_pdf"] = html_to_pdf(report)
+        except (RuntimeError, OSError, subprocess.SubprocessError):
+            st.error(tr("export.pdf_failed"))
+if st.session_state.get("builder_pdf"):
+    exports[1].download_button(
+        tr("export.pdf"),
+        st.session_state["builder_pdf"],
+        file_name=f"parcours_builder_{name}.pdf",
+        mime="application/pdf",
+        on_click=lambda: data_access.record(viewer, "export", PAGE, format="pdf", study=name),
     )
-if result.diagnostics is not None:
-    left, right = st.columns(2)
-    left.plotly_chart(balance_plot(result.diagnostics.as_json()), width="stretch", key="balance")
-    right.plotly_chart(overlap_plot(result.diagnostics.as_json()), width="stretch", key="overlap")
-st.dataframe(main.drop("diagnostics", "verdict"), hide_index=True, width="stretch")
+with exports[2]:
+    csv_download(viewer, PAGE, study_csv_rows(rows, language()), f"builder_{name}")

@@ -4,7 +4,6 @@ import dagster as dg
 import polars as pl
 
 from pipelines import warehouse
-from pipelines.impact.messages import render
 from pipelines.impact.study import (
     EVENT_STUDY_SCHEMA,
     StudySpec,
@@ -14,6 +13,7 @@ from pipelines.impact.study import (
     result_rows,
     run_study,
 )
+from pipelines.presentation.verdict import render
 from pipelines.resources import ParcoursResource
 
 STUDY_INPUTS = [

@@ -5,7 +5,7 @@ Every diagnostic becomes a ``Check`` (its name, value, threshold and whether it 
 (effect detected; no effect detectable above the minimum detectable effect; costs more than it
 saves in every cost scenario; not publishable) and the numbers behind it. The verdict is stored
 as JSON with each study row (``mart_impact_studies.verdict``) and every output renders it
-through ``messages.py``: nothing downstream decides publishability again.
+through ``pipelines/presentation/verdict.py``: nothing downstream decides publishability again.
 
 Before this module, balance thresholds lived in two places (the gate and a ``passed`` table
 computed beside the diagnostics) and a page wrote its own "every diagnostic passed" from one

@@ -157,11 +157,14 @@ def unit_costs() -> pl.DataFrame:
     return pl.read_csv(project_root() / "data" / "reference" / "unit_costs.csv")
 
 
-def funder_figures(effect: Effect, treated_years: float, treated_months: float) -> dict[str, Any]:
+def funder_figures(
+    effect: Effect, treated_years: float, treated_months: float, costs: pl.DataFrame | None = None
+) -> dict[str, Any]:
     """Avoided hospitalisations and net savings in low, central and high cost scenarios, from the published
     estimate and interval (normal approximation: the probability that net savings are positive is
-    P(N(net, se_net) > 0))."""
-    costs = unit_costs()
+    P(N(net, se_net) > 0)). ``costs``: the reference unit costs unless an analyst gives others (same columns
+    as ``data/reference/unit_costs.csv``)."""
+    costs = unit_costs() if costs is None else costs
     se = effect.standard_error
     avoided = -effect.estimate / 1000 * treated_years
     avoided_se = se / 1000 * treated_years

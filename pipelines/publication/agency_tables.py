@@ -1,4 +1,6 @@
-"""An agency's release: its own caseload, referrals, payers, home help and case mix, and anonymous peers.
+"""An agency's release: its own caseload, referrals, payers, home help and case mix, and anonymous peers
+for every outcome family (admissions, carer burden, ruptures repaired, home-help hours delivered, time to
+first contact).
 
 Each agency's tables go to a file of its own, so an agency's pages cannot read another's rows.
 Its own figures are protected like any released table (they are shown outside the federation's
@@ -26,6 +28,11 @@ DELIVERY = "release_delivery"
 CASE_MIX = "release_case_mix"
 BENCHMARK = "release_benchmark"
 PEERS = "release_peers"
+PEER_OUTCOMES = "release_peer_outcomes"
+
+PROBLEM_TOO_FEW = "too_few_peers"
+PROBLEM_DOMINANT = "dominant_peer"
+"""Why peers are not shown (codes; the dashboards put them into words)."""
 
 CASELOAD_SCHEMA = TableSchema(
     name=CASELOAD,
@@ -208,17 +215,17 @@ def case_mix_table(mart: pl.DataFrame, agency: str, protector: Protector) -> pl.
 
 
 def peer_group_problem(own_agency: str, sizes: Mapping[str, int]) -> str | None:
-    """Why the peers of ``own_agency`` may not be shown, or None when they may.
+    """Why the peers of ``own_agency`` may not be shown (``PROBLEM_TOO_FEW``, ``PROBLEM_DOMINANT``), or None.
 
     A peer group needs at least ``MIN_PEERS`` other agencies, none of them more than
     ``MAX_PEER_SHARE`` of the group's size: otherwise a peer "average" is one agency's figure.
     """
     peers = {agency: n for agency, n in sizes.items() if agency != own_agency}
     if len(peers) < MIN_PEERS:
-        return f"fewer than {MIN_PEERS} other agencies to compare with"
+        return PROBLEM_TOO_FEW
     total = sum(peers.values())
     if total and max(peers.values()) > MAX_PEER_SHARE * total:
-        return f"one agency makes up more than {MAX_PEER_SHARE:.0%} of the peer group"
+        return PROBLEM_DOMINANT
     return None
 
 
@@ -282,3 +289,203 @@ def _relabel_peer(protector: Protector, agency: str, peer_id: str, label: str) -
         cell = protector.ledger.cells.pop(CellId(PEERS, (agency, peer_id), column))
         cell.id = CellId(PEERS, (agency, label), column)
         protector.ledger.cells[cell.id] = cell
+
+
+# --- every other outcome family against anonymous peers ------------------------------------------------
+
+FAMILIES = ("carer_burden", "ruptures", "delivered_hours", "first_contact")
+"""Outcome families compared as shares (admissions are compared as observed/expected, above):
+
+* ``carer_burden``: carers in the severe Zarit band at enrolment, with a 12-month assessment (``cases``), who
+  left that band within 12 months (``events``);
+* ``ruptures``: ruptures in care after enrolment (``cases``) repaired within their target (``events``);
+* ``delivered_hours``: home-help hours delivered (``amount``) over hours granted (``base``) after enrolment,
+  over ``cases`` person-months;
+* ``first_contact``: episodes with a first contact (``cases``) contacted within 7 days of referral (``events``).
+
+All for care-managed episodes. Shares and their intervals are computed from the released values only."""
+
+
+def _share(row: Mapping[str, Any]) -> float | None:
+    if row["family"] == "delivered_hours":
+        return ratio(row["amount"], row["base"])
+    return ratio(row["events"], row["cases"])
+
+
+def wilson(events: float | None, cases: float | None, z: float) -> tuple[float, float] | None:
+    """The Wilson score interval of a share (always within [0, 1])."""
+    if events is None or cases is None or cases <= 0:
+        return None
+    p = min(max(events / cases, 0.0), 1.0)
+    centre = (p + z * z / (2 * cases)) / (1 + z * z / cases)
+    half = z * (p * (1 - p) / cases + z * z / (4 * cases * cases)) ** 0.5 / (1 + z * z / cases)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _share_low(row: Mapping[str, Any]) -> float | None:
+    bounds = None if row["family"] == "delivered_hours" else wilson(row["events"], row["cases"], 1.959964)
+    return None if bounds is None else bounds[0]
+
+
+def _share_high(row: Mapping[str, Any]) -> float | None:
+    bounds = None if row["family"] == "delivered_hours" else wilson(row["events"], row["cases"], 1.959964)
+    return None if bounds is None else bounds[1]
+
+
+PEER_OUTCOMES_SCHEMA = TableSchema(
+    name=PEER_OUTCOMES,
+    labels=("for_agency", "family", "peer"),
+    counts=("cases", "events"),
+    magnitudes=("amount", "base"),
+    derived={"value": _share, "ci_low": _share_low, "ci_high": _share_high},
+    safe=("peer_agency_id", "problem"),
+)
+"""``peer`` is ``own`` for the agency's own row, ``Peer 1..n`` for the others (ranked by their released share);
+``peer_agency_id`` is empty in every release but the analysts'."""
+
+
+def family_inputs(marts: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Per family, one row per agency (care-managed): ``agency_id``, ``cases``, ``events``, ``amount``, ``base``."""
+    schema = {
+        "agency_id": pl.String,
+        "cases": pl.Int64,
+        "events": pl.Int64,
+        "amount": pl.Float64,
+        "base": pl.Float64,
+        "persons": pl.Int64,
+    }
+
+    def agencies(frame: pl.DataFrame, period: bool = True) -> pl.DataFrame:
+        keep = (pl.col("dimension") == "agency") & (pl.col("cohort") == "care_managed")
+        if period:
+            keep = keep & (pl.col("period") == "after")
+        return frame.filter(keep).rename({"dimension_value": "agency_id"})
+
+    carers = agencies(marts["mart_carer_load"], period=False).select(
+        "agency_id",
+        pl.col("severe_at_baseline_with_12m").alias("cases"),
+        pl.col("left_severe_band").alias("events"),
+        pl.lit(None, pl.Float64).alias("amount"),
+        pl.lit(None, pl.Float64).alias("base"),
+        pl.lit(None, pl.Int64).alias("persons"),
+    )
+    ruptures = (
+        agencies(marts["mart_ruptures"])
+        .group_by("agency_id")
+        .agg(
+            pl.col("ruptures").sum().alias("cases"),
+            (pl.col("share_repaired_within_target").fill_null(0.0) * pl.col("ruptures")).sum().round(0).alias("events"),
+        )
+        .with_columns(
+            pl.lit(None, pl.Float64).alias("amount"),
+            pl.lit(None, pl.Float64).alias("base"),
+            pl.lit(None, pl.Int64).alias("persons"),
+        )
+    )
+    hours = agencies(marts["mart_service_delivery"]).select(
+        "agency_id",
+        pl.col("person_months").alias("cases"),
+        pl.lit(None, pl.Int64).alias("events"),
+        pl.col("hours_delivered").alias("amount"),
+        pl.col("hours_granted").alias("base"),
+        "persons",
+    )
+    contact = agencies(marts["mart_timeliness_case_mix"], period=False).select(
+        "agency_id",
+        pl.col("episodes_with_contact").alias("cases"),
+        pl.col("episodes_contacted_within_7_days").alias("events"),
+        pl.lit(None, pl.Float64).alias("amount"),
+        pl.lit(None, pl.Float64).alias("base"),
+        pl.lit(None, pl.Int64).alias("persons"),
+    )
+    frames = {"carer_burden": carers, "ruptures": ruptures, "delivered_hours": hours, "first_contact": contact}
+    return {k: v.select(pl.col(c).cast(t) for c, t in schema.items()).sort("agency_id") for k, v in frames.items()}
+
+
+def _family_row(
+    family: str, agency: str, peer: str, source: dict[str, Any], protector: Protector, hide: bool = False
+) -> dict[str, Any]:
+    """One agency's figures for a family, protected: the same cell has the same noise in every agency's file."""
+    subject = source["agency_id"]
+    key = (agency, family, peer)
+
+    def cell(column: str) -> CellId:
+        return CellId(PEER_OUTCOMES, key, column)
+
+    if family == "delivered_hours":  # the very cells of the agency's own delivery table: one noise each
+        identity: tuple[str, ...] = ("delivery", subject, "care_managed", "after")
+        # Hidden with the row's persons, as in the delivery table: months and hours on 1 to 10 people say too much.
+        hide = hide or is_small(source["persons"])
+        cases = protector.count(cell("cases"), source["cases"], (*identity, "months"), hide=hide)
+        hidden = cases is None
+        out = {"cases": cases, "events": None}
+        out["amount"] = protector.magnitude(
+            cell("amount"), source["amount"], (*identity, "hours_delivered"), hide=hidden, digits=0
+        )
+        out["base"] = protector.magnitude(
+            cell("base"), source["base"], (*identity, "hours_granted"), hide=hidden, digits=0
+        )
+    else:
+        identity = ("peer outcomes", family, subject)
+        cases_true, events_true = int(source["cases"] or 0), int(source["events"] or 0)
+        cases = protector.count(cell("cases"), cases_true, (*identity, "cases"), hide=hide)
+        hidden = cases is None
+        # A share is a count when its complement is small ("95% of 40" says 2 are not): hidden then too.
+        events = protector.count(
+            cell("events"), events_true, (*identity, "events"), hide=hidden or is_small(cases_true - events_true)
+        )
+        protector.relate(f"{family}: events among cases", cell("cases"), [cell("events")])
+        out = {"cases": cases, "events": events, "amount": None, "base": None}
+    row = {"for_agency": agency, "family": family, "peer": peer, "peer_agency_id": subject, **out}
+    row |= {c: derive(row) for c, derive in PEER_OUTCOMES_SCHEMA.derived.items()}
+    return row
+
+
+def peer_outcomes_table(marts: Mapping[str, pl.DataFrame], agency: str, protector: Protector) -> pl.DataFrame:
+    """The agency and its anonymous peers for every family of ``FAMILIES``.
+
+    Peers are ranked by their released share, computed first on a scratch protector (the cell key makes the
+    noise a function of the cell and its count, so the scratch values are the released ones); each peer is then
+    protected under its anonymous label, so that the ledger, the relations and any cell the auditor asks to
+    hide all name the label, never the agency."""
+    rows = []
+    for family, frame in family_inputs(marts).items():
+        sizes = {r["agency_id"]: int(r["cases"] or 0) for r in frame.iter_rows(named=True)}
+        problem = peer_group_problem(agency, sizes)
+        own = frame.filter(pl.col("agency_id") == agency)
+        if own.height:
+            rows.append(
+                _family_row(family, agency, "own", own.row(0, named=True), protector) | {"problem": problem or ""}
+            )
+        if problem is not None and protector.protects:
+            continue
+        scratch = Protector(protector.audience, protector.secret)
+        candidates = []
+        for source in frame.filter(pl.col("agency_id") != agency).iter_rows(named=True):
+            if protector.protects and (source["cases"] or 0) < MIN_CELL:
+                continue  # a peer with few cases is left out altogether
+            ranked = _family_row(family, agency, str(source["agency_id"]), source, scratch)
+            candidates.append((ranked["value"] is None, ranked["value"] or 0.0, str(source["agency_id"]), source))
+        for rank, (_, _, _, source) in enumerate(sorted(candidates), start=1):
+            out = _family_row(family, agency, f"Peer {rank}", source, protector)
+            if protector.protects:
+                out["peer_agency_id"] = ""
+            rows.append(out | {"problem": ""})
+    return pl.DataFrame(
+        rows,
+        orient="row",
+        schema={
+            "for_agency": pl.String,
+            "family": pl.String,
+            "peer": pl.String,
+            "peer_agency_id": pl.String,
+            "cases": pl.Int64,
+            "events": pl.Int64,
+            "amount": pl.Float64,
+            "base": pl.Float64,
+            "value": pl.Float64,
+            "ci_low": pl.Float64,
+            "ci_high": pl.Float64,
+            "problem": pl.String,
+        },
+    ).select(PEER_OUTCOMES_SCHEMA.columns)

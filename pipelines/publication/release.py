@@ -44,6 +44,8 @@ RELEASE_INPUTS = (
     "mart_service_delivery",
     "mart_timeliness_case_mix",
     "mart_agency_benchmark",
+    "mart_carer_load",
+    "mart_ruptures",
 )
 """The marts releases are built from."""
 
@@ -67,6 +69,7 @@ AGENCY_SCHEMAS: dict[str, TableSchema] = {
         agency.CASE_MIX_SCHEMA,
         agency.BENCHMARK_SCHEMA,
         agency.PEERS_SCHEMA,
+        agency.PEER_OUTCOMES_SCHEMA,
     )
 }
 RELEASE_TABLES = (*FUNDER_SCHEMAS, *AGENCY_SCHEMAS)
@@ -111,6 +114,7 @@ def agency_release(
         agency.CASE_MIX: agency.case_mix_table(marts["mart_timeliness_case_mix"], agency_id, protector),
         agency.BENCHMARK: own,
         agency.PEERS: peers,
+        agency.PEER_OUTCOMES: agency.peer_outcomes_table(marts, agency_id, protector),
     }
     return AudienceRelease(protector.audience, tables, protector.ledger, AGENCY_SCHEMAS)
 

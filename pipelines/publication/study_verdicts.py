@@ -19,8 +19,8 @@ gate wrote them (so ``Verdict.from_json`` re-derives the same decision), and cla
   (``treated_value``) is, i.e. on a study's main row resting on at least 11 events.
 
 What was withheld is listed in ``not_shown`` (in a check's ``detail``, or in ``numbers``) so that
-the words (``messages.py``) say "non communiqué" rather than guess. A check name or key this module
-does not classify is refused, like an unclassified column.
+the words (``pipelines/presentation/verdict.py``) say "non communiqué" rather than guess. A check name or key
+this module does not classify is refused, like an unclassified column.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -15,7 +15,7 @@ from pipelines.impact.spec import COVARIATES, MEAN_OUTCOMES, RATIO_OUTCOMES, Des
 from pipelines.impact.study import StudyResult, funder_figures, result_rows, unit_costs
 
 OUTCOMES = ("unplanned_admissions", "zarit_change_12m", "rupture_repair_days")
-AGENCY_MODELS = ("remote", "proximity", "integrated")
+AGENCY_MODELS: tuple[Literal["remote", "proximity", "integrated"], ...] = ("remote", "proximity", "integrated")
 SCENARIOS = ("low", "central", "high")
 
 
@@ -102,7 +102,7 @@ def with_costs(result: StudyResult, costs: pl.DataFrame) -> StudyResult:
         numbers["ci_low"],
         numbers["ci_high"],
         uncalibrated=tuple(numbers["uncalibrated"].values()) if numbers.get("uncalibrated") else None,
-    )  # type: ignore[arg-type]
+    )
     years = float(figures["treated_person_years"])
     new_figures = funder_figures(effect, years, years * 12, costs)
     savings = {k: float(v["net_savings"]) for k, v in new_figures["scenarios"].items()}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import polars as pl
 import streamlit as st
@@ -293,7 +293,7 @@ def agency_families(viewer: Viewer, agency_id: str | None = None) -> list[PeerFa
     return families
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+def _ratio(numerator: SupportsFloat | None, denominator: SupportsFloat | None) -> float | None:
     return None if numerator is None or not denominator else float(numerator) / float(denominator)
 
 

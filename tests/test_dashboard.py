@@ -5,6 +5,7 @@ import html
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -278,7 +279,7 @@ def test_the_language_chosen_is_remembered_for_the_user_on_the_server(
 ) -> None:
     at = _app(monkeypatch, small_run.settings.serving_path, AGENCY)
     assert at.title[0].value == "File active · AG002"  # French by default
-    picker = next(s for s in at.get("button_group"))
+    picker: Any = next(s for s in at.get("button_group"))
     picker.set_value("en").run()
     assert not at.exception
     assert at.title[0].value == "Caseload · AG002"

@@ -20,7 +20,7 @@ from dashboards.figures import (
     proportion_limits,
     share_bars,
 )
-from pipelines.presentation.catalogue import label
+from pipelines.presentation.catalogue import Language, label
 
 
 def _title(figure: go.Figure) -> str:
@@ -43,9 +43,9 @@ def _subgroups() -> pl.DataFrame:
 
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_the_forest_plot_keeps_its_axis_for_the_whole_study_and_cuts_wide_intervals_with_an_arrow(
-    language: str,
+    language: Language,
 ) -> None:
-    figure = forest_plot(_subgroups(), "pour 1 000 années-personnes", language)  # type: ignore[arg-type]
+    figure = forest_plot(_subgroups(), "pour 1 000 années-personnes", language)
     assert _title(figure)
     assert "pour 1 000 années-personnes" in figure.layout.xaxis.title.text.replace("<br>", " ")
     low, high = figure.layout.xaxis.range
@@ -56,14 +56,13 @@ def test_the_forest_plot_keeps_its_axis_for_the_whole_study_and_cuts_wide_interv
     assert {a.marker.symbol for a in arrows} == {"triangle-left", "triangle-right"}
     assert any(s.x0 == 0 for s in figure.layout.shapes)  # the zero line
     order = list(figure.layout.yaxis.categoryarray)
-    assert order[0] == label("subgroup_dimension", "all", language)  # type: ignore[arg-type]
+    assert order[0] == label("subgroup_dimension", "all", language)
     ages = [
         o
         for o in order
-        if label("age_band", "under 60", language) in o  # type: ignore[arg-type]
-        or label("age_band", "95 and over", language) in o
-    ]  # type: ignore[arg-type]
-    assert label("age_band", "under 60", language) in ages[0]  # type: ignore[arg-type]  # natural order, not alphabetical
+        if label("age_band", "under 60", language) in o or label("age_band", "95 and over", language) in o
+    ]
+    assert label("age_band", "under 60", language) in ages[0]  # natural order, not alphabetical
     assert order.index(next(o for o in order if "GIR 1-2" in o)) < order.index(next(o for o in order if "75" in o))
     assert any("GIR 5-6" in (a.text or "") for a in figure.layout.annotations)  # said missing, not dropped
 

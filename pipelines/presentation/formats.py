@@ -8,6 +8,7 @@ missing because disclosure control withheld it reads « non communiqué » / "no
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import SupportsFloat
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime, format_skeleton
@@ -38,9 +39,9 @@ def number(value: float | None, digits: int = 1, language: Language = DEFAULT_LA
     return _minus(format_decimal(value, format=pattern, locale=LOCALES[language]))
 
 
-def integer(value: float | None, language: Language = DEFAULT_LANGUAGE) -> str:
+def integer(value: SupportsFloat | None, language: Language = DEFAULT_LANGUAGE) -> str:
     """A whole count: ``1 234`` (a mean of daily counts is rounded, never shown as 272.96666666666664)."""
-    return number(None if value is None else round(value), 0, language)
+    return number(None if value is None else round(float(value)), 0, language)
 
 
 def decimal(value: float | None, language: Language = DEFAULT_LANGUAGE, max_digits: int = 3) -> str:

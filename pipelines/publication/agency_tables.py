@@ -418,7 +418,7 @@ def _family_row(
         hide = hide or is_small(source["persons"])
         cases = protector.count(cell("cases"), source["cases"], (*identity, "months"), hide=hide)
         hidden = cases is None
-        out = {"cases": cases, "events": None}
+        out: dict[str, float | None] = {"cases": cases, "events": None}
         out["amount"] = protector.magnitude(
             cell("amount"), source["amount"], (*identity, "hours_delivered"), hide=hidden, digits=0
         )

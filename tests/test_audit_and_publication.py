@@ -52,7 +52,7 @@ def test_a_refused_sign_in_is_audited_once_with_who_it_was(
         at.user = {"is_logged_in": True, "email": "Stranger@Example.org"}
     at.run()
     at.run()
-    assert at.title[0].value == "Access denied"
+    assert at.title[0].value == "Accès refusé"  # French by default
     denied = [e for e in read_log(tmp_path / "audit" / "audit.jsonl") if e["event"] == "denied"]
     assert [(e["user"], e["page"]) for e in denied] == [("stranger@example.org", "sign_in")]
 

@@ -103,6 +103,9 @@ DIAGNOSTIC_KEYS: dict[str, KeyHandling] = {
     "calibration.systematic_error": "guarded",
     "calibration.scale": "safe",
     "calibration.calibrated_log_rate_ratio": "rate",
+    "calibration.calibrated_standard_error": "rate",  # with the calibrated ratio, gives back the interval
+    "calibration.mean_from": "safe",  # which controls gave the systematic error's mean: a label
+    "calibration.ease_judged": "safe",  # whether the controls could detect max_ease: a yes or no
 }
 """Keys of ``diagnostics`` by dotted path; a nested object not listed is classified key by key."""
 FUNDER_FIGURE_KEYS: dict[str, KeyHandling | Literal["share"]] = {

@@ -50,9 +50,14 @@ def _failure_message(event: dg.DagsterEvent) -> str:
     if data.user_failure_data is not None and data.user_failure_data.description:
         return data.user_failure_data.description
     error = data.error
-    while error is not None and error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",):
+    # A step that used up its retries fails with RetryRequestedFromPolicy: what went wrong is its cause.
+    wrappers = ("DagsterExecutionStepExecutionError", "RetryRequestedFromPolicy")
+    while error is not None and error.cause is not None and error.cls_name in wrappers:
         error = error.cause
-    return f"{error.cls_name}: {error.message.strip()}" if error is not None else "step failed"
+    if error is None:
+        return "step failed"
+    message = error.message.strip()  # Dagster's text of an exception already starts with its class
+    return message if message.startswith(f"{error.cls_name}:") else f"{error.cls_name}: {message}"
 
 
 def _check_problem(evaluation: dg.AssetCheckEvaluation) -> str:

@@ -240,6 +240,10 @@ def _value_cell(check: Check, language: Language) -> str:
     covariate = check.detail.get("covariate")
     if covariate and "covariate" not in withheld:
         value += f" ({label('covariate', covariate, language)})"
+    constant = check.detail.get("without_variance")
+    if constant and "without_variance" not in withheld:
+        names = ", ".join(label("covariate", c, language) for c in constant)
+        value += f"; {t('check.without_variance', language, covariates=names)}"
     if check.name == "estimation" and check.detail.get("reason") and "reason" not in withheld:
         return t("check.estimation.failed", language)
     return value

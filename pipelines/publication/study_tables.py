@@ -72,6 +72,7 @@ DIAGNOSTIC_KEYS: dict[str, KeyHandling] = {
     "smd_before": "guarded",
     "smd_after": "guarded",
     "variance_ratio_after": "guarded",
+    "no_variance": "guarded",  # which covariates every member of both arms shares
     "max_abs_smd_after": "guarded",
     "minimum_detectable_effect": "guarded",
     "e_value": "guarded",

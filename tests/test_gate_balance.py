@@ -63,6 +63,8 @@ def test_a_covariate_constant_in_one_arm_only_is_an_imbalance() -> None:
     assert not check.passed
     assert check.detail["covariate"] == "gir_3_4"
     assert diagnostics.without_variance == []
+    words = " ".join(str(v) for row in check_rows(decide([check], None, None), "fr") for v in row.values())
+    assert "infini : pas de variance dans le groupe de comparaison (GIR 3-4)" in words
 
 
 def test_covariates_without_variance_anywhere_leave_nothing_to_judge() -> None:

@@ -230,6 +230,24 @@ def test_served_studies_carry_curves_subgroups_and_the_repair_study(small_run: P
             "n_treated"
         ].item()
     )
+    # Each estimated subgroup carries the treated person-years its rate rests on: with them the publication
+    # layer counts its treated events (a whole number) and releases its rate and calibrated interval on 11 or more.
+    estimated = subgroups.filter(pl.col("treated_value").is_not_null())
+    assert estimated.height > 0
+    for row in estimated.iter_rows(named=True):
+        years = json.loads(row["funder_figures"])["treated_person_years"]
+        treated_events = row["treated_value"] * years / 1000
+        assert treated_events == pytest.approx(round(treated_events), abs=1e-6)
+    main_years = json.loads(
+        studies.filter((pl.col("study") == "unplanned_hospitalisations") & (pl.col("role") == "main"))[
+            "funder_figures"
+        ].item()
+    )["treated_person_years"]
+    gir_years = [
+        json.loads(f)["treated_person_years"]
+        for f in estimated.filter(pl.col("dimension") == "gir_band")["funder_figures"]
+    ]
+    assert 0 < sum(gir_years) <= main_years + 1e-6  # the same treated episodes, less any band not estimated
     repair = studies.filter((pl.col("study") == "rupture_repair") & (pl.col("role") == "main"))
     assert repair["unit"].item() == "days without help per service interruption"
     assert set(events["study"]) == {"hospitalisations_did"}

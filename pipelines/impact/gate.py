@@ -240,6 +240,7 @@ def balance_checks(limits: _Limits, diagnostics: Diagnostics) -> list[Check]:
             high,
             covariate=names[farthest] if farthest is not None and farthest < len(names) else None,
             without_variance=diagnostics.without_variance,
+            **({"no_variance_in": "comparison"} if farthest is not None and ratios[farthest] == np.inf else {}),
         ),
     ]
     if limits.equipoise_share is not None:

@@ -10,6 +10,9 @@ controls see") come from these; each probe writes one JSON line per federation.
   boosting and parametric learners, each control modelled on its own or as a share of the main
   outcome's rate (``proportional_outcome``).
 
+* ``did_prior_use``: the DiD study as specified and with the prior-use windows as covariates, in a null world
+  (docs/validation.md, "A crisis that goes on after enrolment").
+
 ``python -m pipelines.impact.probes learners baseline 100 130 out.jsonl``
 """
 
@@ -119,7 +122,44 @@ def controls_probe(world: str, seed: int, persons: int = DEFAULT_PERSONS) -> dic
     return row
 
 
-PROBES = {"learners": learners_probe, "controls": controls_probe}
+def did_prior_use_probe(world: str, seed: int, persons: int = DEFAULT_PERSONS) -> dict[str, Any]:
+    """The DiD study as specified, and the same with the headline study's prior-use windows as covariates: the
+    months just before enrolment (left out of the baseline rate by the washout) are what shows a referral
+    crisis, and a crisis that goes on after enrolment confounds the change unless the design conditions on it."""
+    from pipelines.impact.study import run_study
+    from pipelines.synthetic.federation import FederationSpec, generate_federation
+    from pipelines.synthetic.scenarios import Crisis
+
+    specs = {s.name: s for s in load_studies()}
+    did = specs["hospitalisations_did"].model_copy(update={"subgroups": []})
+    windows = [c for c in specs[HEADLINE].covariates if c not in did.covariates]
+    variants = {"as_specified": did, "prior_use": did.model_copy(update={"covariates": [*did.covariates, *windows]})}
+    job = Job.for_world(world, True, seed)
+    federation = generate_federation(
+        FederationSpec(
+            agencies=DEFAULT_AGENCIES, persons=persons, seed=seed, scenario=job.scenario, null=True,
+            crisis=Crisis.parse(job.crisis) if job.crisis else Crisis(),
+        )
+    )  # fmt: skip
+    row: dict[str, Any] = {"world": world, "seed": seed}
+    with tempfile.TemporaryDirectory() as folder, warehouse.connect(Path(folder) / "probe.duckdb") as con:
+        load_federation(con, federation.tables)
+        for name, spec in variants.items():
+            result = run_study(con, spec, descriptive=False)
+            main = result.main
+            numbers = result.verdict.numbers
+            row[name] = {
+                "uncalibrated": [main.estimate, main.ci_low, main.ci_high] if main else None,
+                "log_ratio": [main.log_ratio, main.log_ratio_se] if main else None,
+                "published": [numbers.get("estimate"), numbers.get("ci_low"), numbers.get("ci_high")],
+                "composite": (result.calibration or {}).get("systematic_error", {}).get("mean"),
+                "publishable": result.verdict.publishable,
+                "failed": [c.name for c in result.verdict.failed],
+            }
+    return row
+
+
+PROBES = {"learners": learners_probe, "controls": controls_probe, "did_prior_use": did_prior_use_probe}
 
 
 def main(argv: list[str] | None = None) -> int:

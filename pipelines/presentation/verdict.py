@@ -83,6 +83,8 @@ def check_value(check: Check, language: Language = DEFAULT_LANGUAGE) -> str:
     withheld = _withheld(check)
     if check.name in ("treated_episodes", "comparison_episodes") and check.value is None and not check.passed:
         return t("check.fewer_than", language, threshold=_threshold_values(check, language)["threshold"])
+    if check.value is None and check.detail.get("no_variance_in") == "comparison":
+        return t("check.variance_ratio.infinite", language)
     if check.value is None:
         return t("value.not_shown", language) if "value" in withheld else "—"
     if check.name == "pre_trend_placebo":

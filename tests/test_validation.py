@@ -114,7 +114,7 @@ def test_the_did_probe_runs_the_study_as_specified_and_with_prior_use() -> None:
     from pipelines.impact.probes import did_prior_use_probe
 
     row = did_prior_use_probe("crisis_lasting", 1, persons=1500)
-    for variant in ("as_specified", "prior_use"):
+    for variant in ("as_specified", "prior_use", "washout_use"):
         low, high = row[variant]["uncalibrated"][1:]
         assert low < row[variant]["uncalibrated"][0] < high
         assert isinstance(row[variant]["publishable"], bool)

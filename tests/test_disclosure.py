@@ -464,8 +464,9 @@ def test_what_a_size_check_met_says_about_a_hidden_arm_is_given_to_the_attacker(
     assert protected(lambda forced: _study_release(under, forced))[1].recovered == []  # 5 to 10: six values
 
 
-def _admissions_mart(treated_years: float) -> pl.DataFrame:
-    """A published, calibrated admissions study (treated rate 400 per 1,000 person-years) and one subgroup."""
+def _admissions_mart(treated_years: float, subgroup_years: float | None = None) -> pl.DataFrame:
+    """A published, calibrated admissions study (treated rate 400 per 1,000 person-years) and one subgroup
+    (carrying the person-years its rate rests on when ``subgroup_years`` is given, as the studies mart does)."""
     treated, mu = 400.0, 0.1
 
     def calibrated(estimate: float, se: float) -> tuple[float, float, float]:
@@ -495,7 +496,8 @@ def _admissions_mart(treated_years: float) -> pl.DataFrame:
             "diagnostics": "{}" if role != "main" else json.dumps({"calibration": {
                 "systematic_error": {"mean": mu, "sd": 0.05}, "scale": "log rate ratio",
                 "calibrated_log_rate_ratio": [0.1, 0.0, 0.2]}}),
-            "funder_figures": json.dumps(figures) if role == "main" else "{}",
+            "funder_figures": json.dumps(figures) if role == "main" else json.dumps(
+                {} if subgroup_years is None else {"treated_person_years": subgroup_years}),
         })  # fmt: skip
     return pl.DataFrame(rows, infer_schema_length=None)
 
@@ -514,7 +516,8 @@ def test_what_gives_back_the_observed_rate_is_released_only_where_the_rate_is() 
     assert Verdict.from_json(rows["main"]["verdict"]).numbers["estimate"] == pytest.approx(e)
     assert "avoided_unplanned_hospitalisations" in json.loads(rows["main"]["funder_figures"])
     assert "calibrated_log_rate_ratio" in json.loads(rows["main"]["diagnostics"])["calibration"]
-    # A subgroup's events are not counted in the mart: its rate, and what gives it back, are not released.
+    # A subgroup whose person-years the mart does not carry: its events cannot be counted, so its rate, and
+    # what gives it back, are not released.
     sub = rows["subgroup"]
     assert sub["treated_value"] is None
     assert sub["estimate_calibrated"] is None
@@ -524,6 +527,18 @@ def test_what_gives_back_the_observed_rate_is_released_only_where_the_rate_is() 
     assert numbers["estimate"] is None
     assert numbers["minimum_detectable_effect"] is not None
     assert numbers["uncalibrated"]["estimate"] == -60.0
+    # With its person-years, a subgroup on 12 treated admissions shows its rate and calibrated interval; on 8,
+    # nothing that gives the rate back.
+    for years, shown in ((30.0, True), (20.0, False)):
+        with_years = _admissions_mart(50.0, years)
+        release, report = protected(lambda forced: _study_release(with_years, forced))  # noqa: B023 (called here)
+        assert report.problems == []
+        sub = release.tables[STUDIES].filter(pl.col("role") == "subgroup").row(0, named=True)
+        assert (sub["treated_value"] == 400.0) is shown
+        assert (sub["estimate_calibrated"] is not None) is shown
+        assert (sub["log_rate_ratio"] is not None) is shown
+        assert (Verdict.from_json(sub["verdict"]).numbers["estimate"] is not None) is shown
+        assert json.loads(sub["funder_figures"]) == {}  # the person-years themselves are never released
     # On 8 treated admissions the main row's rate is a count under 11: nothing gives it back.
     few = _admissions_mart(treated_years=20.0)
     release, report = protected(lambda forced: _study_release(few, forced))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -13,6 +15,7 @@ from pipelines import warehouse
 from pipelines.impact.dataset import study_dataset, study_population
 from pipelines.impact.gate import Verdict
 from pipelines.impact.rates import ratio_effect
+from pipelines.impact.spec import load_study, studies_dir
 from pipelines.impact.study import StudySpec, event_study, load_studies, run_study
 from pipelines.synthetic.federation import Federation, FederationSpec, generate_federation
 from tests.conftest import PipelineRun
@@ -28,6 +31,19 @@ def test_a_study_naming_an_unknown_covariate_is_refused() -> None:
     spec["covariates"] = ["age", "shoe_size"]
     with pytest.raises(ValidationError, match="shoe_size"):
         StudySpec.model_validate(spec)
+
+
+@pytest.mark.parametrize("arm", ["min_treated", "min_comparison"])
+@pytest.mark.parametrize("size", [0, 5, 10])
+def test_a_study_file_asking_for_fewer_than_11_episodes_per_arm_is_refused(tmp_path: Path, arm: str, size: int) -> None:
+    text = (studies_dir() / "carer_burden.yaml").read_text(encoding="utf-8")
+    assert re.search(rf"^  {arm}: \d+$", text, flags=re.M)
+    path = tmp_path / "small.yaml"
+    path.write_text(re.sub(rf"^  {arm}: \d+$", f"  {arm}: {size}", text, flags=re.M), encoding="utf-8")
+    with pytest.raises(ValidationError, match=rf"diagnostics.{arm} is {size}: a study needs at least 11"):
+        load_study(path)
+    path.write_text(re.sub(rf"^  {arm}: \d+$", f"  {arm}: 11", text, flags=re.M), encoding="utf-8")
+    assert getattr(load_study(path).diagnostics, arm) == 11
 
 
 def _spec(name: str, **changes: object) -> StudySpec:
@@ -214,6 +230,24 @@ def test_served_studies_carry_curves_subgroups_and_the_repair_study(small_run: P
             "n_treated"
         ].item()
     )
+    # Each estimated subgroup carries the treated person-years its rate rests on: with them the publication
+    # layer counts its treated events (a whole number) and releases its rate and calibrated interval on 11 or more.
+    estimated = subgroups.filter(pl.col("treated_value").is_not_null())
+    assert estimated.height > 0
+    for row in estimated.iter_rows(named=True):
+        years = json.loads(row["funder_figures"])["treated_person_years"]
+        treated_events = row["treated_value"] * years / 1000
+        assert treated_events == pytest.approx(round(treated_events), abs=1e-6)
+    main_years = json.loads(
+        studies.filter((pl.col("study") == "unplanned_hospitalisations") & (pl.col("role") == "main"))[
+            "funder_figures"
+        ].item()
+    )["treated_person_years"]
+    gir_years = [
+        json.loads(f)["treated_person_years"]
+        for f in estimated.filter(pl.col("dimension") == "gir_band")["funder_figures"]
+    ]
+    assert 0 < sum(gir_years) <= main_years + 1e-6  # the same treated episodes, less any band not estimated
     repair = studies.filter((pl.col("study") == "rupture_repair") & (pl.col("role") == "main"))
     assert repair["unit"].item() == "days without help per service interruption"
     assert set(events["study"]) == {"hospitalisations_did"}

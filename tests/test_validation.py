@@ -108,3 +108,13 @@ def test_the_probes_measure_every_variant_on_a_null_world() -> None:
         assert row[f"{name}_se"] > 0
     controls = controls_probe("crisis_lasting", 1, persons=1500)
     assert set(controls) >= {"boosting_main", "boosting_composite", "boosting_share_composite", "parametric_main"}
+
+
+def test_the_did_probe_runs_the_study_as_specified_and_with_prior_use() -> None:
+    from pipelines.impact.probes import did_prior_use_probe
+
+    row = did_prior_use_probe("crisis_lasting", 1, persons=1500)
+    for variant in ("as_specified", "prior_use", "washout_use"):
+        low, high = row[variant]["uncalibrated"][1:]
+        assert low < row[variant]["uncalibrated"][0] < high
+        assert isinstance(row[variant]["publishable"], bool)

@@ -36,6 +36,14 @@ class Diagnostics:
     attrition: dict[str, int] = field(default_factory=dict)
     propensity_histogram: dict[str, list[int]] = field(default_factory=dict)
     """Episodes per propensity-score bin of width 1/HISTOGRAM_BINS, by arm: the overlap plot's data."""
+    no_variance: list[bool] = field(default_factory=list)
+    """Per covariate: constant in both arms (inside a subgroup defined by it, say): no variance ratio."""
+
+    @property
+    def without_variance(self) -> list[str]:
+        """The covariates that vary in neither arm, by name (``covariate i`` without names)."""
+        names = self.covariates or [f"covariate {i + 1}" for i in range(len(self.no_variance))]
+        return [name for name, constant in zip(names, self.no_variance, strict=False) if constant]
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,14 +55,40 @@ def _weighted_mean_var(values: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, n
     return mean, var
 
 
+def varies(values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per column: whether the values that carry weight are not all equal.
+
+    Decided on the values, not on a weighted variance: a constant column's weighted variance is a rounding
+    residue (1e-33) as often as it is 0, and a ratio of residues is noise (a ratio of 0 refused subgroups
+    where a GIR indicator is constant by definition).
+    """
+    kept = values[w > 0]
+    if kept.shape[0] == 0:
+        return np.zeros(values.shape[1], dtype=bool)
+    return np.asarray(np.ptp(kept, axis=0) > 0)
+
+
 def standardised_differences(x: np.ndarray, t: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """SMD with the unweighted pooled standard deviation as denominator (so before/after compare)."""
+    """SMD with the unweighted pooled standard deviation as denominator (so before/after compare), and the
+    weighted variance ratio treated / comparison.
+
+    A covariate that does not vary in either arm has no ratio (NaN): it carries no imbalance of spread
+    (a difference of its values shows in the SMD). One that varies in one arm only has a ratio of 0
+    (the treated arm constant) or infinity (the comparison arm constant): a real imbalance.
+    """
     treated = t == 1
+    ones = np.ones(t.shape[0])
+    # A column constant in both arms has a pooled variance that is a rounding residue (1e-32), not always 0:
+    # dividing by its root made an SMD of 0.5 out of nothing.
+    spread = varies(x[treated], ones[treated]) | varies(x[~treated], ones[~treated])
     pooled = np.sqrt((x[treated].var(axis=0) + x[~treated].var(axis=0)) / 2)
-    pooled = np.where(pooled > 0, pooled, 1.0)
+    pooled = np.where(spread & (pooled > 0), pooled, 1.0)
     m1, v1 = _weighted_mean_var(x[treated], w[treated])
     m0, v0 = _weighted_mean_var(x[~treated], w[~treated])
-    ratio = np.where(v0 > 0, v1 / np.where(v0 > 0, v0, 1.0), np.nan)
+    varies1, varies0 = varies(x[treated], w[treated]), varies(x[~treated], w[~treated])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(varies0, v1 / np.where(varies0, v0, 1.0), np.where(varies1, np.inf, np.nan))
+    ratio = np.where(varies0 & ~varies1, 0.0, ratio)
     return (m1 - m0) / pooled, ratio
 
 
@@ -134,6 +168,7 @@ def balance_diagnostics(
         smd_before=[float(v) for v in before],
         smd_after=[float(v) for v in after],
         variance_ratio_after=[float(v) for v in ratio],
+        no_variance=[bool(v) for v in np.isnan(ratio)],
         max_abs_smd_after=max_smd,
         effective_sample_size={"treated": kish_ess(w[treated]), "control": kish_ess(w[~treated])},
         propensity_range={

@@ -218,10 +218,14 @@ def balance_checks(limits: _Limits, diagnostics: Diagnostics) -> list[Check]:
     names = diagnostics.covariates or [f"covariate {i + 1}" for i in range(smd.shape[0])]
     worst = int(np.nanargmax(smd)) if smd.size and np.isfinite(smd).any() else None
     ratios = np.asarray(diagnostics.variance_ratio_after, dtype=float)
-    finite = np.flatnonzero(np.isfinite(ratios))
+    # A covariate that varies in neither arm (GIR 3-4 inside the GIR 3-4 subgroup) has no ratio: it carries no
+    # imbalance of spread, and is named in the check rather than judged. One arm constant: a ratio of 0 or inf.
+    judged = np.flatnonzero(~np.isnan(ratios))
     low, high = limits.variance_ratio
     # The ratio farthest from 1 on the log scale decides (0.4 is as far off as 2.5).
-    farthest = int(finite[np.argmax(np.abs(np.log(np.maximum(ratios[finite], 1e-12))))]) if finite.size else None
+    with np.errstate(divide="ignore"):
+        distance = np.abs(np.log(ratios[judged]))
+    farthest = int(judged[np.argmax(distance)]) if judged.size else None
     checks = [
         below(
             "balance_max_abs_smd",
@@ -235,6 +239,8 @@ def balance_checks(limits: _Limits, diagnostics: Diagnostics) -> list[Check]:
             low,
             high,
             covariate=names[farthest] if farthest is not None and farthest < len(names) else None,
+            without_variance=diagnostics.without_variance,
+            **({"no_variance_in": "comparison"} if farthest is not None and ratios[farthest] == np.inf else {}),
         ),
     ]
     if limits.equipoise_share is not None:

@@ -10,6 +10,10 @@ controls see") come from these; each probe writes one JSON line per federation.
   boosting and parametric learners, each control modelled on its own or as a share of the main
   outcome's rate (``proportional_outcome``).
 
+* ``did_prior_use``: the DiD study as specified, with every prior-use window as a covariate, and with only the
+  windows inside its washout (months 0-3), in a null world (docs/validation.md, "A crisis that goes on after
+  enrolment").
+
 ``python -m pipelines.impact.probes learners baseline 100 130 out.jsonl``
 """
 
@@ -119,7 +123,52 @@ def controls_probe(world: str, seed: int, persons: int = DEFAULT_PERSONS) -> dic
     return row
 
 
-PROBES = {"learners": learners_probe, "controls": controls_probe}
+def did_prior_use_probe(world: str, seed: int, persons: int = DEFAULT_PERSONS) -> dict[str, Any]:
+    """The DiD study as specified, and the same with the headline study's prior-use windows as covariates (all, or
+    those inside the washout only): the
+    months just before enrolment (left out of the baseline rate by the washout) are what shows a referral
+    crisis, and a crisis that goes on after enrolment confounds the change unless the design conditions on it."""
+    from pipelines.impact.study import run_study
+    from pipelines.synthetic.federation import FederationSpec, generate_federation
+    from pipelines.synthetic.scenarios import Crisis
+
+    specs = {s.name: s for s in load_studies()}
+    did = specs["hospitalisations_did"].model_copy(update={"subgroups": []})
+    windows = [c for c in specs[HEADLINE].covariates if c not in did.covariates]
+    # Inside the washout (months 0-3): windows that neither the baseline rate nor the placebo nor the dip check
+    # (months 5-7) look at, so that conditioning on them leaves those checks their meaning.
+    washout = [c for c in windows if c.endswith(("_0_1m", "_1_3m"))]
+    variants = {
+        "as_specified": did,
+        "prior_use": did.model_copy(update={"covariates": [*did.covariates, *windows]}),
+        "washout_use": did.model_copy(update={"covariates": [*did.covariates, *washout]}),
+    }
+    job = Job.for_world(world, True, seed)
+    federation = generate_federation(
+        FederationSpec(
+            agencies=DEFAULT_AGENCIES, persons=persons, seed=seed, scenario=job.scenario, null=True,
+            crisis=Crisis.parse(job.crisis) if job.crisis else Crisis(),
+        )
+    )  # fmt: skip
+    row: dict[str, Any] = {"world": world, "seed": seed}
+    with tempfile.TemporaryDirectory() as folder, warehouse.connect(Path(folder) / "probe.duckdb") as con:
+        load_federation(con, federation.tables)
+        for name, spec in variants.items():
+            result = run_study(con, spec, descriptive=False)
+            main = result.main
+            numbers = result.verdict.numbers
+            row[name] = {
+                "uncalibrated": [main.estimate, main.ci_low, main.ci_high] if main else None,
+                "log_ratio": [main.log_ratio, main.log_ratio_se] if main else None,
+                "published": [numbers.get("estimate"), numbers.get("ci_low"), numbers.get("ci_high")],
+                "composite": (result.calibration or {}).get("systematic_error", {}).get("mean"),
+                "publishable": result.verdict.publishable,
+                "failed": [c.name for c in result.verdict.failed],
+            }
+    return row
+
+
+PROBES = {"learners": learners_probe, "controls": controls_probe, "did_prior_use": did_prior_use_probe}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from pipelines.contract import allowed_values, load_contract
 from pipelines.impact.crossfit import Learners
 from pipelines.impact.did import Windows
 from pipelines.impact.weights import WeightRule
+from pipelines.publication.rules import MIN_CELL
 from pipelines.settings import project_root
 
 MONTH_DAYS = 365.25 / 12
@@ -135,8 +136,10 @@ class Thresholds(BaseModel):
 
     max_abs_smd: float = 0.1
     variance_ratio: tuple[float, float] = (0.5, 2.0)
-    min_treated: int = 11
-    min_comparison: int = 11
+    min_treated: int = MIN_CELL
+    min_comparison: int = MIN_CELL
+    """Episodes each arm needs. A study file may ask for more, never fewer than ``MIN_CELL`` (``StudySpec``
+    refuses it): a release on fewer people is refused anyway, after the whole study has run."""
     equipoise_share: float | None = None
     min_effective_sample_size: float = 30.0
     """Kish effective sample size each arm must keep after weighting."""
@@ -238,6 +241,12 @@ class StudySpec(BaseModel):
         unknown = [c for c in self.covariates if c not in COVARIATES]
         if unknown:
             raise ValueError(f"unknown covariates {unknown}; choose among {sorted(COVARIATES)}")
+        for arm in ("min_treated", "min_comparison"):
+            if getattr(self.diagnostics, arm) < MIN_CELL:
+                raise ValueError(
+                    f"diagnostics.{arm} is {getattr(self.diagnostics, arm)}: a study needs at least {MIN_CELL} "
+                    f"episodes per arm (no figure on fewer than {MIN_CELL} people is ever released)"
+                )
         if self.design == "did" and self.outcome != "unplanned_admissions":
             raise ValueError("difference-in-differences is available for unplanned_admissions only")
         if self.outcome in RATIO_OUTCOMES and self.design == "match":

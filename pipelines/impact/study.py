@@ -122,6 +122,10 @@ class SubgroupResult:
     result: OutcomeResult | None
     verdict: Verdict
     calibrated: CalibratedInterval | None = None
+    treated_person_years: float | None = None
+    """For a rate: the person-years its treated value rests on (the treated episodes kept by the weights).
+    With it the publication layer counts the subgroup's treated events, as for the whole study, and shows
+    its rate and calibrated interval when they rest on at least 11 events."""
 
 
 @dataclass
@@ -524,15 +528,25 @@ def _parametric_subgroup(
     n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
     checks = size_checks(spec.diagnostics, n_treated, n_comparison)
     result = None
+    years = None
     if min(n_treated, n_comparison) >= max(spec.diagnostics.min_treated, 2):
         try:
             estimated = estimate_outcome(spec, spec.outcome, part, spec.subgroup_bootstrap)
             result = estimated.result
+            years = _treated_person_years(spec, part, t, estimated.weights)
             checks += balance_checks(spec.diagnostics, estimated.diagnostics)
         except EstimationError as exc:
             checks.append(failure("estimation", str(exc)))
     verdict, calibrated = _subgroup_verdict(spec, whole, checks, result)
-    return SubgroupResult(dimension, value, n_treated, n_comparison, result, verdict, calibrated)
+    return SubgroupResult(dimension, value, n_treated, n_comparison, result, verdict, calibrated, years)
+
+
+def _treated_person_years(spec: StudySpec, frame: pl.DataFrame, t: np.ndarray, weights: np.ndarray) -> float | None:
+    """The exposure of the treated episodes the weights keep, for an outcome per person-year; else None."""
+    ratio = _ratio_for(spec.outcome)
+    if ratio is None or ratio.exposure != "person_years":
+        return None
+    return float(frame["person_years"].cast(pl.Float64).to_numpy()[(t == 1) & (weights > 0)].sum())
 
 
 def run_dml(
@@ -580,6 +594,7 @@ def _dml_subgroup(
     n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
     checks = size_checks(spec.diagnostics, n_treated, n_comparison)
     result = None
+    years = None
     if min(n_treated, n_comparison) >= max(spec.diagnostics.min_treated, 2):
         _, _, scale, unit = _total_and_exposure(spec.outcome, frame)
         try:
@@ -588,6 +603,7 @@ def _dml_subgroup(
                 spec.weights.rule(), scale=scale,
             )  # fmt: skip
             result = _effect_result(spec.outcome, unit, effect, _variance_label(nuisance.settings))
+            years = _treated_person_years(spec, frame.filter(pl.Series(rows)), t, effect.weights)
             diagnostics = balance_diagnostics(
                 x[rows], t, effect.weights, nuisance.propensity[rows], effect.estimate, effect.standard_error,
                 scale * main.total[rows] / main.exposure[rows], list(spec.covariates),
@@ -596,7 +612,7 @@ def _dml_subgroup(
         except EstimationError as exc:
             checks.append(failure("estimation", str(exc)))
     verdict, calibrated = _subgroup_verdict(spec, whole, checks, result)
-    return SubgroupResult(dimension, value, n_treated, n_comparison, result, verdict, calibrated)
+    return SubgroupResult(dimension, value, n_treated, n_comparison, result, verdict, calibrated, years)
 
 
 # --- difference-in-differences ---------------------------------------------------------------------
@@ -861,7 +877,9 @@ def result_rows(result: StudyResult) -> pl.DataFrame:
             "publishable": group.verdict.publishable,
             "verdict": group.verdict.dumps(),
             "diagnostics": "{}",
-            "funder_figures": "{}",
+            "funder_figures": json.dumps(
+                {"treated_person_years": group.treated_person_years} if group.treated_person_years else {}
+            ),
             "reason": None,
             "outcome": spec.outcome,
             "role": "subgroup",

@@ -83,6 +83,8 @@ def check_value(check: Check, language: Language = DEFAULT_LANGUAGE) -> str:
     withheld = _withheld(check)
     if check.name in ("treated_episodes", "comparison_episodes") and check.value is None and not check.passed:
         return t("check.fewer_than", language, threshold=_threshold_values(check, language)["threshold"])
+    if check.value is None and check.detail.get("no_variance_in") == "comparison":
+        return t("check.variance_ratio.infinite", language)
     if check.value is None:
         return t("value.not_shown", language) if "value" in withheld else "—"
     if check.name == "pre_trend_placebo":
@@ -240,6 +242,10 @@ def _value_cell(check: Check, language: Language) -> str:
     covariate = check.detail.get("covariate")
     if covariate and "covariate" not in withheld:
         value += f" ({label('covariate', covariate, language)})"
+    constant = check.detail.get("without_variance")
+    if constant and "without_variance" not in withheld:
+        names = ", ".join(label("covariate", c, language) for c in constant)
+        value += f"; {t('check.without_variance', language, covariates=names)}"
     if check.name == "estimation" and check.detail.get("reason") and "reason" not in withheld:
         return t("check.estimation.failed", language)
     return value

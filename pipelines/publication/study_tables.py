@@ -72,6 +72,7 @@ DIAGNOSTIC_KEYS: dict[str, KeyHandling] = {
     "smd_before": "guarded",
     "smd_after": "guarded",
     "variance_ratio_after": "guarded",
+    "no_variance": "guarded",  # which covariates every member of both arms shares
     "max_abs_smd_after": "guarded",
     "minimum_detectable_effect": "guarded",
     "e_value": "guarded",
@@ -122,6 +123,9 @@ FUNDER_FIGURE_KEYS: dict[str, KeyHandling | Literal["share"]] = {
 """Keys of the studies' funder figures; severe-band shares are rebuilt from protected counts. Avoided stays
 and savings come from the published (calibrated) interval: with it they give back the observed rate."""
 
+RATE_ROLES = ("main", "subgroup")
+"""Rows whose observed rate may be released (on at least MIN_CELL events): their mart row carries the treated
+person-years it rests on (``funder_figures.treated_person_years``)."""
 ARM_GUARDS = ("n_treated", "n_comparison")
 RATE_GUARDS = (*ARM_GUARDS, "treated_value")
 SEVERE_ARMS = ("treated", "comparison")
@@ -253,13 +257,14 @@ def _labels(row: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _treated_value_allowed(row: Mapping[str, Any], figures: Mapping[str, Any], protects: bool) -> bool:
-    """An observed rate per person-year with its exposure is a count: released on at least MIN_CELL events."""
+    """An observed rate per person-year with its exposure is a count: released on at least MIN_CELL events,
+    on a study's main row or a subgroup's (whose mart row carries the person-years it rests on)."""
     if not protects:
         return True
-    if row["role"] != "main" or row["treated_value"] is None:
+    if row["role"] not in RATE_ROLES or row["treated_value"] is None:
         return False
     if "person-years" not in str(row["unit"]):
-        return True
+        return row["role"] == "main"
     years = figures.get("treated_person_years")
     return years is not None and row["treated_value"] * years / 1000.0 >= MIN_CELL
 
@@ -518,16 +523,20 @@ def curve_problems(true_curves: pl.DataFrame, released: pl.DataFrame) -> list[st
 def treated_value_problems(mart: pl.DataFrame, released: pl.DataFrame) -> list[str]:
     """For the auditor: observed rates per person-year released on fewer than MIN_CELL events (with the
     exposure the funder figures give, rate x exposure is the count)."""
+
+    def key(r: Mapping[str, Any]) -> tuple[Any, ...]:
+        return r["study"], r["role"], r["dimension"], r["dimension_value"]
+
     years = {
-        r["study"]: json.loads(r["funder_figures"] or "{}").get("treated_person_years")
-        for r in with_every_column(mart).filter(pl.col("role") == "main").iter_rows(named=True)
+        key(r): json.loads(r["funder_figures"] or "{}").get("treated_person_years")
+        for r in with_every_column(mart).filter(pl.col("role").is_in(RATE_ROLES)).iter_rows(named=True)
     }
     problems = []
     for row in released.filter(pl.col("treated_value").is_not_null()).iter_rows(named=True):
         if "person-years" not in str(row["unit"]):
             continue
-        exposure = years.get(row["study"])
-        if row["role"] != "main" or exposure is None or row["treated_value"] * exposure / 1000.0 < MIN_CELL:
+        exposure = years.get(key(row))
+        if exposure is None or row["treated_value"] * exposure / 1000.0 < MIN_CELL:
             problems.append(f"{STUDIES}.treated_value ({row['study']}, {row['role']}): a rate on fewer than "
                             f"{MIN_CELL} events, or on an exposure the auditor cannot check")  # fmt: skip
     return problems

@@ -53,6 +53,8 @@ CHECK_VALUES: dict[str, tuple[ValueClass, Literal["safe", "guarded"]]] = {
 
 DETAIL_KEYS: dict[str, Literal["safe", "guarded", "dropped"]] = {
     "covariate": "safe",
+    "without_variance": "guarded",  # "everyone in this arm is GIR 3-4": an attribute of the whole group
+    "no_variance_in": "guarded",  # "the comparison arm does not vary": an attribute of the whole arm
     "declared": "safe",
     "months_before": "safe",
     "mean": "guarded",

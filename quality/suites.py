@@ -22,11 +22,13 @@ results table, the Data Docs or a log.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines import warehouse
 from pipelines.contract import Contract, Entity, allowed_values
 
 CATEGORIES = ("conformance", "completeness", "plausibility")
@@ -137,16 +139,20 @@ def _quiet_context() -> Any:
 
 
 def _add_data_docs_site(context: Any, folder: Path) -> None:
-    """Data Docs as static HTML in ``folder`` (index.html): the suites, and each run's results as
-    counts and rates (the result format keeps no unexpected value)."""
+    """Data Docs as static HTML in ``folder`` (index.html): each run's results per entity, every
+    expectation with its parameters and its counts and rates (the result format keeps no unexpected
+    value)."""
     folder.mkdir(parents=True, exist_ok=True)
     context.add_data_docs_site(
         DATA_DOCS_SITE,
         {
             "class_name": "SiteBuilder",
             "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder.absolute())},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            # The results pages list every expectation with its parameters: the suites' own pages
+            # would say it again, and rendering them costs seconds a run.
+            "site_section_builders": {"expectations": "0", "profiling": "0"},
         },
     )
 
@@ -161,11 +167,12 @@ def validate_queries(
     """Run every entity's suite, as one checkpoint, on the rows its SQL query returns.
 
     ``queries``: entity -> a DuckDB ``select`` over files (the raw zone's views: ``read_parquet`` of
-    the accepted rows). Great Expectations runs them through a SQL datasource over an in-memory
-    DuckDB, so each expectation is computed by the engine (its metrics bundled into a few aggregate
-    queries per table) and no table is copied into Python. ``engine_config``: DuckDB's settings
-    (memory limit, spill folder). ``data_docs``: the folder the Data Docs site is written to.
-    Outcomes hold counts and rates only."""
+    the accepted rows). They become the views of a catalogue (a DuckDB file holding views only, in a
+    temporary folder) that a Great Expectations SQL datasource reads as tables: each expectation is
+    computed by the engine (its metrics bundled into a few aggregate queries per table), columns are
+    reflected from the catalogue, and no table is copied into Python. ``engine_config``: DuckDB's
+    settings (memory limit, spill folder, threads). ``data_docs``: the folder the Data Docs site is
+    written to. Outcomes hold counts and rates only."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
 
@@ -174,30 +181,35 @@ def validate_queries(
     context = _quiet_context()
     if data_docs is not None:
         _add_data_docs_site(context, data_docs)
-    source = context.data_sources.add_sql(
-        "parcours_raw_zone",
-        connection_string=f"{sql_dialect.register()}:///:memory:",
-        kwargs=sql_dialect.engine_arguments(engine_config or {}),
-    )
-    definitions = []
-    for name, query in queries.items():
-        batch = source.add_query_asset(name, query=query).add_batch_definition_whole_table("all")
-        suite = context.suites.add(build_suite(contract.entity(name), today))
-        definitions.append(
-            context.validation_definitions.add(gx.ValidationDefinition(name=f"raw_{name}", data=batch, suite=suite))
+    with tempfile.TemporaryDirectory(prefix="parcours-suites-") as folder:
+        catalogue = Path(folder) / "raw_zone_views.duckdb"
+        with warehouse.connect(catalogue) as con:
+            for name, query in queries.items():
+                con.execute(f"create view {warehouse.quote_identifier(f'raw_{name}')} as {query}")
+        source = context.data_sources.add_sql(
+            "parcours_raw_zone",
+            connection_string=f"{sql_dialect.register()}:///{catalogue.as_posix()}",
+            kwargs=sql_dialect.engine_arguments({**(engine_config or {}), "access_mode": "READ_ONLY"}),
         )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name="parcours_contract",
-            validation_definitions=definitions,
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])] if data_docs else [],
-            result_format=RESULT_FORMAT,
+        definitions = []
+        for name in queries:
+            batch = source.add_table_asset(name, table_name=f"raw_{name}").add_batch_definition_whole_table("all")
+            suite = context.suites.add(build_suite(contract.entity(name), today))
+            definitions.append(
+                context.validation_definitions.add(gx.ValidationDefinition(name=f"raw_{name}", data=batch, suite=suite))
+            )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name="parcours_contract",
+                validation_definitions=definitions,
+                actions=[UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])] if data_docs else [],
+                result_format=RESULT_FORMAT,
+            )
         )
-    )
-    try:
-        result = checkpoint.run()
-    finally:
-        source.get_engine().dispose()
+        try:
+            result = checkpoint.run()
+        finally:
+            source.get_engine().dispose()
     outcomes: list[ExpectationOutcome] = []
     for validation in result.run_results.values():
         name = validation.suite_name.removeprefix("parcours_")

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,7 @@ def task_pipeline(data: Path) -> Result:
     return {"seconds": total, "stages": stages, "rows": rows}
 
 
-def _suites_seconds(events: list[Any]) -> float:
+def _suites_seconds(events: Sequence[Any]) -> float:
     """The contract suites' seconds inside the ingestion step, from the ledger's materialisation."""
     from pipelines.assets.ingestion import SUITES_SECONDS
     from pipelines.ingest.load import LANDING_FILES_TABLE

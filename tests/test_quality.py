@@ -115,3 +115,22 @@ def test_sensor_requests_a_run_when_files_change(small_federation_dir: Path) -> 
     unchanged = landing_folder_sensor(dg.build_sensor_context(cursor=first.cursor, resources={"parcours": resource}))
     assert isinstance(unchanged, dg.SensorResult)
     assert not unchanged.run_requests
+
+
+def test_results_outlive_the_connection_that_ran_them() -> None:
+    """Great Expectations reads a result after its connection went back to the pool (and was rolled back):
+    plain duckdb-engine returns no rows then, the suites' dialect returns them all."""
+    import sqlalchemy as sa
+
+    from quality import sql_dialect
+
+    def rows_after_close(url: str) -> list[tuple[int, ...]]:
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            result = connection.execute(sa.text("select 42 as answer union all select 43 order by answer"))
+        rows = [tuple(r) for r in result.fetchall()]
+        engine.dispose()
+        return rows
+
+    assert rows_after_close("duckdb:///:memory:") == []
+    assert rows_after_close(f"{sql_dialect.register()}:///:memory:") == [(42,), (43,)]

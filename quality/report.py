@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -11,32 +12,32 @@ import polars as pl
 from pipelines import warehouse
 from pipelines.contract import Contract
 from pipelines.ingest.load import LANDING_FILES_TABLE, QUARANTINE_TABLE, raw_table_name
+from pipelines.ingest.raw_zone import RawZone, view_select
 from pipelines.ingest.reasons import DESCRIPTIONS, Reason
-from quality.suites import ExpectationOutcome, validate_frames
+from pipelines.settings import engine_settings
+from quality.suites import ExpectationOutcome, validate_queries
 
 QUALITY_RESULTS_TABLE = "quality_results"
-SUITE_SAMPLE_ROWS = 200_000
-"""Above this many rows a table's suite runs on a seeded random sample of this size: the suites are
-the second line of defence behind row-level quarantine (which checks every row), and Great
-Expectations on pandas costs about 4 s per million rows and column. Shares are then estimated
-within about 0.2 percentage points."""
 
 
-def run_contract_suites(con: duckdb.DuckDBPyConnection, contract: Contract, today: date) -> list[ExpectationOutcome]:
-    """Validate every raw table with its suite and keep the outcomes in ``quality_results``."""
-    frames = {}
-    table_rows = {}
-    for entity in contract.entities:
-        columns = ", ".join(warehouse.quote_identifier(c) for c in contract.entity(entity).field_names)
-        source = warehouse.quote_identifier(raw_table_name(entity))
-        table_rows[entity] = int(warehouse.scalar(con, f"select count(*) from {source}"))
-        sample = (
-            f" using sample reservoir({SUITE_SAMPLE_ROWS} rows) repeatable (2026)"
-            if table_rows[entity] > SUITE_SAMPLE_ROWS
-            else ""
-        )
-        frames[entity] = con.sql(f"select {columns} from {source}{sample}").df()
-    outcomes = validate_frames(frames, contract, today)
+def data_docs_folder(data_dir: Path) -> Path:
+    """Where the Great Expectations Data Docs site is written (open ``index.html``): beside the quality
+    report, in the analysts' zone (nothing there is published)."""
+    return data_dir / "reports" / "data-docs"
+
+
+def run_contract_suites(
+    con: duckdb.DuckDBPyConnection, contract: Contract, today: date, data_docs: Path | None = None
+) -> list[ExpectationOutcome]:
+    """Validate every entity's accepted rows (the raw zone's files, all of them) with its suite, keep the
+    outcomes in ``quality_results`` and, when ``data_docs`` is given, write the Data Docs site there."""
+    zone = RawZone.of(con)
+    queries = {entity: view_select(con, zone, contract, entity) for entity in contract.entities}
+    table_rows = {
+        entity: int(warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(raw_table_name(entity))}"))
+        for entity in contract.entities
+    }
+    outcomes = validate_queries(queries, contract, today, engine_settings(), data_docs)
     table = pl.DataFrame([asdict(o) for o in outcomes]).with_columns(
         pl.col("entity").replace_strict(table_rows, return_dtype=pl.Int64).alias("table_rows"),
         pl.lit(datetime.now(UTC).replace(tzinfo=None)).alias("checked_at"),
@@ -45,7 +46,7 @@ def run_contract_suites(con: duckdb.DuckDBPyConnection, contract: Contract, toda
     return outcomes
 
 
-def render_report(con: duckdb.DuckDBPyConnection) -> str:
+def render_report(con: duckdb.DuckDBPyConnection, data_docs: Path | None = None) -> str:
     """Markdown: files by status, quarantined rows by reason, failed expectations. Counts only."""
     files = warehouse.query(
         con,
@@ -96,12 +97,14 @@ def render_report(con: duckdb.DuckDBPyConnection) -> str:
         summary = results.group_by("entity", "category").agg(
             pl.len().alias("expectations"), (~pl.col("success")).sum().alias("failed")
         )
-        sampled = results.filter(pl.col("element_count") < pl.col("table_rows")).unique("entity").sort("entity")
-        lines += [
-            f"Validated on a seeded sample of {r['element_count']:,} of {r['table_rows']:,} rows: {r['entity']} "
-            "(every row was checked by quarantine)."
-            for r in sampled.iter_rows(named=True)
-        ]
+        rows = results.unique("entity").sort("entity")
+        lines.append(
+            "Great Expectations validated every accepted row: "
+            + ", ".join(f"{r['entity']} {r['table_rows']:,}" for r in rows.iter_rows(named=True))
+            + "."
+        )
+        if data_docs is not None:
+            lines += ["", f"Data Docs (the suites and each run's results, counts only): `{data_docs / 'index.html'}`."]
         lines += ["", "| entity | category | expectations | failed |", "|---|---|---:|---:|"]
         lines += [
             f"| {r['entity']} | {r['category']} | {r['expectations']} | {r['failed']} |"

@@ -11,21 +11,25 @@ Quarantine already removes rows that break a rule, so on the raw tables these su
 the contract holds for everything stored. A failed conformance or completeness expectation
 is an error that blocks the models; a failed plausibility expectation is a warning.
 
-Great Expectations is imported lazily (it costs seconds), runs on pandas frames in an
-ephemeral context, and reports counts only: ``partial_unexpected_count`` is 0 and no
-unexpected values or rows are returned, so no case value reaches a report.
+Great Expectations is imported lazily (it costs seconds) and runs in an ephemeral context: a
+checkpoint over one validation definition per entity, on the accepted rows of the raw zone
+read through a SQL datasource (DuckDB over the zone's Parquet files, ``quality.sql_dialect``),
+so the engine computes every expectation and no table is copied into pandas. Its Data Docs site
+is written as static HTML for analysts. Results are counts only: ``partial_unexpected_count`` is
+0 and no unexpected values, rows or index queries are returned, so no case value reaches the
+results table, the Data Docs or a log.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
+from pipelines import warehouse
 from pipelines.contract import Contract, Entity, allowed_values
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 CATEGORIES = ("conformance", "completeness", "plausibility")
 BLOCKING = frozenset({"conformance", "completeness"})
@@ -35,6 +39,7 @@ RESULT_FORMAT = {
     "include_unexpected_rows": False,
     "return_unexpected_index_query": False,
 }
+DATA_DOCS_SITE = "parcours_quality"
 PLAUSIBLE_DELIVERY_SHARE = 0.95
 """Delivered hours may exceed granted hours now and then, not in more than 5% of months."""
 
@@ -133,38 +138,103 @@ def _quiet_context() -> Any:
     return context
 
 
-def validate_frames(frames: dict[str, pd.DataFrame], contract: Contract, today: date) -> list[ExpectationOutcome]:
-    """Run every entity's suite on its frame; outcomes hold counts and rates only."""
-    context = _quiet_context()
-    source = context.data_sources.add_pandas("parcours")
-    outcomes: list[ExpectationOutcome] = []
-    import pandas as pd
+def _add_data_docs_site(context: Any, folder: Path) -> None:
+    """Data Docs as static HTML in ``folder`` (index.html): each run's results per entity, every
+    expectation with its parameters and its counts and rates (the result format keeps no unexpected
+    value)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    context.add_data_docs_site(
+        DATA_DOCS_SITE,
+        {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder.absolute())},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            # The results pages list every expectation with its parameters: the suites' own pages
+            # would say it again, and rendering them costs seconds a run.
+            "site_section_builders": {"expectations": "0", "profiling": "0"},
+        },
+    )
 
-    for name, frame in frames.items():
-        entity = contract.entity(name)
-        dates = [f.name for f in entity.fields if f.type in ("date", "month") and f.name in frame.columns]
-        frame = frame.assign(**{c: pd.to_datetime(frame[c]) for c in dates})
-        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-        suite = context.suites.add(build_suite(entity, today))
-        result = batch.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format=RESULT_FORMAT)
-        for item in result.results:
-            config = item.expectation_config
-            kwargs = config.kwargs
-            column = kwargs.get("column") or ",".join(
-                str(c) for c in (kwargs.get("column_list") or [kwargs.get("column_A"), kwargs.get("column_B")]) if c
+
+def validate_queries(
+    queries: dict[str, str],
+    contract: Contract,
+    today: date,
+    engine_config: dict[str, Any] | None = None,
+    data_docs: Path | None = None,
+) -> list[ExpectationOutcome]:
+    """Run every entity's suite, as one checkpoint, on the rows its SQL query returns.
+
+    ``queries``: entity -> a DuckDB ``select`` over files (the raw zone's views: ``read_parquet`` of
+    the accepted rows). They become the views of a catalogue (a DuckDB file holding views only, in a
+    temporary folder) that a Great Expectations SQL datasource reads as tables: each expectation is
+    computed by the engine (its metrics bundled into a few aggregate queries per table), columns are
+    reflected from the catalogue, and no table is copied into Python. ``engine_config``: DuckDB's
+    settings (memory limit, spill folder, threads). ``data_docs``: the folder the Data Docs site is
+    written to. Outcomes hold counts and rates only."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    from quality import sql_dialect
+
+    context = _quiet_context()
+    if data_docs is not None:
+        _add_data_docs_site(context, data_docs)
+    with tempfile.TemporaryDirectory(prefix="parcours-suites-") as folder:
+        catalogue = Path(folder) / "raw_zone_views.duckdb"
+        with warehouse.connect(catalogue) as con:
+            for name, query in queries.items():
+                con.execute(f"create view {warehouse.quote_identifier(f'raw_{name}')} as {query}")
+        source = context.data_sources.add_sql(
+            "parcours_raw_zone",
+            connection_string=f"{sql_dialect.register()}:///{catalogue.as_posix()}",
+            kwargs=sql_dialect.engine_arguments({**(engine_config or {}), "access_mode": "READ_ONLY"}),
+        )
+        definitions = []
+        for name in queries:
+            batch = source.add_table_asset(name, table_name=f"raw_{name}").add_batch_definition_whole_table("all")
+            suite = context.suites.add(build_suite(contract.entity(name), today))
+            definitions.append(
+                context.validation_definitions.add(gx.ValidationDefinition(name=f"raw_{name}", data=batch, suite=suite))
             )
-            details = item.result or {}
-            errored = bool((item.exception_info or {}).get("raised_exception"))
-            outcomes.append(
-                ExpectationOutcome(
-                    entity=name,
-                    category=str((config.meta or {}).get("category", "conformance")),
-                    expectation=config.type,
-                    column=column or None,
-                    success=bool(item.success) and not errored,
-                    element_count=int(details.get("element_count") or len(frame)),
-                    unexpected_count=int(details.get("unexpected_count") or 0),
-                    unexpected_percent=float(details.get("unexpected_percent") or 0.0),
-                )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name="parcours_contract",
+                validation_definitions=definitions,
+                actions=[UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])] if data_docs else [],
+                result_format=RESULT_FORMAT,
             )
+        )
+        try:
+            result = checkpoint.run()
+        finally:
+            source.get_engine().dispose()
+    outcomes: list[ExpectationOutcome] = []
+    for validation in result.run_results.values():
+        name = validation.suite_name.removeprefix("parcours_")
+        for item in validation.results:
+            outcomes.append(_outcome(name, item))
     return outcomes
+
+
+def _outcome(entity: str, item: Any) -> ExpectationOutcome:
+    config = item.expectation_config
+    kwargs = config.kwargs
+    column = kwargs.get("column") or ",".join(
+        str(c) for c in (kwargs.get("column_list") or [kwargs.get("column_A"), kwargs.get("column_B")]) if c
+    )
+    details = item.result or {}
+    errored = bool((item.exception_info or {}).get("raised_exception")) or any(
+        bool(info.get("raised_exception")) for info in (item.exception_info or {}).values() if isinstance(info, dict)
+    )
+    return ExpectationOutcome(
+        entity=entity,
+        category=str((config.meta or {}).get("category", "conformance")),
+        expectation=config.type,
+        column=column or None,
+        success=bool(item.success) and not errored,
+        element_count=int(details.get("element_count") or 0),
+        unexpected_count=int(details.get("unexpected_count") or 0),
+        unexpected_percent=float(details.get("unexpected_percent") or 0.0),
+    )

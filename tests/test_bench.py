@@ -109,7 +109,13 @@ def test_cells_group_identical_rows_and_total_what_was_drawn() -> None:
 
 
 def _point(persons: int, pipeline: float, floor: float) -> dict:
-    stages = {"ingest": pipeline / 4, "models": pipeline / 4, "studies": pipeline / 4, "serving": 1.0}
+    stages = {
+        "ingest": pipeline / 4,
+        "quality": pipeline / 50,
+        "models": pipeline / 4,
+        "studies": pipeline / 4,
+        "serving": 1.0,
+    }
     task = {"seconds": floor, "peak_rss_mib": 100.0, "rows": persons, "check": True}
     return {
         "persons": persons,
@@ -135,6 +141,12 @@ def test_report_states_each_target_and_whether_it_is_met() -> None:
     assert met["pipeline peak memory under 4 GiB"] is True
     assert met["growth exponent at most 1.05"] is True
     assert met["studies stage under 30 s"] is False  # 50 s of 200
+    assert met["Great Expectations suites under 10% of ingestion"] is True  # 4 s of 50
+    point["tasks"]["pipeline"]["stages"]["quality"] = 5.0
+    assert {name: ok for name, _, ok in targets(point, 1.0)}[
+        "Great Expectations suites under 10% of ingestion"
+    ] is False
+    point["tasks"]["pipeline"]["stages"]["quality"] = 4.0
     results = {
         "started_at": "2026-11-23T00:00:00Z",
         "command": "parcours bench",
@@ -167,6 +179,7 @@ def test_a_point_measured_with_the_pipeline_alone_renders() -> None:
         "studies stage under 30 s",
         "pipeline peak memory under 4 GiB",
         "growth exponent at most 1.05",
+        "Great Expectations suites under 10% of ingestion",
     }
     results = {
         "started_at": "2026-11-30T00:00:00Z",

@@ -1,18 +1,20 @@
 """Contract suites and the quality report: failures are counted, values never shown."""
 
+import logging
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
+import polars as pl
+import pytest
 
 from pipelines import warehouse
 from pipelines.contract import load_contract
 from pipelines.definitions import defs
 from pipelines.resources import ParcoursResource
 from pipelines.sensors import landing_folder_sensor
-from quality.report import render_report
-from quality.suites import BLOCKING, CATEGORIES, expectation_specs, validate_frames
+from quality.report import data_docs_folder, render_report
+from quality.suites import BLOCKING, CATEGORIES, expectation_specs, validate_queries
 from tests.conftest import PipelineRun
 
 
@@ -24,21 +26,62 @@ def test_every_suite_covers_the_three_categories() -> None:
     assert {"conformance", "completeness"} == BLOCKING
 
 
-def test_failures_are_counted_without_values() -> None:
-    contract = load_contract()
-    frame = pd.DataFrame(
+PLANTED = "PLANTEDVALUE7Q"
+"""A recognisable value, planted where expectations fail: it must appear in no output."""
+
+
+def _agencies_parquet(folder: Path) -> str:
+    """An agencies file whose rows break the suite: a code outside the contract's set, a duplicated
+    key and a too-long text, each carrying the planted value; a ``select`` over it."""
+    path = folder / "agencies.parquet"
+    frame = pl.DataFrame(
         {
-            "agency_id": ["A1", "A1", "SECRET-AGENCY"],
-            "model": ["remote", "teleport", "proximity"],
-            "departement": ["75", "75", "2A"],
+            "agency_id": ["A1", f"{PLANTED}-1", f"{PLANTED}-1"],
+            "model": ["remote", PLANTED, "proximity"],
+            "departement": ["75", "75", f"2A{PLANTED * 20}"],
         }
     )
-    outcomes = validate_frames({"agencies": frame}, contract, date(2026, 1, 1))
+    frame.write_parquet(path)
+    return f"select * from read_parquet('{path.as_posix()}')"
+
+
+def _outputs(folder: Path) -> str:
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_failures_are_counted_without_values(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    docs = tmp_path / "docs"
+    caplog.set_level(logging.DEBUG)
+    outcomes = validate_queries(
+        {"agencies": _agencies_parquet(tmp_path)}, load_contract(), date(2026, 1, 1), data_docs=docs
+    )
     failed = {(o.expectation, o.column): o for o in outcomes if not o.success}
     assert failed[("expect_column_values_to_be_in_set", "model")].unexpected_count == 1
+    assert failed[("expect_column_values_to_be_unique", "agency_id")].unexpected_count == 2
     assert failed[("expect_column_values_to_be_unique", "agency_id")].category == "completeness"
-    assert "teleport" not in repr(outcomes)
-    assert "SECRET" not in repr(outcomes)
+    assert failed[("expect_column_value_lengths_to_be_between", "departement")].unexpected_count == 1
+    assert {o.element_count for o in outcomes} == {3}
+    passed = {(o.expectation, o.column) for o in outcomes if o.success}
+    assert ("expect_column_values_to_not_be_null", "agency_id") in passed
+    assert PLANTED not in repr(outcomes)
+    assert PLANTED not in caplog.text
+    assert (docs / "index.html").is_file()
+    written = _outputs(docs)
+    assert "agencies" in written, "the Data Docs hold the suite and its results"
+    assert PLANTED not in written
+
+
+def test_suites_read_through_the_engine_not_into_pandas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The datasource is SQL: no frame of the table is ever built (pandas' constructors are not called)."""
+    import pandas as pd
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a table was copied into pandas")
+
+    monkeypatch.setattr(pd.DataFrame, "__init__", refuse)
+    outcomes = validate_queries({"agencies": _agencies_parquet(tmp_path)}, load_contract(), date(2026, 1, 1))
+    assert any(not o.success for o in outcomes)
+    assert all(o.element_count == 3 for o in outcomes)
 
 
 def test_the_pipeline_records_suites_and_writes_a_report(small_run: PipelineRun) -> None:
@@ -50,6 +93,10 @@ def test_the_pipeline_records_suites_and_writes_a_report(small_run: PipelineRun)
     assert "| AG001 | accepted |" in report
     written = (small_run.settings.data_dir / "reports" / "quality-report.md").read_text()
     assert written.startswith("# Parcours quality report")
+    assert "validated every accepted row" in written
+    docs = data_docs_folder(small_run.settings.data_dir)
+    assert (docs / "index.html").is_file()
+    assert len(list((docs / "validations").rglob("*.html"))) == len(load_contract().entities)
 
 
 def test_suites_run_as_blocking_asset_checks() -> None:
@@ -68,3 +115,22 @@ def test_sensor_requests_a_run_when_files_change(small_federation_dir: Path) -> 
     unchanged = landing_folder_sensor(dg.build_sensor_context(cursor=first.cursor, resources={"parcours": resource}))
     assert isinstance(unchanged, dg.SensorResult)
     assert not unchanged.run_requests
+
+
+def test_results_outlive_the_connection_that_ran_them() -> None:
+    """Great Expectations reads a result after its connection went back to the pool (and was rolled back):
+    plain duckdb-engine returns no rows then, the suites' dialect returns them all."""
+    import sqlalchemy as sa
+
+    from quality import sql_dialect
+
+    def rows_after_close(url: str) -> list[tuple[int, ...]]:
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            result = connection.execute(sa.text("select 42 as answer union all select 43 order by answer"))
+        rows = [tuple(r) for r in result.fetchall()]
+        engine.dispose()
+        return rows
+
+    assert rows_after_close("duckdb:///:memory:") == []
+    assert rows_after_close(f"{sql_dialect.register()}:///:memory:") == [(42,), (43,)]

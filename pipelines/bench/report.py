@@ -53,6 +53,11 @@ def targets(point: dict[str, Any], exponent: float | None) -> list[tuple[str, st
         ("studies stage under 30 s", f"{_stage(point, 'studies'):.1f} s", _stage(point, "studies") < 30),
         ("pipeline peak memory under 4 GiB", f"{peak / 1024:.2f} GiB", peak < 4 * 1024),
         ("growth exponent at most 1.05", _fmt(exponent), None if exponent is None else exponent <= 1.05),
+        (
+            "Great Expectations suites under 10% of ingestion",
+            f"{_stage(point, 'quality'):.1f} s of {_stage(point, 'ingest'):.1f} s",
+            _stage(point, "quality") < 0.1 * _stage(point, "ingest") if _stage(point, "quality") else None,
+        ),
     ]
     if not has_peers(point):
         return own
@@ -96,7 +101,7 @@ def targets(point: dict[str, Any], exponent: float | None) -> list[tuple[str, st
         ),
         ("impact estimation (propensity, matching, valid interval) under 10 s", f"{matching:.1f} s", matching < 10),
         ("doubly robust estimate, 1,000 bootstrap refits (no target)", f"{resampled:.1f} s", None),
-        own[3],
+        *own[3:],
     ]
     dashboard = point.get("dashboard")
     if dashboard:

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -105,10 +105,29 @@ def task_pipeline(data: Path) -> Result:
         if event.event_type_value == "STEP_SUCCESS" and isinstance(data_of_step, StepSuccessData):
             stage = stage_of.get(event.step_key or "", "models")
             stages[stage] = stages.get(stage, 0.0) + data_of_step.duration_ms / 1000
+    suites = _suites_seconds(result.all_events)
+    if suites:
+        stages["ingest"] = stages.get("ingest", 0.0) - suites
+        stages["quality"] = stages.get("quality", 0.0) + suites
     stages["framework"] = total - sum(stages.values())
     with duckdb.connect(str(data / "warehouse" / "parcours.duckdb"), read_only=True) as con:
         rows = int(con.sql("select sum(rows_in) from raw_landing_files").fetchall()[0][0])
     return {"seconds": total, "stages": stages, "rows": rows}
+
+
+def _suites_seconds(events: Sequence[Any]) -> float:
+    """The contract suites' seconds inside the ingestion step, from the ledger's materialisation."""
+    from pipelines.assets.ingestion import SUITES_SECONDS
+    from pipelines.ingest.load import LANDING_FILES_TABLE
+
+    for event in events:
+        if event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        materialization = event.event_specific_data.materialization
+        if materialization.asset_key.to_user_string() == LANDING_FILES_TABLE:
+            value = materialization.metadata.get(SUITES_SECONDS)
+            return float(value.value) if value is not None else 0.0
+    return 0.0
 
 
 def task_export(data: Path) -> Result:

@@ -163,16 +163,16 @@ def unlist_file(con: duckdb.DuckDBPyConnection, entity: str, agency: str, sha256
     )
 
 
-def refresh_view(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, entity: str) -> None:
-    """``raw_<entity>``: the rows of the entity's listed files, with exactly the table's columns (a column
-    a file lacks, written under an older contract, reads as null)."""
+def view_select(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, entity: str) -> str:
+    """The ``select`` behind ``raw_<entity>``: the rows of the entity's listed files, with exactly the
+    table's columns (a column a file lacks, written under an older contract, reads as null). It names
+    files only, so any DuckDB connection can run it (the contract suites run it in their own)."""
     columns = raw_table_columns(contract, entity)
     files = listed_files(con, entity)
     present: set[str] = set()
     for text in files["columns"].to_list() if files.height else []:
         present |= set(json.loads(text))
     q = warehouse.quote_identifier
-    name = q(raw_table_name(entity))
     if files.height:
         paths = [zone.absolute(p) for p in files["path"].to_list()]
         select = ", ".join(q(c) if c in present else f"cast(null as {kind}) as {q(c)}" for c, kind in columns)
@@ -180,12 +180,19 @@ def refresh_view(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contra
     else:
         select = ", ".join(f"cast(null as {kind}) as {q(c)}" for c, kind in columns)
         source = "(select 1) where false"
+    return f"select {select} from {source}"
+
+
+def refresh_view(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, entity: str) -> None:
+    """``raw_<entity>``: ``view_select``, as a view of the working database."""
+    name = warehouse.quote_identifier(raw_table_name(entity))
+    query = view_select(con, zone, contract, entity)
     kind = warehouse.scalar(
         con, "select table_type from information_schema.tables where table_name = ?", [raw_table_name(entity)]
     )
     if kind == "BASE TABLE":
         con.execute(f"drop table {name}")
-    con.execute(f"create or replace view {name} as select {select} from {source}")
+    con.execute(f"create or replace view {name} as {query}")
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract) -> None:

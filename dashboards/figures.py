@@ -544,6 +544,7 @@ def caseload_chart(caseload: pl.DataFrame, language: Language) -> go.Figure:
     _layout(figure, language, title, 520)
     ticks = months[:: max(1, len(months) // 8)]
     figure.update_xaxes(tickvals=ticks, ticktext=[month(m, language) for m in ticks])
+    figure.update_xaxes(title_text=t("figure.caseload.x", language), row=2, col=1)
     figure.update_yaxes(
         rangemode="tozero", tickformat=",d", row=1, col=1, title_text=t("figure.caseload.cases", language)
     )

@@ -160,7 +160,8 @@ def _sign_in(page: Any, dashboard_url: str, email: str) -> None:
     from playwright.sync_api import expect
 
     page.goto(dashboard_url)
-    expect(page.get_by_role("button", name="Se connecter")).to_be_visible(timeout=30_000)
+    # The server's first script run imports Polars, Plotly and DuckDB: slow on a busy machine.
+    expect(page.get_by_role("button", name="Se connecter")).to_be_visible(timeout=120_000)
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url(re.compile(r"localhost:\d+/oauth2/authorize"), timeout=30_000)
     page.get_by_role("button", name=email).first.click()  # the provider's one-click sign-in for this user

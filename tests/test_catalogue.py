@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.contract import allowed_values, load_contract
 from pipelines.impact.spec import COVARIATES, MEAN_OUTCOMES, RATIO_OUTCOMES, SUBGROUP_DIMENSIONS, Design
+from pipelines.impact.study import COMPOSITE
 from pipelines.presentation import catalogue
 from pipelines.presentation.catalogue import LANGUAGES, NATURAL_ORDER, has_label, keys, label, messages, placeholders, t
 from pipelines.presentation.formats import day, integer, moment, money, month, number, percent
@@ -75,6 +76,7 @@ def test_every_code_the_data_holds_has_words_in_both_languages(kind: str) -> Non
 def test_every_unit_of_the_impact_engine_and_every_study_control_has_words() -> None:
     units = {o.unit for o in RATIO_OUTCOMES.values()} | set(MEAN_OUTCOMES.values())
     units |= {f"{RATIO_OUTCOMES['unplanned_admissions'].unit} (difference-in-differences)"}
+    units |= {f"{RATIO_OUTCOMES['unplanned_admissions'].unit} (later minus earlier baseline half)"}  # the placebo
     assert units <= set(UNIT_KEYS), units - set(UNIT_KEYS)
     assert all(key in keys() for key in UNIT_KEYS.values())
     for study in (ROOT / "data" / "studies").glob("*.yaml"):
@@ -82,6 +84,9 @@ def test_every_unit_of_the_impact_engine_and_every_study_control_has_words() -> 
         for control in re.findall(r"^  (admissions_[a-z_]+):", study.read_text(encoding="utf-8"), re.MULTILINE):
             assert f"control.{control}.reason" in keys(), control
             assert has_label("outcome", control), control
+    # The engine adds every control together as one more row (the mean systematic error): it has words too.
+    assert f"control.{COMPOSITE}.reason" in keys()
+    assert has_label("outcome", COMPOSITE)
 
 
 # --- no user-facing literal outside the catalogue -------------------------------------------------------

@@ -225,6 +225,8 @@ def test_each_role_signs_in_through_openid_connect_and_every_page_renders_in_bot
         finally:
             browser.close()
     assert attempts == [], f"the dashboard asked for resources outside its server: {attempts}"
+    # One screenshot per page, role and language, none written over another (36 with today's pages).
+    assert len(set(shots)) == len(shots) == 2 * sum(len(pages) for pages in PAGES.values())
     assert all(s.stat().st_size > 10_000 for s in shots)
     pdf = (ARTIFACTS / "study_report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF")

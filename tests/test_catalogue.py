@@ -19,6 +19,7 @@ from pipelines.presentation.formats import day, integer, moment, money, month, n
 from pipelines.presentation.verdict import UNIT_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
+QUALITY = ROOT / "quality"
 
 
 def test_both_languages_hold_the_same_keys_with_the_same_placeholders() -> None:
@@ -41,12 +42,19 @@ def _contract_codes(entity: str, field: str) -> list[str]:
     return list(allowed_values(load_contract().entity(entity).field(field)) or [])
 
 
+def _expectation_types() -> list[str]:
+    """The Great Expectations expectation types the contract suites use (``quality/``), as results name them."""
+    names = set(re.findall(r"\bExpect(?!ation)[A-Z][A-Za-z]+", "".join(p.read_text() for p in QUALITY.glob("*.py"))))
+    return sorted(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in names)
+
+
 CODES = {
     "referral_source": _contract_codes("episodes", "referral_source"),
     "payer": _contract_codes("episodes", "payer"),
     "cohort": _contract_codes("episodes", "cohort"),
     "agency_model": _contract_codes("agencies", "model"),
     "entity": list(load_contract().entities),
+    "expectation": _expectation_types(),
     "gir_band": list(NATURAL_ORDER["gir_band"]),
     "age_band": list(NATURAL_ORDER["age_band"]),
     "period": list(NATURAL_ORDER["period"]),

@@ -45,7 +45,7 @@ for tab, family in zip(tabs, families, strict=True):
         )
         columns = (
             Col("peer", "column.peer"),
-            Col("n", f"peers.{family.family}.n", "num1"),
+            Col("n", f"peers.{family.family}.n", "num1" if family.kind == "ratio" else "int"),  # expected, or cases
             Col("value", f"peers.{family.family}.measure", "num2" if family.kind == "ratio" else "pct"),
         )
         csv_download(

@@ -82,7 +82,7 @@ ROLE_ORDER = ("main", "placebo", "negative_control", "subgroup")
 """The order of a study's rows in its CSV, as on the page: the study, its controls, then its subgroups."""
 
 
-def _in_reading_order(rows: pl.DataFrame) -> pl.DataFrame:
+def in_reading_order(rows: pl.DataFrame) -> pl.DataFrame:
     """The study first, then placebo and negative controls, then subgroups by group and level in natural order
     (« moins de 60 ans » first)."""
     if not {"role", "dimension", "dimension_value"} <= set(rows.columns):
@@ -111,8 +111,8 @@ def _published(verdicts: list[Verdict], roles: list[str], key: str) -> pl.Series
 
 def study_csv_rows(rows: pl.DataFrame, language: Language = "fr") -> pl.DataFrame:
     """A study's rows for CSV: headers and codes in words, the verdict in words (never its JSON), the published
-    (calibrated) effect beside the main row's own, and each subgroup that fails its own checks marked."""
-    rows = _in_reading_order(rows)
+    (calibrated) effect beside the main row's own, and each subgroup that fails its own checks marked. The rows
+    keep their order (``in_reading_order`` puts them in the page's)."""
     verdicts = [Verdict.from_json(v) for v in rows["verdict"]]
     roles = rows["role"].to_list()
     if "unit" in rows.columns:  # the engine's unit, in the reader's words

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboards import builder, data_access
 from dashboards.figures import balance_plot, forest_plot, overlap_plot
 from dashboards.i18n import labeller, language, lb, tr
-from dashboards.reports import html_to_pdf, study_csv_rows, study_report_html
+from dashboards.reports import html_to_pdf, in_reading_order, study_csv_rows, study_report_html
 from dashboards.session import csv_download, page_viewer, snapshot_or_stop
 from dashboards.study_content import question, study_content, subgroup_rows
 from dashboards.study_view import show_study
@@ -171,4 +171,4 @@ if st.session_state.get("builder_pdf"):
         on_click=lambda: data_access.record(viewer, "export", PAGE, format="pdf", study=name),
     )
 with exports[2]:
-    csv_download(viewer, PAGE, study_csv_rows(rows, language()), f"builder_{name}")
+    csv_download(viewer, PAGE, study_csv_rows(in_reading_order(rows), language()), f"builder_{name}")

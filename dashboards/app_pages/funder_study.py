@@ -9,7 +9,7 @@ import streamlit as st
 from dashboards import data_access
 from dashboards.cached import study_figures
 from dashboards.i18n import language, tr
-from dashboards.reports import html_to_pdf, study_csv_rows, study_report_html
+from dashboards.reports import html_to_pdf, in_reading_order, study_csv_rows, study_report_html
 from dashboards.session import csv_download, page_viewer, snapshot_or_stop
 from dashboards.study_content import question, study_content
 from dashboards.study_view import show_study
@@ -70,7 +70,8 @@ def study_body(study: str) -> None:
             on_click=lambda: data_access.record(viewer, "export", PAGE, format="pdf", study=study),
         )
     with exports[2]:
-        csv_download(viewer, PAGE, study_csv_rows(rows.filter(pl.col("study") == study), language()), f"study_{study}")
+        ordered = in_reading_order(rows.filter(pl.col("study") == study))
+        csv_download(viewer, PAGE, study_csv_rows(ordered, language()), f"study_{study}")
 
 
 study_body(study)

@@ -86,7 +86,7 @@ def breakdowns() -> None:
     period = (
         right.segmented_control(
             tr("common.period"),
-            ["after", "before"],
+            ["before", "after"],  # in time order; the period after enrolment is shown first
             default="after",
             format_func=labeller("period"),
             key="period",
@@ -94,7 +94,8 @@ def breakdowns() -> None:
         or "after"
     )
     version = data_access.current_snapshot(viewer).version
-    tabs = st.tabs([lb("dimension", d).capitalize() for d in data_access.BREAKDOWNS])
+    names = [lb("dimension", d) for d in data_access.BREAKDOWNS]
+    tabs = st.tabs([n[:1].upper() + n[1:] for n in names])  # « Groupe GIR », not capitalize()'s « Groupe gir »
     for tab, dimension in zip(tabs, data_access.BREAKDOWNS, strict=True):
         with tab:
             shown = _rows(viewer, dimension, cohort, period)

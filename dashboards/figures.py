@@ -30,7 +30,7 @@ Z95, Z998 = 1.959964, 3.090232
 
 
 TITLE_WIDTH = 55
-AXIS_WIDTH = 40
+AXIS_WIDTH = 32
 """Characters per line of a chart's title and of a horizontal axis's title or note: charts are drawn two to a row
 (about 480 px wide) and a horizontal axis title is centred on the plot, narrower still beside long labels."""
 

@@ -13,9 +13,10 @@ from dashboards.access import DEMO_ACCESS_FILE, Role, auth_mode, demo_users, loa
 from dashboards.i18n import language_picker, remember_identity, tr
 from dashboards.session import DEMO_USER_KEY, VIEWER_KEY, current_viewer, sign_out, viewer_label
 
-# Icons from the Material Symbols font Streamlit serves itself: an emoji needs a font the server's readers may
-# lack (headless chromium drew empty boxes), and nothing may be fetched from elsewhere.
-st.set_page_config(page_title="Parcours", page_icon=":material/explore:", layout="wide")
+# Page icons from the Material Symbols font Streamlit serves itself (an emoji needs a font the reader may lack:
+# headless chromium drew empty boxes). The tab keeps Streamlit's own favicon: a Material or emoji favicon is
+# fetched from Google's servers, which the browser test forbids.
+st.set_page_config(page_title="Parcours", layout="wide")
 
 
 def _page(path: str, title: str, icon: str, default: bool = False) -> st.Page:

@@ -4,6 +4,8 @@ Sign-in first; then the pages of the viewer's role, nothing else (default deny).
 the catalogue (``pipelines/presentation``), in the viewer's language (French unless they chose English).
 """
 
+from pathlib import Path
+
 # Plotly imports pandas lazily, from whichever session draws first: with two sessions at once one
 # of them can see a half-imported module. Importing it here, before any page runs, avoids that.
 import pandas  # noqa: F401
@@ -14,9 +16,10 @@ from dashboards.i18n import language_picker, remember_identity, tr
 from dashboards.session import DEMO_USER_KEY, VIEWER_KEY, current_viewer, sign_out, viewer_label
 
 # Page icons from the Material Symbols font Streamlit serves itself (an emoji needs a font the reader may lack:
-# headless chromium drew empty boxes). The tab keeps Streamlit's own favicon: a Material or emoji favicon is
-# fetched from Google's servers, which the browser test forbids.
-st.set_page_config(page_title="Parcours", layout="wide")
+# headless chromium drew empty boxes). The tab's icon is an image file served by this server: left unset, a
+# page's Material icon becomes the favicon, and Streamlit fetches that from Google (the browser test forbids it).
+FAVICON = Path(st.__file__).parent / "static" / "favicon.png"
+st.set_page_config(page_title="Parcours", page_icon=str(FAVICON), layout="wide")
 
 
 def _page(path: str, title: str, icon: str, default: bool = False) -> st.Page:

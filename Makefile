@@ -35,12 +35,13 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.synced
 
-# Browser tests drive Debian's chromium: no browser can be downloaded here.
+# Browser tests drive Debian's chromium: no browser can be downloaded here. The report's PDF test reads the
+# printed words back with poppler's pdftotext.
 browser:
-	@command -v chromium >/dev/null || { \
-	  echo "installing Debian's chromium for the browser tests"; \
+	@{ command -v chromium && command -v pdftotext; } >/dev/null || { \
+	  echo "installing Debian's chromium and poppler-utils for the browser tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium poppler-utils >/dev/null; }
 
 # Dagster's usage statistics off: nothing leaves this machine, and no banner interrupts a run.
 $(DAGSTER_HOME):

@@ -9,14 +9,17 @@ import streamlit as st
 
 from dashboards import data_access
 from dashboards.access import Viewer
-from dashboards.figures import balance_plot, forest_plot, incidence_chart, overlap_plot
+from dashboards.data_access import PeerFamily
+from dashboards.figures import balance_plot, forest_plot, funnel_plot, incidence_chart, overlap_plot
 from dashboards.study_content import subgroup_rows
 from pipelines.impact.gate import Verdict
-from pipelines.presentation.catalogue import Language
+from pipelines.presentation.catalogue import Language, t
 from pipelines.presentation.verdict import unit
 
 
-@st.cache_data(ttl=300, show_spinner=False, max_entries=128)
+# Figures are kept as objects (a resource cache), not pickled: unpickling a Plotly figure validates every trace
+# again, which was a third of a rerun. Nothing changes a cached figure (``st.plotly_chart`` and the report copy it).
+@st.cache_resource(ttl=300, show_spinner=False, max_entries=128)
 def _study_figures(viewer: Viewer, study: str, language: Language, version: float) -> dict[str, go.Figure]:
     del version  # part of the cache key only: a new snapshot draws again
     rows = data_access.study_detail(viewer, study)
@@ -34,3 +37,35 @@ def _study_figures(viewer: Viewer, study: str, language: Language, version: floa
 
 def study_figures(viewer: Viewer, study: str, language: Language) -> dict[str, go.Figure]:
     return _study_figures(viewer, study, language, data_access.current_snapshot(viewer).version)
+
+
+@st.cache_resource(ttl=300, show_spinner=False, max_entries=128)
+def _peer_families(viewer: Viewer, agency: str, version: float) -> list[PeerFamily]:
+    del version  # part of the cache key only
+    return data_access.agency_families(viewer, agency)
+
+
+def peer_families(viewer: Viewer, agency: str) -> list[PeerFamily]:
+    """An agency's outcome families against its peers, read and shaped once per release (and viewer)."""
+    return _peer_families(viewer, agency, data_access.current_snapshot(viewer).version)
+
+
+@st.cache_resource(ttl=300, show_spinner=False, max_entries=256)
+def _funnel(viewer: Viewer, agency: str, family: str, language: Language, version: float) -> go.Figure:
+    found = next(f for f in _peer_families(viewer, agency, version) if f.family == family)
+    return funnel_plot(
+        found.own,
+        found.peers,
+        t("peers.this_agency", language),
+        language,
+        found.kind,
+        found.target,
+        t(f"peers.{family}.title", language),
+        t(f"peers.{family}.x", language),
+        t(f"peers.{family}.y", language),
+    )
+
+
+def funnel_figure(viewer: Viewer, agency: str, family: str, language: Language) -> go.Figure:
+    """One family's funnel plot, drawn once per release, viewer, agency and language."""
+    return _funnel(viewer, agency, family, language, data_access.current_snapshot(viewer).version)

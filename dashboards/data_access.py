@@ -66,7 +66,9 @@ def current_snapshot(viewer: Viewer) -> Snapshot:
     return _snapshot(release_file(viewer))
 
 
-@st.cache_data(ttl=300, show_spinner=False, max_entries=256)
+# A resource cache hands every rerun the same frame instead of unpickling a copy (Polars frames are never
+# changed in place: every operation returns a new one), which a rerun would otherwise pay for each table.
+@st.cache_resource(ttl=300, show_spinner=False, max_entries=256)
 def _read_table(path: str, version: float, table: str) -> pl.DataFrame:
     del version  # part of the cache key only
     with warehouse.connect(Path(path), read_only=True) as con:

@@ -16,10 +16,11 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.presentation.catalogue import Language, label, t
+from pipelines.presentation.catalogue import Language, label, natural_rank, t
 from pipelines.presentation.formats import day, integer, moment, money, month, number, percent
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CSV_DATE = "%d/%m/%Y"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,17 @@ def _formatter(show: str, language: Language) -> Callable[[Any], str]:
     return formats[show]
 
 
+def in_natural_order(frame: pl.DataFrame, kinds: dict[str, str]) -> pl.DataFrame:
+    """Rows sorted by their codes' natural order (``kinds``: column -> kind), « avant » before « après »."""
+    if frame.is_empty():
+        return frame
+    ranks = [
+        pl.Series(f"_rank_{i}", [natural_rank(kind, code) for code in frame[column]], dtype=pl.Int64)
+        for i, (column, kind) in enumerate(kinds.items())
+    ]
+    return frame.with_columns(ranks).sort([r.name for r in ranks], maintain_order=True).drop([r.name for r in ranks])
+
+
 def display_table(frame: pl.DataFrame, columns: Sequence[Col], language: Language) -> pl.DataFrame:
     """The columns asked for, headed in words, every value formatted as text (what a page shows)."""
     out = {}
@@ -61,17 +73,35 @@ def display_table(frame: pl.DataFrame, columns: Sequence[Col], language: Languag
     return pl.DataFrame(out, schema=dict.fromkeys(out, pl.String))
 
 
+EXPORT_DIGITS = {"int": 0, "num1": 1, "num2": 2, "pct": 3, "money": 0}
+"""Decimals a CSV keeps for each kind of number: as many as the page shows (a share keeps three, 0.123, the page's
+12 %), never a float's seventeen."""
+
+
+def _export_expr(frame: pl.DataFrame, col: Col, language: Language) -> pl.Expr:
+    expr = pl.col(col.name)
+    dtype = frame.schema[col.name]
+    if col.show.startswith("code:"):
+        kind = col.show.removeprefix("code:")
+        values = frame[col.name].unique().to_list()
+        return expr.replace_strict({v: label(kind, v, language) for v in values}, return_dtype=pl.String)
+    if col.show in EXPORT_DIGITS and dtype.is_numeric():
+        digits = EXPORT_DIGITS[col.show]
+        rounded = expr.cast(pl.Float64).round(digits)
+        return rounded.cast(pl.Int64) if digits == 0 else rounded
+    if col.show == "moment" or dtype == pl.Datetime:
+        # A timestamp is written as the page shows it (Paris time, « 30 nov. 2026, 14:05 »), never in ISO form.
+        return expr.map_elements(
+            lambda v: moment(v.isoformat() if isinstance(v, datetime | date) else v, language),
+            return_dtype=pl.String,
+        )
+    return expr
+
+
 def export_table(frame: pl.DataFrame, columns: Sequence[Col], language: Language) -> pl.DataFrame:
-    """The columns asked for, headed in words, codes labelled, numbers kept as numbers (what a CSV holds)."""
-    exprs = []
-    for col in columns:
-        expr = pl.col(col.name)
-        if col.show.startswith("code:"):
-            kind = col.show.removeprefix("code:")
-            values = frame[col.name].unique().to_list()
-            expr = expr.replace_strict({v: label(kind, v, language) for v in values}, return_dtype=pl.String)
-        exprs.append(expr.alias(t(col.header, language)))
-    return frame.select(exprs)
+    """The columns asked for, headed in words, codes labelled, numbers kept as numbers rounded as the page shows
+    them, timestamps in words (what a CSV holds; dates are written day first by ``csv_safe``)."""
+    return frame.select(_export_expr(frame, col, language).alias(t(col.header, language)) for col in columns)
 
 
 def csv_safe(frame: pl.DataFrame, separator: str = ",", decimal_comma: bool = False) -> bytes:
@@ -88,7 +118,8 @@ def csv_safe(frame: pl.DataFrame, separator: str = ",", decimal_comma: bool = Fa
         if text_columns
         else frame
     )
-    text = neutralised.write_csv(separator=separator, decimal_comma=decimal_comma)
+    # Dates day first (30/11/2026), as French and British spreadsheets read them, never in ISO form.
+    text = neutralised.write_csv(separator=separator, decimal_comma=decimal_comma, date_format=CSV_DATE)
     return "\ufeff".encode() + text.encode("utf-8")
 
 

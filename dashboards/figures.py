@@ -29,6 +29,12 @@ COHORT_COLOURS = {"care_managed": BLUE, "comparison": GREY}
 Z95, Z998 = 1.959964, 3.090232
 
 
+TITLE_WIDTH = 55
+AXIS_WIDTH = 32
+"""Characters per line of a chart's title and of a horizontal axis's title or note: charts are drawn two to a row
+(about 480 px wide) and a horizontal axis title is centred on the plot, narrower still beside long labels."""
+
+
 def wrap(text: str, width: int = 60) -> str:
     """Break a long title or axis title into lines (Plotly never wraps, and cuts what does not fit)."""
     return "<br>".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
@@ -37,7 +43,7 @@ def wrap(text: str, width: int = 60) -> str:
 def _layout(figure: go.Figure, language: Language, title: str, height: int, **axes: Any) -> go.Figure:
     """The house layout: a wrapped title, the language's separators, the legend above the plot, margins that
     grow with their labels."""
-    lines = wrap(title, 70)
+    lines = wrap(title, TITLE_WIDTH)
     top = 40 + 22 * lines.count("<br>") + 40
     figure.update_layout(
         title={
@@ -185,29 +191,17 @@ def forest_plot(rows: pl.DataFrame, unit: str, language: Language, calibrated: b
     axis = t("figure.forest.x", language, unit=unit)
     if calibrated:
         axis += " · " + t("figure.forest.uncalibrated", language)
-    _layout(figure, language, title, 140 + 34 * len(names))
-    figure.update_xaxes(title_text=wrap(axis, 70), range=[low, high])
+    notes = [t("figure.forest.dagger", language)] if any(r["mark"] for _, r in shown) else []
+    if missing:
+        notes.append(t("figure.forest.missing", language, levels=", ".join(missing)))
+    # The notes go under the axis title, in it: the margin grows with both, so neither covers the other.
+    note = "".join(f"<br><i>{wrap(n, AXIS_WIDTH + 5)}</i>" for n in notes)
+    _layout(figure, language, title, 140 + 34 * len(names) + 16 * note.count("<br>"))
+    figure.update_xaxes(title_text=wrap(axis, AXIS_WIDTH) + note, range=[low, high])
     figure.update_yaxes(
         categoryorder="array", categoryarray=names, autorange="reversed", type="category", range=None, showgrid=False
     )
     figure.update_yaxes(categoryarray=names)
-    notes = [t("figure.forest.dagger", language)] if any(r["mark"] for _, r in shown) else []
-    if missing:
-        notes.append(t("figure.forest.missing", language, levels=", ".join(missing)))
-    if notes:
-        figure.add_annotation(
-            text="<br>".join(wrap(n, 90) for n in notes),
-            showarrow=False,
-            x=0,
-            y=0,
-            xref="paper",
-            yref="paper",
-            xanchor="left",
-            yanchor="top",
-            yshift=-40,
-            font={"size": 11},
-        )
-        figure.update_layout(margin={"b": 70})
     return figure
 
 
@@ -249,7 +243,7 @@ def incidence_chart(curves: pl.DataFrame, language: Language) -> go.Figure:
             hovertemplate="%{x}: %{y:.1f} %<extra>%{fullData.name}</extra>",
         )
     _layout(figure, language, title, 420)
-    figure.update_xaxes(title_text=t("figure.incidence.x", language), rangemode="tozero")
+    figure.update_xaxes(title_text=wrap(t("figure.incidence.x", language), AXIS_WIDTH), rangemode="tozero")
     figure.update_yaxes(title_text=wrap(t("figure.incidence.y", language), 40), rangemode="tozero")
     return figure
 
@@ -278,7 +272,7 @@ def balance_plot(diagnostics: dict[str, Any], language: Language) -> go.Figure:
         )
     figure.add_vline(x=0.1, line_dash="dash", line_color=RED)
     _layout(figure, language, title, 150 + 26 * len(covariates))
-    figure.update_xaxes(title_text=t("figure.balance.x", language), rangemode="tozero")
+    figure.update_xaxes(title_text=wrap(t("figure.balance.x", language), AXIS_WIDTH), rangemode="tozero")
     figure.update_yaxes(autorange="reversed", type="category", title_text=t("figure.balance.y", language))
     return figure
 
@@ -305,7 +299,7 @@ def overlap_plot(diagnostics: dict[str, Any], language: Language) -> go.Figure:
             hovertemplate="%{x:.2f}: %{y:.1f} %<extra></extra>",
         )
     _layout(figure, language, title, 360, barmode="overlay")
-    figure.update_xaxes(title_text=t("figure.overlap.x", language), range=[0, 1])
+    figure.update_xaxes(title_text=wrap(t("figure.overlap.x", language), AXIS_WIDTH), range=[0, 1])
     figure.update_yaxes(title_text=t("figure.overlap.y", language), rangemode="tozero")
     return figure
 
@@ -544,6 +538,7 @@ def caseload_chart(caseload: pl.DataFrame, language: Language) -> go.Figure:
     _layout(figure, language, title, 520)
     ticks = months[:: max(1, len(months) // 8)]
     figure.update_xaxes(tickvals=ticks, ticktext=[month(m, language) for m in ticks])
+    figure.update_xaxes(title_text=t("figure.caseload.x", language), row=2, col=1)
     figure.update_yaxes(
         rangemode="tozero", tickformat=",d", row=1, col=1, title_text=t("figure.caseload.cases", language)
     )

@@ -22,8 +22,8 @@ import polars as pl
 from dashboards.exports import Col, export_table
 from dashboards.study_content import StudyContent
 from pipelines.impact.gate import Verdict
-from pipelines.presentation.catalogue import Language, t
-from pipelines.presentation.verdict import render, subgroup_marker
+from pipelines.presentation.catalogue import Language, label, natural_rank, t
+from pipelines.presentation.verdict import render, subgroup_marker, unit
 
 TEMPLATES = Path(__file__).with_name("templates")
 A4_FIGURE_WIDTH = 660
@@ -66,11 +66,11 @@ STUDY_CSV = (
     Col("dimension", "column.dimension", "code:dimension"),
     Col("dimension_value", "column.dimension_value"),
     Col("outcome", "column.outcome", "code:outcome"),
-    Col("n_treated", "column.n_treated"),
-    Col("n_comparison", "column.n_comparison"),
-    Col("estimate", "column.estimate"),
-    Col("ci_low", "column.ci_low"),
-    Col("ci_high", "column.ci_high"),
+    Col("n_treated", "column.n_treated", "int"),
+    Col("n_comparison", "column.n_comparison", "int"),
+    Col("estimate", "column.estimate", "num1"),
+    Col("ci_low", "column.ci_low", "num1"),
+    Col("ci_high", "column.ci_high", "num1"),
     Col("unit", "column.unit"),
     Col("design", "column.design", "code:design"),
     Col("estimand", "column.estimand", "code:estimand"),
@@ -78,13 +78,62 @@ STUDY_CSV = (
 )
 
 
+ROLE_ORDER = ("main", "placebo", "negative_control", "subgroup")
+"""The order of a study's rows in its CSV, as on the page: the study, its controls, then its subgroups."""
+
+
+def in_reading_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """The study first, then placebo and negative controls, then subgroups by group and level in natural order
+    (« moins de 60 ans » first)."""
+    if not {"role", "dimension", "dimension_value"} <= set(rows.columns):
+        return rows
+    ranks = [
+        (
+            ROLE_ORDER.index(r) if r in ROLE_ORDER else len(ROLE_ORDER),
+            natural_rank("subgroup_dimension", d),
+            natural_rank(str(d), v),
+        )
+        for r, d, v in zip(rows["role"], rows["dimension"], rows["dimension_value"], strict=True)
+    ]
+    order = sorted(range(rows.height), key=lambda i: ranks[i])
+    return rows[order]
+
+
+def _published(verdicts: list[Verdict], roles: list[str], key: str) -> pl.Series:
+    """The study's published number (calibrated on the negative controls when the study is) on its main row:
+    the one its verdict states, which the row's own, uncalibrated estimate may differ from."""
+    values = [
+        v.numbers.get(key) if r == "main" and isinstance(v.numbers.get(key), int | float) else None
+        for v, r in zip(verdicts, roles, strict=True)
+    ]
+    return pl.Series(values, dtype=pl.Float64).round(1)
+
+
 def study_csv_rows(rows: pl.DataFrame, language: Language = "fr") -> pl.DataFrame:
-    """A study's rows for CSV: headers and codes in words, the verdict in words (never its JSON), and each
-    subgroup that fails its own checks marked."""
+    """A study's rows for CSV: headers and codes in words, the verdict in words (never its JSON), the published
+    (calibrated) effect beside the main row's own, and each subgroup that fails its own checks marked. The rows
+    keep their order (``in_reading_order`` puts them in the page's)."""
     verdicts = [Verdict.from_json(v) for v in rows["verdict"]]
     roles = rows["role"].to_list()
+    if "unit" in rows.columns:  # the engine's unit, in the reader's words
+        rows = rows.with_columns(
+            pl.Series("unit", [unit(str(u or ""), language) for u in rows["unit"]], dtype=pl.String)
+        )
+    if {"dimension", "dimension_value"} <= set(rows.columns):  # a subgroup's level in words (« moins de 60 ans »)
+        levels = [
+            None
+            if v is None
+            else label("subgroup_dimension", "all", language)
+            if d == "all"
+            else label(str(d), v, language)
+            for d, v in zip(rows["dimension"], rows["dimension_value"], strict=True)
+        ]
+        rows = rows.with_columns(pl.Series("dimension_value", levels, dtype=pl.String))
     table = export_table(rows, [c for c in STUDY_CSV if c.name in rows.columns], language)
     return table.with_columns(
+        _published(verdicts, roles, "estimate").alias(t("column.published_estimate", language)),
+        _published(verdicts, roles, "ci_low").alias(t("column.published_ci_low", language)),
+        _published(verdicts, roles, "ci_high").alias(t("column.published_ci_high", language)),
         pl.Series(t("column.verdict", language), [render(v, language) for v in verdicts], dtype=pl.String),
         pl.Series(
             t("column.subgroup_mark", language),

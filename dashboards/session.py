@@ -97,9 +97,10 @@ def snapshot_or_stop() -> dict[str, str]:
 def csv_download(viewer: Viewer, page: str, frame: pl.DataFrame, name: str, label: str | None = None) -> None:
     """A CSV download of an already scoped and protected table, in the viewer's language (French: semicolons and
     decimal commas, as French spreadsheets read them); the export is audited when clicked."""
+    lang = language()
     st.download_button(
         label or tr("common.download_csv"),
-        data=csv_bytes(frame, language()),
+        data=lambda: csv_bytes(frame, lang),  # written when clicked, not on every rerun
         file_name=f"{name}.csv",
         mime="text/csv",
         on_click=lambda: data_access.record(viewer, "export", page, format="csv", table=name, rows=frame.height),

@@ -4,6 +4,8 @@ Sign-in first; then the pages of the viewer's role, nothing else (default deny).
 the catalogue (``pipelines/presentation``), in the viewer's language (French unless they chose English).
 """
 
+from pathlib import Path
+
 # Plotly imports pandas lazily, from whichever session draws first: with two sessions at once one
 # of them can see a half-imported module. Importing it here, before any page runs, avoids that.
 import pandas  # noqa: F401
@@ -13,7 +15,11 @@ from dashboards.access import DEMO_ACCESS_FILE, Role, auth_mode, demo_users, loa
 from dashboards.i18n import language_picker, remember_identity, tr
 from dashboards.session import DEMO_USER_KEY, VIEWER_KEY, current_viewer, sign_out, viewer_label
 
-st.set_page_config(page_title="Parcours", page_icon="🧭", layout="wide")
+# Page icons from the Material Symbols font Streamlit serves itself (an emoji needs a font the reader may lack:
+# headless chromium drew empty boxes). The tab's icon is an image file served by this server: left unset, a
+# page's Material icon becomes the favicon, and Streamlit fetches that from Google (the browser test forbids it).
+FAVICON = Path(st.__file__).parent / "static" / "favicon.png"
+st.set_page_config(page_title="Parcours", page_icon=str(FAVICON), layout="wide")
 
 
 def _page(path: str, title: str, icon: str, default: bool = False) -> st.Page:
@@ -23,16 +29,16 @@ def _page(path: str, title: str, icon: str, default: bool = False) -> st.Page:
 def pages(role: Role) -> dict[str, list[st.Page]]:
     """The pages of a role, by section; a page of another role is not registered (no link, no URL)."""
     funder = [
-        ("app_pages/funder_studies.py", "nav.studies", "🎯"),
-        ("app_pages/funder_study.py", "nav.study", "🔎"),
-        ("app_pages/funder_overview.py", "nav.overview", "📊"),
-        ("app_pages/funder_territories.py", "nav.territories", "🗺️"),
+        ("app_pages/funder_studies.py", "nav.studies", ":material/fact_check:"),
+        ("app_pages/funder_study.py", "nav.study", ":material/insights:"),
+        ("app_pages/funder_overview.py", "nav.overview", ":material/bar_chart:"),
+        ("app_pages/funder_territories.py", "nav.territories", ":material/map:"),
     ]
     agency = [
-        ("app_pages/agency_caseload.py", "nav.caseload", "📋"),
-        ("app_pages/agency_peers.py", "nav.peers", "📈"),
+        ("app_pages/agency_caseload.py", "nav.caseload", ":material/assignment_ind:"),
+        ("app_pages/agency_peers.py", "nav.peers", ":material/stacked_line_chart:"),
     ]
-    glossary = _page("app_pages/glossary.py", "nav.glossary", "📖")
+    glossary = _page("app_pages/glossary.py", "nav.glossary", ":material/menu_book:")
     if role == "funder":
         return {
             tr("nav.section.impact"): [_page(*p, default=i == 0) for i, p in enumerate(funder)],
@@ -44,9 +50,9 @@ def pages(role: Role) -> dict[str, list[st.Page]]:
             tr("nav.section.help"): [glossary],
         }
     analyst = [
-        ("app_pages/analyst_files.py", "nav.files", "🗂️"),
-        ("app_pages/analyst_agencies.py", "nav.agencies", "🏢"),
-        ("app_pages/analyst_study_builder.py", "nav.builder", "🧪"),
+        ("app_pages/analyst_files.py", "nav.files", ":material/folder_open:"),
+        ("app_pages/analyst_agencies.py", "nav.agencies", ":material/apartment:"),
+        ("app_pages/analyst_study_builder.py", "nav.builder", ":material/science:"),
     ]
     return {
         tr("nav.section.federation"): [_page(*p, default=i == 0) for i, p in enumerate(analyst)],
@@ -86,10 +92,10 @@ identity, viewer = current_viewer()
 remember_identity(identity)
 st.session_state[VIEWER_KEY] = viewer
 if identity is None:
-    st.navigation([st.Page(sign_in_page, title=tr("nav.sign_in"), icon="🔑")]).run()
+    st.navigation([st.Page(sign_in_page, title=tr("nav.sign_in"), icon=":material/login:")]).run()
 elif viewer is None:
     # current_viewer() has already audited the denial, with the refused identity.
-    st.navigation([st.Page(denied_page, title=tr("denied.title"), icon="⛔")]).run()
+    st.navigation([st.Page(denied_page, title=tr("denied.title"), icon=":material/block:")]).run()
 else:
     with st.sidebar:
         st.caption(tr("app.signed_in_as", user=viewer_label(viewer)))

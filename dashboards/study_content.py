@@ -227,7 +227,9 @@ def _evidence(diagnostics: dict[str, Any], verdict: Verdict, language: Language)
 
 
 def _method(main: dict[str, Any], diagnostics: dict[str, Any], verdict: Verdict, language: Language) -> list[str]:
-    covariates = ", ".join(label("covariate", c, language) for c in diagnostics.get("covariates") or [])
+    # Covariate labels hold commas (« chutes, 1 à 3 mois avant »): the list is separated by semicolons.
+    separator = t("format.list_separator", language)
+    covariates = separator.join(label("covariate", c, language) for c in diagnostics.get("covariates") or [])
     paragraphs = [
         t(
             "method.design",

@@ -3,6 +3,7 @@ first, then the effect, the money, the evidence, the charts, the method and its 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -12,20 +13,21 @@ import streamlit as st
 from dashboards.i18n import tr
 from dashboards.study_content import Figure, StudyContent
 
+VALUE = '<p style="font-size:1.6rem;font-weight:600;line-height:1.25;margin:0 0 0.25rem 0">{}</p>'
+"""A headline number drawn whole: ``st.metric`` cuts a long value (an effect with its interval and unit) with an
+ellipsis; this wraps it."""
+
 
 def _metrics(figures: Sequence[Figure]) -> None:
     if not figures:
         return
     columns = st.columns(min(4, len(figures)))
     for i, figure in enumerate(figures):
-        columns[i % len(columns)].metric(
-            figure.label,
-            figure.value,
-            delta=figure.detail or None,
-            delta_color="off",
-            delta_arrow="off",
-            help=figure.help or None,
-        )
+        with columns[i % len(columns)]:
+            st.markdown(f"**{figure.label}**", help=figure.help or None)
+            st.markdown(VALUE.format(html.escape(figure.value)), unsafe_allow_html=True)
+            if figure.detail:
+                st.caption(figure.detail)
 
 
 def show_study(content: StudyContent, figures: dict[str, go.Figure], key: str) -> None:
@@ -56,6 +58,9 @@ def show_study(content: StudyContent, figures: dict[str, go.Figure], key: str) -
         st.caption(tr("controls.none"))
     st.subheader(tr("study.section.figures"))
     charts = list(figures.values())
+    if "forest" in figures:  # the subgroups' labels are long: the forest plot gets the whole width
+        st.plotly_chart(figures["forest"], width="stretch", key=f"{key}_figure_forest")
+        charts = [f for name, f in figures.items() if name != "forest"]
     for start in range(0, len(charts), 2):
         columns = st.columns(2)
         for offset, figure in enumerate(charts[start : start + 2]):

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+VIEWPORT: Any = {"width": 1400, "height": 1000}  # Playwright's ViewportSize
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -149,18 +150,33 @@ def _offline_page(context: Any, dashboard_url: str, provider: str, attempts: lis
     return page
 
 
+QUIET = """() => {
+    // Streamlit shows its status widget ("Running...", "Stop") during a run: the page is drawn once it has not
+    // been seen for a whole second (it appears a moment after a click, so a single look is not enough).
+    if (document.querySelector('[data-testid="stStatusWidget"]')) { window.parcoursQuietSince = null; return false; }
+    window.parcoursQuietSince = window.parcoursQuietSince || Date.now();
+    return Date.now() - window.parcoursQuietSince > 1000;
+}"""
+
+
 def _settle(page: Any) -> None:
-    """Wait for Streamlit to finish a run (no "running" indicator) and for charts to draw."""
+    """Wait for Streamlit to finish a run and for charts to draw; on a timeout, keep what the page showed."""
     page.wait_for_load_state("networkidle")
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    page.wait_for_timeout(700)
+    page.evaluate("() => { window.parcoursQuietSince = null; }")
+    try:
+        page.wait_for_function(QUIET, polling=200, timeout=120_000)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "failed_to_settle.png"), full_page=True)
+        raise
+    page.wait_for_timeout(500)
 
 
 def _sign_in(page: Any, dashboard_url: str, email: str) -> None:
     from playwright.sync_api import expect
 
     page.goto(dashboard_url)
-    expect(page.get_by_role("button", name="Se connecter")).to_be_visible(timeout=30_000)
+    # The server's first script run imports Polars, Plotly and DuckDB: slow on a busy machine.
+    expect(page.get_by_role("button", name="Se connecter")).to_be_visible(timeout=120_000)
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url(re.compile(r"localhost:\d+/oauth2/authorize"), timeout=30_000)
     page.get_by_role("button", name=email).first.click()  # the provider's one-click sign-in for this user
@@ -168,16 +184,33 @@ def _sign_in(page: Any, dashboard_url: str, email: str) -> None:
     expect(page.get_by_text("Connecté : ")).to_be_visible(timeout=30_000)
 
 
-def _visit(page: Any, role: str, title: str, language: str) -> Path:
+def _visit(page: Any, role: str, title: str, name: str, language: str) -> Path:
+    """Open a page from the sidebar, wait for its run to end, save it as ``<role>_<name>_<language>.png``."""
     from playwright.sync_api import expect
 
-    page.get_by_role("link", name=title, exact=True).first.click()
-    expect(page.locator("h1").first).to_be_visible(timeout=30_000)
+    link = page.get_by_role("link", name=title, exact=True).first
+    target = link.get_attribute("href") or ""
+    link.click()
+    page.wait_for_url(lambda url: urlsplit(url).path.rstrip("/") == urlsplit(target).path.rstrip("/"), timeout=30_000)
     _settle(page)
-    slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+    expect(page.locator("h1").first).to_be_visible(timeout=30_000)
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")  # the English title: plain ASCII in both languages
     path = ARTIFACTS / f"{role}_{slug}_{language}.png"
-    page.screenshot(path=str(path), full_page=True)
+    _screenshot_whole(page, path)
     return path
+
+
+def _screenshot_whole(page: Any, path: Path) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so the window is made as tall as that block."""
+    height = page.evaluate(
+        """() => Math.max(document.body.scrollHeight,
+            ...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stMainBlockContainer"]')]
+                .map(e => e.scrollHeight + e.getBoundingClientRect().top))"""
+    )
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": int(min(max(VIEWPORT["height"], height), 16_000))})
+    page.wait_for_timeout(600)  # charts redraw at the new size
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(VIEWPORT)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it)")
@@ -193,11 +226,11 @@ def test_each_role_signs_in_through_openid_connect_and_every_page_renders_in_bot
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             for role, email in USERS.items():
-                context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+                context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
                 page = _offline_page(context, dashboard_url, provider, attempts)
                 _sign_in(page, dashboard_url, email)
-                for french, _ in PAGES[role]:
-                    shots.append(_visit(page, role, french, "fr"))
+                for french, english in PAGES[role]:
+                    shots.append(_visit(page, role, french, english, "fr"))
                     if role == "analyst" and french == "Détail d'une étude":
                         expect(page.get_by_text("Le verdict")).to_be_visible()
                         page.get_by_role("button", name="Préparer le PDF").click()
@@ -208,13 +241,14 @@ def test_each_role_signs_in_through_openid_connect_and_every_page_renders_in_bot
                 other = {"funder": "Fichiers et qualité", "agency": "Études d'impact", "analyst": None}[role]
                 if other:
                     expect(page.get_by_role("link", name=other)).to_have_count(0)
-                page.get_by_role("button", name="English").click()
+                # The language picker (a segmented control: its options are not "button"s to assistive technology).
+                page.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
                 _settle(page)
                 for _, english in PAGES[role]:
-                    shots.append(_visit(page, role, english, "en"))
+                    shots.append(_visit(page, role, english, english, "en"))
                 # Remembered on the server for this user: a new browser session opens in English.
                 context.close()
-                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                context = browser.new_context(viewport=VIEWPORT)
                 page = _offline_page(context, dashboard_url, provider, attempts)
                 page.goto(dashboard_url)
                 page.get_by_role("button", name="Se connecter").click()
@@ -224,6 +258,8 @@ def test_each_role_signs_in_through_openid_connect_and_every_page_renders_in_bot
         finally:
             browser.close()
     assert attempts == [], f"the dashboard asked for resources outside its server: {attempts}"
+    # One screenshot per page, role and language, none written over another (36 with today's pages).
+    assert len(set(shots)) == len(shots) == 2 * sum(len(pages) for pages in PAGES.values())
     assert all(s.stat().st_size > 10_000 for s in shots)
     pdf = (ARTIFACTS / "study_report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF")

@@ -12,12 +12,14 @@ import pytest
 
 from pipelines.contract import allowed_values, load_contract
 from pipelines.impact.spec import COVARIATES, MEAN_OUTCOMES, RATIO_OUTCOMES, SUBGROUP_DIMENSIONS, Design
+from pipelines.impact.study import COMPOSITE
 from pipelines.presentation import catalogue
 from pipelines.presentation.catalogue import LANGUAGES, NATURAL_ORDER, has_label, keys, label, messages, placeholders, t
 from pipelines.presentation.formats import day, integer, moment, money, month, number, percent
 from pipelines.presentation.verdict import UNIT_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
+QUALITY = ROOT / "quality"
 
 
 def test_both_languages_hold_the_same_keys_with_the_same_placeholders() -> None:
@@ -40,12 +42,19 @@ def _contract_codes(entity: str, field: str) -> list[str]:
     return list(allowed_values(load_contract().entity(entity).field(field)) or [])
 
 
+def _expectation_types() -> list[str]:
+    """The Great Expectations expectation types the contract suites use (``quality/``), as results name them."""
+    names = set(re.findall(r"\bExpect(?!ation)[A-Z][A-Za-z]+", "".join(p.read_text() for p in QUALITY.glob("*.py"))))
+    return sorted(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in names)
+
+
 CODES = {
     "referral_source": _contract_codes("episodes", "referral_source"),
     "payer": _contract_codes("episodes", "payer"),
     "cohort": _contract_codes("episodes", "cohort"),
     "agency_model": _contract_codes("agencies", "model"),
     "entity": list(load_contract().entities),
+    "expectation": _expectation_types(),
     "gir_band": list(NATURAL_ORDER["gir_band"]),
     "age_band": list(NATURAL_ORDER["age_band"]),
     "period": list(NATURAL_ORDER["period"]),
@@ -75,6 +84,7 @@ def test_every_code_the_data_holds_has_words_in_both_languages(kind: str) -> Non
 def test_every_unit_of_the_impact_engine_and_every_study_control_has_words() -> None:
     units = {o.unit for o in RATIO_OUTCOMES.values()} | set(MEAN_OUTCOMES.values())
     units |= {f"{RATIO_OUTCOMES['unplanned_admissions'].unit} (difference-in-differences)"}
+    units |= {f"{RATIO_OUTCOMES['unplanned_admissions'].unit} (later minus earlier baseline half)"}  # the placebo
     assert units <= set(UNIT_KEYS), units - set(UNIT_KEYS)
     assert all(key in keys() for key in UNIT_KEYS.values())
     for study in (ROOT / "data" / "studies").glob("*.yaml"):
@@ -82,6 +92,9 @@ def test_every_unit_of_the_impact_engine_and_every_study_control_has_words() -> 
         for control in re.findall(r"^  (admissions_[a-z_]+):", study.read_text(encoding="utf-8"), re.MULTILINE):
             assert f"control.{control}.reason" in keys(), control
             assert has_label("outcome", control), control
+    # The engine adds every control together as one more row (the mean systematic error): it has words too.
+    assert f"control.{COMPOSITE}.reason" in keys()
+    assert has_label("outcome", COMPOSITE)
 
 
 # --- no user-facing literal outside the catalogue -------------------------------------------------------
@@ -129,6 +142,7 @@ def test_no_page_figure_or_report_holds_a_user_facing_literal(path: Path) -> Non
     allowed_here = {
         # Plotly and CSS vocabulary, fonts and colours: not words a user reads.
         "DejaVu Sans, Arial, sans-serif", "Blues",
+        '<p style="font-size:1.6rem;font-weight:600;line-height:1.25;margin:0 0 0.25rem 0">{}</p>',
         # Reasons written to the audit log (records for administrators, never shown on a page).
         "no role in the access map", "no readable access map",
         # An exception's message for the server log; the page shows the catalogue's words instead.

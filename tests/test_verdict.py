@@ -121,9 +121,12 @@ def test_the_verdict_in_plain_words() -> None:
     assert "\u2212345\u202f647\u00a0€" in headline(costly, "fr")
     failed = decide([*_passing(), below("balance_max_abs_smd", 0.22, 0.1, covariate="age")], EFFECT, None)
     assert headline(failed, "fr") == (
+        "Cette étude ne permet pas de répondre à sa question. "
         "Contrôles non satisfaits : équilibre des covariables : |SMD| maximal 0,220 (âge) (doit rester sous 0,1)."
     )
-    assert headline(failed, "en").startswith("Checks not met: covariate balance: largest |SMD| 0.220 (age)")
+    assert headline(failed, "en").startswith(
+        "This study cannot answer its question. Checks not met: covariate balance: largest |SMD| 0.220 (age)"
+    )
 
 
 def test_every_check_the_gate_can_run_has_words_in_both_languages() -> None:

@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import data_access
-from dashboards.exports import Col, display_table, export_table
+from dashboards.exports import Col, display_table, export_table, in_natural_order
 from dashboards.figures import caseload_chart, share_bars
 from dashboards.i18n import language, tr
 from dashboards.session import agency_in_view, csv_download, page_viewer, snapshot_or_stop
@@ -50,7 +50,7 @@ agency = agency_in_view(viewer)
 st.title(tr("caseload.title", agency=agency))
 caseload = data_access.agency_caseload(viewer, agency)
 latest = caseload.drop_nulls("active_episodes").tail(1)
-delivery = data_access.agency_delivery(viewer, agency)
+delivery = in_natural_order(data_access.agency_delivery(viewer, agency), {"cohort": "cohort", "period": "period"})
 after = delivery.filter((pl.col("cohort") == "care_managed") & (pl.col("period") == "after"))
 cols = st.columns(4)
 cols[0].metric(tr("caseload.active"), integer(None if latest.is_empty() else latest["active_episodes"][0], language()))

@@ -3,9 +3,8 @@
 
 import streamlit as st
 
-from dashboards import data_access
+from dashboards.cached import funnel_figure, peer_families
 from dashboards.exports import Col, export_table
-from dashboards.figures import funnel_plot
 from dashboards.i18n import language, lb, tr
 from dashboards.session import agency_in_view, csv_download, page_viewer, snapshot_or_stop
 from pipelines.presentation.formats import integer, number, percent
@@ -16,7 +15,7 @@ snapshot_or_stop()
 agency = agency_in_view(viewer)
 st.title(tr("peers.title", agency=agency))
 st.info(tr("peers.intro"))
-families = data_access.agency_families(viewer, agency)
+families = peer_families(viewer, agency)
 tabs = st.tabs([lb("family", f.family) for f in families])
 for tab, family in zip(tabs, families, strict=True):
     with tab:
@@ -42,23 +41,11 @@ for tab, family in zip(tabs, families, strict=True):
         if family.problem:
             st.warning(tr("peers.not_shown", reason=tr(f"peers.problem.{family.problem}")))
         st.plotly_chart(
-            funnel_plot(
-                family.own,
-                family.peers,
-                tr("peers.this_agency"),
-                language(),
-                family.kind,
-                family.target,
-                tr(f"peers.{family.family}.title"),
-                tr(f"peers.{family.family}.x"),
-                tr(f"peers.{family.family}.y"),
-            ),
-            width="stretch",
-            key=f"funnel_{family.family}",
+            funnel_figure(viewer, agency, family.family, language()), width="stretch", key=f"funnel_{family.family}"
         )
         columns = (
             Col("peer", "column.peer"),
-            Col("n", f"peers.{family.family}.n", "num1"),
+            Col("n", f"peers.{family.family}.n", "num1" if family.kind == "ratio" else "int"),  # expected, or cases
             Col("value", f"peers.{family.family}.measure", "num2" if family.kind == "ratio" else "pct"),
         )
         csv_download(

@@ -40,7 +40,7 @@ REASONS = (
 CHECKS = (
     Col("entity", "column.entity", "code:entity"),
     Col("category", "column.category", "code:check_category"),
-    Col("expectation", "column.expectation"),
+    Col("expectation", "column.expectation", "code:expectation"),
     Col("column_name", "column.column"),
     Col("success", "column.success", "yesno"),
     Col("unexpected_count", "column.unexpected_count", "int"),

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboards import builder, data_access
 from dashboards.figures import balance_plot, forest_plot, overlap_plot
 from dashboards.i18n import labeller, language, lb, tr
-from dashboards.reports import html_to_pdf, study_csv_rows, study_report_html
+from dashboards.reports import html_to_pdf, in_reading_order, study_csv_rows, study_report_html
 from dashboards.session import csv_download, page_viewer, snapshot_or_stop
 from dashboards.study_content import question, study_content, subgroup_rows
 from dashboards.study_view import show_study
@@ -28,7 +28,9 @@ base = specs[
         tr("builder.start_from"),
         list(specs),
         key="builder_base",
-        format_func={name: question(spec.model_dump(), language()) for name, spec in specs.items()}.__getitem__,
+        format_func={
+            name: question({"study": name, "question": spec.question}, language()) for name, spec in specs.items()
+        }.__getitem__,
     )
 ]
 stays, months = builder.default_costs()
@@ -50,7 +52,11 @@ with st.form("builder"):
         help=tr("help.design"),
     )
     estimand = st.selectbox(
-        tr("builder.estimand"), ["att", "ate"], format_func=labeller("estimand"), help=tr("help.estimand")
+        tr("builder.estimand"),
+        ["att", "ate"],
+        index=["att", "ate"].index(base.estimand),
+        format_func=labeller("estimand"),
+        help=tr("help.estimand"),
     )
     chosen_covariates = st.multiselect(
         tr("builder.covariates"),
@@ -73,10 +79,20 @@ with st.form("builder"):
         cost_columns = st.columns(3)
         for column, scenario in zip(cost_columns, builder.SCENARIOS, strict=True):
             cost_inputs["stay"][scenario] = column.number_input(
-                tr("builder.cost_stay", scenario=lb("scenario", scenario)), 0.0, 100_000.0, stays[scenario], step=100.0
+                tr("builder.cost_stay", scenario=lb("scenario", scenario)),
+                0.0,
+                100_000.0,
+                stays[scenario],
+                step=100.0,
+                format="%.0f",  # whole euros, as every amount is shown
             )
             cost_inputs["month"][scenario] = column.number_input(
-                tr("builder.cost_month", scenario=lb("scenario", scenario)), 0.0, 5_000.0, months[scenario], step=5.0
+                tr("builder.cost_month", scenario=lb("scenario", scenario)),
+                0.0,
+                5_000.0,
+                months[scenario],
+                step=5.0,
+                format="%.0f",
             )
     submitted = st.form_submit_button(tr("builder.run"), type="primary")
 
@@ -109,6 +125,7 @@ if submitted:
         result = builder.with_costs(result, builder.cost_table(cost_inputs["stay"], cost_inputs["month"]))
     data_access.record(viewer, "study_run", PAGE, study=spec.name, design=design, outcome=outcome)
     st.session_state[RESULT_KEY] = builder.rows_and_diagnostics(result)
+    st.session_state.pop("builder_pdf", None)  # a PDF of the previous run must not be offered for this one
 
 if RESULT_KEY not in st.session_state:
     st.info(tr("builder.intro"))
@@ -124,11 +141,17 @@ figures = {
 show_study(content, figures, "builder")
 st.subheader(tr("study.section.export"))
 name = str(main["study"])
-report = study_report_html(content, figures, language())
+lang = language()
+
+
+def report() -> str:
+    return study_report_html(content, figures, lang)
+
+
 exports = st.columns(3)
 exports[0].download_button(
     tr("export.html"),
-    report,
+    report,  # written when clicked, not on every rerun
     file_name=f"parcours_builder_{name}.html",
     mime="text/html",
     on_click=lambda: data_access.record(viewer, "export", PAGE, format="html", study=name),
@@ -136,7 +159,7 @@ exports[0].download_button(
 if exports[1].button(tr("export.prepare_pdf")):
     with st.spinner(tr("export.printing")):
         try:
-            st.session_state["builder_pdf"] = html_to_pdf(report)
+            st.session_state["builder_pdf"] = html_to_pdf(report())
         except (RuntimeError, OSError, subprocess.SubprocessError):
             st.error(tr("export.pdf_failed"))
 if st.session_state.get("builder_pdf"):
@@ -148,4 +171,4 @@ if st.session_state.get("builder_pdf"):
         on_click=lambda: data_access.record(viewer, "export", PAGE, format="pdf", study=name),
     )
 with exports[2]:
-    csv_download(viewer, PAGE, study_csv_rows(rows, language()), f"builder_{name}")
+    csv_download(viewer, PAGE, study_csv_rows(in_reading_order(rows), language()), f"builder_{name}")

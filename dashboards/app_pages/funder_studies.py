@@ -41,7 +41,15 @@ table = pl.DataFrame(
 st.dataframe(table, hide_index=True, width="stretch")
 names = studies["study"].to_list()
 titles = {r["study"]: question(r, language()) for r in studies.iter_rows(named=True)}
-choice = st.selectbox(tr("studies.open"), names, format_func=lambda s: titles[s], key="open_study")
-if st.button(tr("studies.open_button"), type="primary"):
-    st.session_state["study"] = choice
-    st.switch_page("app_pages/funder_study.py")
+
+
+@st.fragment
+def open_study() -> None:
+    """Choosing a study reruns this picker only, not the table above it."""
+    choice = st.selectbox(tr("studies.open"), names, format_func=lambda s: titles[s], key="open_study")
+    if st.button(tr("studies.open_button"), type="primary"):
+        st.session_state["study"] = choice
+        st.switch_page("app_pages/funder_study.py")
+
+
+open_study()

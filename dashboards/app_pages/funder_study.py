@@ -9,7 +9,7 @@ import streamlit as st
 from dashboards import data_access
 from dashboards.cached import study_figures
 from dashboards.i18n import language, tr
-from dashboards.reports import html_to_pdf, study_csv_rows, study_report_html
+from dashboards.reports import html_to_pdf, in_reading_order, study_csv_rows, study_report_html
 from dashboards.session import csv_download, page_viewer, snapshot_or_stop
 from dashboards.study_content import question, study_content
 from dashboards.study_view import show_study
@@ -42,11 +42,15 @@ def study_body(study: str) -> None:
     figures = study_figures(viewer, study, language())
     show_study(content, figures, "study")
     st.subheader(tr("study.section.export"))
-    report = study_report_html(content, figures, language())
+    lang = language()
+
+    def report() -> str:
+        return study_report_html(content, figures, lang)
+
     exports = st.columns(3)
     exports[0].download_button(
         tr("export.html"),
-        report,
+        report,  # written when clicked, not on every rerun (a third of the page's time)
         file_name=f"parcours_{study}.html",
         mime="text/html",
         on_click=lambda: data_access.record(viewer, "export", PAGE, format="html", study=study),
@@ -54,7 +58,7 @@ def study_body(study: str) -> None:
     if exports[1].button(tr("export.prepare_pdf")):
         with st.spinner(tr("export.printing")):
             try:
-                st.session_state[f"pdf_{study}_{language()}"] = html_to_pdf(report)
+                st.session_state[f"pdf_{study}_{language()}"] = html_to_pdf(report())
             except (RuntimeError, OSError, subprocess.SubprocessError):
                 st.error(tr("export.pdf_failed"))
     if st.session_state.get(f"pdf_{study}_{language()}"):
@@ -66,7 +70,8 @@ def study_body(study: str) -> None:
             on_click=lambda: data_access.record(viewer, "export", PAGE, format="pdf", study=study),
         )
     with exports[2]:
-        csv_download(viewer, PAGE, study_csv_rows(rows.filter(pl.col("study") == study), language()), f"study_{study}")
+        ordered = in_reading_order(rows.filter(pl.col("study") == study))
+        csv_download(viewer, PAGE, study_csv_rows(ordered, language()), f"study_{study}")
 
 
 study_body(study)

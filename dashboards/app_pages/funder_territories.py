@@ -44,13 +44,14 @@ snapshot_or_stop()
 st.caption(tr("territories.intro"))
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(show_spinner=False)
 def _outlines(name: str) -> dict[str, Any]:
     path = project_root() / "data" / "reference" / name
     return outlines_for_map(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-@st.cache_data(ttl=300, show_spinner=False, max_entries=64)
+# Kept as an object, not pickled: unpickling the map validated its 109 outlines again on every rerun.
+@st.cache_resource(ttl=300, show_spinner=False, max_entries=64)
 def _map(viewer: Viewer, dimension: str, cohort: str, period: str, language: Language, version: float) -> Any:
     del version  # part of the cache key only
     shown = _rows(viewer, dimension, cohort, period)
@@ -85,7 +86,7 @@ def breakdowns() -> None:
     period = (
         right.segmented_control(
             tr("common.period"),
-            ["after", "before"],
+            ["before", "after"],  # in time order; the period after enrolment is shown first
             default="after",
             format_func=labeller("period"),
             key="period",
@@ -93,7 +94,8 @@ def breakdowns() -> None:
         or "after"
     )
     version = data_access.current_snapshot(viewer).version
-    tabs = st.tabs([lb("dimension", d).capitalize() for d in data_access.BREAKDOWNS])
+    names = [lb("dimension", d) for d in data_access.BREAKDOWNS]
+    tabs = st.tabs([n[:1].upper() + n[1:] for n in names])  # « Groupe GIR », not capitalize()'s « Groupe gir »
     for tab, dimension in zip(tabs, data_access.BREAKDOWNS, strict=True):
         with tab:
             shown = _rows(viewer, dimension, cohort, period)

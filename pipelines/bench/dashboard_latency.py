@@ -54,30 +54,58 @@ def _timed(run: Any) -> float:
     return time.perf_counter() - started
 
 
+PAGES = {
+    "funder": ("funder_studies", "funder_study", "funder_overview", "funder_territories", "glossary"),
+    "agency": ("agency_caseload", "agency_peers", "glossary"),
+    "analyst": (
+        "analyst_files",
+        "analyst_agencies",
+        "analyst_study_builder",
+        "funder_studies",
+        "funder_study",
+        "funder_overview",
+        "funder_territories",
+        "agency_caseload",
+        "agency_peers",
+        "glossary",
+    ),
+}
+"""Every page each role is given (``dashboards/streamlit_app.py``): analysts also open the funders' and agencies'
+pages, on their own (true-valued) snapshot."""
+LANGUAGES = ("fr", "en")
+
+
 def rerun_latency(serving: Path, repeats: int = REPEATS) -> dict[str, dict[str, float]]:
+    """Each role's every page in each language: opening it, and changing its first selection where it has one.
+
+    AppTest reruns the whole script for a changed widget, even inside an ``st.fragment`` (where the browser
+    reruns only the fragment): a selection's figure here is an upper bound of what a viewer waits for."""
     from streamlit.testing.v1 import AppTest
 
     os.environ["PARCOURS_SERVING"] = str(serving)
     os.environ["PARCOURS_AUTH"] = "demo"
     samples: dict[str, list[float]] = {}
     for role, user in USERS.items():
-        at = AppTest.from_file(str(APP), default_timeout=300)
-        at.session_state["parcours_demo_user"] = user
-        at.run()
-        pages = [p for p in sorted((APP.parent / "app_pages").glob("*.py")) if p.stem.startswith(role)]
-        for page in pages:
-            at.switch_page(f"app_pages/{page.name}").run()  # warms the cache
-            if at.exception:
-                raise RuntimeError(f"{role} {page.stem}: {at.exception[0].value}")
-            for _ in range(repeats):
-                at.switch_page(f"app_pages/{page.name}")
-                samples.setdefault(f"{role}: open {page.stem}", []).append(_timed(at.run))
-            if at.selectbox and len(at.selectbox[0].options) > 1:
-                box = at.selectbox[0]
-                options = list(box.options)
-                for i in range(repeats):
-                    at.selectbox[0].set_value(options[(i + 1) % len(options)])
-                    samples.setdefault(f"{role}: change {box.label!r} on {page.stem}", []).append(_timed(at.run))
+        for language in LANGUAGES:
+            at = AppTest.from_file(str(APP), default_timeout=300)
+            at.session_state["parcours_demo_user"] = user
+            at.session_state["parcours_language"] = language
+            at.session_state["parcours_language_loaded_for"] = user
+            at.run()
+            for page in PAGES[role]:
+                at.switch_page(f"app_pages/{page}.py").run()  # warms the cache
+                if at.exception:
+                    raise RuntimeError(f"{role} {page}: {at.exception[0].value}")
+                for _ in range(repeats):
+                    at.switch_page(f"app_pages/{page}.py")
+                    samples.setdefault(f"{role}: open {page} ({language})", []).append(_timed(at.run))
+                if at.selectbox and len(at.selectbox[0].options) > 1:
+                    count = len(at.selectbox[0].options)
+                    for i in range(repeats):
+                        at.selectbox[0].select_index((i + 1) % count)
+                        samples.setdefault(f"{role}: change selection on {page} ({language})", []).append(
+                            _timed(at.run)
+                        )
     return {name: _percentiles(values) for name, values in samples.items()}
 
 

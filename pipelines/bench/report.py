@@ -244,11 +244,12 @@ def render(results: dict[str, Any], guide: str) -> str:
         f"| {name} | {value} | {'n/a' if met is None else ('yes' if met else '**no**')} |"
         for name, value, met in targets(largest, exponent)
     ]
-    dashboard = next((p["dashboard"] for p in points if p.get("dashboard")), None)
-    if dashboard:
+    measured = next((p for p in points if p.get("dashboard")), None)
+    dashboard = measured["dashboard"] if measured else None
+    if measured and dashboard:
         lines += [
             "",
-            "## Dashboard latency (server side, AppTest)",
+            f"## Dashboard latency (server side, AppTest, {measured['persons']:,} persons)",
             "",
             "| interaction | p50 | p95 |",
             "|---|---:|---:|",

@@ -26,6 +26,7 @@ UNIT_KEYS = {
     "per 1,000 person-years (difference-in-differences)": "unit.per_1000_person_years_did",
     "Zarit points": "unit.zarit_points",
     "days without help per service interruption": "unit.days_without_help_per_interruption",
+    "per 1,000 person-years (later minus earlier baseline half)": "unit.per_1000_person_years_placebo",
 }
 """The impact engine's units (``pipelines/impact/spec.py``) and their catalogue keys."""
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 
-import duckdb
 import polars as pl
 
 from pipelines import warehouse
 from pipelines.contract import Contract
 from pipelines.ingest.load import LANDING_FILES_TABLE, QUARANTINE_TABLE, raw_table_name
 from pipelines.ingest.reasons import DESCRIPTIONS, Reason
+from pipelines.warehouse import Connection
 from quality.suites import ExpectationOutcome, validate_frames
 
 QUALITY_RESULTS_TABLE = "quality_results"
@@ -22,7 +22,7 @@ Expectations on pandas costs about 4 s per million rows and column. Shares are t
 within about 0.2 percentage points."""
 
 
-def run_contract_suites(con: duckdb.DuckDBPyConnection, contract: Contract, today: date) -> list[ExpectationOutcome]:
+def run_contract_suites(con: Connection, contract: Contract, today: date) -> list[ExpectationOutcome]:
     """Validate every raw table with its suite and keep the outcomes in ``quality_results``."""
     frames = {}
     table_rows = {}
@@ -45,7 +45,7 @@ def run_contract_suites(con: duckdb.DuckDBPyConnection, contract: Contract, toda
     return outcomes
 
 
-def render_report(con: duckdb.DuckDBPyConnection) -> str:
+def render_report(con: Connection) -> str:
     """Markdown: files by status, quarantined rows by reason, failed expectations. Counts only."""
     files = warehouse.query(
         con,

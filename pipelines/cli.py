@@ -92,6 +92,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pipelines.bench.runner import run_benchmark
 
     points = sorted(set(args.persons))
+    if args.engine:  # the pipeline's task reads it when its run starts (docs/scale-out.md)
+        os.environ["PARCOURS_ENGINE"] = args.engine
     out = Path(args.out).resolve()
     work = Path(args.work).resolve() if args.work else load_settings().data_dir / "bench"
     notes = project_root() / "docs" / "benchmarks-notes.md"
@@ -114,6 +116,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except (RuntimeError, ValueError) as exc:
             _say(f"error: {exc}")
             return 1
+    results.setdefault("engine", args.engine or os.environ.get("PARCOURS_ENGINE") or "duckdb")
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     guide = notes.read_text(encoding="utf-8") if notes.exists() else ""
@@ -545,6 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="sizes from this one up get one measured run and no warm-up (the report says so)",
     )
     bench.add_argument("--work", help="folder for the generated federations (default: DATA_DIR/bench)")
+    bench.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        help="engine of the pipeline's models, checks and study queries (default: PARCOURS_ENGINE, else duckdb)",
+    )
     bench.add_argument("--out", default="docs", help="where benchmarks.md and benchmarks.json go (default docs)")
     bench.add_argument("--no-dashboard", action="store_true", help="skip the dashboard latency measurement")
     bench.add_argument("--no-demo", action="store_true", help="skip the demo federation (3,000 persons) runs")

@@ -154,10 +154,18 @@ class SparkEngine:
                 frame = self._raw(name)
             if frame is None:
                 copied = warehouse.query(self._con, f"select * from {warehouse.quote_identifier(name)}")
-                frame = self._spark.createDataFrame(copied.to_arrow())
+                frame = self._from_polars(copied)
         if frame is not None:
             frame.createOrReplaceTempView(name)
             self._readable.add(name)
+
+    def _from_polars(self, frame: pl.DataFrame) -> DataFrame:
+        """A (small) frame as a Spark frame, through Arrow; its schema said, since Spark Connect will not
+        infer one from no rows."""
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        table = frame.to_arrow()
+        return self._spark.createDataFrame(table, schema=from_arrow_schema(table.schema))
 
     def _frame(self, sql: str, params: Mapping[str, Any] | None = None) -> DataFrame:
         for table in sorted(tables_read(sql)):
@@ -232,7 +240,7 @@ class SparkEngine:
 
     @contextmanager
     def registered(self, name: str, frame: pl.DataFrame) -> Iterator[None]:
-        self._spark.createDataFrame(frame.to_arrow()).createOrReplaceTempView(name)
+        self._from_polars(frame).createOrReplaceTempView(name)
         self._readable.add(name)
         try:
             yield

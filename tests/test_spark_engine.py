@@ -38,10 +38,13 @@ RELATIVE_TOLERANCE = 1e-6
 
 
 def spark_run_on(landing: Path, data_dir: Path, remote: str = "") -> PipelineRun:
-    resource = ParcoursResource(
-        data_dir=str(data_dir), landing_dir=str(landing), engine_kind="spark", spark_remote=remote
-    )
-    outcome = run_pipeline(resource, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING")
+    """``PARCOURS_ENGINE=spark parcours run``, in this process: the engine read from the environment."""
+    resource = ParcoursResource(data_dir=str(data_dir), landing_dir=str(landing))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PARCOURS_ENGINE", "spark")
+        env.setenv("PARCOURS_SPARK_REMOTE", remote)
+        assert resource.engine_config().kind == "spark"
+        outcome = run_pipeline(resource, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING")
     return PipelineRun(resource.settings(), outcome)
 
 

@@ -131,7 +131,10 @@ class SparkEngine:
         zone = RawZone.of(self._con)
         paths = [str(zone.absolute(p)) for p in files["path"].to_list()]
         columns = warehouse.query(self._con, f"describe {warehouse.quote_identifier(name)}")
-        frame = self._spark.read.option("mergeSchema", "true").parquet(*paths)
+        # Files written under different contract versions differ in columns: only then merge their schemas
+        # (a job reading every file's footer); otherwise Spark reads one footer.
+        merge = files["columns"].n_unique() > 1
+        frame = self._spark.read.option("mergeSchema", str(merge).lower()).parquet(*paths)
         present = set(frame.columns)
         selected = []
         for column, kind in zip(columns["column_name"].to_list(), columns["column_type"].to_list(), strict=True):

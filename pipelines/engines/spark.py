@@ -21,6 +21,7 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -215,6 +216,13 @@ class SparkEngine:
             self._con.execute(f"update {MODELS_TABLE} set written_at = now()::timestamp where written_at is null")
         for location in previous:
             _remove(location)
+        if _is_local(self._store):  # what a killed run left beside the listed folders
+            for name, (location, _) in written.items():
+                folder = Path(self._store.removeprefix("file://")) / name
+                current = Path(location.removeprefix("file://"))
+                for child in folder.iterdir() if folder.is_dir() else ():
+                    if child != current:
+                        shutil.rmtree(child, ignore_errors=True)
 
     @contextmanager
     def models_transaction(self) -> Iterator[None]:
@@ -225,7 +233,9 @@ class SparkEngine:
             written, self._written = self._written, None
             for name, (location, _) in written.items():
                 _remove(location)
-                self._readable.discard(name)  # read again from the listed folder
+                self._readable.discard(name)  # read again from the listed folder, if there is one
+                if self._listed(name) is None:
+                    self._spark.catalog.dropTempView(name)
             raise
         written, self._written = self._written, None
         self._list(written)

@@ -65,11 +65,17 @@ _SESSIONS: dict[tuple[str, str, tuple[tuple[str, str], ...]], SparkSession] = {}
 
 
 def spark_session(config: EngineConfig) -> SparkSession:
-    """One session per master or Connect URL for the life of the process (starting one takes seconds)."""
+    """One session for the life of the process (starting one takes seconds), replaced when the process
+    asks for another master or Connect URL."""
     key = (config.spark_remote, config.spark_master, config.spark_conf)
     if key in _SESSIONS:
         return _SESSIONS[key]
     from pyspark.sql import SparkSession
+
+    # pyspark refuses a Spark Connect session beside a session in the process (and the reverse):
+    # a process changing engines stops the sessions it started before.
+    for other in list(_SESSIONS):
+        _SESSIONS.pop(other).stop()
 
     builder = SparkSession.builder
     if config.spark_remote:

@@ -14,7 +14,7 @@ else
 LOCAL_ENV := DAGSTER_HOME=$(DAGSTER_HOME)
 endif
 
-.PHONY: help install browser demo run dashboard dev test lint typecheck pytest validate bench clean
+.PHONY: help install browser java demo run dashboard dev test lint typecheck pytest validate bench clean
 
 help:
 	@echo "make demo    generate a synthetic federation, run the pipeline, serve the dashboards on :8501"
@@ -42,6 +42,13 @@ browser:
 	  echo "installing Debian's chromium and poppler-utils for the browser tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium poppler-utils >/dev/null; }
+
+# The Spark engine's tests (and PARCOURS_ENGINE=spark) need a Java runtime: Debian's, never a download.
+java:
+	@command -v java >/dev/null || { \
+	  echo "installing Debian's Java runtime for the Spark engine"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq default-jre-headless >/dev/null; }
 
 # Dagster's usage statistics off: nothing leaves this machine, and no banner interrupts a run.
 $(DAGSTER_HOME):
@@ -75,7 +82,7 @@ typecheck: install
 	$(BIN)/mypy
 
 # The slow validation tier (hundreds of federations) runs from `make validate`, not here.
-pytest: install browser
+pytest: install browser java
 	@$(BIN)/pytest -m "not slow"; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is missing"; exit 1; fi; \
 	exit $$status

@@ -92,6 +92,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pipelines.bench.runner import run_benchmark
 
     points = sorted(set(args.persons))
+    if args.engine:  # the pipeline's task reads it when its run starts (docs/scale-out.md)
+        os.environ["PARCOURS_ENGINE"] = args.engine
     out = Path(args.out).resolve()
     work = Path(args.work).resolve() if args.work else load_settings().data_dir / "bench"
     notes = project_root() / "docs" / "benchmarks-notes.md"
@@ -114,6 +116,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except (RuntimeError, ValueError) as exc:
             _say(f"error: {exc}")
             return 1
+    results.setdefault("engine", args.engine or os.environ.get("PARCOURS_ENGINE") or "duckdb")
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     guide = notes.read_text(encoding="utf-8") if notes.exists() else ""
@@ -154,14 +157,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         warehouse_path=args.warehouse or "",
         serving_path=args.serving or "",
         data_cutoff=args.data_cutoff or "",
+        engine_kind=args.engine or "",
     )
     try:
         settings = resource.settings()
+        engine = resource.engine_config()
     except ValueError as exc:
         _say(f"error: {exc}")
         return 2
     if not args.quiet:
-        _say(f"landing: {settings.landing_dir}\nwarehouse: {settings.warehouse_path}\nserving: {settings.serving_path}")
+        where = engine.spark_remote or engine.spark_master
+        _say(
+            f"landing: {settings.landing_dir}\nwarehouse: {settings.warehouse_path}\nserving: {settings.serving_path}"
+            f"\nengine: {engine.kind}{f' ({where})' if engine.kind == 'spark' else ''}"
+        )
     started = time.perf_counter()
     from pipelines.run import run_pipeline  # Dagster and the libraries load here, after the arguments are checked
 
@@ -219,8 +228,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import json
     from datetime import date as date_type
 
-    import duckdb
-
     from pipelines import warehouse
     from pipelines.contract import load_contract
     from pipelines.ingest.config import ConfigError, load_agencies_config
@@ -242,7 +249,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         with warehouse.connect(settings.warehouse_path) as con:
             today = settings.today or date_type.today()
             reports = ingest_files(con, files, load_contract(), key, today, config, progress)
-    except (duckdb.Error, OSError) as exc:
+    except (warehouse.Error, OSError) as exc:
         # The warehouse itself (locked by another writer, disk full): nothing was written.
         _say(f"error: cannot write the warehouse {settings.warehouse_path}: {type(exc).__name__}; nothing was ingested")
         return EXIT_COULD_NOT_RUN
@@ -450,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", help="working DuckDB file (default: DATA_DIR/warehouse/parcours.duckdb)")
     run.add_argument("--serving", help="serving snapshot (default: DATA_DIR/serving/parcours_serving.duckdb)")
     run.add_argument("--data-cutoff", help="date up to which exports are complete (default: derived)")
+    run.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        help="engine of the models, checks and study queries (default: PARCOURS_ENGINE, else duckdb; "
+        "Spark's master or Connect URL from PARCOURS_SPARK_MASTER or PARCOURS_SPARK_REMOTE: docs/scale-out.md)",
+    )
     loudness = run.add_mutually_exclusive_group()
     loudness.add_argument("--quiet", action="store_true", help="show warnings and errors only")
     loudness.add_argument(
@@ -535,6 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="sizes from this one up get one measured run and no warm-up (the report says so)",
     )
     bench.add_argument("--work", help="folder for the generated federations (default: DATA_DIR/bench)")
+    bench.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        help="engine of the pipeline's models, checks and study queries (default: PARCOURS_ENGINE, else duckdb)",
+    )
     bench.add_argument("--out", default="docs", help="where benchmarks.md and benchmarks.json go (default docs)")
     bench.add_argument("--no-dashboard", action="store_true", help="skip the dashboard latency measurement")
     bench.add_argument("--no-demo", action="store_true", help="skip the demo federation (3,000 persons) runs")

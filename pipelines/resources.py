@@ -1,11 +1,14 @@
-"""The one Dagster resource: where Parcours reads and writes, resolved at run time."""
+"""The one Dagster resource: where Parcours reads and writes, and on which engine, resolved at run time."""
 
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 
-from pipelines.settings import Settings, load_settings, parse_cutoff
+from pipelines.engines import Engine, EngineConfig, open_engine
+from pipelines.settings import Settings, engine_config, load_settings, parse_cutoff
 
 
 class ParcoursResource(dg.ConfigurableResource):
@@ -16,6 +19,10 @@ class ParcoursResource(dg.ConfigurableResource):
     warehouse_path: str = ""
     serving_path: str = ""
     data_cutoff: str = ""
+    engine_kind: str = ""
+    """``duckdb`` or ``spark``; empty: ``PARCOURS_ENGINE`` (``duckdb`` when unset)."""
+    spark_remote: str = ""
+    """A Spark Connect URL; empty: ``PARCOURS_SPARK_REMOTE`` (a session in this process when unset)."""
 
     def settings(self) -> Settings:
         env = dict(os.environ)
@@ -28,3 +35,12 @@ class ParcoursResource(dg.ConfigurableResource):
             serving_path=Path(self.serving_path).resolve() if self.serving_path else None,
             data_cutoff=parse_cutoff(self.data_cutoff),
         )
+
+    def engine_config(self) -> EngineConfig:
+        return engine_config(kind=self.engine_kind, spark_remote=self.spark_remote)
+
+    @contextmanager
+    def engine(self, sources: Sequence[str] = ()) -> Iterator[Engine]:
+        """The configured engine over the working database (read when the step starts)."""
+        with open_engine(self.engine_config(), self.settings().warehouse_path, sources) as engine:
+            yield engine

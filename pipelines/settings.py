@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipelines.engines import EngineConfig
 
 
 def project_root() -> Path:
@@ -109,6 +113,39 @@ ENGINE_SETTINGS = {
 defaults hold: 80% of the machine's memory, spilling to ``<database>.tmp`` beside the file once
 it is reached, one thread per core. A large federation on a shared machine sets a limit (for
 example ``PARCOURS_DUCKDB_MEMORY_LIMIT=6GB``) and a temporary folder on a disk with room."""
+
+
+ENGINE_VARIABLES = {
+    "PARCOURS_ENGINE": "kind",
+    "PARCOURS_SPARK_MASTER": "spark_master",
+    "PARCOURS_SPARK_REMOTE": "spark_remote",
+    "PARCOURS_SPARK_STORE": "spark_store",
+}
+"""Which engine runs the models, the checks and the study queries (docs/scale-out.md): ``duckdb``
+(the default) or ``spark``, on a Spark master (``local[2]`` unless said) or a Spark Connect URL."""
+
+
+def engine_config(env: Mapping[str, str] | None = None, **overrides: str) -> EngineConfig:
+    """The engine a run uses, read when it starts; ``PARCOURS_SPARK_CONF`` adds Spark settings
+    (``name=value`` pairs separated by spaces, for example ``spark.executor.memory=8g``)."""
+    from pipelines.engines import EngineConfig
+
+    env = os.environ if env is None else env
+    chosen = {field: env.get(name, "").strip() for name, field in ENGINE_VARIABLES.items()}
+    chosen.update({k: v.strip() for k, v in overrides.items() if v and v.strip()})
+    conf: list[tuple[str, str]] = []
+    for pair in env.get("PARCOURS_SPARK_CONF", "").split():
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"PARCOURS_SPARK_CONF takes name=value pairs, got {pair!r}")
+        conf.append((name, value))
+    return EngineConfig(
+        kind=(chosen["kind"] or "duckdb").lower(),
+        spark_master=chosen["spark_master"] or "local[2]",
+        spark_remote=chosen["spark_remote"],
+        spark_store=chosen["spark_store"],
+        spark_conf=tuple(conf),
+    )
 
 
 def engine_settings(env: Mapping[str, str] | None = None) -> dict[str, str | bool | int | float | list[str]]:

@@ -19,6 +19,19 @@ import polars as pl
 
 from pipelines.settings import engine_settings
 
+Connection = duckdb.DuckDBPyConnection
+"""A DuckDB connection, for the annotations of modules that must not import ``duckdb`` themselves."""
+Error = duckdb.Error
+QUERY_ERRORS: tuple[type[duckdb.Error], ...] = (
+    duckdb.ParserException,
+    duckdb.BinderException,
+    duckdb.CatalogException,
+    duckdb.OutOfMemoryException,
+    duckdb.IOException,
+)
+"""Errors about the query or the machine, whose message quotes SQL or paths, never data. Others (a
+conversion or a constraint) quote the value that failed, a case value."""
+
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -70,8 +83,25 @@ def list_tables(con: duckdb.DuckDBPyConnection, prefix: str = "") -> list[str]:
     return [r[0] for r in rows]
 
 
+def memory_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory database (a test's, a tool's), with the same Python API as the working one."""
+    return duckdb.connect(":memory:")
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """``frame`` readable as ``name`` by the queries of the block."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
-    """Create or replace ``name`` with the frame's content (types kept)."""
+    """Create or replace ``name`` with the frame's content (types kept); a view of that name goes."""
+    if scalar(con, "select table_type from information_schema.tables where table_name = ?", [name]) == "VIEW":
+        con.execute(f"drop view {quote_identifier(name)}")
     con.register("_incoming_frame", frame)
     try:
         con.execute(f"create or replace table {quote_identifier(name)} as select * from _incoming_frame")

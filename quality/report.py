@@ -6,7 +6,6 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from pipelines import warehouse
@@ -15,6 +14,7 @@ from pipelines.ingest.load import LANDING_FILES_TABLE, QUARANTINE_TABLE, raw_tab
 from pipelines.ingest.raw_zone import RawZone, view_select
 from pipelines.ingest.reasons import DESCRIPTIONS, Reason
 from pipelines.settings import engine_settings
+from pipelines.warehouse import Connection
 from quality.suites import ExpectationOutcome, validate_queries
 
 QUALITY_RESULTS_TABLE = "quality_results"
@@ -27,7 +27,7 @@ def data_docs_folder(data_dir: Path) -> Path:
 
 
 def run_contract_suites(
-    con: duckdb.DuckDBPyConnection, contract: Contract, today: date, data_docs: Path | None = None
+    con: Connection, contract: Contract, today: date, data_docs: Path | None = None
 ) -> list[ExpectationOutcome]:
     """Validate every entity's accepted rows (the raw zone's files, all of them) with its suite, keep the
     outcomes in ``quality_results`` and, when ``data_docs`` is given, write the Data Docs site there."""
@@ -46,7 +46,7 @@ def run_contract_suites(
     return outcomes
 
 
-def render_report(con: duckdb.DuckDBPyConnection, data_docs: Path | None = None) -> str:
+def render_report(con: Connection, data_docs: Path | None = None) -> str:
     """Markdown: files by status, quarantined rows by reason, failed expectations. Counts only."""
     files = warehouse.query(
         con,

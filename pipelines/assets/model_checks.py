@@ -7,9 +7,8 @@ counts only.
 from dataclasses import dataclass
 
 import dagster as dg
-import duckdb
 
-from pipelines import warehouse
+from pipelines.engines import Engine
 
 
 @dataclass(frozen=True)
@@ -163,9 +162,9 @@ def check_spec(check: ModelCheck) -> dg.AssetCheckSpec:
     )
 
 
-def check_result(con: duckdb.DuckDBPyConnection, check: ModelCheck) -> dg.AssetCheckResult:
-    """Run by the models' step, right after the models, on its connection."""
-    violations = int(warehouse.scalar(con, check.violations_sql) or 0)
+def check_result(engine: Engine, check: ModelCheck) -> dg.AssetCheckResult:
+    """Run by the models' step, right after the models, on its engine."""
+    violations = int(engine.scalar(check.violations_sql) or 0)
     return dg.AssetCheckResult(
         asset_key=check.asset,
         check_name=check.name,

@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-import duckdb
 
-from pipelines import warehouse
 from pipelines.assets.ingestion import RUN_PARAMETERS_TABLE, raw_asset_keys
 from pipelines.assets.model_checks import MODEL_CHECKS, check_result, check_spec
 from pipelines.assets.reference import REFERENCE_TABLES
+from pipelines.engines import Engine, engine_errors, query_error
 from pipelines.ingest.load import LANDING_FILES_TABLE
 from pipelines.resources import ParcoursResource
 from pipelines.settings import project_root
@@ -38,7 +37,7 @@ def model_spec(model: SqlModel) -> dg.AssetSpec:
         model.name,
         deps=sorted({WRITTEN_WITH.get(d, d) for d in model.depends_on}),
         group_name=model.layer,
-        kinds={"duckdb", "sql", "view" if model.is_view else "table"},
+        kinds={"sql", "view" if model.is_view else "table"},
         description=model.description or None,
         metadata={"sql_path": str(model.path.relative_to(project_root()))},
     )
@@ -56,40 +55,30 @@ def model_assets() -> list[dg.AssetsDefinition]:
     )
     def _run(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> Iterator[Any]:
         selected = {key.to_user_string() for key in context.selected_asset_keys}
-        with warehouse.connect(parcours.settings().warehouse_path) as con:
-            with warehouse.transaction(con):
-                rows = {m.name: _run_model(con, m) for m in models if m.name in selected}
+        with parcours.engine(sorted(source_tables())) as engine:
+            with engine.models_transaction():
+                rows = {m.name: _run_model(engine, m) for m in models if m.name in selected}
             for name, count in rows.items():  # in dependency order
                 yield dg.MaterializeResult(asset_key=name, metadata={"dagster/row_count": count})
             for key in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
-                yield check_result(con, checks[(key.asset_key.to_user_string(), key.name)])
+                yield check_result(engine, checks[(key.asset_key.to_user_string(), key.name)])
 
     return [_run]
 
 
-QUERY_ERRORS = (
-    duckdb.ParserException,
-    duckdb.BinderException,
-    duckdb.CatalogException,
-    duckdb.OutOfMemoryException,
-    duckdb.IOException,
-)
-"""Errors about the query or the machine, whose message quotes SQL or paths, never data: shown whole.
-Others (a conversion or a constraint) quote the value that failed, a case value: their kind only."""
-
-
-def model_failure(model: str, exc: duckdb.Error) -> str:
-    """What a failed model's step says: the model, the kind of error, and its message if it holds no data."""
+def model_failure(model: str, exc: BaseException) -> str:
+    """What a failed model's step says: the model, the kind of error, and its message if it holds no data
+    (``pipelines.engines.query_error``: errors about the query quote SQL; others may quote a case value)."""
     kind = type(exc).__name__
-    if isinstance(exc, QUERY_ERRORS):
+    if query_error(exc):
         return f"SQL model {model} failed: {kind}: {str(exc).strip()}"
     return f"SQL model {model} failed: {kind} (its message may quote a case value: rerun the model's SQL to see it)"
 
 
-def _run_model(con: duckdb.DuckDBPyConnection, model: SqlModel) -> int:
+def _run_model(engine: Engine, model: SqlModel) -> int:
     try:
-        return warehouse.run_model(con, model.name, model.sql, view=model.is_view)
-    except duckdb.Error as exc:
+        return engine.run_model(model.name, model.sql, view=model.is_view)
+    except engine_errors() as exc:
         raise dg.Failure(description=model_failure(model.name, exc)) from None
 
 

@@ -14,6 +14,7 @@ from pipelines.publication.errors import PublicationError
 from pipelines.publication.release import RELEASE_INPUTS, publish_release
 from pipelines.resources import ParcoursResource
 
+DATA_CUTOFF_MODEL = "int_data_cutoff"
 SERVED_MODELS = [m.name for m in sql_models() if m.is_served]
 
 
@@ -36,8 +37,12 @@ def served_tables() -> list[str]:
 def serving_snapshot(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> dg.MaterializeResult:
     settings = parcours.settings()
     tables = served_tables()
-    with warehouse.connect(settings.warehouse_path) as con:
-        cutoff = warehouse.scalar(con, "select data_cutoff from int_data_cutoff")
+    with parcours.engine() as engine:
+        # The snapshots are DuckDB files filled from the working database: the engine's marts (and the
+        # analysts' person-level study inputs) are copied there first when they live elsewhere (Spark).
+        engine.to_working(sorted({*SERVED_MODELS, *STUDY_INPUTS, DATA_CUTOFF_MODEL}))
+        con = engine.working
+        cutoff = warehouse.scalar(con, f"select data_cutoff from {DATA_CUTOFF_MODEL}")
         metadata = {
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "run_id": context.run.run_id,

@@ -40,17 +40,19 @@ def study_asset(spec: StudySpec) -> dg.AssetsDefinition:
         name=study_table(spec),
         deps=STUDY_INPUTS,
         group_name="studies",
-        kinds={"python", "duckdb"},
+        kinds={"python", "sql"},
         code_version=spec.version,
         description=" ".join(spec.question.split()),
         metadata={"design": spec.design, "estimand": spec.estimand, "outcome": spec.outcome},
     )
     def _study(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> dg.MaterializeResult:
-        with warehouse.connect(parcours.settings().warehouse_path) as con:
-            result = run_study(con, spec)
+        # The study queries run on the engine; the (small) results are kept in the working database.
+        with parcours.engine() as engine:
+            result = run_study(engine, spec)
+            con = engine.working
             warehouse.replace_table(con, study_table(spec), result_rows(result))
             warehouse.replace_table(con, f"{study_table(spec)}_curves", curve_rows(result))
-            events = event_study(con, spec) if spec.design == "did" else pl.DataFrame(schema=EVENT_STUDY_SCHEMA)
+            events = event_study(engine, spec) if spec.design == "did" else pl.DataFrame(schema=EVENT_STUDY_SCHEMA)
             events = events.select(pl.lit(spec.name).alias("study"), pl.all())
             warehouse.replace_table(con, f"{study_table(spec)}_event_study", events)
         if not result.publishable:

@@ -32,11 +32,13 @@ halves, dip) are sums over those months (``did.py``).
 
 from __future__ import annotations
 
-import duckdb
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import polars as pl
 
-from pipelines import warehouse
+from pipelines.engines import Engine, as_engine
 from pipelines.impact.spec import (
     ADMISSION_CONTROL_PREFIX,
     COVARIATES,
@@ -53,111 +55,28 @@ least this long after it starts, so that its repair is seen (fewer than 1 in 100
 ALL_UNPLANNED = "all"
 """The key of all unplanned admissions in ``Admissions`` (the others are diagnosis groups)."""
 
-STUDY_BASE = """
-with base as (
-    select
-        episodes.*,
-        persons.main_conditions,
-        least(episodes.follow_up_days, $follow_up_days) as window_days
-    from fct_episodes as episodes
-    left join stg_persons as persons on episodes.person_id = persons.person_id
-    where episodes.cohort in ('care_managed', 'comparison')
-        and episodes.age_at_start between $min_age and $max_age
-        and (len($agency_models) = 0 or list_contains($agency_models, episodes.agency_model))
-),
-unplanned as (
-    select base.episode_id, date_diff('day', base.start_date, events.event_date) as day
-    from int_events as events
-    inner join base on events.person_key = base.person_key
-    where events.event_type = 'hospital_admission' and not events.is_planned
-        and events.event_date >= base.start_date
-        and date_diff('day', base.start_date, events.event_date) < base.window_days
-),
-after as (
-    select episode_id, count(*) as unplanned_admissions, min(day) as first_unplanned_day
-    from unplanned
-    group by episode_id
-),
-repairs as (
-    select
-        base.episode_id,
-        count(*) as ruptures_observed,
-        sum(ruptures.days_without_help) as rupture_days_without_help
-    from fct_ruptures as ruptures
-    inner join base on ruptures.episode_id = base.episode_id
-    where ruptures.rupture_type = 'service_interruption' and ruptures.period = 'after'
-        and date_diff('day', base.start_date, ruptures.rupture_start) < base.window_days
-        and date_diff('day', ruptures.rupture_start, base.follow_up_end) >= $repair_observation_days
-    group by base.episode_id
-)
-select
-    base.*,
-    base.history_days_available as history_days,
-    coalesce(after.unplanned_admissions, 0) as unplanned_admissions,
-    after.first_unplanned_day,
-    case when date_diff('day', base.start_date, base.death_date) < base.window_days
-        then date_diff('day', base.start_date, base.death_date) end as death_day,
-    coalesce(repairs.ruptures_observed, 0) as ruptures_observed,
-    coalesce(repairs.rupture_days_without_help, 0) as rupture_days_without_help,
-    base.window_days / 365.25 as person_years,
-    load.zarit_baseline,
-    load.zarit_change_12m,
-    load.zarit_band_baseline,
-    load.zarit_band_12m
-from base
-left join after on base.episode_id = after.episode_id
-left join repairs on base.episode_id = repairs.episode_id
-left join fct_carer_load as load on base.episode_id = load.episode_id
-"""
-
-ADMISSIONS_BY_MONTH = """
-select
-    episodes.episode_id,
-    coalesce(events.diagnosis_group, 'unknown') as diagnosis_group,
-    case
-        when events.event_date >= episodes.start_date then 0
-        else cast(ceil(date_diff('day', events.event_date, episodes.start_date) / $month_days) as integer)
-    end as month_before,
-    count(*) as admissions
-from int_events as events
-inner join _study_episodes as episodes on events.person_key = episodes.person_key
-where events.event_type = 'hospital_admission' and not events.is_planned
-    and date_diff('day', events.event_date, episodes.start_date) <= $history_days
-    and date_diff('day', episodes.start_date, events.event_date) < episodes.window_days
-group by all
-"""
-"""Unplanned admissions per episode, diagnosis group and month before the index date (0: after it, in the window)."""
+QUERIES = Path(__file__).with_name("queries")
+"""The study queries: SQL files in DuckDB's dialect, run on the configured engine (``pipelines.engines``)."""
 
 
-PRIOR_USE = """
-select
-    episodes.episode_id,
-    case events.event_type
-        when 'hospital_admission' then 'unplanned_admissions'
-        when 'emergency_visit' then 'emergency_visits'
-        else 'falls'
-    end as event,
-    date_diff('day', events.event_date, episodes.start_date) as days_before
-from int_events as events
-inner join _prior_episodes as episodes on events.person_key = episodes.person_key
-where (
-        (events.event_type = 'hospital_admission' and not events.is_planned)
-        or events.event_type in ('emergency_visit', 'fall')
-    )
-    and events.event_date < episodes.start_date
-    and date_diff('day', events.event_date, episodes.start_date) <= $days
-"""
-"""Prior-use events of each episode's person at every agency (each event once), up to ``days`` before."""
+def study_query(name: str) -> str:
+    return (QUERIES / f"{name}.sql").read_text(encoding="utf-8")
 
 
-def prior_use(con: duckdb.DuckDBPyConnection, episodes: pl.DataFrame) -> pl.DataFrame:
-    """Every prior-use count of ``PRIOR_USE_COUNTS`` for ``episodes`` (episode_id, person_key, start_date)."""
+STUDY_BASE = study_query("study_base")
+
+ADMISSIONS_BY_MONTH = study_query("admissions_by_month")
+PRIOR_USE = study_query("prior_use")
+EVENT_STUDY_AFTER = study_query("event_study_after")
+
+
+def prior_use(con: Engine | Any, episodes: pl.DataFrame) -> pl.DataFrame:
+    """Every prior-use count of ``PRIOR_USE_COUNTS`` for ``episodes`` (episode_id, person_key, start_date).
+    ``con``: the engine (or a DuckDB connection)."""
+    engine = as_engine(con)
     days = max(last for _, _, last in PRIOR_USE_COUNTS.values())
-    con.register("_prior_episodes", episodes.select("episode_id", "person_key", "start_date"))
-    try:
-        events = warehouse.query(con, PRIOR_USE, {"days": days})
-    finally:
-        con.unregister("_prior_episodes")
+    with engine.registered("_prior_episodes", episodes.select("episode_id", "person_key", "start_date")):
+        events = engine.query(PRIOR_USE, {"days": days})
     counts = events.group_by("episode_id").agg(
         ((pl.col("event") == event) & pl.col("days_before").is_between(first, last)).sum().alias(name)
         for name, (event, first, last) in PRIOR_USE_COUNTS.items()
@@ -169,10 +88,11 @@ def prior_use(con: duckdb.DuckDBPyConnection, episodes: pl.DataFrame) -> pl.Data
     )
 
 
-def study_dataset(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame:
-    """One row per episode of the study population, with its covariates and outcomes."""
-    base = warehouse.query(
-        con,
+def study_dataset(con: Engine | Any, spec: StudySpec) -> pl.DataFrame:
+    """One row per episode of the study population, with its covariates and outcomes (``con``: the engine,
+    or a DuckDB connection)."""
+    engine = as_engine(con)
+    base = engine.query(
         STUDY_BASE,
         {
             "follow_up_days": spec.follow_up_days,
@@ -182,13 +102,10 @@ def study_dataset(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFra
             "repair_observation_days": REPAIR_OBSERVATION_DAYS,
         },
     )
-    base = base.join(prior_use(con, base), on="episode_id", how="left")
-    con.register("_study_base", base)
-    try:
-        expressions = ", ".join(f"{COVARIATES[c]} as covariate_{c}" for c in spec.covariates)
-        return warehouse.query(con, f"select *, {expressions} from _study_base order by episode_id")
-    finally:
-        con.unregister("_study_base")
+    base = base.join(prior_use(engine, base), on="episode_id", how="left")
+    expressions = ", ".join(f"{COVARIATES[c]} as covariate_{c}" for c in spec.covariates)
+    with engine.registered("_study_base", base):
+        return engine.query(f"select *, {expressions} from _study_base order by episode_id")
 
 
 class Admissions:
@@ -219,16 +136,20 @@ class Admissions:
         return out
 
 
-def admissions(con: duckdb.DuckDBPyConnection, episodes: pl.DataFrame, months: int) -> Admissions:
+def admissions(con: Engine | Any, episodes: pl.DataFrame, months: int) -> Admissions:
     """Unplanned admissions of ``episodes`` (with person_key, start_date, window_days) up to ``months`` before."""
-    con.register("_study_episodes", episodes.select("episode_id", "person_key", "start_date", "window_days"))
-    try:
-        long = warehouse.query(
-            con, ADMISSIONS_BY_MONTH, {"month_days": MONTH_DAYS, "history_days": round(months * MONTH_DAYS)}
-        )
-    finally:
-        con.unregister("_study_episodes")
+    engine = as_engine(con)
+    with engine.registered("_study_episodes", episodes.select("episode_id", "person_key", "start_date", "window_days")):
+        long = engine.query(ADMISSIONS_BY_MONTH, {"month_days": MONTH_DAYS, "history_days": round(months * MONTH_DAYS)})
     return Admissions(episodes, long, months)
+
+
+def admissions_after_by_month(con: Engine | Any, episodes: pl.DataFrame) -> pl.DataFrame:
+    """Each unplanned admission of ``episodes`` (episode_id, person_key, start_date) in the 12 months after
+    the index date, with its month relative to it (``relative_month``, 0 to 11)."""
+    engine = as_engine(con)
+    with engine.registered("_event_episodes", episodes.select("episode_id", "person_key", "start_date")):
+        return engine.query(EVENT_STUDY_AFTER, {"month_days": MONTH_DAYS})
 
 
 def outcome_key(outcome: str) -> str:

@@ -24,12 +24,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import duckdb
 import numpy as np
 import polars as pl
 from scipy import stats
 
-from pipelines import warehouse
+from pipelines.engines import Engine
 from pipelines.impact.calibration import (
     CalibratedInterval,
     SystematicError,
@@ -56,6 +55,7 @@ from pipelines.impact.dataset import (
     REPAIR_OBSERVATION_DAYS,
     Admissions,
     admissions,
+    admissions_after_by_month,
     outcome_key,
     study_dataset,
     study_population,
@@ -450,7 +450,7 @@ def _not_estimated(
     return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, decide(checks, None, None))
 
 
-def run_study(con: duckdb.DuckDBPyConnection, spec: StudySpec, descriptive: bool = True) -> StudyResult:
+def run_study(con: Engine | Any, spec: StudySpec, descriptive: bool = True) -> StudyResult:
     """The study on the warehouse: its population, design, negative controls and verdict.
 
     ``descriptive``: also the cumulative-incidence curves and subgroups (figures that do not change
@@ -718,7 +718,7 @@ def _ratio_interval(effect: EffectOnTreated) -> dict[str, float | None]:
     }
 
 
-def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame:
+def event_study(con: Engine | Any, spec: StudySpec) -> pl.DataFrame:
     """Unplanned admission rates by month relative to the index date (the pre-period to +11) and cohort,
     over the study's population (episodes with the pre-period in the data)."""
     frame, _ = study_population(spec, study_dataset(con, spec))
@@ -726,11 +726,7 @@ def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame
     by_month = history.before_by_month()
     cohorts = frame["cohort"].to_numpy()
     follow = frame["follow_up_days"].to_numpy().astype(float)
-    con.register("_event_episodes", frame.select("episode_id", "person_key", "start_date"))
-    try:
-        after = warehouse.query(con, EVENT_STUDY_AFTER, {"month_days": MONTH_DAYS})
-    finally:
-        con.unregister("_event_episodes")
+    after = admissions_after_by_month(con, frame)
     after = after.join(frame.select("episode_id", "cohort"), on="episode_id")
     rows = []
     for cohort in (spec.treated_cohort, spec.comparison_cohort):
@@ -746,16 +742,6 @@ def event_study(con: duckdb.DuckDBPyConnection, spec: StudySpec) -> pl.DataFrame
                          "rate_per_1000py": 1000 * events / (days / 365.25) if days else None})  # fmt: skip
     return pl.DataFrame(rows, schema=EVENT_STUDY_SCHEMA)
 
-
-EVENT_STUDY_AFTER = """
-select episodes.episode_id, floor(date_diff('day', episodes.start_date, events.event_date) / $month_days)
-    as relative_month
-from int_events as events
-inner join _event_episodes as episodes on events.person_key = episodes.person_key
-where events.event_type = 'hospital_admission' and not events.is_planned
-    and events.event_date >= episodes.start_date
-    and date_diff('day', episodes.start_date, events.event_date) < 12 * $month_days
-"""
 
 EVENT_STUDY_SCHEMA = {
     "cohort": pl.String,

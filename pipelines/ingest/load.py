@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from pipelines import warehouse
@@ -50,6 +49,7 @@ from pipelines.ingest.raw_zone import (
 )
 from pipelines.ingest.reasons import RETRIED_REASONS, Reason
 from pipelines.ingest.references import AGENCY, parents_first, references_of
+from pipelines.warehouse import Connection
 
 __all__ = ["raw_table_columns", "raw_table_name"]
 
@@ -158,7 +158,7 @@ def _polars(kind: str) -> pl.DataType:
     return pl.Int64() if kind == "BIGINT" else pl.String()
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection, contract: Contract, zone: RawZone) -> None:
+def ensure_tables(con: Connection, contract: Contract, zone: RawZone) -> None:
     """Create missing tables, add columns a newer contract brought, and move raw tables written before
     the raw zone into it."""
     wanted = {held_table_name(e): raw_table_columns(contract, e) for e in held_entities(contract)}
@@ -189,7 +189,7 @@ def _retried(reasons: str) -> bool:
     return any(f'"{r.value}"' in reasons for r in RETRIED_REASONS)
 
 
-def known_files(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+def known_files(con: Connection) -> set[tuple[str, str]]:
     """Files already received, as (agency folder, SHA-256); a file that failed for a reason worth
     retrying is not one of them."""
     if not warehouse.table_exists(con, LANDING_FILES_TABLE):
@@ -198,7 +198,7 @@ def known_files(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
     return {(agency, sha) for agency, sha, reasons in rows if not _retried(reasons or "")}
 
 
-def current_files(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def current_files(con: Connection) -> pl.DataFrame:
     """Files whose rows are in the raw zone now (not superseded), one row per file and entity."""
     if not warehouse.table_exists(con, LANDING_FILES_TABLE):
         return pl.DataFrame(
@@ -235,7 +235,7 @@ def _ledger_frame(load: EntityLoad, now: datetime) -> pl.DataFrame:
     )
 
 
-def write_loads(con: duckdb.DuckDBPyConnection, contract: Contract, loads: Sequence[EntityLoad], zone: RawZone) -> None:
+def write_loads(con: Connection, contract: Contract, loads: Sequence[EntityLoad], zone: RawZone) -> None:
     """Apply every load of a run in one transaction: all of it lands, or none. Files reach the raw zone
     under new names; only the manifest, changed in the transaction, makes them current."""
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -300,7 +300,7 @@ def write_loads(con: duckdb.DuckDBPyConnection, contract: Contract, loads: Seque
     remove_unlisted(con, zone)
 
 
-def _place(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, load: EntityLoad) -> None:
+def _place(con: Connection, zone: RawZone, contract: Contract, load: EntityLoad) -> None:
     """The load's accepted rows become its partition's file: the staged file itself when the checks
     across files took nothing from it, else a copy without the rows they quarantined."""
     assert load.entity is not None
@@ -324,7 +324,7 @@ def _place(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, lo
     list_file(con, zone, load.entity, load.agency_folder, load.period, load.sha256, target, rows, columns)
 
 
-def _retire(con: duckdb.DuckDBPyConnection, entity: str, agency: str, sha: str, replaced_by: str) -> None:
+def _retire(con: Connection, entity: str, agency: str, sha: str, replaced_by: str) -> None:
     unlist_file(con, entity, agency, sha)
     held = held_table_name(entity)
     if warehouse.table_exists(con, held):
@@ -343,7 +343,7 @@ def _retire(con: duckdb.DuckDBPyConnection, entity: str, agency: str, sha: str, 
     )
 
 
-def release_held_rows(con: duckdb.DuckDBPyConnection, contract: Contract, zone: RawZone) -> dict[str, int]:
+def release_held_rows(con: Connection, contract: Contract, zone: RawZone) -> dict[str, int]:
     """Move held rows whose references now resolve into the raw zone, parents first (a released
     episode releases its interventions in the same pass); the ledger and the quarantine follow.
 
@@ -413,7 +413,7 @@ def release_held_rows(con: duckdb.DuckDBPyConnection, contract: Contract, zone: 
     return released
 
 
-def _settle_quarantine(con: duckdb.DuckDBPyConnection, entity: str, candidates: pl.DataFrame, key: str) -> None:
+def _settle_quarantine(con: Connection, entity: str, candidates: pl.DataFrame, key: str) -> None:
     """Released rows leave the quarantine; taken ones stay as ``duplicate_key``. The ledger follows."""
     orphan, duplicate = Reason.ORPHAN_REFERENCE.value, Reason.DUPLICATE_KEY.value
     for (agency, sha, line, taken), group in candidates.group_by(
@@ -456,7 +456,7 @@ def _settle_quarantine(con: duckdb.DuckDBPyConnection, entity: str, candidates: 
         )
 
 
-def unaccounted_rows(con: duckdb.DuckDBPyConnection, contract: Contract) -> pl.DataFrame:
+def unaccounted_rows(con: Connection, contract: Contract) -> pl.DataFrame:
     """Current files where rows in differ from rows accepted + quarantined, or from what is stored."""
     if not warehouse.table_exists(con, LANDING_FILES_TABLE):
         return pl.DataFrame()
@@ -489,7 +489,7 @@ def unaccounted_rows(con: duckdb.DuckDBPyConnection, contract: Contract) -> pl.D
     )
 
 
-def entities_lost(con: duckdb.DuckDBPyConnection, contract: Contract) -> pl.DataFrame:
+def entities_lost(con: Connection, contract: Contract) -> pl.DataFrame:
     """Agencies that sent rows of an entity in their current files but have none stored: a file refused
     whole, or every row quarantined or held back (all of an agency's persons, say). One row per agency
     and entity, with rows received, and the reasons of their files (codes only)."""
@@ -525,7 +525,7 @@ def entities_lost(con: duckdb.DuckDBPyConnection, contract: Contract) -> pl.Data
     return received.with_columns(pl.Series("reasons", codes, dtype=pl.String))
 
 
-def stored_orphans(con: duckdb.DuckDBPyConnection, contract: Contract) -> dict[str, int]:
+def stored_orphans(con: Connection, contract: Contract) -> dict[str, int]:
     """Stored rows whose reference no longer resolves (its parent's file was replaced without it),
     per ``entity.column``; only those with some."""
     counts: dict[str, int] = {}

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import duckdb
 import polars as pl
 
 from pipelines import warehouse
 from pipelines.contract import Contract
+from pipelines.warehouse import Connection
 
 MANIFEST_TABLE = "raw_zone_files"
 MANIFEST_COLUMNS = (
@@ -77,7 +77,7 @@ class RawZone:
     root: Path
 
     @classmethod
-    def of(cls, con: duckdb.DuckDBPyConnection) -> RawZone:
+    def of(cls, con: Connection) -> RawZone:
         """The zone beside the working database (``parcours.duckdb`` -> ``parcours_raw/``); an
         in-memory database gets a temporary folder that lives as long as the process."""
         rows = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchall()
@@ -120,11 +120,11 @@ def _process_folder() -> Path:
     return _PROCESS_FOLDER[0]
 
 
-def ensure_manifest(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_manifest(con: Connection) -> None:
     warehouse.create_empty_table(con, MANIFEST_TABLE, MANIFEST_COLUMNS, replace=False)
 
 
-def listed_files(con: duckdb.DuckDBPyConnection, entity: str | None = None) -> pl.DataFrame:
+def listed_files(con: Connection, entity: str | None = None) -> pl.DataFrame:
     if not warehouse.table_exists(con, MANIFEST_TABLE):
         return pl.DataFrame(schema={c: pl.String for c, _ in MANIFEST_COLUMNS if c not in ("rows", "written_at")})
     where = "where entity = $entity" if entity is not None else ""
@@ -137,7 +137,7 @@ def listed_files(con: duckdb.DuckDBPyConnection, entity: str | None = None) -> p
 
 
 def list_file(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     zone: RawZone,
     entity: str,
     agency: str,
@@ -157,13 +157,13 @@ def list_file(
     )
 
 
-def unlist_file(con: duckdb.DuckDBPyConnection, entity: str, agency: str, sha256: str) -> None:
+def unlist_file(con: Connection, entity: str, agency: str, sha256: str) -> None:
     con.execute(
         f"delete from {MANIFEST_TABLE} where entity = ? and agency_folder = ? and sha256 = ?", [entity, agency, sha256]
     )
 
 
-def view_select(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, entity: str) -> str:
+def view_select(con: Connection, zone: RawZone, contract: Contract, entity: str) -> str:
     """The ``select`` behind ``raw_<entity>``: the rows of the entity's listed files, with exactly the
     table's columns (a column a file lacks, written under an older contract, reads as null). It names
     files only, so any DuckDB connection can run it (the contract suites run it in their own)."""
@@ -183,7 +183,7 @@ def view_select(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contrac
     return f"select {select} from {source}"
 
 
-def refresh_view(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, entity: str) -> None:
+def refresh_view(con: Connection, zone: RawZone, contract: Contract, entity: str) -> None:
     """``raw_<entity>``: ``view_select``, as a view of the working database."""
     name = warehouse.quote_identifier(raw_table_name(entity))
     query = view_select(con, zone, contract, entity)
@@ -195,12 +195,12 @@ def refresh_view(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contra
     con.execute(f"create or replace view {name} as {query}")
 
 
-def refresh_views(con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract) -> None:
+def refresh_views(con: Connection, zone: RawZone, contract: Contract) -> None:
     for entity in contract.entities:
         refresh_view(con, zone, contract, entity)
 
 
-def remove_unlisted(con: duckdb.DuckDBPyConnection, zone: RawZone) -> list[Path]:
+def remove_unlisted(con: Connection, zone: RawZone) -> list[Path]:
     """Delete the zone's files the manifest does not list (replaced versions, a killed run's files,
     staging), and empty folders. Called after a run commits, and before the next one starts."""
     if not zone.root.is_dir():
@@ -218,9 +218,7 @@ def remove_unlisted(con: duckdb.DuckDBPyConnection, zone: RawZone) -> list[Path]
     return removed
 
 
-def migrate_tables(
-    con: duckdb.DuckDBPyConnection, zone: RawZone, contract: Contract, periods: dict[tuple[str, str], str]
-) -> None:
+def migrate_tables(con: Connection, zone: RawZone, contract: Contract, periods: dict[tuple[str, str], str]) -> None:
     """A warehouse written before the raw zone holds ``raw_<entity>`` as tables: their rows move to
     the zone, one file per agency and landing file (``periods``: (agency, sha256) -> period), and
     the tables become views. Runs in the caller's transaction."""

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -33,6 +32,7 @@ from pipelines.ingest.config import ReadOptions
 from pipelines.ingest.privacy import name_holds_identifier
 from pipelines.ingest.reasons import Reason
 from pipelines.ingest.source import POSITION, SOURCE_ROW, SourceTable, describe, source_from_frame
+from pipelines.warehouse import Connection
 
 FORMATS = {
     ".csv": "csv",
@@ -433,7 +433,7 @@ _DUCKDB_REASONS = {
 }
 
 
-def _read_fields(con: duckdb.DuckDBPyConnection, table: str, path: Path, delimiter: str, width: int) -> pl.DataFrame:
+def _read_fields(con: Connection, table: str, path: Path, delimiter: str, width: int) -> pl.DataFrame:
     """DuckDB's reader into ``table``; a file mixing Windows and Unix line ends (two exports pasted
     together) is read again from a copy with Unix line ends only (same lines, same numbers)."""
     try:
@@ -454,7 +454,7 @@ def _read_fields(con: duckdb.DuckDBPyConnection, table: str, path: Path, delimit
         return warehouse.read_csv_into(con, table, target, delimiter, width)
 
 
-def read_csv(file: LandingFile, options: ReadOptions, con: duckdb.DuckDBPyConnection | None = None) -> FileRead:
+def read_csv(file: LandingFile, options: ReadOptions, con: Connection | None = None) -> FileRead:
     con = con if con is not None else warehouse.scratch_connection()
     if file.size_bytes == 0:
         raise FileProblem(Reason.EMPTY_FILE, f"{file.relative_path}: the file is empty")
@@ -587,9 +587,7 @@ def check_xlsx_is_safe(file: LandingFile, cap_bytes: int) -> None:
         raise FileProblem(Reason.UNREADABLE_FILE, f"{file.relative_path}: not a valid XLSX workbook") from None
 
 
-def read_xlsx(
-    file: LandingFile, options: ReadOptions, contract: Contract, con: duckdb.DuckDBPyConnection | None = None
-) -> FileRead:
+def read_xlsx(file: LandingFile, options: ReadOptions, contract: Contract, con: Connection | None = None) -> FileRead:
     con = con if con is not None else warehouse.scratch_connection()
     check_xlsx_is_safe(file, options.max_file_bytes)
     # An all-empty optional column makes fastexcel warn; it is read as text, as it should be.
@@ -679,7 +677,7 @@ def _plain_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(_as_text(frame[c]) for c in odd if c not in decimals)
 
 
-def read_parquet(file: LandingFile, options: ReadOptions, con: duckdb.DuckDBPyConnection | None = None) -> FileRead:
+def read_parquet(file: LandingFile, options: ReadOptions, con: Connection | None = None) -> FileRead:
     con = con if con is not None else warehouse.scratch_connection()
     check_parquet_is_safe(file, options.max_file_bytes)
     try:
@@ -723,7 +721,7 @@ def _json_record(text: str) -> dict[str, str | None] | None:
     return record
 
 
-def read_jsonl(file: LandingFile, options: ReadOptions, con: duckdb.DuckDBPyConnection | None = None) -> FileRead:
+def read_jsonl(file: LandingFile, options: ReadOptions, con: Connection | None = None) -> FileRead:
     """Each line decoded on its own (UTF-8 unless the agency's configuration says otherwise): a line
     with bytes invalid in that encoding is quarantined (``invalid_encoding``), a line that is not a
     JSON object too (``malformed_json``)."""
@@ -771,7 +769,7 @@ def read_jsonl(file: LandingFile, options: ReadOptions, con: duckdb.DuckDBPyConn
 
 
 def read_landing_file(
-    file: LandingFile, contract: Contract, options: ReadOptions, con: duckdb.DuckDBPyConnection | None = None
+    file: LandingFile, contract: Contract, options: ReadOptions, con: Connection | None = None
 ) -> FileRead:
     """Read one landing file; raise ``FileProblem`` when it cannot be used at all."""
     if file.format == UNSUPPORTED:

@@ -29,7 +29,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from pipelines import warehouse
@@ -60,6 +59,7 @@ from pipelines.ingest.reasons import PRIVACY_REASONS, Reason
 from pipelines.ingest.references import AGENCY, parents_first, references_of
 from pipelines.ingest.source import POSITION
 from pipelines.ingest.validate import REASON, REASON_COLUMN, validate_table
+from pipelines.warehouse import Connection
 
 Progress = Callable[[str], None]
 MAX_QUOTED_LINE = 8192
@@ -173,7 +173,7 @@ def keyed_hashes(values: list[str], scope: str, key: bytes, cache: dict[str, str
 
 
 def _pseudonym_maps(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     checked: str,
     entity: Entity,
     agency: str,
@@ -374,7 +374,7 @@ def failed_load(index: int, file: LandingFile, exc: BaseException) -> EntityLoad
 
 
 def ingest_files(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     files: Sequence[LandingFile],
     contract: Contract,
     key: bytes,
@@ -465,7 +465,7 @@ def _replaced_files(loads: list[EntityLoad], current: pl.DataFrame) -> dict[str,
 
 
 def settle(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     contract: Contract,
     loads: list[EntityLoad],
     replaced: dict[str, set[tuple[str, str]]],
@@ -526,7 +526,7 @@ def _excluded(files: set[tuple[str, str]]) -> str:
 
 
 def _duplicate_groups(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     contract: Contract,
     entity: str,
     live: list[EntityLoad],
@@ -569,7 +569,7 @@ def _duplicate_groups(
 
 
 def _settle_duplicates(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     contract: Contract,
     entity: str,
     group: list[EntityLoad],
@@ -615,7 +615,7 @@ def _settle_duplicates(
 
 
 def _settle_orphans(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     contract: Contract,
     entity: str,
     group: list[EntityLoad],
@@ -669,7 +669,7 @@ def _settle_orphans(
 
 
 def _quarantine_settled(
-    con: duckdb.DuckDBPyConnection, load: EntityLoad, file: LandingFile, staging: Path, options: ReadOptions
+    con: Connection, load: EntityLoad, file: LandingFile, staging: Path, options: ReadOptions
 ) -> None:
     """The quarantine rows of what the checks across files took from ``load``, with their raw lines
     (read back from the file: the line offsets of a CSV are found again only for such files)."""

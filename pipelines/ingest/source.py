@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import polars as pl
+
+from pipelines.warehouse import Connection
 
 SOURCE_ROW = "_source_row"
 """A row's line in its file (CSV, XLSX: header = 1)."""
@@ -21,7 +22,7 @@ POSITION = "_position"
 
 @dataclass(frozen=True)
 class SourceTable:
-    con: duckdb.DuckDBPyConnection
+    con: Connection
     name: str
     """The table holding the file's columns ``c0``, ``c1``..."""
     columns: list[str]
@@ -47,7 +48,7 @@ class SourceTable:
         ).pl()
 
 
-def describe(con: duckdb.DuckDBPyConnection, name: str, columns: list[str], rows_sql: str) -> SourceTable:
+def describe(con: Connection, name: str, columns: list[str], rows_sql: str) -> SourceTable:
     types = dict(
         con.execute(
             "select column_name, data_type from duckdb_columns() where table_name = ? and not internal", [name]
@@ -56,7 +57,7 @@ def describe(con: duckdb.DuckDBPyConnection, name: str, columns: list[str], rows
     return SourceTable(con, name, columns, [str(types[f"c{i}"]) for i in range(len(columns))], rows_sql)
 
 
-def source_from_frame(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, name: str) -> SourceTable:
+def source_from_frame(con: Connection, frame: pl.DataFrame, name: str) -> SourceTable:
     """A frame (the file's columns, and ``_source_row`` when the reader numbered its rows) as a table."""
     data = [c for c in frame.columns if c != SOURCE_ROW]
     renamed = frame.select(

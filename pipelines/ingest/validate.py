@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import overload
 
-import duckdb
 import polars as pl
 
 from pipelines.contract import ContractField, Entity, allowed_values
@@ -35,6 +34,7 @@ from pipelines.ingest.privacy import (
 from pipelines.ingest.readers import FileProblem
 from pipelines.ingest.reasons import Reason
 from pipelines.ingest.source import POSITION, SOURCE_ROW, SourceTable, source_from_frame
+from pipelines.warehouse import Connection, memory_connection
 
 REASON = "_reason"
 REASON_COLUMN = "_reason_column"
@@ -118,7 +118,7 @@ def validate_table(
 
 
 def _validate_frame(frame: pl.DataFrame, entity: Entity, decimal_comma: bool, agency: str, today: date) -> Validated:
-    con = duckdb.connect(":memory:")
+    con = memory_connection()
     try:
         checked = validate_table(source_from_frame(con, frame, "frame"), entity, decimal_comma, agency, today)
         rows = con.sql(f"select * from {checked.table} order by {POSITION}").pl()
@@ -212,7 +212,7 @@ def _register_keys(source: SourceTable, entity: Entity) -> bool:
     return bool(values)
 
 
-def _replace(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
+def _replace(con: Connection, name: str, frame: pl.DataFrame) -> None:
     con.register("_incoming_small", frame)
     try:
         con.execute(f"create or replace temp table {name} as select * from _incoming_small")
@@ -391,7 +391,7 @@ def check_sql(
     return query
 
 
-def _mark_duplicates(con: duckdb.DuckDBPyConnection, checked: str, entity: Entity) -> None:
+def _mark_duplicates(con: Connection, checked: str, entity: Entity) -> None:
     """Among rows that passed every check, the second and later copies of a row or a key. Keys are
     almost always unique: that is checked first (a hash aggregate), the numbering only when not."""
     ok = f"{REASON} is null"

@@ -11,6 +11,7 @@ import unicodedata
 
 import phonenumbers
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.fr import nir
@@ -245,3 +246,10 @@ def test_the_engine_prefilter_clears_most_identifiers_of_a_federation() -> None:
     sent = _engine_candidates(values)
     assert sum(sent.values()) < 0.1 * len(values)
     assert all(sent[v] for v in values if find_identifiers(v))
+
+
+@pytest.mark.parametrize("value", ["100012A000000", "1 00 01 2B 000 000", "x2750322A12345678", "1750312B0450126"])
+def test_a_nir_of_corsica_written_with_its_letter_reaches_the_guard(value: str) -> None:
+    # Found by Hypothesis: "2A" split the digits into two runs of six, under the gate's eight.
+    if find_identifiers(value):
+        assert _engine_candidates([value])[value], value

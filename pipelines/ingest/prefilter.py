@@ -72,8 +72,9 @@ DIRECT_PATTERN = "|".join(
 """Identifiers with letters (e-mails, IBANs, Italian and Spanish numbers), an international
 number's ``+``, or numbers in words: always sent to the guard."""
 
-DIGITS_GATE = rf"{_DIGITISH}(?:[^A-WYZa-wyz,;:|]{{0,7}}{_DIGITISH}){{7,}}"
-"""Eight digits or more in one run: below, no number with a structure fits."""
+DIGITS_GATE = rf"{_DIGITISH}(?:[^C-WYZc-wyz,;:|]{{0,7}}{_DIGITISH}){{7,}}"
+"""Eight digits or more in one run: below, no number with a structure fits. A and B may join a run:
+Corsica's départements 2A and 2B sit inside a NIR (``100012A000000`` is two runs of six otherwise)."""
 
 _GROUP = "(?:2[ABab]|[0-9])+"
 """A group: digits, and Corsica's 2A/2B inside a NIR."""

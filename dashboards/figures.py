@@ -115,6 +115,16 @@ def forest_range(estimates: list[float], main: tuple[float, float] | None) -> tu
     return low - 0.25 * span, high + 0.25 * span
 
 
+def subgroup_name(dimension: str, value: str, language: Language) -> str:
+    """« Âge : moins de 60 ans »; a level whose words already name its group (« GIR 1-2 ») stands alone rather
+    than as « GIR : GIR 1-2 »."""
+    group = label("subgroup_dimension", dimension, language)
+    level = label(dimension, value, language)
+    if level.casefold().startswith(group.casefold()):
+        return level
+    return f"{group} : {level}" if language == "fr" else f"{group}: {level}"
+
+
 def forest_plot(rows: pl.DataFrame, unit: str, language: Language, calibrated: bool = False) -> go.Figure:
     """Effect and 95% interval per subgroup, the whole study first, groups and levels in their natural order.
 
@@ -138,13 +148,7 @@ def forest_plot(rows: pl.DataFrame, unit: str, language: Language, calibrated: b
     def name(r: dict[str, Any]) -> str:
         if r["dimension"] == "all":
             return label("subgroup_dimension", "all", language)
-        text = (
-            f"{label('subgroup_dimension', r['dimension'], language)} : "
-            if language == "fr"
-            else (f"{label('subgroup_dimension', r['dimension'], language)}: ")
-        )
-        text += label(r["dimension"], r["dimension_value"], language)
-        return text + (" †" if r["mark"] else "")
+        return subgroup_name(r["dimension"], r["dimension_value"], language) + (" †" if r["mark"] else "")
 
     names = [name(r) for r in ordered]
     shown = [(n, r) for n, r in zip(names, ordered, strict=True) if r["estimate"] is not None]

@@ -65,6 +65,9 @@ def test_the_forest_plot_keeps_its_axis_for_the_whole_study_and_cuts_wide_interv
     assert label("age_band", "under 60", language) in ages[0]  # natural order, not alphabetical
     assert order.index(next(o for o in order if "GIR 1-2" in o)) < order.index(next(o for o in order if "75" in o))
     assert "GIR 5-6" in figure.layout.xaxis.title.text  # said missing (under the axis), not dropped
+    gir = next(o for o in order if "GIR 1-2" in o)
+    assert gir.startswith(label("gir_band", "GIR 1-2", language))  # « GIR 1-2 », never « GIR : GIR 1-2 »
+    assert f"{label('subgroup_dimension', 'age_band', language)}" in ages[0]  # « Âge : moins de 60 ans »
 
 
 def test_every_figure_is_titled_and_its_axes_say_what_they_count() -> None:

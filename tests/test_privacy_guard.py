@@ -93,6 +93,23 @@ def test_every_valid_french_phone_is_found(phone: str, before: str) -> None:
     assert "phone" in find_identifiers(before + phone)
 
 
+@pytest.mark.parametrize("prefix", ["AG010-V", "EV-", "ep_"])
+def test_a_record_code_with_a_zero_padded_counter_is_no_phone(prefix: str) -> None:
+    # Found at 100,000 persons: ``AG010-V00431110`` read as 00 43 1110, a valid four-digit Vienna line, and 40
+    # events were quarantined. A code's counter padded with zeros may start with any country's 00 prefix.
+    counters = [*range(431_000, 432_000), *range(491_000, 492_000), *range(1_000, 1_500)]
+    assert [c for c in counters if find_identifiers(f"{prefix}00{c:06d}")] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["appeler le 0043 664 1234567", "+43 1 51234567", "fils au Luxembourg +352 26 12 34", "00352 621 123 456",
+     "tel 0049 30 1234567", "+1 212 555 0199 (fille)", "0041 79 123 45 67"],
+)  # fmt: skip
+def test_foreign_numbers_of_six_digits_and_more_are_still_found(text: str) -> None:
+    assert "phone" in find_identifiers(text, free_text=True)
+
+
 NOTE_PARTS = st.sampled_from([
     "passage à {h}h{m:02d}", "{h}h de ménage", "{n} passages de {m} min", "RDV le {d:02d}/{mo:02d}/20{y:02d}",
     "GIR {g}", "APA {n}0 h/mois", "{n},{m:02d} €", "{n} {m:03d} € de travaux", "Zarit {n}/88", "{n} jours de répit",

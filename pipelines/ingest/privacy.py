@@ -268,6 +268,13 @@ _SERVICE_LINES = frozenset(
 )
 
 
+SHORTEST_FOREIGN_NUMBER = 6
+"""Digits of a foreign number's national part below which it is no person's line: ``phonenumbers``
+accepts a few short ones (``00 43 1110``, a Vienna line of four digits), and a record's code with a
+zero-padded counter (``EV-00431110``) reads as one; Luxembourg's six-digit landlines, the shortest
+personal numbers near France, are still found."""
+
+
 def _has_phone(text: str) -> bool:
     """``phonenumbers``' matcher (French numbers in any form, any international number), run only
     around runs of eight digits or more that are not a date: it costs a hundred times a regex.
@@ -283,6 +290,8 @@ def _has_phone(text: str) -> bool:
             if phonenumbers.number_type(found.number) in _SERVICE_LINES:
                 continue
             national = phonenumbers.national_significant_number(found.number)
+            if found.number.country_code != 33 and len(national) < SHORTEST_FOREIGN_NUMBER:
+                continue
             digits = "0" + national if found.number.country_code == 33 else found.raw_string
             if _is_reference(spaced, offset + found.start, digits):
                 continue

@@ -154,7 +154,7 @@ def complements(ledger: Ledger, targets: Iterable[Target]) -> set[CellId]:
             # No other cell hidden can widen it: what the release says about the count itself pins it.
             raise PublicationError(f"{target.describe()} is narrowed by a check met or not at a threshold under "
                                    f"{MIN_CELL} (set the study's size thresholds to at least {MIN_CELL})")  # fmt: skip
-        candidates = _nearest_released(ledger, target)
+        candidates = _nearest_released(ledger, target) or _released_beside(ledger, target)
         if not candidates:
             raise PublicationError(f"no cell left to hide around {target.describe()}")
         chosen.add(min(candidates, key=lambda c: (ledger.cells[c].cost, ledger.cells[c].true, c.table, c.row)))
@@ -180,6 +180,27 @@ def _nearest_released(ledger: Ledger, target: Target) -> set[CellId]:
         seen |= hidden
         relations = touching(hidden)
     return set()
+
+
+def _released_beside(ledger: Ledger, target: Target) -> set[CellId]:
+    """The released counts of other measures in the rows of a target and of its relation's parts: what is left
+    when every count of the target's own measure around it is hidden already, and another measure of the same
+    persons bounds it (30-day readmissions are no more than the persons counted beside them)."""
+    cells = {
+        target.cell,
+        *(target.relation.parts if target.relation else ()),
+        *((target.relation.total,) if target.relation else ()),
+    }
+    rows = {(c.table, c.row) for c in cells}
+    return {
+        c
+        for c, cell in ledger.cells.items()
+        if (c.table, c.row) in rows
+        and c not in cells
+        and cell.kind == "count"
+        and cell.released not in (None, 0)
+        and not cell.implicit
+    }
 
 
 def protected(build: Callable[[frozenset[CellId]], AudienceRelease]) -> tuple[AudienceRelease, AuditReport]:

@@ -88,6 +88,7 @@ from pipelines.impact.spec import (
     StudySpec,
     load_studies,
 )
+from pipelines.impact.threads import single_threaded
 from pipelines.settings import project_root
 
 MIN_CLUSTERS = 10
@@ -455,7 +456,13 @@ def run_study(con: Engine | Any, spec: StudySpec, descriptive: bool = True) -> S
 
     ``descriptive``: also the cumulative-incidence curves and subgroups (figures that do not change
     the estimate or the verdict; the validation over hundreds of federations leaves them out).
+    Its arithmetic runs on one thread (``threads.py``).
     """
+    with single_threaded(openmp=spec.design in ("dml", "did")):
+        return _run_study(con, spec, descriptive)
+
+
+def _run_study(con: Engine | Any, spec: StudySpec, descriptive: bool) -> StudyResult:
     frame, attrition = study_population(spec, study_dataset(con, spec))
     t, _ = treatment_and_covariates(spec, frame)
     n_treated, n_comparison = int(t.sum()), int((1 - t).sum())

@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.impact.cells import group_cells
 from pipelines.impact.curves import COMPETING, EVENT, _arm_curves, cumulative_incidence_curves
+from pipelines.impact.estimators import _point, bootstrap
 from pipelines.impact.propensity import fit_logistic, fit_logistic_many
 from pipelines.impact.resampling import Draw, batched_bootstrap_draws, bootstrap_draws
 
@@ -83,3 +84,18 @@ def test_batched_curves_equal_the_curves_refitted_one_resample_at_a_time(rows: i
         assert curve["cumulative_incidence"].to_numpy() == pytest.approx(point[index], abs=1e-12)
         assert curve["ci_low"].to_numpy() == pytest.approx(low[index], abs=1e-9)
         assert curve["ci_high"].to_numpy() == pytest.approx(high[index], abs=1e-9)
+
+
+@pytest.mark.parametrize(("method", "rows"), [("aipw", 400), ("ipw", 400), ("overlap", 60_000)])
+def test_weighting_bootstrap_equals_the_refits_one_resample_at_a_time(method: str, rows: int) -> None:
+    t, x = _data(rows, seed=8)
+    y = x[:, 0] / 10 + 2.0 * t + np.random.default_rng(2).normal(size=rows)
+    cells = group_cells(t, x)
+
+    def refit(drawn: np.ndarray | None, weights: np.ndarray | None) -> float:
+        counts, (sums,) = cells.totals(drawn, y, weights=weights)
+        keep = counts > 0
+        return _point(sums[keep] / counts[keep], cells.t[keep], cells.x[keep], method, "att", counts[keep])
+
+    expected = bootstrap_draws(t, refit, refit(None, None), 30, seed=4)
+    assert bootstrap(y, t, x, method, "att", 30, seed=4) == pytest.approx(expected, rel=1e-9, abs=1e-9)

@@ -79,15 +79,9 @@ def _arm_curves_many(
 ) -> np.ndarray:
     """``_arm_curves`` of several resamples: the propensity models of all of them refitted together
     (``fit_logistic_many``, from ``start``), on the cells any of them drew."""
-    drawn_cells = np.unique(np.concatenate([cells.index[rows] for rows, _ in draws]))
+    drawn_cells, counts, _ = cells.totals_many(draws)
     local = np.full(cells.size, -1, dtype=np.int64)
     local[drawn_cells] = np.arange(drawn_cells.shape[0])
-    counts = np.stack(
-        [
-            np.bincount(local[cells.index[rows]], weights, minlength=drawn_cells.shape[0]).astype(float)
-            for rows, weights in draws
-        ]
-    )
     x = cells.x[drawn_cells]
     betas = fit_logistic_many(x, cells.t[drawn_cells], counts, start)
     ps = 1.0 / (1.0 + np.exp(-np.clip(betas[:, :1].T + x @ betas[:, 1:].T, -30, 30)))

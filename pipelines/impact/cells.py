@@ -46,7 +46,10 @@ class Cells:
     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """``totals`` of several resamples (``(rows, weights)`` each) on the cells any of them drew: those
         cells' ids, rows drawn per resample and cell (resamples x cells), and each of ``values`` likewise."""
-        ids = np.unique(np.concatenate([self.index[rows] for rows, _ in draws]))
+        drawn = np.zeros(self.size, dtype=bool)
+        for rows, _ in draws:
+            drawn[self.index[rows]] = True
+        ids = np.flatnonzero(drawn)
         local = np.full(self.size, -1, dtype=np.int64)
         local[ids] = np.arange(ids.shape[0])
         indices = [local[self.index[rows]] for rows, _ in draws]

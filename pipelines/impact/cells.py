@@ -8,6 +8,7 @@ instead of a million rows: this is what makes a thousand refits affordable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,32 @@ class Cells:
             taken = value if rows is None else value[rows]
             sums.append(np.bincount(index, taken if weights is None else taken * weights, minlength=self.size))
         return counts, sums
+
+    def totals_many(
+        self, draws: Sequence[tuple[np.ndarray, np.ndarray | None]], *values: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """``totals`` of several resamples (``(rows, weights)`` each) on the cells any of them drew: those
+        cells' ids, rows drawn per resample and cell (resamples x cells), and each of ``values`` likewise."""
+        drawn = np.zeros(self.size, dtype=bool)
+        for rows, _ in draws:
+            drawn[self.index[rows]] = True
+        ids = np.flatnonzero(drawn)
+        local = np.full(self.size, -1, dtype=np.int64)
+        local[ids] = np.arange(ids.shape[0])
+        indices = [local[self.index[rows]] for rows, _ in draws]
+        counts = np.stack(
+            [
+                np.bincount(index, weights, minlength=ids.shape[0]).astype(float)
+                for index, (_, weights) in zip(indices, draws, strict=True)
+            ]
+        )
+        sums = []
+        for value in values:
+            taken = [value[rows] if weights is None else value[rows] * weights for rows, weights in draws]
+            sums.append(
+                np.stack([np.bincount(i, v, minlength=ids.shape[0]) for i, v in zip(indices, taken, strict=True)])
+            )
+        return ids, counts, sums
 
 
 def group_cells(t: np.ndarray, x: np.ndarray) -> Cells:

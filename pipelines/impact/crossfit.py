@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from pipelines.impact.cells import group_cells
 from pipelines.impact.estimators import Z95, EstimationError
 from pipelines.impact.outcome_model import expected, fit_poisson
 from pipelines.impact.propensity import fit_logistic, scores
+from pipelines.impact.threads import single_threaded
 from pipelines.impact.weights import WeightRule, att_weights
 
 Loss = Literal["poisson", "squared"]
@@ -86,12 +86,6 @@ def assign_folds(t: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold
 
 
-BOOSTING_THREADS = 1
-"""Threads per boosting fit: fits run on cells (thousands of rows, not millions), where OpenMP's
-start-up and contention with other work cost more than a second core gains (measured: 2.5 s
-single-threaded against 14 s with two threads on a busy 2-core machine)."""
-
-
 def _boosting(settings: Learners, classifier: bool, loss: Loss = "squared") -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
@@ -114,15 +108,13 @@ def _fit_propensity(x: np.ndarray, t: np.ndarray, n: np.ndarray, settings: Learn
         return fit_logistic(x, t, n)
     if t.min() == t.max():
         raise EstimationError("a fold's training rows hold a single arm: too few episodes for cross-fitting")
-    with threadpool_limits(BOOSTING_THREADS, user_api="openmp"):
-        return _boosting(settings, classifier=True).fit(x, t, sample_weight=n)
+    return _boosting(settings, classifier=True).fit(x, t, sample_weight=n)
 
 
 def _predict_propensity(model: object, x: np.ndarray) -> np.ndarray:
     if isinstance(model, np.ndarray):
         return scores(x, model)
-    with threadpool_limits(BOOSTING_THREADS, user_api="openmp"):
-        return np.asarray(model.predict_proba(x)[:, 1])  # type: ignore[attr-defined]
+    return np.asarray(model.predict_proba(x)[:, 1])  # type: ignore[attr-defined]
 
 
 def _weighted_ols(x: np.ndarray, target: np.ndarray, weight: np.ndarray, ridge: float = 1.0) -> np.ndarray:
@@ -161,8 +153,7 @@ def _fit_outcome(
         return _Linear(_weighted_ols(x, rate, exposure), loss)
     if loss == "poisson" and total.sum() <= 0:
         return _Linear(np.concatenate([[-30.0], np.zeros(x.shape[1])]), "poisson")
-    with threadpool_limits(BOOSTING_THREADS, user_api="openmp"):
-        return _boosting(settings, classifier=False, loss=loss).fit(x, rate, sample_weight=exposure)
+    return _boosting(settings, classifier=False, loss=loss).fit(x, rate, sample_weight=exposure)
 
 
 @dataclass
@@ -186,10 +177,11 @@ def crossfit_propensity(t: np.ndarray, x: np.ndarray, settings: Learners) -> Cro
     cell_fold = cells.x[:, 0].astype(np.int64)
     cell_x = cells.x[:, 1:]
     ps_cells = np.empty(cells.size)
-    for k in range(settings.folds):
-        train = cell_fold != k
-        model = _fit_propensity(cell_x[train], cells.t[train], counts[train], settings)
-        ps_cells[~train] = _predict_propensity(model, cell_x[~train])
+    with single_threaded(openmp=settings.learner == "boosting"):
+        for k in range(settings.folds):
+            train = cell_fold != k
+            model = _fit_propensity(cell_x[train], cells.t[train], counts[train], settings)
+            ps_cells[~train] = _predict_propensity(model, cell_x[~train])
     ps = np.clip(ps_cells[cells.index], PROPENSITY_FLOOR, 1 - PROPENSITY_FLOOR)
     return CrossFitted(fold, ps, settings)
 
@@ -204,13 +196,13 @@ def crossfit_outcome(
     cell_fold = cells.x[:, 0].astype(np.int64)
     cell_x = cells.x[:, 1:]
     predicted = np.empty(cells.size)
-    for k in range(settings.folds):
-        train = (cell_fold != k) & (cells.t == 0) & (exposures > 0)
-        if not train.any():
-            raise EstimationError("a fold has no comparison rows with exposure to fit the outcome model on")
-        model = _fit_outcome(cell_x[train], totals[train], exposures[train], counts[train], loss, settings)
-        score = cell_fold == k
-        with threadpool_limits(BOOSTING_THREADS, user_api="openmp"):
+    with single_threaded(openmp=settings.learner == "boosting"):
+        for k in range(settings.folds):
+            train = (cell_fold != k) & (cells.t == 0) & (exposures > 0)
+            if not train.any():
+                raise EstimationError("a fold has no comparison rows with exposure to fit the outcome model on")
+            model = _fit_outcome(cell_x[train], totals[train], exposures[train], counts[train], loss, settings)
+            score = cell_fold == k
             predicted[score] = model.predict(cell_x[score])  # type: ignore[attr-defined]
     return np.asarray(predicted[cells.index])
 

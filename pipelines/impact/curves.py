@@ -5,7 +5,7 @@ by each day after the index date, among the treated and among the weighted compa
 (the treated's counterfactual), with death competing (someone who dies can no longer be
 admitted: one minus Kaplan-Meier would overstate the risk) and end of follow-up censoring.
 Pointwise 95% bands come from a bootstrap within arms that refits the propensity model (on
-cell totals, ``cells.py``).
+cell totals, ``cells.py``), a hundred resamples' models fitted together (``fit_logistic_many``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ import polars as pl
 
 from pipelines.impact.cells import Cells, group_cells
 from pipelines.impact.estimators import propensity, weights_for
-from pipelines.impact.resampling import bootstrap_draws
+from pipelines.impact.propensity import fit_logistic, fit_logistic_many
+from pipelines.impact.resampling import Draw, batched_bootstrap_draws
 
 CENSORED, EVENT, COMPETING = 0, 1, 2
+RESAMPLES_PER_BATCH = 100
+"""Bootstrap refits fitted together (``fit_logistic_many``): enough to make one matrix product of many small
+ones, few enough to keep its working arrays (cells x resamples) to tens of megabytes."""
 
 
 def aalen_johansen(days: np.ndarray, status: np.ndarray, weights: np.ndarray, horizon: int) -> np.ndarray:
@@ -64,6 +68,36 @@ def _arm_curves(
     )
 
 
+def _arm_curves_many(
+    days: np.ndarray,
+    status: np.ndarray,
+    t: np.ndarray,
+    cells: Cells,
+    draws: list[Draw],
+    horizon: int,
+    start: np.ndarray,
+) -> np.ndarray:
+    """``_arm_curves`` of several resamples: the propensity models of all of them refitted together
+    (``fit_logistic_many``, from ``start``), on the cells any of them drew."""
+    drawn_cells, counts, _ = cells.totals_many(draws)
+    local = np.full(cells.size, -1, dtype=np.int64)
+    local[drawn_cells] = np.arange(drawn_cells.shape[0])
+    x = cells.x[drawn_cells]
+    betas = fit_logistic_many(x, cells.t[drawn_cells], counts, start)
+    ps = 1.0 / (1.0 + np.exp(-np.clip(betas[:, :1].T + x @ betas[:, 1:].T, -30, 30)))
+    out = np.empty((len(draws), 2, horizon + 1))
+    for b, (rows, weights) in enumerate(draws):
+        drawn_t = t[rows]
+        w = weights_for(drawn_t, ps[local[cells.index[rows]], b], "ipw", "att")
+        if weights is not None:
+            w = w * weights
+        treated = drawn_t == 1
+        drawn_days, drawn_status = days[rows], status[rows]
+        out[b, 0] = aalen_johansen(drawn_days[treated], drawn_status[treated], w[treated], horizon)
+        out[b, 1] = aalen_johansen(drawn_days[~treated], drawn_status[~treated], w[~treated], horizon)
+    return out
+
+
 def cumulative_incidence_curves(
     days: np.ndarray,
     status: np.ndarray,
@@ -80,12 +114,14 @@ def cumulative_incidence_curves(
     """
     cells = group_cells(t, x)
     point = _arm_curves(days, status, t, cells, np.arange(t.shape[0]), horizon)
+    counts, _ = cells.totals(None)
+    start = fit_logistic(cells.x, cells.t, counts)
 
-    def curves(rows: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-        return _arm_curves(days, status, t, cells, rows, horizon, weights)
+    def curves(draws: list[Draw]) -> np.ndarray:
+        return _arm_curves_many(days, status, t, cells, draws, horizon, start)
 
     # Re-centred little-bootstrap draws can stray a hair outside [0, 1] near day 0 or the plateau.
-    draws = np.clip(bootstrap_draws(t, curves, point, resamples, seed), 0.0, 1.0)
+    draws = np.clip(batched_bootstrap_draws(t, curves, point, resamples, seed, batch=RESAMPLES_PER_BATCH), 0.0, 1.0)
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
     grid = np.unique(np.append(np.arange(0, horizon + 1, step), horizon))
     frames = []

@@ -22,8 +22,8 @@ import numpy as np
 
 from pipelines.impact.cells import group_cells
 from pipelines.impact.diagnostics import Diagnostics, balance_diagnostics
-from pipelines.impact.propensity import fit_logistic, scores
-from pipelines.impact.resampling import bootstrap_draws, describe
+from pipelines.impact.propensity import fit_logistic, fit_logistic_many, scores
+from pipelines.impact.resampling import Draw, batched_bootstrap_draws, describe
 
 Method = Literal["match", "ipw", "overlap", "aipw"]
 Estimand = Literal["att", "ate"]
@@ -130,13 +130,23 @@ def bootstrap(
     of the rows drawn in a cell, weighted by how many were drawn, gives the row-level result.
     """
     cells = group_cells(t, x)
+    counts, (sums,) = cells.totals(None, y)
+    point = _point(sums / counts, cells.t, cells.x, method, estimand, counts)
+    start = fit_logistic(cells.x, cells.t, counts)
 
-    def estimate(rows: np.ndarray | None, weights: np.ndarray | None) -> float:
-        counts, (sums,) = cells.totals(rows, y, weights=weights)
-        keep = counts > 0
-        return _point(sums[keep] / counts[keep], cells.t[keep], cells.x[keep], method, estimand, counts[keep])
+    def estimate(draws: list[Draw]) -> np.ndarray:
+        # A hundred resamples' propensity models refitted together (``fit_logistic_many``), from the data's fit.
+        ids, counts, (sums,) = cells.totals_many(draws, y)
+        t_drawn, x_drawn = cells.t[ids], cells.x[ids]
+        betas = fit_logistic_many(x_drawn, t_drawn, counts, start)
+        out = np.empty(len(draws))
+        for b, beta in enumerate(betas):
+            keep = counts[b] > 0
+            n, xk = counts[b, keep], x_drawn[keep]
+            out[b] = _estimate_given(sums[b, keep] / n, t_drawn[keep], xk, scores(xk, beta), method, estimand, n)
+        return out
 
-    return bootstrap_draws(t, estimate, estimate(None, None), resamples, seed)
+    return batched_bootstrap_draws(t, estimate, np.asarray(point), resamples, seed)
 
 
 def _nearest(treated_scores: np.ndarray, control_scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

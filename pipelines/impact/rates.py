@@ -26,8 +26,8 @@ import numpy as np
 from pipelines.impact.cells import Cells, group_cells
 from pipelines.impact.estimators import EstimationError, weights_for
 from pipelines.impact.outcome_model import expected, fit_poisson
-from pipelines.impact.propensity import fit_logistic, scores
-from pipelines.impact.resampling import bootstrap_draws, describe
+from pipelines.impact.propensity import fit_logistic, fit_logistic_many, scores
+from pipelines.impact.resampling import Draw, batched_bootstrap_draws, bootstrap_draws, describe
 
 RATIO_METHODS = ("ipw", "overlap", "aipw")
 
@@ -111,12 +111,23 @@ def ratio_effect(
     cells = group_cells(t, x)
     (treated_ratio, counterfactual), ps_cells, beta = _on_cells(cells, None, numerator, exposure, method)
 
-    def estimate(rows: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-        pair, _, _ = _on_cells(cells, rows, numerator, exposure, method, beta, weights)
-        return np.array([scale * (pair[0] - pair[1]), _log_ratio(*pair)])
+    def estimate(draws: list[Draw]) -> np.ndarray:
+        # A hundred resamples' propensity models refitted together (``fit_logistic_many``), from the data's fit.
+        ids, counts, (sums, exposures) = cells.totals_many(draws, numerator, exposure)
+        t_drawn, x_drawn = cells.t[ids], cells.x[ids]
+        betas = fit_logistic_many(x_drawn, t_drawn, counts, beta)
+        out = np.empty((len(draws), 2))
+        for b, fitted in enumerate(betas):
+            keep = counts[b] > 0
+            xk = x_drawn[keep]
+            pair = treated_and_counterfactual(
+                sums[b, keep], exposures[b, keep], t_drawn[keep], xk, scores(xk, fitted), method, counts[b, keep]
+            )
+            out[b] = [scale * (pair[0] - pair[1]), _log_ratio(*pair)]
+        return out
 
     point = np.array([scale * (treated_ratio - counterfactual), _log_ratio(treated_ratio, counterfactual)])
-    both = bootstrap_draws(t, estimate, point, resamples, seed)
+    both = batched_bootstrap_draws(t, estimate, point, resamples, seed)
     draws = both[:, 0]
     logs = both[np.isfinite(both[:, 1]), 1]
     ps = ps_cells[cells.index]

@@ -30,6 +30,10 @@ BLB_MIN_SUBSET = 5_000
 Value = TypeVar("Value", float, np.ndarray)
 Estimator = Callable[[np.ndarray, np.ndarray | None], Value]
 """``(rows, weights)`` -> the estimate on those rows; ``weights`` None means each row once (rows may repeat)."""
+Draw = tuple[np.ndarray, np.ndarray | None]
+"""One resample: the rows drawn and how many times each counts (None: once each; rows may repeat)."""
+BatchEstimator = Callable[[list[Draw]], np.ndarray]
+"""Several resamples -> their estimates stacked along the first axis."""
 
 
 def resample_within_arms(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
@@ -64,29 +68,53 @@ def bootstrap_draws(
     ``little`` forces (True) or forbids (False) the bag of little bootstraps; by default it is
     used from ``BLB_FROM`` rows.
     """
+
+    def one_by_one(draws: list[Draw]) -> np.ndarray:
+        return np.stack([np.asarray(estimator(rows, weights)) for rows, weights in draws])
+
+    return batched_bootstrap_draws(t, one_by_one, np.asarray(point), resamples, seed, little, batch=1)
+
+
+def batched_bootstrap_draws(
+    t: np.ndarray,
+    estimator: BatchEstimator,
+    point: np.ndarray,
+    resamples: int,
+    seed: int,
+    little: bool | None = None,
+    batch: int = 100,
+) -> np.ndarray:
+    """``bootstrap_draws`` with an estimator that takes up to ``batch`` resamples at a time (``(rows, weights)``
+    pairs) and returns their values stacked: the same resamples, drawn from the same seed in the same order
+    (the estimator draws no random number), so the same draws for an estimator that gives the same values."""
     rng = np.random.default_rng(seed)
     draws = np.empty((resamples, *np.shape(point)))
     if not (uses_little_bootstraps(t.shape[0]) if little is None else little):
-        for b in range(resamples):
-            draws[b] = estimator(resample_within_arms(rng, t), None)
+        for first in range(0, resamples, batch):
+            count = min(batch, resamples - first)
+            draws[first : first + count] = estimator([(resample_within_arms(rng, t), None) for _ in range(count)])
         return draws
     arms = [np.flatnonzero(t == arm) for arm in (1, 0)]
     per_subset = np.full(BLB_SUBSETS, resamples // BLB_SUBSETS)
     per_subset[: resamples % BLB_SUBSETS] += 1
     b = 0
-    for count in per_subset:
+    for in_subset in per_subset:
         subset = [rng.choice(rows, subset_size(rows.shape[0]), replace=False) for rows in arms]
         rows = np.concatenate(subset)
         even = np.concatenate([np.full(s.shape[0], a.shape[0] / s.shape[0]) for s, a in zip(subset, arms, strict=True)])
-        centre = estimator(rows, even)
-        for _ in range(count):
-            weights = np.concatenate(
-                [
-                    rng.multinomial(a.shape[0], np.full(s.shape[0], 1.0 / s.shape[0])).astype(float)
-                    for s, a in zip(subset, arms, strict=True)
-                ]
-            )
-            drawn = weights > 0
-            draws[b] = np.asarray(estimator(rows[drawn], weights[drawn])) - centre + point
-            b += 1
+        centre = estimator([(rows, even)])[0]
+        for first in range(0, int(in_subset), batch):
+            count = min(batch, int(in_subset) - first)
+            drawn: list[Draw] = []
+            for _ in range(count):
+                weights = np.concatenate(
+                    [
+                        rng.multinomial(a.shape[0], np.full(s.shape[0], 1.0 / s.shape[0])).astype(float)
+                        for s, a in zip(subset, arms, strict=True)
+                    ]
+                )
+                kept = weights > 0
+                drawn.append((rows[kept], weights[kept]))
+            draws[b : b + count] = estimator(drawn) - centre + point
+            b += count
     return draws

@@ -88,6 +88,7 @@ from pipelines.impact.spec import (
     StudySpec,
     load_studies,
 )
+from pipelines.impact.threads import single_threaded
 from pipelines.settings import project_root
 
 MIN_CLUSTERS = 10
@@ -455,7 +456,13 @@ def run_study(con: Engine | Any, spec: StudySpec, descriptive: bool = True) -> S
 
     ``descriptive``: also the cumulative-incidence curves and subgroups (figures that do not change
     the estimate or the verdict; the validation over hundreds of federations leaves them out).
+    Its arithmetic runs on one thread (``threads.py``).
     """
+    with single_threaded(openmp=spec.design in ("dml", "did")):
+        return _run_study(con, spec, descriptive)
+
+
+def _run_study(con: Engine | Any, spec: StudySpec, descriptive: bool) -> StudyResult:
     frame, attrition = study_population(spec, study_dataset(con, spec))
     t, _ = treatment_and_covariates(spec, frame)
     n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
@@ -643,12 +650,17 @@ def run_did(
     )  # fmt: skip
     checks = [*sizes, *balance_checks(spec.diagnostics, diagnostics)]
 
+    # The propensity model's covariates are the study's and the baseline rate of the design's ``before``
+    # window: designs with the same ``before`` window (the main one and the washout's; the placebo and the
+    # dip check) have the same cross-fitted propensity scores, fitted once.
+    propensities: dict[range, CrossFitted] = {windows.baseline: nuisance}
+
     def pre_window_did(before: range, after: range) -> EffectOnTreated:
         """A DiD entirely inside the pre-period: ``after`` months against ``before`` months (no effect possible)."""
         after_years = np.full(t.shape[0], len(after) * MONTH_YEARS)
-        found, _, _ = did_on_change(
+        found, propensities[before], _ = did_on_change(
             window_counts(by_month, before), len(before) * MONTH_YEARS, window_counts(by_month, after), after_years,
-            t, x, learners, None, rule, clusters,
+            t, x, learners, propensities.get(before), rule, clusters,
         )  # fmt: skip
         return found
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 STAGES = ("ingest", "quality", "models", "studies", "publication")
 """In the order a run goes through them."""
 STAGE_OF_GROUP = {
+    "landing": "ingest",
     "ingestion": "ingest",
     "reference": "ingest",
     "quality": "quality",

@@ -111,9 +111,16 @@ def serving_files(serving: Path) -> list[Path]:
     return [f for f in files if f.exists()]
 
 
+def run_time_columns(frame: pl.DataFrame) -> list[str]:
+    """Columns that record when a step ran (``ingested_at``, ``checked_at``...): times, not figures."""
+    return [c for c, t in frame.schema.items() if c.endswith("_at") and isinstance(t, pl.Datetime)]
+
+
 def table_digest(frame: pl.DataFrame) -> str:
     """A digest of a table's rows, whatever their order: each row as JSON (floats in their shortest exact
-    form, so equal digests mean equal bits), the lines sorted, with the columns and their types."""
+    form, so equal digests mean equal bits), the lines sorted, with the columns and their types. Columns
+    that record when a step ran are left out (``run_time_columns``)."""
+    frame = frame.drop(run_time_columns(frame))
     header = json.dumps([[c, str(t)] for c, t in frame.schema.items()])
     lines = sorted(frame.write_ndjson().splitlines()) if frame.height else []
     return hashlib.sha256("\n".join([header, *lines]).encode("utf-8")).hexdigest()

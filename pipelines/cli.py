@@ -342,6 +342,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     released to funders (the same decision, with the numbers a funder may see)."""
     from pipelines import warehouse
     from pipelines.impact.gate import Verdict
+    from pipelines.presentation.registration import plan_lines
     from pipelines.presentation.verdict import headline, status, subgroup_marker
     from pipelines.publication.release import funder_path
     from pipelines.publication.study_tables import STUDIES
@@ -357,6 +358,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
             f"select * from {warehouse.quote_identifier(table)} where role in ('main', 'subgroup') "
             "order by study_order, study, role, dimension, dimension_value",
         )
+        release = dict(con.execute("select key, value from serving_metadata").fetchall()).get("release", "")
+    logs = _study_logs(release)
+    if release:
+        print(f"{'Release' if args.lang == 'en' else 'Publication'} {release}")
     if rows.is_empty() and args.audience == "funders":
         print("No study is published to funders." if args.lang == "en" else "Aucune étude n'est publiée.")
     for row in rows.filter(rows["role"] == "main").iter_rows(named=True):
@@ -364,6 +369,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(f"{row['study']} (v{row['study_version']}, {row['design']})")
         print(f"  {status(verdict, args.lang)}")
         print(f"  {headline(verdict, args.lang)}")
+        for line in plan_lines(logs.get(row["study"], []), args.lang):
+            print(f"  {line}")
         if args.subgroups:
             for group in rows.filter((rows["study"] == row["study"]) & (rows["role"] == "subgroup")).iter_rows(
                 named=True
@@ -455,6 +462,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 1
     _say(f"{args.release} reproduced: the {report.tables_compared} tables of its files are the same, bit for bit")
     return 0
+
+
+def _study_logs(release: str) -> dict[str, list[dict[str, str]]]:
+    """Each study's registration log as kept with ``release`` (empty when the release is not kept)."""
+    from pipelines.operations.releases import ReleaseError, read_manifest, release_path, releases_dir
+
+    try:
+        manifest = read_manifest(release_path(releases_dir(load_settings().data_dir), release))
+    except (ReleaseError, OSError):
+        return {}
+    return {str(s["name"]): list(s.get("log", [])) for s in manifest.get("studies", [])}
 
 
 def cmd_contract_doc(args: argparse.Namespace) -> int:

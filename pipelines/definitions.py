@@ -12,7 +12,6 @@ import dagster as dg
 
 from pipelines.assets import all_assets
 from pipelines.assets.ingestion import AGENCY_EXPORTS, agency_exports
-from pipelines.partitions import LANDING_PARTITIONS
 from pipelines.resources import ParcoursResource
 from pipelines.schedules import quarterly_release
 from pipelines.sensors import INGEST_JOB, PUBLISH_JOB, landing_folder_sensor
@@ -26,7 +25,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[agency_exports, *all_assets()],
         jobs=[
-            dg.define_asset_job(INGEST_JOB, selection=[AGENCY_EXPORTS], partitions_def=LANDING_PARTITIONS, tags=writer),
+            dg.define_asset_job(INGEST_JOB, selection=[AGENCY_EXPORTS], tags=writer),
             dg.define_asset_job(
                 PUBLISH_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(AGENCY_EXPORTS), tags=writer
             ),

@@ -180,3 +180,25 @@ def test_a_second_writer_is_refused_with_who_holds_the_lock(tmp_path: Path) -> N
         holder.wait()
     with writer_lock(database, "mine"), writer_lock(database, "a step of mine"):  # free again; re-entrant
         pass
+
+
+def test_late_exports_are_quarters_due_and_not_received() -> None:
+    from pipelines.operations.late import late_exports, quarter_due, quarter_index
+
+    assert quarter_due(quarter_index("202603") or 0) == date(2026, 4, 15)
+    assert quarter_due(quarter_index("202612") or 0) == date(2027, 1, 15)
+    files = pl.DataFrame(
+        {
+            "agency_folder": ["AG001", "AG001", "AG002", "AG002", "AG003"],
+            "period": ["202603", "202609", "202603", "202606", "202606"],
+            "status": ["accepted", "partial", "accepted", "rejected", "accepted"],
+        }
+    )
+    late = late_exports(files, date(2026, 10, 20))
+    assert late.rows() == [
+        ("AG001", "2026-Q2", date(2026, 7, 15), 97),  # skipped a quarter
+        ("AG002", "2026-Q2", date(2026, 7, 15), 97),  # its export was refused whole
+        ("AG002", "2026-Q3", date(2026, 10, 15), 5),
+        ("AG003", "2026-Q3", date(2026, 10, 15), 5),
+    ]
+    assert late_exports(files, date(2026, 10, 15)).filter(pl.col("quarter") == "2026-Q3").is_empty()  # not due yet

@@ -27,6 +27,7 @@ from pipelines.ingest.pseudonyms import PseudonymKeyError, load_key
 from pipelines.ingest.readers import LandingFile, discover_landing_files
 from pipelines.ingest.service import FileReport, ingest_files
 from pipelines.operations.batches import keep_inputs, record_batch
+from pipelines.operations.status import publish_operations
 from pipelines.partitions import LANDING_PARTITIONS, files_by_partition
 from pipelines.resources import ParcoursResource
 from pipelines.settings import Settings
@@ -71,6 +72,7 @@ def ingest_batch(
     reports = ingest_files(con, files, load_contract(), key, today, config, say)
     if files:
         record_batch(con, run_id, partitions, today, files, reports, kept)
+        publish_operations(con, settings.serving_path, {"run_id": run_id, "partitions": ",".join(partitions)})
     return reports
 
 

@@ -45,7 +45,10 @@ def postgres() -> Iterator[dict[str, str]]:
     folder = Path(tempfile.mkdtemp(prefix="parcours-postgres-"))
     data = folder / "data"
     port = _free_port()
-    run = {"check": True, "capture_output": True, "timeout": 120}
+
+    def run(command: list[str]) -> None:
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
     as_user: list[str] = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root: its files and server belong to another user
         user = "postgres" if shutil.which("runuser") else ""
@@ -53,12 +56,9 @@ def postgres() -> Iterator[dict[str, str]]:
             pytest.skip("running as root without runuser")
         shutil.chown(folder, user)
         as_user = ["runuser", "-u", user, "--"]
-    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "parcours"], **run)
-    subprocess.run(
-        [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
-         f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
-        **run,
-    )  # fmt: skip
+    run([*as_user, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "parcours"])
+    run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+         f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"])  # fmt: skip
     try:
         yield {
             "PARCOURS_PG_USER": "parcours",

@@ -109,6 +109,7 @@ def execute(
     stage_lines: bool = True,
     selection: dg.AssetSelection | None = None,
     tags: Mapping[str, str] | None = None,
+    reporter: RunProgress | None = None,
 ) -> tuple[dg.ExecuteInProcessResult, int]:
     """Materialise ``assets`` in this process; the result and the count of library messages held back.
 
@@ -121,7 +122,8 @@ def execute(
     if log_level != "OFF":
         loggers["console"] = dg.colored_console_logger
         logger_config["console"] = {"config": {"log_level": log_level}}
-    reporter = RunProgress(stage_of_steps(assets), progress, live, stage_lines) if progress is not None else None
+    if reporter is None and progress is not None:
+        reporter = RunProgress(stage_of_steps(assets), progress, live, stage_lines)
     if reporter is not None:
         loggers["progress"] = progress_logger(reporter)
         logger_config["progress"] = {}
@@ -194,20 +196,35 @@ def _run_locked(
     ]
     resources = {"parcours": resource}
     assets = [agency_exports, *all_assets()]
+    ranges = partitions_to_run(settings, instance)
+    reporter = None
+    if progress is not None:  # one report for the partitions' runs and the rest: a line per stage
+        steps = stage_of_steps(assets)
+        if not ranges:
+            steps.pop(AGENCY_EXPORTS, None)
+        reporter = RunProgress(steps, progress, live, stage_lines)
     results = []
     held_back = 0
-    for first, last in partitions_to_run(settings, instance):
+    for first, last in ranges:
+        if reporter is not None:
+            reporter.last_run = False
         result, held = execute(
             assets, resources, instance, log_level, progress, live, stage_lines,
-            selection=dg.AssetSelection.assets(AGENCY_EXPORTS), tags=range_tags(first, last),
+            selection=dg.AssetSelection.assets(AGENCY_EXPORTS), tags=range_tags(first, last), reporter=reporter,
         )  # fmt: skip
         results.append(result)
         held_back += held
         if not result.success:
+            if reporter is not None:
+                reporter.finish()
             break
     if all(r.success for r in results):
+        if reporter is not None:
+            reporter.last_run = True
         rest = dg.AssetSelection.all() - dg.AssetSelection.assets(AGENCY_EXPORTS)
-        result, held = execute(assets, resources, instance, log_level, progress, live, stage_lines, selection=rest)
+        result, held = execute(
+            assets, resources, instance, log_level, progress, live, stage_lines, selection=rest, reporter=reporter
+        )
         results.append(result)
         held_back += held
     outcome = RunOutcome(success=all(r.success for r in results), removed_leftovers=removed, library_messages=held_back)

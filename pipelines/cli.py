@@ -475,6 +475,23 @@ def _study_logs(release: str) -> dict[str, list[dict[str, str]]]:
     return {str(s["name"]): list(s.get("log", [])) for s in manifest.get("studies", [])}
 
 
+def cmd_purge_audit(args: argparse.Namespace) -> int:
+    from pipelines.operations.audit_retention import purge_audit_log, retention_days
+
+    try:
+        days = args.keep_days or retention_days()
+    except ValueError as exc:
+        _say(f"error: {exc}")
+        return 2
+    env = dict(os.environ)
+    if args.data_dir:
+        env["PARCOURS_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    path = load_settings(env).audit_log
+    kept, removed = purge_audit_log(path, days)
+    _say(f"{path}: {removed} entries older than {days} days removed, {kept} kept")
+    return 0
+
+
 def cmd_contract_doc(args: argparse.Namespace) -> int:
     from pipelines.contract import load_contract, render_markdown
 
@@ -707,6 +724,17 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--work-dir", help="an empty folder for the rebuild (default: a new temporary one)")
     reproduce.add_argument("--inputs", help="the kept inputs, when moved (default: where the release says)")
     reproduce.set_defaults(func=cmd_reproduce)
+
+    purge = commands.add_parser(
+        "purge-audit",
+        help="delete the dashboards' audit entries older than the retention (12 months; CNIL: 6 to 12)",
+    )
+    purge.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
+    purge.add_argument(
+        "--keep-days", type=int, choices=range(183, 367), metavar="183..366",
+        help="days kept (default: PARCOURS_AUDIT_RETENTION_DAYS, else 365)",
+    )  # fmt: skip
+    purge.set_defaults(func=cmd_purge_audit)
 
     doc = commands.add_parser("contract-doc", help="write docs/data-contract.md from quality/contract.yaml")
     doc.add_argument("--check", action="store_true", help="fail if the page is out of date instead of writing it")

@@ -13,7 +13,7 @@ import dagster as dg
 from pipelines.assets import all_assets
 from pipelines.assets.ingestion import AGENCY_EXPORTS, agency_exports
 from pipelines.resources import ParcoursResource
-from pipelines.schedules import quarterly_release
+from pipelines.schedules import audit_log_retention, audit_retention_schedule, quarterly_release
 from pipelines.sensors import INGEST_JOB, PUBLISH_JOB, landing_folder_sensor
 from pipelines.writer_lock import WRITER_TAG
 
@@ -29,9 +29,10 @@ def build_definitions() -> dg.Definitions:
             dg.define_asset_job(
                 PUBLISH_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(AGENCY_EXPORTS), tags=writer
             ),
+            audit_log_retention,
         ],
         sensors=[landing_folder_sensor],
-        schedules=[quarterly_release],
+        schedules=[quarterly_release, audit_retention_schedule],
         resources={"parcours": ParcoursResource()},
         # Each multiprocess step costs seconds here; the models are small and sequential.
         executor=dg.in_process_executor,

@@ -7,14 +7,14 @@ cut-off at the quarter's last day. A release name is used once: a run of the sam
 (a corrected export arrived late) is published by an analyst as ``2026-Q3.2`` (``parcours run``).
 """
 
-from __future__ import annotations
-
 from datetime import date
 from typing import Any
 
 import dagster as dg
 
+from pipelines.operations.audit_retention import purge_audit_log, retention_days
 from pipelines.operations.releases import previous_quarter_end, quarter_of
+from pipelines.resources import ParcoursResource
 from pipelines.sensors import PUBLISH_JOB
 
 QUARTERLY_CRON = "0 6 20 1,4,7,10 *"
@@ -41,3 +41,26 @@ def quarterly_release(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     scheduled = context.scheduled_execution_time
     name, config = quarterly_run_config(scheduled.date() if scheduled else date.today())
     return dg.RunRequest(run_key=name, run_config=config, tags={"parcours/release": name})
+
+
+AUDIT_JOB = "audit_log_retention"
+
+
+@dg.op(description="Deletes the dashboards' audit entries older than the retention (12 months by default).")
+def purge_audit(context: dg.OpExecutionContext, parcours: ParcoursResource) -> None:
+    kept, removed = purge_audit_log(parcours.settings().audit_log, retention_days())
+    context.log.info(f"audit log: {removed} entries removed, {kept} kept")
+
+
+@dg.job(name=AUDIT_JOB, description="The audit log's retention (CNIL: 6 to 12 months).")
+def audit_log_retention() -> None:
+    purge_audit()
+
+
+audit_retention_schedule = dg.ScheduleDefinition(
+    name="daily_audit_retention",
+    job=audit_log_retention,
+    cron_schedule="30 3 * * *",
+    execution_timezone=TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

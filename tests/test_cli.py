@@ -32,6 +32,7 @@ COMMANDS = (
     "amend",
     "releases",
     "reproduce",
+    "purge-audit",
 )
 
 

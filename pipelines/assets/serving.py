@@ -18,6 +18,7 @@ from pipelines.operations.releases import (
     ReleaseError,
     check_name,
     code_version,
+    earlier_funder_releases,
     free_name,
     quarter_of,
     releases_dir,
@@ -101,7 +102,11 @@ def _publish(context: dg.AssetExecutionContext, parcours: ParcoursResource, sett
         }
         marts = {t: warehouse.query(con, f"select * from {warehouse.quote_identifier(t)}") for t in RELEASE_INPUTS}
         try:
-            summary = publish_release(con, marts, tables, settings.serving_path, metadata, release_secret(load_key()))
+            # The funders' release is attacked together with every release funders were shown before.
+            earlier = earlier_funder_releases(root, settings.serving_path.name)
+            summary = publish_release(
+                con, marts, tables, settings.serving_path, metadata, release_secret(load_key()), earlier
+            )
         except PublicationError as exc:
             raise dg.Failure(description=f"publication refused: {exc}") from None
         # Person-level: only the analysts' study builder opens it, never a funder or agency page.

@@ -33,7 +33,7 @@ import polars as pl
 
 from pipelines import warehouse
 from pipelines.impact.registration import LOG_NAME, history, plan_hash, read_log, study_files
-from pipelines.publication.release import agency_dir, funder_path, summary_path
+from pipelines.publication.release import FUNDER_SCHEMAS, EarlierRelease, agency_dir, funder_path, summary_path
 from pipelines.settings import project_root
 
 MANIFEST = "release.json"
@@ -217,3 +217,18 @@ def release_path(root: Path, name: str) -> Path:
 def serving_of(release: Path, serving_name: str = "parcours_serving.duckdb") -> Path:
     """The analysts' snapshot of a release; the funders' and agencies' files sit beside it."""
     return release / SERVING / serving_name
+
+
+def earlier_funder_releases(root: Path, serving_name: str) -> tuple[EarlierRelease, ...]:
+    """Every kept release as funders were shown it, with its true values, for the auditor
+    (``pipelines.publication.release.cross_release_bounds``)."""
+    found = []
+    for manifest in list_releases(root):
+        serving = serving_of(root / str(manifest["name"]), serving_name)
+        funders = funder_path(serving)
+        if not (serving.exists() and funders.exists()):
+            continue
+        shown = warehouse.read_tables(funders, exclude=("serving_metadata",))
+        true = {k: v for k, v in warehouse.read_tables(serving).items() if k in FUNDER_SCHEMAS}
+        found.append(EarlierRelease(str(manifest["name"]), shown, true))
+    return tuple(found)

@@ -26,6 +26,7 @@ from pipelines import warehouse
 from pipelines.operations.releases import (
     ReleaseError,
     list_releases,
+    manifest_for,
     read_manifest,
     release_path,
     releases_dir,
@@ -63,6 +64,16 @@ RELEASE_KEY = "parcours_release"
 """The session's chosen release (analysts only; empty: the release in service, the latest)."""
 
 
+def releases_root() -> Path:
+    """Where the kept releases are: beside the release in service (its manifest says), else under the data
+    folder (``PARCOURS_DATA_DIR``)."""
+    settings = load_settings()
+    manifest = manifest_for(settings.serving_path)
+    if manifest and manifest.get("kept_at"):
+        return Path(str(manifest["kept_at"])).parent
+    return releases_dir(settings.data_dir)
+
+
 def _serving(viewer: Viewer) -> Path:
     """The analysts' snapshot of the release the viewer reads: the one in service, or for an analyst the kept
     release they chose. Funders and agencies read the release in service only."""
@@ -71,7 +82,7 @@ def _serving(viewer: Viewer) -> Path:
     if not chosen:
         return settings.serving_path
     try:
-        return serving_of(release_path(releases_dir(settings.data_dir), chosen), settings.serving_path.name)
+        return serving_of(release_path(releases_root(), chosen), settings.serving_path.name)
     except ReleaseError:
         raise SnapshotMissing(f"No release named {chosen}.") from None
 
@@ -364,7 +375,7 @@ def releases(viewer: Viewer) -> list[dict[str, Any]]:
     """Every kept release, oldest first: name, publication, data cut-off, code, studies' logs (analysts)."""
     require(viewer, "analyst")
     keys = ("name", "published_at", "data_cutoff", "run_id", "contract_version", "code_version", "studies")
-    return [{k: m.get(k) for k in keys} for m in list_releases(releases_dir(load_settings().data_dir))]
+    return [{k: m.get(k) for k in keys} for m in list_releases(releases_root())]
 
 
 @st.cache_resource(ttl=300, show_spinner=False, max_entries=64)
@@ -374,9 +385,8 @@ def _manifest(path: str, version: float) -> dict[str, Any]:
 
 
 def _release_manifest(name: str) -> dict[str, Any] | None:
-    root = releases_dir(load_settings().data_dir)
     try:
-        path = release_path(root, name)
+        path = release_path(releases_root(), name)
     except ReleaseError:
         return None
     return _manifest(str(path), (path / "release.json").stat().st_mtime)
@@ -411,10 +421,11 @@ def headline_history(viewer: Viewer, study: str) -> pl.DataFrame:
         require(viewer, "analyst")
     current = snapshot_metadata(viewer).get("release", "")
     settings = load_settings()
+    root = releases_root()
     rows = []
-    for manifest in list_releases(releases_dir(settings.data_dir)):
+    for manifest in list_releases(root):
         name = str(manifest["name"])
-        funders = funder_path(serving_of(releases_dir(settings.data_dir) / name, settings.serving_path.name))
+        funders = funder_path(serving_of(root / name, settings.serving_path.name))
         if funders.exists():
             table = _read_table(str(funders), funders.stat().st_mtime, study_tables.STUDIES)
             main = table.filter((pl.col("study") == study) & (pl.col("role") == "main"))

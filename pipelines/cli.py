@@ -359,7 +359,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
             "order by study_order, study, role, dimension, dimension_value",
         )
         release = dict(con.execute("select key, value from serving_metadata").fetchall()).get("release", "")
-    logs = _study_logs(release)
+    logs = _study_logs(serving, release)
     if release:
         print(f"{'Release' if args.lang == 'en' else 'Publication'} {release}")
     if rows.is_empty() and args.audience == "funders":
@@ -464,13 +464,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study_logs(release: str) -> dict[str, list[dict[str, str]]]:
-    """Each study's registration log as kept with ``release`` (empty when the release is not kept)."""
-    from pipelines.operations.releases import ReleaseError, read_manifest, release_path, releases_dir
+def _study_logs(serving: Path, release: str) -> dict[str, list[dict[str, str]]]:
+    """Each study's registration log as kept with the release in service (empty when it is not kept)."""
+    from pipelines.operations.releases import manifest_for
 
-    try:
-        manifest = read_manifest(release_path(releases_dir(load_settings().data_dir), release))
-    except (ReleaseError, OSError):
+    manifest = manifest_for(serving)
+    if manifest is None or manifest.get("name") != release:
         return {}
     return {str(s["name"]): list(s.get("log", [])) for s in manifest.get("studies", [])}
 

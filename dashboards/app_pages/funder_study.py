@@ -56,7 +56,7 @@ def study_body(study: str) -> None:
     if history.height > 1:
         st.subheader(tr("history.title"))
         st.caption(tr("history.caption"))
-        st.dataframe(display_table(history, HISTORY, language()), hide_index=True, width="stretch")
+        st.table(display_table(history, HISTORY, language()))  # a few rows: one per release
     st.subheader(tr("study.section.export"))
     lang = language()
 

@@ -20,6 +20,7 @@ from pipelines.operations.releases import (
     code_version,
     earlier_funder_releases,
     free_name,
+    mark_in_service,
     quarter_of,
     releases_dir,
     write_release,
@@ -124,6 +125,7 @@ def _publish(context: dg.AssetExecutionContext, parcours: ParcoursResource, sett
     }
     try:
         kept = write_release(root, name, settings.serving_path, studies_dir(), manifest)
+        mark_in_service(kept, settings.serving_path)
     except ReleaseError as exc:
         raise dg.Failure(description=str(exc)) from None
     context.log.info(f"release {name} kept in {kept}")

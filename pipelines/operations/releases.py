@@ -189,6 +189,32 @@ def write_release(
     return target
 
 
+IN_SERVICE = "release.json"
+"""Beside the files in service: the manifest of the release they are, with ``kept_at`` (its folder)."""
+
+
+def mark_in_service(release: Path, serving: Path) -> Path:
+    """Put the release's manifest beside the files in service, so that a reader of those files (the dashboards)
+    finds which release they are, its studies' logs and the kept releases beside it."""
+    manifest = read_manifest(release)
+    manifest["kept_at"] = str(release.resolve())
+    target = serving.with_name(IN_SERVICE)
+    staged = target.with_name(f".{target.name}.tmp")
+    staged.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    staged.replace(target)
+    return target
+
+
+def manifest_for(serving: Path) -> dict[str, Any] | None:
+    """The manifest of the release whose files ``serving`` is one of: in service, or a kept release's."""
+    for candidate in (serving.with_name(IN_SERVICE), serving.parent.parent / MANIFEST):
+        if candidate.exists():
+            data: dict[str, Any] = json.loads(candidate.read_text(encoding="utf-8"))
+            data.setdefault("kept_at", str(candidate.parent))
+            return data
+    return None
+
+
 def read_manifest(release: Path) -> dict[str, Any]:
     path = release / MANIFEST
     if not path.exists():

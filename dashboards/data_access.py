@@ -79,7 +79,8 @@ def _serving(viewer: Viewer) -> Path:
     release they chose. Funders and agencies read the release in service only."""
     settings = load_settings()
     chosen = str(st.session_state.get(RELEASE_KEY, "") or "") if viewer.role == "analyst" else ""
-    if not chosen:
+    in_service = manifest_for(settings.serving_path) or {}
+    if not chosen or chosen == in_service.get("name"):
         return settings.serving_path
     try:
         return serving_of(release_path(releases_root(), chosen), settings.serving_path.name)

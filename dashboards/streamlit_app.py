@@ -68,14 +68,9 @@ def pages(role: Role) -> dict[str, list[st.Page]]:
 def release_picker(viewer: Viewer) -> None:
     """Which release the pages show: the one in service; an analyst may open a kept one instead."""
     if viewer.role == "analyst":
-        names = [str(m["name"]) for m in reversed(data_access.releases(viewer))]
+        names = [str(m["name"]) for m in reversed(data_access.releases(viewer))]  # the latest, in service, first
         if names:
-            st.selectbox(
-                tr("app.release_pick"),
-                ["", *names[1:]],
-                format_func=lambda n: n or tr("app.release_in_service", name=names[0]),
-                key=data_access.RELEASE_KEY,
-            )
+            st.selectbox(tr("app.release_pick"), names, key=data_access.RELEASE_KEY)
     try:
         metadata = data_access.snapshot_metadata(viewer)
     except (data_access.SnapshotMissing, Denied):

@@ -320,10 +320,10 @@ def test_the_operations_page_shows_partitions_late_exports_and_releases(
     at.switch_page("app_pages/analyst_operations.py").run()
     assert not at.exception
     partitions = at.dataframe[0].value
-    assert {"Agence", "Période", "Fichiers", "Reçu le"} <= set(partitions.columns)
+    assert {"agence", "période", "fichiers", "reçu le"} <= set(partitions.columns)
     assert len(partitions) == 6  # the small federation: six agencies, one export period each
     releases = at.dataframe[-1].value
-    assert "Publication" in releases.columns
+    assert "publication" in releases.columns
     assert any("Publication " in c.value for c in at.sidebar.caption)  # every page names its release
 
 

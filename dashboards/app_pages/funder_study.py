@@ -88,6 +88,8 @@ def study_body(study: str) -> None:
     with exports[2]:
         ordered = in_reading_order(rows.filter(pl.col("study") == study))
         csv_download(viewer, PAGE, study_csv_rows(ordered, language()), f"study_{study}")
+        plan = pl.DataFrame({tr("plan.title"): content.plan}, schema={tr("plan.title"): pl.String})
+        csv_download(viewer, PAGE, plan, f"plan_{study}", label=tr("plan.download"))
 
 
 study_body(study)

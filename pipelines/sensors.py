@@ -44,8 +44,9 @@ def plan_runs(files: Iterable[LandingFile], known: set[tuple[str, str]]) -> dict
 def scan_landing(
     landing: object, cache: Mapping[str, list[object]]
 ) -> tuple[list[LandingFile], dict[str, list[object]]]:
-    """The landing files, hashed only when new or changed since ``cache`` (path -> [size, mtime, sha256]).
-    Paths are kept in the cursor as their own digest: a file's name may hold an identifier."""
+    """The landing files, hashed only when new or changed since ``cache`` (path digest -> [size, mtime, sha256,
+    the path as ingestion reports it]). Paths are keyed by their digest, and a name that holds an identifier
+    is kept masked, as the ledger keeps it."""
     root = Path(str(landing))
     if not root.is_dir():
         return [], {}
@@ -58,15 +59,16 @@ def scan_landing(
         stat = path.stat()
         name = hashlib.sha256(relative.as_posix().encode()).hexdigest()[:32]
         before = cache.get(name)
-        if before and before[:2] == [stat.st_size, stat.st_mtime_ns]:
+        if before and len(before) == 4 and before[:2] == [stat.st_size, stat.st_mtime_ns]:
             fmt = FORMATS.get(path.suffix.lower(), UNSUPPORTED)
-            described = LandingFile(path, name, relative.parts[0], fmt, str(before[2]), stat.st_size)
+            described = LandingFile(path, str(before[3]), relative.parts[0], fmt, str(before[2]), stat.st_size)
         else:
             found = describe_file(path, root, relative.parts[0])
             if found is None:
                 continue
             described = found
-        seen[name] = [stat.st_size, stat.st_mtime_ns, described.sha256]
+        # The path as ingestion reports it (masked when the name holds an identifier): its period is the key's.
+        seen[name] = [stat.st_size, stat.st_mtime_ns, described.sha256, described.relative_path]
         files.append(described)
     return files, seen
 

@@ -78,6 +78,7 @@ def test_the_sensor_plans_one_run_per_changed_partition_keyed_by_its_files(tmp_p
     assert plan_runs(files, known) == {}
     again, _ = scan_landing(landing, cache)  # unchanged files are not hashed again, and give the same hashes
     assert sorted(f.sha256 for f in again) == sorted(f.sha256 for f in files)
+    assert sorted(map(partition_key, again)) == sorted(map(partition_key, files)) == ["AG001/202603", "AG002/202603"]
     assert all(len(name) == 32 for name in cache)  # paths kept as digests: a name may hold an identifier
     (landing / "AG001/AG001_202603_persons.csv").write_text("a\n9\n", encoding="utf-8")
     changed, _ = scan_landing(landing, cache)

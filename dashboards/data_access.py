@@ -360,7 +360,7 @@ def agencies_overview(viewer: Viewer) -> pl.DataFrame:
     return _table(viewer, "mart_agency_benchmark").sort("agency_id")
 
 
-def operations_table(viewer: Viewer, table: str) -> pl.DataFrame:
+def operations_table(viewer: Viewer, table: str = LANDING) -> pl.DataFrame:
     """What arrived since the last release too: the operations file published after every ingestion."""
     require(viewer, "analyst")
     if table not in (LANDING, QUARANTINE, BATCHES):

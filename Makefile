@@ -14,7 +14,7 @@ else
 LOCAL_ENV := DAGSTER_HOME=$(DAGSTER_HOME)
 endif
 
-.PHONY: help install browser java demo run dashboard dev test lint typecheck pytest validate bench clean
+.PHONY: help install browser java postgres demo run dashboard dev test lint typecheck pytest validate bench clean
 
 help:
 	@echo "make demo    generate a synthetic federation, run the pipeline, serve the dashboards on :8501"
@@ -50,6 +50,13 @@ java:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq default-jre-headless >/dev/null; }
 
+# The production instance's test starts a PostgreSQL server of its own (deploy/dagster.yaml): Debian's.
+postgres:
+	@{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the production instance's test"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
 # Dagster's usage statistics off: nothing leaves this machine, and no banner interrupts a run.
 $(DAGSTER_HOME):
 	mkdir -p $@ && printf 'telemetry:\n  enabled: false\n' > $@/dagster.yaml
@@ -82,7 +89,7 @@ typecheck: install
 	$(BIN)/mypy
 
 # The slow validation tier (hundreds of federations) runs from `make validate`, not here.
-pytest: install browser java
+pytest: install browser java postgres
 	@$(BIN)/pytest -m "not slow"; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is missing"; exit 1; fi; \
 	exit $$status

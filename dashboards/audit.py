@@ -8,6 +8,7 @@ case data): without it a denied sign-in could not be traced to anyone.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -46,11 +47,18 @@ def record(path: Path, viewer: Viewer | None, event: Event, page: str, **details
         **details,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        os.write(descriptor, (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
-    finally:
-        os.close(descriptor)
+    line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+    while True:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            # The retention purge (pipelines/operations/audit_retention.py) replaces the file under this lock:
+            # an entry written to the file it replaced would be lost, so it is written again to the new one.
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            if path.exists() and os.fstat(descriptor).st_ino == path.stat().st_ino:
+                os.write(descriptor, line)
+                return
+        finally:
+            os.close(descriptor)
 
 
 def read_log(path: Path) -> list[dict[str, object]]:

@@ -23,6 +23,16 @@ import streamlit as st
 from dashboards import audit
 from dashboards.access import Denied, Role, Viewer
 from pipelines import warehouse
+from pipelines.operations.releases import (
+    ReleaseError,
+    list_releases,
+    manifest_for,
+    read_manifest,
+    release_path,
+    releases_dir,
+    serving_of,
+)
+from pipelines.operations.status import BATCHES, LANDING, QUARANTINE, operations_path
 from pipelines.publication import agency_tables, federation_tables, study_tables
 from pipelines.publication.release import agency_path, funder_path
 from pipelines.settings import load_settings
@@ -50,9 +60,37 @@ def _snapshot(path: Path) -> Snapshot:
     return Snapshot(path, path.stat().st_mtime)
 
 
+RELEASE_KEY = "parcours_release"
+"""The session's chosen release (analysts only; empty: the release in service, the latest)."""
+
+
+def releases_root() -> Path:
+    """Where the kept releases are: beside the release in service (its manifest says), else under the data
+    folder (``PARCOURS_DATA_DIR``)."""
+    settings = load_settings()
+    manifest = manifest_for(settings.serving_path)
+    if manifest and manifest.get("kept_at"):
+        return Path(str(manifest["kept_at"])).parent
+    return releases_dir(settings.data_dir)
+
+
+def _serving(viewer: Viewer) -> Path:
+    """The analysts' snapshot of the release the viewer reads: the one in service, or for an analyst the kept
+    release they chose. Funders and agencies read the release in service only."""
+    settings = load_settings()
+    chosen = str(st.session_state.get(RELEASE_KEY, "") or "") if viewer.role == "analyst" else ""
+    in_service = manifest_for(settings.serving_path) or {}
+    if not chosen or chosen == in_service.get("name"):
+        return settings.serving_path
+    try:
+        return serving_of(release_path(releases_root(), chosen), settings.serving_path.name)
+    except ReleaseError:
+        raise SnapshotMissing(f"No release named {chosen}.") from None
+
+
 def release_file(viewer: Viewer) -> Path:
     """The file a viewer's pages read: their audience's release, nothing else."""
-    serving = load_settings().serving_path
+    serving = _serving(viewer)
     if viewer.role == "analyst":
         return serving
     if viewer.role == "funder":
@@ -320,6 +358,87 @@ def contract_checks(viewer: Viewer) -> pl.DataFrame:
 def agencies_overview(viewer: Viewer) -> pl.DataFrame:
     require(viewer, "analyst")
     return _table(viewer, "mart_agency_benchmark").sort("agency_id")
+
+
+def operations_table(viewer: Viewer, table: str = LANDING) -> pl.DataFrame:
+    """What arrived since the last release too: the operations file published after every ingestion."""
+    require(viewer, "analyst")
+    if table not in (LANDING, QUARANTINE, BATCHES):
+        raise ValueError("not an operations table")
+    snapshot = _snapshot(operations_path(load_settings().serving_path))
+    with warehouse.connect(snapshot.path, read_only=True) as con:
+        if not warehouse.table_exists(con, table):
+            return pl.DataFrame()
+        return warehouse.query(con, f"select * from {warehouse.quote_identifier(table)}")
+
+
+def releases(viewer: Viewer) -> list[dict[str, Any]]:
+    """Every kept release, oldest first: name, publication, data cut-off, code, studies' logs (analysts)."""
+    require(viewer, "analyst")
+    keys = ("name", "published_at", "data_cutoff", "run_id", "contract_version", "code_version", "studies")
+    return [{k: m.get(k) for k in keys} for m in list_releases(releases_root())]
+
+
+@st.cache_resource(ttl=300, show_spinner=False, max_entries=64)
+def _manifest(path: str, version: float) -> dict[str, Any]:
+    del version
+    return read_manifest(Path(path))
+
+
+def _release_manifest(name: str) -> dict[str, Any] | None:
+    try:
+        path = release_path(releases_root(), name)
+    except ReleaseError:
+        return None
+    return _manifest(str(path), (path / "release.json").stat().st_mtime)
+
+
+def study_plan_log(viewer: Viewer, study: str) -> list[dict[str, str]]:
+    """The study's registration and amendments as they stood in the viewer's release (oldest first)."""
+    if viewer.role == "funder":
+        _require_published(viewer, study)
+    else:
+        require(viewer, "analyst")
+    manifest = _release_manifest(snapshot_metadata(viewer).get("release", ""))
+    if manifest is None:
+        return []
+    entry = next((s for s in manifest.get("studies", []) if s.get("name") == study), None)
+    return list(entry.get("log", [])) if entry else []
+
+
+def _as_float(value: object) -> float | None:
+    try:
+        return None if value is None else float(str(value))
+    except ValueError:
+        return None
+
+
+def headline_history(viewer: Viewer, study: str) -> pl.DataFrame:
+    """The study's headline estimate in each release up to the viewer's, as funders were shown it (their
+    file of each release: published studies only, the same protection)."""
+    if viewer.role == "funder":
+        _require_published(viewer, study)
+    else:
+        require(viewer, "analyst")
+    current = snapshot_metadata(viewer).get("release", "")
+    settings = load_settings()
+    root = releases_root()
+    rows = []
+    for manifest in list_releases(root):
+        name = str(manifest["name"])
+        funders = funder_path(serving_of(root / name, settings.serving_path.name))
+        if funders.exists():
+            table = _read_table(str(funders), funders.stat().st_mtime, study_tables.STUDIES)
+            main = table.filter((pl.col("study") == study) & (pl.col("role") == "main"))
+            for row in main.iter_rows(named=True):
+                figures = {k: _as_float(row.get(k)) for k in ("estimate", "ci_low", "ci_high")}
+                rows.append({"release": name, "published_at": str(manifest.get("published_at", "")), **figures,
+                             "publishable": bool(row.get("publishable"))})  # fmt: skip
+        if name == current:
+            break
+    schema = {"release": pl.String, "published_at": pl.String, "estimate": pl.Float64, "ci_low": pl.Float64,
+              "ci_high": pl.Float64, "publishable": pl.Boolean}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 
 def analyst_snapshot_path(viewer: Viewer) -> Path:

@@ -56,6 +56,7 @@ def study_report_html(content: StudyContent, figures: dict[str, go.Figure], lang
         for key in ("effect", "money", "carers", "evidence", "checks", "controls", "figures", "method")
     }
     words["no_controls"] = t("controls.none", language)
+    words["plan"] = t("plan.title", language)
     template = _environment().get_template("study_report.html.j2")
     return template.render(c=content, figures=bodies, t=words, lang=language)
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import pandas  # noqa: F401
 import streamlit as st
 
-from dashboards.access import DEMO_ACCESS_FILE, Role, auth_mode, demo_users, load_access_map
-from dashboards.i18n import language_picker, remember_identity, tr
+from dashboards import data_access
+from dashboards.access import DEMO_ACCESS_FILE, Denied, Role, Viewer, auth_mode, demo_users, load_access_map
+from dashboards.i18n import language, language_picker, remember_identity, tr
 from dashboards.session import DEMO_USER_KEY, VIEWER_KEY, current_viewer, sign_out, viewer_label
+from pipelines.presentation.formats import day
 
 # Page icons from the Material Symbols font Streamlit serves itself (an emoji needs a font the reader may lack:
 # headless chromium drew empty boxes). The tab's icon is an image file served by this server: left unset, a
@@ -51,6 +53,7 @@ def pages(role: Role) -> dict[str, list[st.Page]]:
         }
     analyst = [
         ("app_pages/analyst_files.py", "nav.files", ":material/folder_open:"),
+        ("app_pages/analyst_operations.py", "nav.operations", ":material/event_repeat:"),
         ("app_pages/analyst_agencies.py", "nav.agencies", ":material/apartment:"),
         ("app_pages/analyst_study_builder.py", "nav.builder", ":material/science:"),
     ]
@@ -60,6 +63,21 @@ def pages(role: Role) -> dict[str, list[st.Page]]:
         tr("nav.section.as_agency"): [_page(*p) for p in agency],
         tr("nav.section.help"): [glossary],
     }
+
+
+def release_picker(viewer: Viewer) -> None:
+    """Which release the pages show: the one in service; an analyst may open a kept one instead."""
+    if viewer.role == "analyst":
+        names = [str(m["name"]) for m in reversed(data_access.releases(viewer))]  # the latest, in service, first
+        if names:
+            st.selectbox(tr("app.release_pick"), names, key=data_access.RELEASE_KEY)
+    try:
+        metadata = data_access.snapshot_metadata(viewer)
+    except (data_access.SnapshotMissing, Denied):
+        return
+    if metadata.get("release"):
+        cutoff = metadata.get("data_cutoff", "")
+        st.caption(tr("app.release", name=metadata["release"], cutoff=day(cutoff, language()) if cutoff else "?"))
 
 
 def sign_in_page() -> None:
@@ -99,6 +117,7 @@ elif viewer is None:
 else:
     with st.sidebar:
         st.caption(tr("app.signed_in_as", user=viewer_label(viewer)))
+        release_picker(viewer)
         language_picker(identity)
         st.button(tr("app.sign_out"), on_click=sign_out)
     st.navigation(pages(viewer.role)).run()

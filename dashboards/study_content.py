@@ -50,6 +50,8 @@ class StudyContent:
     controls: list[dict[str, str]]
     evidence: list[Figure]
     method: list[str] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
+    """The registered plan and its amendments, in words (``pipelines.presentation.registration``)."""
 
 
 def question(main: dict[str, Any], language: Language) -> str:

@@ -70,3 +70,8 @@ def show_study(content: StudyContent, figures: dict[str, go.Figure], key: str) -
         st.markdown(f"#### {tr('study.section.method')}")
         for paragraph in content.method:
             st.markdown(paragraph)
+    if content.plan:
+        with st.container(border=True):
+            st.markdown(f"#### {tr('plan.title')}")
+            for line in content.plan:
+                st.markdown(line)

@@ -158,6 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         serving_path=args.serving or "",
         data_cutoff=args.data_cutoff or "",
         engine_kind=args.engine or "",
+        release=args.release or "",
     )
     try:
         settings = resource.settings()
@@ -341,6 +342,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     released to funders (the same decision, with the numbers a funder may see)."""
     from pipelines import warehouse
     from pipelines.impact.gate import Verdict
+    from pipelines.presentation.registration import plan_lines
     from pipelines.presentation.verdict import headline, status, subgroup_marker
     from pipelines.publication.release import funder_path
     from pipelines.publication.study_tables import STUDIES
@@ -356,6 +358,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
             f"select * from {warehouse.quote_identifier(table)} where role in ('main', 'subgroup') "
             "order by study_order, study, role, dimension, dimension_value",
         )
+        release = dict(con.execute("select key, value from serving_metadata").fetchall()).get("release", "")
+    logs = _study_logs(serving, release)
+    if release:
+        print(f"{'Release' if args.lang == 'en' else 'Publication'} {release}")
     if rows.is_empty() and args.audience == "funders":
         print("No study is published to funders." if args.lang == "en" else "Aucune étude n'est publiée.")
     for row in rows.filter(rows["role"] == "main").iter_rows(named=True):
@@ -363,6 +369,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(f"{row['study']} (v{row['study_version']}, {row['design']})")
         print(f"  {status(verdict, args.lang)}")
         print(f"  {headline(verdict, args.lang)}")
+        for line in plan_lines(logs.get(row["study"], []), args.lang):
+            print(f"  {line}")
         if args.subgroups:
             for group in rows.filter((rows["study"] == row["study"]) & (rows["role"] == "subgroup")).iter_rows(
                 named=True
@@ -371,6 +379,120 @@ def cmd_studies(args: argparse.Namespace) -> int:
                 marker = subgroup_marker(sub, args.lang)
                 print(f"    {group['dimension']} = {group['dimension_value']}: {headline(sub, args.lang)}"
                       + (f" [{marker}]" if marker else ""))  # fmt: skip
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from pipelines.impact.registration import RegistrationError, register
+
+    try:
+        entry = register(args.study, args.by)
+    except (RegistrationError, ValueError) as exc:
+        _say(f"error: {exc}")
+        return 1
+    _say(f"{entry.study} registered on {entry.at} by {entry.by} (plan {entry.sha256[:12]}, version {entry.version})")
+    return 0
+
+
+def cmd_amend(args: argparse.Namespace) -> int:
+    from pipelines.impact.registration import RegistrationError, amend
+
+    try:
+        entry = amend(args.study, args.reason, args.by)
+    except (RegistrationError, ValueError) as exc:
+        _say(f"error: {exc}")
+        return 1
+    _say(f"{entry.study} amended on {entry.at} by {entry.by} (plan {entry.sha256[:12]}): {entry.reason}")
+    return 0
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir).resolve() if args.data_dir else load_settings().data_dir
+
+
+def cmd_releases(args: argparse.Namespace) -> int:
+    import json
+
+    from pipelines.operations.releases import list_releases, releases_dir
+
+    found = list_releases(releases_dir(_data_dir(args)))
+    if args.json:
+        keys = ("name", "published_at", "data_cutoff", "run_id", "contract_version", "code_version")
+        print(json.dumps([{k: m.get(k) for k in keys} for m in found], indent=2))
+        return 0
+    if not found:
+        print("No release yet: `parcours run` publishes one.")
+        return 0
+    print(f"{'release':<12}{'published at':<28}{'data cut-off':<14}{'code':<14}{'files':>6}  amendments")
+    for m in found:
+        amended = sum(1 for s in m.get("studies", []) for e in s.get("log", []) if e.get("event") == "amended")
+        commit = str(m.get("code_version", {}).get("commit", ""))[:12]
+        current = sum(1 for f in m.get("landing_files", []) if f.get("status") != "superseded")
+        print(f"{m['name']:<12}{m.get('published_at', ''):<28}{m.get('data_cutoff', ''):<14}{commit:<14}"
+              f"{current:>6}  {amended}")  # fmt: skip
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from pipelines.operations.releases import ReleaseError, release_path, releases_dir
+    from pipelines.operations.reproduce import reproduce
+
+    try:
+        release = release_path(releases_dir(_data_dir(args)), args.release)
+    except ReleaseError as exc:
+        _say(f"error: {exc}")
+        return 2
+    prefix = f"reproduce-{args.release}-"
+    work = Path(args.work_dir).resolve() if args.work_dir else Path(tempfile.mkdtemp(prefix=prefix))
+    inputs = Path(args.inputs).resolve() if args.inputs else None
+    _say(f"rebuilding {args.release} in {work}")
+    report = reproduce(release, work, inputs, _say)
+    for note in report.notes:
+        _say(f"note: {note}")
+    for failure in report.failures:
+        _say(f"error: {failure}")
+    if report.failures:
+        return 2
+    if report.differing:
+        _say(f"{args.release}: {len(report.differing)} of {report.tables_compared} tables differ:")
+        for table in report.differing:
+            _say(f"- {table}")
+        return 1
+    exact = report.tables_compared - len(report.within_rounding)
+    _say(f"{args.release} reproduced: {exact} of its {report.tables_compared} tables are the same bit for bit")
+    if report.within_rounding:
+        _say("the same within floating-point rounding (sums of doubles on several threads: docs/operations.md):")
+        for table in report.within_rounding:
+            _say(f"- {table}")
+    return 0
+
+
+def _study_logs(serving: Path, release: str) -> dict[str, list[dict[str, str]]]:
+    """Each study's registration log as kept with the release in service (empty when it is not kept)."""
+    from pipelines.operations.releases import manifest_for
+
+    manifest = manifest_for(serving)
+    if manifest is None or manifest.get("name") != release:
+        return {}
+    return {str(s["name"]): list(s.get("log", [])) for s in manifest.get("studies", [])}
+
+
+def cmd_purge_audit(args: argparse.Namespace) -> int:
+    from pipelines.operations.audit_retention import purge_audit_log, retention_days
+
+    try:
+        days = args.keep_days or retention_days()
+    except ValueError as exc:
+        _say(f"error: {exc}")
+        return 2
+    env = dict(os.environ)
+    if args.data_dir:
+        env["PARCOURS_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    path = load_settings(env).audit_log
+    kept, removed = purge_audit_log(path, days)
+    _say(f"{path}: {removed} entries older than {days} days removed, {kept} kept")
     return 0
 
 
@@ -457,6 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", help="working DuckDB file (default: DATA_DIR/warehouse/parcours.duckdb)")
     run.add_argument("--serving", help="serving snapshot (default: DATA_DIR/serving/parcours_serving.duckdb)")
     run.add_argument("--data-cutoff", help="date up to which exports are complete (default: derived)")
+    run.add_argument(
+        "--release",
+        help="name of the release this run publishes, e.g. 2026-Q3 (default: PARCOURS_RELEASE, else the data "
+        "cut-off's quarter, with .2, .3... when taken); a name is never reused",
+    )
     run.add_argument(
         "--engine",
         choices=["duckdb", "spark"],
@@ -567,6 +694,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-results", metavar="JSON", help="measure nothing: write benchmarks.md again from a results file"
     )
     bench.set_defaults(func=cmd_bench)
+
+    register = commands.add_parser(
+        "register",
+        help="register a study's plan (its hash, the date, who) before its outcomes are first computed",
+    )
+    register.add_argument("study", help="the study's name (data/studies/*.yaml)")
+    register.add_argument("--by", required=True, help="who registers it")
+    register.set_defaults(func=cmd_register)
+
+    amend = commands.add_parser(
+        "amend", help="record a change to a registered study, with its reason (shown with every result)"
+    )
+    amend.add_argument("study")
+    amend.add_argument("--reason", required=True, help="why the plan changed")
+    amend.add_argument("--by", required=True, help="who changed it")
+    amend.set_defaults(func=cmd_amend)
+
+    releases = commands.add_parser("releases", help="list the kept releases, oldest first")
+    releases.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
+    releases.add_argument("--json", action="store_true")
+    releases.set_defaults(func=cmd_releases)
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="rebuild a release from its kept inputs and compare every table",
+        description="Replay the release's ingestion batches from the kept inputs, run the pipeline with its "
+        "study files and parameters, and compare every table of every file with the release. Exit status: 0 "
+        "the same, bit for bit; 1 tables differ (listed); 2 it could not be rebuilt.",
+    )
+    reproduce.add_argument("release", help="the release's name (parcours releases)")
+    reproduce.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
+    reproduce.add_argument("--work-dir", help="an empty folder for the rebuild (default: a new temporary one)")
+    reproduce.add_argument("--inputs", help="the kept inputs, when moved (default: where the release says)")
+    reproduce.set_defaults(func=cmd_reproduce)
+
+    purge = commands.add_parser(
+        "purge-audit",
+        help="delete the dashboards' audit entries older than the retention (12 months; CNIL: 6 to 12)",
+    )
+    purge.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
+    purge.add_argument(
+        "--keep-days", type=int, choices=range(183, 367), metavar="183..366",
+        help="days kept (default: PARCOURS_AUDIT_RETENTION_DAYS, else 365)",
+    )  # fmt: skip
+    purge.set_defaults(func=cmd_purge_audit)
 
     doc = commands.add_parser("contract-doc", help="write docs/data-contract.md from quality/contract.yaml")
     doc.add_argument("--check", action="store_true", help="fail if the page is out of date instead of writing it")

@@ -23,6 +23,12 @@ class ParcoursResource(dg.ConfigurableResource):
     """``duckdb`` or ``spark``; empty: ``PARCOURS_ENGINE`` (``duckdb`` when unset)."""
     spark_remote: str = ""
     """A Spark Connect URL; empty: ``PARCOURS_SPARK_REMOTE`` (a session in this process when unset)."""
+    release: str = ""
+    """The name of the release a publication makes (``2026-Q3``); empty: ``PARCOURS_RELEASE``, else the
+    quarter of the data cut-off (with a revision number when that name is taken)."""
+
+    def release_name(self) -> str:
+        return self.release.strip() or os.environ.get("PARCOURS_RELEASE", "").strip()
 
     def settings(self) -> Settings:
         env = dict(os.environ)

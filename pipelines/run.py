@@ -1,5 +1,11 @@
 """Materialise the whole asset graph in this process, without a UI (``parcours run``).
 
+A run holds the working database's writer lock throughout (``pipelines.writer_lock``: a second run is
+refused at once, with who holds it). It first ingests, partition by partition (agency and export
+period: ``pipelines.partitions``), the landing files the ledger does not know, in as few Dagster runs
+of ``agency_exports`` as the partitions' order allows; then it runs the rest of the graph once: the
+checks of the whole raw zone, the models, the studies and the publication of a release.
+
 The run reports through Dagster loggers chosen per run: Dagster's console logger (``log_level``;
 ``"OFF"`` leaves it out) and, when ``progress`` is given, the one-line-per-stage report of
 ``pipelines.run_progress``. The run itself is the same either way.
@@ -17,9 +23,20 @@ import dagster as dg
 
 from pipelines import warehouse
 from pipelines.assets import all_assets
-from pipelines.ingest.load import LANDING_FILES_TABLE
+from pipelines.assets.ingestion import AGENCY_EXPORTS, agency_exports
+from pipelines.ingest.load import LANDING_FILES_TABLE, known_files
+from pipelines.ingest.readers import discover_landing_files
+from pipelines.partitions import (
+    LANDING_PARTITIONS,
+    add_partitions,
+    contiguous_ranges,
+    partitions_to_ingest,
+    range_tags,
+)
 from pipelines.resources import ParcoursResource
 from pipelines.run_progress import LibraryLogCounter, RunProgress, Write, progress_logger, stage_of_steps
+from pipelines.settings import Settings
+from pipelines.writer_lock import WRITER_TAG, WriterBusyError, writer_lock
 
 RUN_JOB = "parcours_run"
 
@@ -90,6 +107,9 @@ def execute(
     progress: Write | None = None,
     live: bool = False,
     stage_lines: bool = True,
+    selection: dg.AssetSelection | None = None,
+    tags: Mapping[str, str] | None = None,
+    reporter: RunProgress | None = None,
 ) -> tuple[dg.ExecuteInProcessResult, int]:
     """Materialise ``assets`` in this process; the result and the count of library messages held back.
 
@@ -102,7 +122,8 @@ def execute(
     if log_level != "OFF":
         loggers["console"] = dg.colored_console_logger
         logger_config["console"] = {"config": {"log_level": log_level}}
-    reporter = RunProgress(stage_of_steps(assets), progress, live, stage_lines) if progress is not None else None
+    if reporter is None and progress is not None:
+        reporter = RunProgress(stage_of_steps(assets), progress, live, stage_lines)
     if reporter is not None:
         loggers["progress"] = progress_logger(reporter)
         logger_config["progress"] = {}
@@ -112,13 +133,32 @@ def execute(
     job = dg.Definitions(
         assets=assets,
         resources=resources,
-        jobs=[dg.define_asset_job(RUN_JOB, selection=dg.AssetSelection.all())],
+        jobs=[dg.define_asset_job(RUN_JOB, selection=selection or dg.AssetSelection.all())],
         loggers=loggers,
     ).resolve_job_def(RUN_JOB)
     counter = LibraryLogCounter()
     with _libraries_held_back(counter) if reporter is not None else _nothing():
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config={"loggers": logger_config})
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": logger_config},
+            tags={WRITER_TAG: "warehouse", **(tags or {})},
+        )
     return result, counter.count
+
+
+def partitions_to_run(settings: Settings, instance: dg.DagsterInstance) -> list[tuple[str, str]]:
+    """The ranges of partitions to ingest: those with a landing file the ledger does not know, added to the
+    instance's partitions (in sorted order) when new."""
+    files = discover_landing_files(settings.landing_dir)
+    known: set[tuple[str, str]] = set()
+    if settings.warehouse_path.exists():
+        with warehouse.connect(settings.warehouse_path, read_only=True) as con:
+            if warehouse.table_exists(con, LANDING_FILES_TABLE):
+                known = known_files(con)
+    wanted = partitions_to_ingest(files, known)
+    add_partitions(instance, wanted)
+    return contiguous_ranges(instance.get_dynamic_partitions(LANDING_PARTITIONS.name or "landing"), wanted)
 
 
 def run_pipeline(
@@ -129,26 +169,82 @@ def run_pipeline(
     live: bool = False,
     stage_lines: bool = True,
 ) -> RunOutcome:
-    """The whole graph in this process (see ``execute`` for the reporting arguments)."""
+    """The whole graph in this process (see ``execute`` for the reporting arguments), under the writer lock."""
     resource = resource or ParcoursResource()
     settings = resource.settings()
+    try:
+        with writer_lock(settings.warehouse_path, "parcours run"):
+            return _run_locked(resource, settings, instance or dg.DagsterInstance.ephemeral(), log_level,
+                               progress, live, stage_lines)  # fmt: skip
+    except WriterBusyError as exc:
+        return RunOutcome(success=False, failures=[str(exc)])
+
+
+def _run_locked(
+    resource: ParcoursResource,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    log_level: str,
+    progress: Write | None,
+    live: bool,
+    stage_lines: bool,
+) -> RunOutcome:
     removed = [
         str(path)
         for folder in sorted({settings.serving_path.parent, settings.analyst_snapshot.parent})
         for path in warehouse.remove_stale_temporaries(folder)
     ]
-    result, held_back = execute(all_assets(), {"parcours": resource}, instance, log_level, progress, live, stage_lines)
-    outcome = RunOutcome(success=result.success, removed_leftovers=removed, library_messages=held_back)
+    resources = {"parcours": resource}
+    assets = [agency_exports, *all_assets()]
+    ranges = partitions_to_run(settings, instance)
+    reporter = None
+    if progress is not None:  # one report for the partitions' runs and the rest: a line per stage
+        steps = stage_of_steps(assets)
+        if not ranges:
+            steps.pop(AGENCY_EXPORTS, None)
+        reporter = RunProgress(steps, progress, live, stage_lines)
+    results = []
+    held_back = 0
+    for first, last in ranges:
+        if reporter is not None:
+            reporter.last_run = False
+        result, held = execute(
+            assets, resources, instance, log_level, progress, live, stage_lines,
+            selection=dg.AssetSelection.assets(AGENCY_EXPORTS), tags=range_tags(first, last), reporter=reporter,
+        )  # fmt: skip
+        results.append(result)
+        held_back += held
+        if not result.success:
+            if reporter is not None:
+                reporter.finish()
+            break
+    if all(r.success for r in results):
+        if reporter is not None:
+            reporter.last_run = True
+        rest = dg.AssetSelection.all() - dg.AssetSelection.assets(AGENCY_EXPORTS)
+        result, held = execute(
+            assets, resources, instance, log_level, progress, live, stage_lines, selection=rest, reporter=reporter
+        )
+        results.append(result)
+        held_back += held
+    outcome = RunOutcome(success=all(r.success for r in results), removed_leftovers=removed, library_messages=held_back)
+    for result in results:
+        _collect(result, outcome)
+    outcome.success = outcome.success and not outcome.failed_checks
+    return outcome
+
+
+def _collect(result: dg.ExecuteInProcessResult, outcome: RunOutcome) -> None:
     for event in result.get_asset_materialization_events():
         key = event.asset_key
         if key is not None:
             outcome.materialized.append(key.to_user_string())
-            if key.to_user_string() == LANDING_FILES_TABLE:
+            if key.to_user_string() in (LANDING_FILES_TABLE, AGENCY_EXPORTS):
                 metadata = event.step_materialization_data.materialization.metadata
                 for status in ("rejected", "partial"):
                     count = getattr(metadata.get(f"files_{status}"), "value", None)
                     if isinstance(count, int) and count:
-                        outcome.files_refused[status] = count
+                        outcome.files_refused[status] = outcome.files_refused.get(status, 0) + count
     for event in result.get_step_failure_events():
         outcome.failures.append(f"{event.step_key}: {_failure_message(event)}")
     for evaluation in result.get_asset_check_evaluations():
@@ -158,5 +254,3 @@ def run_pipeline(
             outcome.failed_checks.append(_check_problem(evaluation))
         else:
             outcome.warnings.append(_check_problem(evaluation))
-    outcome.success = outcome.success and not outcome.failed_checks
-    return outcome

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 STAGES = ("ingest", "quality", "models", "studies", "publication")
 """In the order a run goes through them."""
 STAGE_OF_GROUP = {
+    "landing": "ingest",
     "ingestion": "ingest",
     "reference": "ingest",
     "quality": "quality",
@@ -158,6 +159,9 @@ class RunProgress:
         self.started: dict[str, float] = {}
         self.written: set[str] = set()
         self.hidden_warnings = 0
+        self.last_run = True
+        """False while a run is not the last of several reported together (``parcours run`` ingests the new
+        partitions in runs of their own first): its end closes no stage."""
 
     def _stage(self, step: str | None) -> str | None:
         return self.stage_of_step.get(step or "")
@@ -171,7 +175,7 @@ class RunProgress:
         kind = event.event_type_value
         stage = self._stage(event.step_key)
         if stage is None:
-            if event.event_type in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE):
+            if event.event_type in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE) and self.last_run:
                 self.finish()
             return
         tally = self.tallies[stage]

@@ -19,7 +19,21 @@ def test_help_lists_the_commands() -> None:
 
 
 HEAVY_MODULES = ("dagster", "duckdb", "polars", "pandas", "numpy", "sklearn", "great_expectations", "plotly", "pyarrow")
-COMMANDS = ("generate", "run", "ingest", "estimate", "studies", "bench", "contract-doc", "disclosure-report")
+COMMANDS = (
+    "generate",
+    "run",
+    "ingest",
+    "estimate",
+    "studies",
+    "bench",
+    "contract-doc",
+    "disclosure-report",
+    "register",
+    "amend",
+    "releases",
+    "reproduce",
+    "purge-audit",
+)
 
 
 def _heavy_modules_loaded(code: str) -> list[str]:

@@ -40,6 +40,7 @@ PAGES: dict[str, dict[str, str | None]] = {
     },
     ANALYST: {
         "analyst_files.py": "Fichiers et qualité",
+        "analyst_operations.py": "Opérations",
         "analyst_agencies.py": "Toutes les agences",
         "analyst_study_builder.py": "Construire une étude",
         "funder_studies.py": "Études d'impact",
@@ -56,7 +57,7 @@ ENGLISH = {
     "File active · AG002": "Caseload · AG002", "Résultats face aux pairs · AG002": "Outcomes against peers · AG002",
     "Fichiers et qualité": "Files and quality", "Toutes les agences": "All agencies",
     "Construire une étude": "Study builder", "File active · AG001": "Caseload · AG001",
-    "Résultats face aux pairs · AG001": "Outcomes against peers · AG001",
+    "Résultats face aux pairs · AG001": "Outcomes against peers · AG001", "Opérations": "Operations",
 }  # fmt: skip
 
 
@@ -302,10 +303,34 @@ def test_the_study_page_opens_on_the_headline_study_verdict_first(
     assert at.selectbox[0].value == first["study"]
     headers = [m.value for m in at.markdown if m.value.startswith("####")]
     assert headers[0] == "#### Le verdict"
-    assert headers[-1] == "#### Méthode et limites"
+    assert headers[-2:] == ["#### Méthode et limites", "#### Plan d'analyse enregistré"]
+    assert any(m.value.startswith("Enregistré le ") for m in at.markdown)  # the plan's registration, in words
     subheaders = [h.value for h in at.subheader]
     assert (
         subheaders.index("L'effet et son intervalle") < subheaders.index("Les preuves") < subheaders.index("Graphiques")
     )
     checks = at.dataframe[-2 if len(at.dataframe) > 1 else 0].value
     assert {"contrôle", "valeur", "seuil", "résultat"} <= set(at.dataframe[1].value.columns) | set(checks.columns)
+
+
+def test_the_operations_page_shows_partitions_late_exports_and_releases(
+    monkeypatch: pytest.MonkeyPatch, small_run: PipelineRun
+) -> None:
+    at = _app(monkeypatch, small_run.settings.serving_path, ANALYST)
+    at.switch_page("app_pages/analyst_operations.py").run()
+    assert not at.exception
+    partitions = at.dataframe[0].value
+    assert {"agence", "période", "fichiers", "reçu le"} <= set(partitions.columns)
+    assert len(partitions) == 6  # the small federation: six agencies, one export period each
+    releases = at.dataframe[-1].value
+    assert "publication" in releases.columns
+    assert any("Publication " in c.value for c in at.sidebar.caption)  # every page names its release
+
+
+def test_funders_and_agencies_cannot_read_operations_or_releases(small_run: PipelineRun) -> None:
+    for user in (FUNDER, AGENCY):
+        viewer = Viewer(user, "funder" if user == FUNDER else "agency", None if user == FUNDER else "AG002")
+        with pytest.raises(Denied):
+            data_access.operations_table(viewer, "landing_files")
+        with pytest.raises(Denied):
+            data_access.releases(viewer)

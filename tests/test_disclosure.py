@@ -28,6 +28,7 @@ from dashboards.access import Viewer
 from pipelines import warehouse
 from pipelines.impact.gate import Effect, Verdict, at_least, below, decide, size_checks
 from pipelines.impact.spec import Thresholds
+from pipelines.operations.releases import serving_of
 from pipelines.presentation.verdict import headline
 from pipelines.publication import release as release_module
 from pipelines.publication import study_tables
@@ -702,7 +703,15 @@ def test_the_auditor_stops_a_release_that_leaks_and_keeps_the_previous_one(
 
 FUNDER = Viewer("funder@demo.parcours.fr", "funder")
 AGENCY = Viewer("agency@demo.parcours.fr", "agency", "AG003")
-ANALYST_ONLY = {"landing_files", "quarantine_reasons", "contract_checks", "agencies_overview", "analyst_snapshot_path"}
+ANALYST_ONLY = {
+    "landing_files",
+    "quarantine_reasons",
+    "contract_checks",
+    "agencies_overview",
+    "analyst_snapshot_path",
+    "operations_table",
+    "releases",
+}
 CALLS = {
     "federation_summary": (FUNDER, ()),
     "hospitalisation_rates": (FUNDER, ()),
@@ -719,9 +728,11 @@ CALLS = {
     "agency_peers": (AGENCY, ()),
     "agency_families": (AGENCY, ()),
     "snapshot_metadata": (FUNDER, ()),
+    "study_plan_log": (FUNDER, ("study",)),
+    "headline_history": (FUNDER, ("study",)),
 }
 """Every data-access function a funder or an agency can call, with the viewer who calls it."""
-PLUMBING = {"require", "record", "release_file", "current_snapshot", "quartile"}
+PLUMBING = {"require", "record", "release_file", "current_snapshot", "quartile", "releases_root"}
 COUNT_COLUMNS = {c for s in (*FUNDER_SCHEMAS.values(), *AGENCY_SCHEMAS.values()) for c in s.counts}
 SIZE_CHECKS = {"treated_episodes", "comparison_episodes"}
 COUNT_LIKE_CHECKS = {"effective_sample_size_treated", "effective_sample_size_comparison", "equipoise_share"}
@@ -802,6 +813,8 @@ def test_every_output_for_a_funder_or_an_agency_comes_from_its_own_release(
             for result in results:
                 assert _small_counts(result) == [], name
     allowed = {funder_path(serving), agency_path(serving, "AG003")}
+    # A study's estimate from release to release: the funders' own file of each kept release, nothing else.
+    allowed |= {funder_path(serving_of(r, serving.name)) for r in data_access.releases_root().iterdir()}
     assert opened
     assert set(opened) <= allowed
     for name in ANALYST_ONLY:

@@ -105,16 +105,23 @@ def test_suites_run_as_blocking_asset_checks() -> None:
         assert (f"raw_{entity}", "contract_suite") in checks
 
 
-def test_sensor_requests_a_run_when_files_change(small_federation_dir: Path) -> None:
-    resource = ParcoursResource(data_dir=str(small_federation_dir))
-    context = dg.build_sensor_context(resources={"parcours": resource})
+def test_sensor_requests_a_run_when_files_change(small_federation_dir: Path, tmp_path: Path) -> None:
+    """One run per partition the ledger does not know, keyed by its files: evaluated again on the same files,
+    the sensor asks for the same run keys, which Dagster never launches twice (a warehouse that knows the
+    files gets no request at all: tests/test_operations.py)."""
+    resource = ParcoursResource(data_dir=str(tmp_path), landing_dir=str(small_federation_dir / "landing"))
+    instance = dg.DagsterInstance.ephemeral()  # the sensor adds the new partitions to it
+    context = dg.build_sensor_context(instance=instance, resources={"parcours": resource})
     first = landing_folder_sensor(context)
     assert isinstance(first, dg.SensorResult)
     assert first.run_requests
+    assert len({r.partition_key for r in first.run_requests}) == len(first.run_requests)
     assert first.cursor
-    unchanged = landing_folder_sensor(dg.build_sensor_context(cursor=first.cursor, resources={"parcours": resource}))
+    unchanged = landing_folder_sensor(
+        dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"parcours": resource})
+    )
     assert isinstance(unchanged, dg.SensorResult)
-    assert not unchanged.run_requests
+    assert [r.run_key for r in unchanged.run_requests or []] == [r.run_key for r in first.run_requests]
 
 
 def test_results_outlive_the_connection_that_ran_them() -> None:

@@ -25,6 +25,7 @@ from pipelines import warehouse
 from pipelines.assets.models import model_failure
 from pipelines.engines import Engine, EngineConfig, as_engine, engine_errors, open_engine
 from pipelines.engines.spark import spark_session
+from pipelines.operations.status import OPERATIONS_FILE
 from pipelines.resources import ParcoursResource
 from pipelines.run import run_pipeline
 from tests.conftest import PipelineRun
@@ -85,8 +86,9 @@ def table_differences(name: str, expected: pl.DataFrame, actual: pl.DataFrame) -
 
 def snapshot_differences(expected_dir: Path, actual_dir: Path) -> list[str]:
     """Every DuckDB file of a serving folder (analysts', funders', each agency's, the study inputs)."""
-    expected = sorted(p.relative_to(expected_dir) for p in expected_dir.rglob("*.duckdb"))
-    actual = sorted(p.relative_to(actual_dir) for p in actual_dir.rglob("*.duckdb"))
+    # The operations file (what arrived, when, by which run) is the ingestion's status, not the publication.
+    expected = sorted(p.relative_to(expected_dir) for p in expected_dir.rglob("*.duckdb") if p.name != OPERATIONS_FILE)
+    actual = sorted(p.relative_to(actual_dir) for p in actual_dir.rglob("*.duckdb") if p.name != OPERATIONS_FILE)
     if expected != actual:
         return [f"files {actual} instead of {expected}"]
     problems = []

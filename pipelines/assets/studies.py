@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 from pipelines import warehouse
+from pipelines.impact.registration import RegistrationError, registration_problem
 from pipelines.impact.study import (
     EVENT_STUDY_SCHEMA,
     StudySpec,
@@ -46,6 +47,13 @@ def study_asset(spec: StudySpec) -> dg.AssetsDefinition:
         metadata={"design": spec.design, "estimand": spec.estimand, "outcome": spec.outcome},
     )
     def _study(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> dg.MaterializeResult:
+        # A plan is fixed before its outcomes are seen: an unregistered or silently changed study stops here.
+        try:
+            problem = registration_problem(spec.name)
+        except RegistrationError as exc:
+            problem = str(exc)
+        if problem:
+            raise dg.Failure(description=problem)
         # The study queries run on the engine; the (small) results are kept in the working database.
         with parcours.engine() as engine:
             result = run_study(engine, spec)

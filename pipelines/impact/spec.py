@@ -10,6 +10,7 @@ care management, and the gate's thresholds.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -282,7 +283,10 @@ class StudySpec(BaseModel):
 
 
 def studies_dir() -> Path:
-    return project_root() / "data" / "studies"
+    """``PARCOURS_STUDIES_DIR`` when set (a release's own copies, for ``parcours reproduce``), read when asked;
+    else ``data/studies``. The folder holds the study files and their registration log."""
+    chosen = os.environ.get("PARCOURS_STUDIES_DIR", "").strip()
+    return Path(chosen).resolve() if chosen else project_root() / "data" / "studies"
 
 
 def load_study(path: Path) -> StudySpec:

@@ -26,11 +26,11 @@ from pipelines import warehouse
 from pipelines.publication import agency_tables as agency
 from pipelines.publication import federation_tables as federation
 from pipelines.publication import study_tables as studies
-from pipelines.publication.audit import AuditReport, Target, audit, zeros_to_mask
+from pipelines.publication.audit import AuditReport, Target, audit, released_values, zeros_to_mask
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import CellId, Ledger, Relation
 from pipelines.publication.protector import Protector
-from pipelines.publication.rules import MIN_CELL, PROTECTION_WIDTH
+from pipelines.publication.rules import MAGNITUDE_NOISE, MAX_NOISE, MIN_CELL, PROTECTION_WIDTH
 from pipelines.publication.schema import TableSchema
 from pipelines.publication.study_verdicts import decision_problems
 
@@ -203,11 +203,53 @@ def _released_beside(ledger: Ledger, target: Target) -> set[CellId]:
     }
 
 
-def protected(build: Callable[[frozenset[CellId]], AudienceRelease]) -> tuple[AudienceRelease, AuditReport]:
-    """Build an audience's release and hide complements until the auditor recovers nothing."""
+@dataclass(frozen=True)
+class EarlierRelease:
+    """What an audience was shown in an earlier release (its file's tables), and the true values of the same
+    tables (the analysts' copy in that release): the attacker holds the first, the auditor reads the second."""
+
+    name: str
+    shown: Mapping[str, pl.DataFrame]
+    true: Mapping[str, pl.DataFrame]
+
+
+def cross_release_bounds(
+    ledger: Ledger, schemas: Mapping[str, TableSchema], earlier: Iterable[EarlierRelease]
+) -> dict[CellId, tuple[float, float]]:
+    """What earlier releases tell the attacker about cells this release hides.
+
+    The cell-key method gives a cell the same noise whenever its count is the same: a cell hidden now (a
+    complement) whose count has not changed since a release that showed it is known from that release to
+    within the noise. The attacker cannot know that the count did not change, but may assume it; the
+    auditor grants it whenever it is true. A count that changed gets no bound from its past (a new count
+    has independent noise, and counts may move either way)."""
+    bounds: dict[CellId, tuple[float, float]] = {}
+    hidden = [c for c in ledger if c.released is None and not c.implicit]
+    if not hidden:
+        return bounds
+    for release in earlier:
+        shown, _ = released_values(ledger, release.shown, schemas)
+        true, _ = released_values(ledger, release.true, schemas)
+        for cell in hidden:
+            before, value = true.get(cell.id), shown.get(cell.id)
+            if value is None or before is None or before != cell.true:
+                continue
+            noise = MAX_NOISE if cell.kind == "count" else MAGNITUDE_NOISE
+            low, high = bounds.get(cell.id, (-math.inf, math.inf))
+            bounds[cell.id] = (max(low, value - noise), min(high, value + noise))
+    return bounds
+
+
+def protected(
+    build: Callable[[frozenset[CellId]], AudienceRelease], earlier: tuple[EarlierRelease, ...] = ()
+) -> tuple[AudienceRelease, AuditReport]:
+    """Build an audience's release and hide complements until the auditor recovers nothing, the earlier
+    releases this audience was shown included (``cross_release_bounds``)."""
     forced: frozenset[CellId] = frozenset()
     for _ in range(MAX_ROUNDS):
         release = build(forced)
+        for cell, (low, high) in cross_release_bounds(release.ledger, release.schemas, earlier).items():
+            release.ledger.bound(cell, low, high)
         zeros = zeros_to_mask(release.ledger) - forced
         if zeros:  # a breakdown of a hidden total of 1 to 10: its zeros are hidden too
             forced = forced | zeros
@@ -230,8 +272,11 @@ class Publication:
     coverage: dict[str, float]
 
 
-def build_publication(marts: Mapping[str, pl.DataFrame], secret: bytes) -> Publication:
-    funders, funder_report = protected(lambda forced: funder_release(marts, secret, forced))
+def build_publication(
+    marts: Mapping[str, pl.DataFrame], secret: bytes, earlier_funders: tuple[EarlierRelease, ...] = ()
+) -> Publication:
+    """Every audience's release; the funders' attacked together with the releases funders were shown before."""
+    funders, funder_report = protected(lambda forced: funder_release(marts, secret, forced), earlier_funders)
     reports = [funder_report]
     released: dict[str, AudienceRelease] = {}
     for agency_id in agencies(marts):
@@ -290,9 +335,10 @@ def publish_release(
     serving: Path,
     metadata: dict[str, str],
     secret: bytes,
+    earlier_funders: tuple[EarlierRelease, ...] = (),
 ) -> dict[str, Any]:
     """Protect, write, re-audit what was written, and swap every file in; return the release summary."""
-    publication = build_publication(marts, secret)
+    publication = build_publication(marts, secret, earlier_funders)
     written: dict[Path, Path] = {}
     try:
         written[serving] = warehouse.write_snapshot(serving, publication.analysts, metadata, con=con, copy=copied)

@@ -1,0 +1,1 @@
+"""Quarterly operations: ingestion batches and their kept inputs, releases, reproduction, late exports."""

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,23 @@ def test_run_keeps_its_history_under_dagster_home(
     # A new home has Dagster's usage statistics off: no banner in the middle of a run.
     assert "enabled: false" in (home / "dagster.yaml").read_text()
     assert "Telemetry" not in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_is_no_error() -> None:
+    # `parcours studies | head` printed a BrokenPipeError traceback when head stopped reading.
+    script = (
+        "import sys, pipelines.cli as cli\n"
+        "def many(args):\n"
+        "    for i in range(200_000):\n"
+        "        print('une ligne de verdict', i)\n"
+        "    return 0\n"
+        "cli.cmd_studies = many\n"
+        "sys.exit(cli.main(['studies']))\n"
+    )
+    command = ["/bin/sh", "-c", f'"{sys.executable}" -c "$SCRIPT" | head -1']
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "SCRIPT": script}, timeout=120, check=False
+    )
+    assert done.stdout == "une ligne de verdict 0\n"
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "BrokenPipe" not in done.stderr, done.stderr

@@ -14,7 +14,7 @@ else
 LOCAL_ENV := DAGSTER_HOME=$(DAGSTER_HOME)
 endif
 
-.PHONY: help install browser java postgres demo run dashboard dev test lint typecheck pytest validate bench clean
+.PHONY: help install bytecode browser java postgres demo run dashboard dev test lint typecheck pytest validate bench clean
 
 help:
 	@echo "make demo    generate a synthetic federation, run the pipeline, serve the dashboards on :8501"
@@ -29,11 +29,20 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+# Bytecode compiled at install: with PYTHONDONTWRITEBYTECODE set (CI images, containers) nothing else ever
+# caches it, and every process (a run, a test worker, a dashboard server) would compile each library it
+# imports from source again: about half of the 13 s of CPU that importing Great Expectations, Dagster,
+# Polars and DuckDB takes here (docs/benchmarks-notes.md, "Test suite and demo run").
+$(VENV)/.synced: pyproject.toml uv.lock Makefile | $(UV)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 install: $(VENV)/.synced
+
+# Our own modules' bytecode too (a second when up to date): test workers, CLI subprocesses and dashboard
+# servers then load it instead of compiling 20,000 lines each.
+bytecode: install
+	@$(BIN)/python -m compileall -q pipelines dashboards quality >/dev/null
 
 # Browser tests drive Debian's chromium: no browser can be downloaded here. The report's PDF test reads the
 # printed words back with poppler's pdftotext.
@@ -67,12 +76,12 @@ DASHBOARD_ENV := $(if $(PARCOURS_ACCESS_FILE),,PARCOURS_AUTH=demo)
 
 # The demo keeps no run history (Dagster writes each of a run's events to SQLite as it comes: about
 # 10 s a run here); `make run` keeps it for `make dev`.
-demo: install browser
+demo: install bytecode browser
 	$(BIN)/parcours generate --force
 	PARCOURS_DEMO=1 DAGSTER_HOME= $(BIN)/parcours run
 	PARCOURS_AUTH=demo $(BIN)/streamlit run dashboards/streamlit_app.py --server.port $(DEMO_PORT)
 
-run: install $(DAGSTER_HOME)
+run: install bytecode $(DAGSTER_HOME)
 	$(LOCAL_ENV) $(BIN)/parcours run
 
 dashboard: install
@@ -89,8 +98,13 @@ typecheck: install
 	$(BIN)/mypy
 
 # The slow validation tier (hundreds of federations) runs from `make validate`, not here.
-pytest: install browser java postgres
-	@$(BIN)/pytest -m "not slow"; status=$$?; \
+# TEST_WORKERS processes (pytest-xdist), each test file whole in one of them: a file's module fixtures
+# (a Spark session, a Connect server, a pipeline run per world) are built once. Files go to the workers in
+# collection order, the longest first (tests/conftest.py), not xdist's most-tests-first: that order
+# started the Spark file last, alone. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+pytest: install bytecode browser java postgres
+	@$(BIN)/pytest -m "not slow" $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is missing"; exit 1; fi; \
 	exit $$status
 
@@ -109,7 +123,7 @@ validate: install
 # Unattended; hours at the default sizes on a 2-core machine. BENCH_ARGS overrides, e.g.
 # make bench BENCH_ARGS="--persons 100000 --runs 3"
 BENCH_ARGS ?=
-bench: install
+bench: install bytecode
 	PARCOURS_DEMO=1 $(BIN)/parcours bench $(BENCH_ARGS)
 
 clean:

@@ -36,8 +36,15 @@ repair study no estimate and 8 crashed a subgroup's E-value; 11, 12 and 13 pass.
 measured over many federations (39 of 40 for the carer study's design, and the slow validation)."""
 
 
-LONGEST_FILES = ("test_spark_engine.py", "test_browser.py", "test_worlds.py", "test_disclosure.py")
-"""Files of several minutes each (two Spark runs, 36 pages in chromium, six worlds through the pipeline),
+LONGEST_FILES = (
+    "test_spark_engine.py",
+    "test_operations.py",
+    "test_browser.py",
+    "test_worlds.py",
+    "test_disclosure.py",
+)
+"""Files of several minutes each (two Spark runs, two quarters and their reproductions, the pages in chromium,
+six worlds through the pipeline),
 collected first: ``make test``'s workers (``--dist loadfile``) take files in collection order, and one
 of these started last would leave the other worker idle while it runs."""
 

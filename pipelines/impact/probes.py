@@ -24,7 +24,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -41,20 +41,28 @@ from pipelines.impact.spec import StudySpec, load_studies
 from pipelines.impact.study import treatment_and_covariates
 from pipelines.impact.validation import DEFAULT_AGENCIES, DEFAULT_PERSONS, Job, load_federation
 
+if TYPE_CHECKING:
+    from pipelines.synthetic.federation import Federation
+
 HEADLINE = "unplanned_hospitalisations"
 
 
-def _null_population(world: str, seed: int, spec: StudySpec, persons: int) -> tuple[pl.DataFrame, Any]:
+def _null_federation(world: str, seed: int, persons: int) -> Federation:
+    """The null twin of ``world`` for ``seed``, as the validation draws it."""
     from pipelines.synthetic.federation import FederationSpec, generate_federation
     from pipelines.synthetic.scenarios import Crisis
 
     job = Job.for_world(world, True, seed)
-    federation = generate_federation(
+    return generate_federation(
         FederationSpec(
             agencies=DEFAULT_AGENCIES, persons=persons, seed=seed, scenario=job.scenario, null=True,
             crisis=Crisis.parse(job.crisis) if job.crisis else Crisis(),
         )
     )  # fmt: skip
+
+
+def _null_population(world: str, seed: int, spec: StudySpec, persons: int) -> tuple[pl.DataFrame, Any]:
+    federation = _null_federation(world, seed, persons)
     with tempfile.TemporaryDirectory() as folder, warehouse.connect(Path(folder) / "probe.duckdb") as con:
         load_federation(con, federation.tables)
         data, _ = study_population(spec, study_dataset(con, spec))
@@ -129,8 +137,6 @@ def did_prior_use_probe(world: str, seed: int, persons: int = DEFAULT_PERSONS) -
     months just before enrolment (left out of the baseline rate by the washout) are what shows a referral
     crisis, and a crisis that goes on after enrolment confounds the change unless the design conditions on it."""
     from pipelines.impact.study import run_study
-    from pipelines.synthetic.federation import FederationSpec, generate_federation
-    from pipelines.synthetic.scenarios import Crisis
 
     specs = {s.name: s for s in load_studies()}
     did = specs["hospitalisations_did"].model_copy(update={"subgroups": []})
@@ -143,13 +149,7 @@ def did_prior_use_probe(world: str, seed: int, persons: int = DEFAULT_PERSONS) -
         "prior_use": did.model_copy(update={"covariates": [*did.covariates, *windows]}),
         "washout_use": did.model_copy(update={"covariates": [*did.covariates, *washout]}),
     }
-    job = Job.for_world(world, True, seed)
-    federation = generate_federation(
-        FederationSpec(
-            agencies=DEFAULT_AGENCIES, persons=persons, seed=seed, scenario=job.scenario, null=True,
-            crisis=Crisis.parse(job.crisis) if job.crisis else Crisis(),
-        )
-    )  # fmt: skip
+    federation = _null_federation(world, seed, persons)
     row: dict[str, Any] = {"world": world, "seed": seed}
     with tempfile.TemporaryDirectory() as folder, warehouse.connect(Path(folder) / "probe.duckdb") as con:
         load_federation(con, federation.tables)

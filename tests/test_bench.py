@@ -224,3 +224,8 @@ def test_a_point_with_some_peers_shows_the_comparisons_they_allow() -> None:
     )
     assert "all SQL models" not in text
     assert "hospitalisation outcome" not in text
+    # A point whose stage seconds were not kept (only its total, from the bench's log) leaves them blank.
+    small = _point(100_000, 20.0, 1.0)
+    del small["tasks"]["pipeline"]["stages"]
+    text = render({**results, "points": [small, point]}, "")
+    assert "| 100,000 | 2,000,000 | 1.0 |  |  |  |  |  |  | 20.0 |" in text

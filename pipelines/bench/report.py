@@ -198,7 +198,7 @@ def render(results: dict[str, Any], guide: str) -> str:
         pipe = p["tasks"]["pipeline"]
         lines.append(
             f"| {p['persons']:,} | {p['rows']:,} | {_task(p, 'generate'):.1f} | "
-            + " | ".join(f"{_stage(p, s):.1f}" for s in PIPELINE_STAGES)
+            + " | ".join(f"{_stage(p, s):.1f}" if "stages" in pipe else "" for s in PIPELINE_STAGES)
             + f" | {pipe['seconds']:.1f} | {p['rows'] / pipe['seconds']:,.0f} | {pipe['peak_rss_mib']:,.0f} MiB |"
         )
     lines += demo_lines(results.get("demo"))

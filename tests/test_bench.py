@@ -193,3 +193,39 @@ def test_a_point_measured_with_the_pipeline_alone_renders() -> None:
     text = render(results, "")
     assert "| 10,000,000 | 200,000,000 |" in text
     assert "| 10,000,000 | ingestion" not in text
+
+
+def test_a_point_with_some_peers_shows_the_comparisons_they_allow() -> None:
+    # parcours bench --tasks pipeline floor_ingest pandas_ingest: the ingestion's ratios, nothing else.
+    point = _point(1_000_000, 200.0, 10.0)  # ingest 50 s; both ingestion peers 10 s
+    point["tasks"] = {name: point["tasks"][name] for name in ("generate", "pipeline", "floor_ingest", "pandas_ingest")}
+    met = {name: ok for name, _, ok in targets(point, None)}
+    assert met["ingestion within 2× of DuckDB read_csv"] is False  # 50 s against 2 × 10 s
+    assert met["ingestion at least 3× faster than the pandas script"] is False
+    assert "whole pipeline within 2× the floors + 5 s" not in met  # the models' and outcome floors did not run
+    assert "outcome (SQL) at least 2× faster than pandas" not in met
+    point["tasks"]["floor_ingest"]["seconds"] = 30.0
+    point["tasks"]["pandas_ingest"]["seconds"] = 150.0
+    met = {name: ok for name, _, ok in targets(point, None)}
+    assert met["ingestion within 2× of DuckDB read_csv"] is True
+    assert met["ingestion at least 3× faster than the pandas script"] is True
+    results = {
+        "started_at": "2026-11-30T00:00:00Z",
+        "command": "parcours bench",
+        "machine": {"cpu": "cpu", "cores": 2, "memory_mib": 1, "os": "os", "python": "3.11", "versions": {}},
+        "runs": 1,
+        "warmup": 0,
+        "wall_seconds": 60.0,
+        "points": [point],
+    }
+    text = render(results, "")
+    assert (
+        "| 1,000,000 | ingestion (read, checks, quarantine) | 50.00 | 30.00 | 150.00 | | 1.67× | 0.33× | yes |" in text
+    )
+    assert "all SQL models" not in text
+    assert "hospitalisation outcome" not in text
+    # A point whose stage seconds were not kept (only its total, from the bench's log) leaves them blank.
+    small = _point(100_000, 20.0, 1.0)
+    del small["tasks"]["pipeline"]["stages"]
+    text = render({**results, "points": [small, point]}, "")
+    assert "| 100,000 | 2,000,000 | 1.0 |  |  |  |  |  |  | 20.0 |" in text

@@ -32,8 +32,14 @@ def _task(point: dict[str, Any], name: str) -> float:
     return float(task["seconds"]) if task else math.nan
 
 
-def has_peers(point: dict[str, Any]) -> bool:
-    return all(t in point["tasks"] for t in PEER_TASKS)
+def ran(point: dict[str, Any], *tasks: str) -> bool:
+    """Whether the point ran every one of ``tasks`` (``parcours bench --tasks`` runs a subset)."""
+    return all(t in point["tasks"] for t in tasks)
+
+
+def _cell(point: dict[str, Any], task: str) -> str:
+    """A task's median seconds for a table cell; empty where the point did not run it."""
+    return f"{_task(point, task):.2f}" if ran(point, task) else ""
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -59,50 +65,68 @@ def targets(point: dict[str, Any], exponent: float | None) -> list[tuple[str, st
             _stage(point, "quality") < 0.1 * _stage(point, "ingest") if _stage(point, "quality") else None,
         ),
     ]
-    if not has_peers(point):
-        return own
-    floors = _task(point, "floor_ingest") + _task(point, "floor_models") + _task(point, "outcome_duckdb")
     models = _stage(point, "models")
     ingest = _stage(point, "ingest")
-    impact = point["tasks"]["impact"].get("stages", {})
-    matching = float(impact.get("matching", _task(point, "impact")))
-    resampled = float(impact.get("aipw_1000_resamples", 0.0))
-    rows: list[tuple[str, str, bool | None]] = [
-        *own[:3],
-        (
-            "whole pipeline within 2× the floors + 5 s",
-            f"{total:.1f} s vs {2 * floors + 5:.1f} s",
-            total <= 2 * floors + 5,
-        ),
-        (
-            "outcome models within 1.3× of bare DuckDB (same SQL files)",
-            _ratio(models, _task(point, "floor_models")),
-            models <= 1.3 * _task(point, "floor_models"),
-        ),
-        (
-            "outcome (SQL) at least 2× faster than pandas",
-            _ratio(_task(point, "outcome_pandas"), _task(point, "outcome_duckdb")),
-            _task(point, "outcome_pandas") >= 2 * _task(point, "outcome_duckdb"),
-        ),
-        (
-            "outcome (SQL) at least 2× faster than Polars",
-            _ratio(_task(point, "outcome_polars"), _task(point, "outcome_duckdb")),
-            _task(point, "outcome_polars") >= 2 * _task(point, "outcome_duckdb"),
-        ),
-        (
-            "ingestion within 2× of DuckDB read_csv",
-            _ratio(ingest, _task(point, "floor_ingest")),
-            ingest <= 2 * _task(point, "floor_ingest"),
-        ),
-        (
-            "ingestion at least 3× faster than the pandas script",
-            _ratio(_task(point, "pandas_ingest"), ingest),
-            3 * ingest <= _task(point, "pandas_ingest"),
-        ),
-        ("impact estimation (propensity, matching, valid interval) under 10 s", f"{matching:.1f} s", matching < 10),
-        ("doubly robust estimate, 1,000 bootstrap refits (no target)", f"{resampled:.1f} s", None),
-        *own[3:],
-    ]
+    # Each comparison where the tasks it compares ran: a large point may run a few peers only.
+    compared: list[tuple[str, str, bool | None]] = []
+    if ran(point, "floor_ingest", "floor_models", "outcome_duckdb"):
+        floors = _task(point, "floor_ingest") + _task(point, "floor_models") + _task(point, "outcome_duckdb")
+        compared.append(
+            (
+                "whole pipeline within 2× the floors + 5 s",
+                f"{total:.1f} s vs {2 * floors + 5:.1f} s",
+                total <= 2 * floors + 5,
+            )
+        )
+    if ran(point, "floor_models"):
+        compared.append(
+            (
+                "outcome models within 1.3× of bare DuckDB (same SQL files)",
+                _ratio(models, _task(point, "floor_models")),
+                models <= 1.3 * _task(point, "floor_models"),
+            )
+        )
+    if ran(point, "outcome_duckdb", "outcome_pandas"):
+        compared.append(
+            (
+                "outcome (SQL) at least 2× faster than pandas",
+                _ratio(_task(point, "outcome_pandas"), _task(point, "outcome_duckdb")),
+                _task(point, "outcome_pandas") >= 2 * _task(point, "outcome_duckdb"),
+            )
+        )
+    if ran(point, "outcome_duckdb", "outcome_polars"):
+        compared.append(
+            (
+                "outcome (SQL) at least 2× faster than Polars",
+                _ratio(_task(point, "outcome_polars"), _task(point, "outcome_duckdb")),
+                _task(point, "outcome_polars") >= 2 * _task(point, "outcome_duckdb"),
+            )
+        )
+    if ran(point, "floor_ingest"):
+        compared.append(
+            (
+                "ingestion within 2× of DuckDB read_csv",
+                _ratio(ingest, _task(point, "floor_ingest")),
+                ingest <= 2 * _task(point, "floor_ingest"),
+            )
+        )
+    if ran(point, "pandas_ingest"):
+        compared.append(
+            (
+                "ingestion at least 3× faster than the pandas script",
+                _ratio(_task(point, "pandas_ingest"), ingest),
+                3 * ingest <= _task(point, "pandas_ingest"),
+            )
+        )
+    if ran(point, "impact"):
+        impact = point["tasks"]["impact"].get("stages", {})
+        matching = float(impact.get("matching", _task(point, "impact")))
+        resampled = float(impact.get("aipw_1000_resamples", 0.0))
+        compared.append(
+            ("impact estimation (propensity, matching, valid interval) under 10 s", f"{matching:.1f} s", matching < 10)
+        )
+        compared.append(("doubly robust estimate, 1,000 bootstrap refits (no target)", f"{resampled:.1f} s", None))
+    rows = [*own[:3], *compared, *own[3:]]
     dashboard = point.get("dashboard")
     if dashboard:
         rows.append(
@@ -174,7 +198,7 @@ def render(results: dict[str, Any], guide: str) -> str:
         pipe = p["tasks"]["pipeline"]
         lines.append(
             f"| {p['persons']:,} | {p['rows']:,} | {_task(p, 'generate'):.1f} | "
-            + " | ".join(f"{_stage(p, s):.1f}" for s in PIPELINE_STAGES)
+            + " | ".join(f"{_stage(p, s):.1f}" if "stages" in pipe else "" for s in PIPELINE_STAGES)
             + f" | {pipe['seconds']:.1f} | {p['rows'] / pipe['seconds']:,.0f} | {pipe['peak_rss_mib']:,.0f} MiB |"
         )
     lines += demo_lines(results.get("demo"))
@@ -188,38 +212,43 @@ def render(results: dict[str, Any], guide: str) -> str:
         "| Parcours / pandas | same numbers |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for p in [p for p in points if has_peers(p)]:
+    for p in [p for p in points if any(t in p["tasks"] for t in PEER_TASKS)]:
         ingest = _stage(p, "ingest")
-        same_rows = "yes" if p["tasks"]["pandas_ingest"].get("check") else "NO"
-        lines.append(
-            f"| {p['persons']:,} | ingestion (read, checks, quarantine) | {ingest:.2f} "
-            f"| {_task(p, 'floor_ingest'):.2f} | {_task(p, 'pandas_ingest'):.2f} | "
-            f"| {_ratio(ingest, _task(p, 'floor_ingest'))} | {_ratio(ingest, _task(p, 'pandas_ingest'))} "
-            f"| {same_rows} |"
-        )
-        models = _stage(p, "models")
-        lines.append(
-            f"| {p['persons']:,} | all SQL models | {models:.2f} | {_task(p, 'floor_models'):.2f} | | "
-            f"| {_ratio(models, _task(p, 'floor_models'))} | | same SQL |"
-        )
-        same = all(p["tasks"][f"outcome_{k}"].get("check") for k in ("duckdb", "polars", "pandas"))
-        lines.append(
-            f"| {p['persons']:,} | hospitalisation outcome | | {_task(p, 'outcome_duckdb'):.2f} "
-            f"| {_task(p, 'outcome_pandas'):.2f} | {_task(p, 'outcome_polars'):.2f} | | "
-            f"{_ratio(_task(p, 'outcome_duckdb'), _task(p, 'outcome_pandas'))} (SQL) | {'yes' if same else 'NO'} |"
-        )
-        impact = p["tasks"]["impact"]
-        stages = impact.get("stages", {})
-        lines.append(
-            f"| {p['persons']:,} | impact: propensity, matching, Abadie-Imbens interval "
-            f"| {stages.get('matching', impact['seconds']):.2f} | | | | | | "
-            f"interval holds the estimate: {'yes' if impact.get('check') else 'NO'} |"
-        )
-        if "aipw_1000_resamples" in stages:
+        if ran(p, "floor_ingest") or ran(p, "pandas_ingest"):
+            same_rows = ("yes" if p["tasks"]["pandas_ingest"].get("check") else "NO") if ran(p, "pandas_ingest") else ""
             lines.append(
-                f"| {p['persons']:,} | impact: doubly robust, 1,000 bootstrap refits "
-                f"| {stages['aipw_1000_resamples']:.2f} | | | | | | |"
+                f"| {p['persons']:,} | ingestion (read, checks, quarantine) | {ingest:.2f} "
+                f"| {_cell(p, 'floor_ingest')} | {_cell(p, 'pandas_ingest')} | "
+                f"| {_ratio(ingest, _task(p, 'floor_ingest')) if ran(p, 'floor_ingest') else ''} "
+                f"| {_ratio(ingest, _task(p, 'pandas_ingest')) if ran(p, 'pandas_ingest') else ''} "
+                f"| {same_rows} |"
             )
+        if ran(p, "floor_models"):
+            models = _stage(p, "models")
+            lines.append(
+                f"| {p['persons']:,} | all SQL models | {models:.2f} | {_task(p, 'floor_models'):.2f} | | "
+                f"| {_ratio(models, _task(p, 'floor_models'))} | | same SQL |"
+            )
+        if ran(p, "outcome_duckdb", "outcome_pandas", "outcome_polars"):
+            same = all(p["tasks"][f"outcome_{k}"].get("check") for k in ("duckdb", "polars", "pandas"))
+            lines.append(
+                f"| {p['persons']:,} | hospitalisation outcome | | {_task(p, 'outcome_duckdb'):.2f} "
+                f"| {_task(p, 'outcome_pandas'):.2f} | {_task(p, 'outcome_polars'):.2f} | | "
+                f"{_ratio(_task(p, 'outcome_duckdb'), _task(p, 'outcome_pandas'))} (SQL) | {'yes' if same else 'NO'} |"
+            )
+        if ran(p, "impact"):
+            impact = p["tasks"]["impact"]
+            stages = impact.get("stages", {})
+            lines.append(
+                f"| {p['persons']:,} | impact: propensity, matching, Abadie-Imbens interval "
+                f"| {stages.get('matching', impact['seconds']):.2f} | | | | | | "
+                f"interval holds the estimate: {'yes' if impact.get('check') else 'NO'} |"
+            )
+            if "aipw_1000_resamples" in stages:
+                lines.append(
+                    f"| {p['persons']:,} | impact: doubly robust, 1,000 bootstrap refits "
+                    f"| {stages['aipw_1000_resamples']:.2f} | | | | | | |"
+                )
     lines += ["", "## Growth exponents (slope of log time against log persons, two largest points)", ""]
     if len(points) >= 2:
         lines += ["| measure | exponent |", "|---|---:|"]

@@ -104,7 +104,7 @@ typecheck: install
 # started the Spark file last, alone. TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 pytest: install bytecode browser java postgres
-	@$(BIN)/pytest -m "not slow" $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder); status=$$?; \
+	@$(BIN)/pytest -m "not slow" $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is missing"; exit 1; fi; \
 	exit $$status
 

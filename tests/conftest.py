@@ -37,21 +37,40 @@ measured over many federations (39 of 40 for the carer study's design, and the s
 
 
 LONGEST_FILES = (
+    "test_spark_connect.py",
     "test_spark_engine.py",
     "test_operations.py",
     "test_browser.py",
     "test_worlds.py",
     "test_disclosure.py",
 )
-"""Files of several minutes each (two Spark runs, two quarters and their reproductions, the pages in chromium,
-six worlds through the pipeline),
-collected first: ``make test``'s workers (``--dist loadfile``) take files in collection order, and one
-of these started last would leave the other worker idle while it runs."""
+"""Files of minutes each (the Spark Connect run, the local Spark run, two quarters and their reproductions,
+the pages in chromium, six worlds through the pipeline), collected first: ``make test``'s workers take work
+in collection order, and one of these started last would leave the other worker idle while it runs. The
+Connect file (one test) comes first: a worker takes the next file with its last test, and that file then
+runs after the Connect run on the same worker, while the other worker starts the local Spark run."""
+
+SPLIT_BY_PARAMETER = {"test_worlds.py": "world_run"}
+"""Files whose module fixture is parametrised by an independent expensive run (a world through the pipeline):
+each parameter's tests form a group of their own, so that the two workers share a file's runs."""
 
 
+def xdist_group(item: pytest.Item) -> str:
+    """The work unit an item belongs to under ``--dist loadgroup``: its file, so that a file's module fixtures
+    (a Spark session, a Connect server, the quarters) are built once, or one parameter of its split fixture."""
+    fixture = SPLIT_BY_PARAMETER.get(item.path.name)
+    callspec = getattr(item, "callspec", None)
+    if fixture and callspec is not None and fixture in callspec.params:
+        return f"{item.path.name}[{callspec.params[fixture]}]"
+    return item.path.name
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (xdist.remote adds them to the test ids)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     first = {name: rank for rank, name in enumerate(LONGEST_FILES)}
     items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: the rest keep their order
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
 
 
 @dataclass

@@ -14,11 +14,12 @@ else
 LOCAL_ENV := DAGSTER_HOME=$(DAGSTER_HOME)
 endif
 
-.PHONY: help install bytecode browser java postgres demo run dashboard dev test lint typecheck pytest validate bench clean
+.PHONY: help install bytecode browser java postgres demo run dashboard dev test test-thorough lint typecheck pytest validate bench clean
 
 help:
 	@echo "make demo    generate a synthetic federation, run the pipeline, serve the dashboards on :8501"
 	@echo "make test    lint, type-check and run the whole test suite"
+	@echo "make test-thorough  the same, property tests drawing every example they ask for (tests/hypothesis_budget.py)"
 	@echo "make dev     the Dagster UI on :3000 (asset graph, runs, checks)"
 	@echo "make validate  the slow validation: studies on 100+ generated federations per scenario (docs/validation.md)"
 	@echo "make bench   time the pipeline and its peers at 10k, 100k and 1M persons (docs/benchmarks.md)"
@@ -111,6 +112,12 @@ pytest: install bytecode browser java postgres
 test: lint typecheck
 	$(BIN)/parcours contract-doc --check
 	$(MAKE) --no-print-directory pytest
+
+# Property tests draw a third of their examples in `make test`; here every one they ask for (after a change to a
+# reader, the privacy guard or the disclosure rules).
+test-thorough: lint typecheck
+	$(BIN)/parcours contract-doc --check
+	PARCOURS_HYPOTHESIS=thorough $(MAKE) --no-print-directory pytest
 
 # Hours on a 2-core machine: every scenario and its null over VALIDATE_FEDERATIONS federations each,
 # in VALIDATE_WORKERS processes; figures go to data/generated/validation/ and docs/validation.md by hand.

@@ -47,8 +47,9 @@ LONGEST_FILES = (
 """Files of minutes each (the Spark Connect run, the local Spark run, two quarters and their reproductions,
 the pages in chromium, six worlds through the pipeline), collected first: ``make test``'s workers take work
 in collection order, and one of these started last would leave the other worker idle while it runs. The
-Connect file (one test) comes first: a worker takes the next file with its last test, and that file then
-runs after the Connect run on the same worker, while the other worker starts the local Spark run."""
+Connect file (one test) comes first: xdist gives a worker its next group once two or fewer of its tests
+remain, so a one-test group brings the next one with it at once; that group (the quarters) then runs after
+the Connect run on the same worker, while the other worker runs the local Spark file."""
 
 SPLIT_BY_PARAMETER = {"test_worlds.py": "world_run"}
 """Files whose module fixture is parametrised by an independent expensive run (a world through the pipeline):

@@ -99,13 +99,13 @@ typecheck: install
 	$(BIN)/mypy
 
 # The slow validation tier (hundreds of federations) runs from `make validate`, not here.
-# TEST_WORKERS processes (pytest-xdist), each xdist group whole in one of them: a group is a test file, so
-# that its module fixtures (a Spark session, a Connect server, the quarters) are built once, except the worlds
-# of test_worlds.py, a group each (tests/conftest.py). Groups go to the workers in collection order, the longest
-# first, not xdist's most-tests-first: that order started the Spark file last, alone. TEST_WORKERS=0: one process.
+# TEST_WORKERS processes (pytest-xdist), each test file whole in one of them: a file's module fixtures
+# (a Spark session, a Connect server, the quarters) are built once. Files go to the workers in collection
+# order, the longest first (tests/conftest.py), not xdist's most-tests-first: that order started the Spark
+# file last, alone. TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 pytest: install bytecode browser java postgres
-	@$(BIN)/pytest -m "not slow" $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder); status=$$?; \
+	@$(BIN)/pytest -m "not slow" $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is missing"; exit 1; fi; \
 	exit $$status
 

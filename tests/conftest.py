@@ -47,31 +47,14 @@ LONGEST_FILES = (
 """Files of minutes each (the Spark Connect run, the local Spark run, two quarters and their reproductions,
 the pages in chromium, six worlds through the pipeline), collected first: ``make test``'s workers take work
 in collection order, and one of these started last would leave the other worker idle while it runs. The
-Connect file (one test) comes first: xdist gives a worker its next group once two or fewer of its tests
-remain, so a one-test group brings the next one with it at once; that group (the quarters) then runs after
+Connect file (one test) comes first: xdist gives a worker its next file once two or fewer of its tests
+remain, so a one-test file brings the next one with it at once; that file (the quarters) then runs after
 the Connect run on the same worker, while the other worker runs the local Spark file."""
 
-SPLIT_BY_PARAMETER = {"test_worlds.py": "world_run"}
-"""Files whose module fixture is parametrised by an independent expensive run (a world through the pipeline):
-each parameter's tests form a group of their own, so that the two workers share a file's runs."""
 
-
-def xdist_group(item: pytest.Item) -> str:
-    """The work unit an item belongs to under ``--dist loadgroup``: its file, so that a file's module fixtures
-    (a Spark session, a Connect server, the quarters) are built once, or one parameter of its split fixture."""
-    fixture = SPLIT_BY_PARAMETER.get(item.path.name)
-    callspec = getattr(item, "callspec", None)
-    if fixture and callspec is not None and fixture in callspec.params:
-        return f"{item.path.name}[{callspec.params[fixture]}]"
-    return item.path.name
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (xdist.remote adds them to the test ids)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     first = {name: rank for rank, name in enumerate(LONGEST_FILES)}
     items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: the rest keep their order
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
 
 
 @dataclass

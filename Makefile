@@ -14,11 +14,12 @@ else
 LOCAL_ENV := DAGSTER_HOME=$(DAGSTER_HOME)
 endif
 
-.PHONY: help install bytecode browser java postgres demo run dashboard dev test lint typecheck pytest validate bench clean
+.PHONY: help install bytecode browser java postgres demo run dashboard dev test test-thorough lint typecheck pytest validate bench clean
 
 help:
 	@echo "make demo    generate a synthetic federation, run the pipeline, serve the dashboards on :8501"
 	@echo "make test    lint, type-check and run the whole test suite"
+	@echo "make test-thorough  the same, property tests drawing every example they ask for (tests/hypothesis_budget.py)"
 	@echo "make dev     the Dagster UI on :3000 (asset graph, runs, checks)"
 	@echo "make validate  the slow validation: studies on 100+ generated federations per scenario (docs/validation.md)"
 	@echo "make bench   time the pipeline and its peers at 10k, 100k and 1M persons (docs/benchmarks.md)"
@@ -99,9 +100,9 @@ typecheck: install
 
 # The slow validation tier (hundreds of federations) runs from `make validate`, not here.
 # TEST_WORKERS processes (pytest-xdist), each test file whole in one of them: a file's module fixtures
-# (a Spark session, a Connect server, a pipeline run per world) are built once. Files go to the workers in
-# collection order, the longest first (tests/conftest.py), not xdist's most-tests-first: that order
-# started the Spark file last, alone. TEST_WORKERS=0: one process.
+# (a Spark session, a Connect server, the quarters) are built once. Files go to the workers in collection
+# order, the longest first (tests/conftest.py), not xdist's most-tests-first: that order started the Spark
+# file last, alone. TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 pytest: install bytecode browser java postgres
 	@$(BIN)/pytest -m "not slow" $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder); status=$$?; \
@@ -111,6 +112,12 @@ pytest: install bytecode browser java postgres
 test: lint typecheck
 	$(BIN)/parcours contract-doc --check
 	$(MAKE) --no-print-directory pytest
+
+# Property tests draw a third of their examples in `make test`; here every one they ask for (after a change to a
+# reader, the privacy guard or the disclosure rules).
+test-thorough: lint typecheck
+	$(BIN)/parcours contract-doc --check
+	PARCOURS_HYPOTHESIS=thorough $(MAKE) --no-print-directory pytest
 
 # Hours on a 2-core machine: every scenario and its null over VALIDATE_FEDERATIONS federations each,
 # in VALIDATE_WORKERS processes; figures go to data/generated/validation/ and docs/validation.md by hand.

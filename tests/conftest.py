@@ -37,16 +37,19 @@ measured over many federations (39 of 40 for the carer study's design, and the s
 
 
 LONGEST_FILES = (
+    "test_spark_connect.py",
     "test_spark_engine.py",
     "test_operations.py",
     "test_browser.py",
     "test_worlds.py",
     "test_disclosure.py",
 )
-"""Files of several minutes each (two Spark runs, two quarters and their reproductions, the pages in chromium,
-six worlds through the pipeline),
-collected first: ``make test``'s workers (``--dist loadfile``) take files in collection order, and one
-of these started last would leave the other worker idle while it runs."""
+"""Files of minutes each (the Spark Connect run, the local Spark run, two quarters and their reproductions,
+the pages in chromium, six worlds through the pipeline), collected first: ``make test``'s workers take work
+in collection order, and one of these started last would leave the other worker idle while it runs. The
+Connect file (one test) comes first: xdist gives a worker its next file once two or fewer of its tests
+remain, so a one-test file brings the next one with it at once; that file (the quarters) then runs after
+the Connect run on the same worker, while the other worker runs the local Spark file."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,7 +5,9 @@ provider from PyPI) on a free local port, and Streamlit's own ``st.login`` talks
 ``st.login``). Each role signs in, visits every page of its role in French, switches to English (remembered
 for the user), visits them again, and every page is saved as a screenshot in ``test-artifacts/``. Every
 request that is not to the dashboard or the provider is blocked, and a dashboard page that attempts one
-fails the test. The analyst also exports the A4 PDF report.
+fails the test. Every tab of a tabbed page is shown in turn (a click in the same page, no new page load) and
+saved too. The analyst also exports the A4 PDF report. One chromium for the module, one test (and browser
+contexts) per role.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,8 +188,15 @@ def _sign_in(page: Any, dashboard_url: str, email: str) -> None:
     expect(page.get_by_text("Connecté : ")).to_be_visible(timeout=30_000)
 
 
-def _visit(page: Any, role: str, title: str, name: str, language: str) -> Path:
-    """Open a page from the sidebar, wait for its run to end, save it as ``<role>_<name>_<language>.png``."""
+def _slug(text: str) -> str:
+    """Plain ASCII for a file name: « Résultats » gives ``resultats``."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")
+
+
+def _visit(page: Any, role: str, title: str, name: str, language: str) -> list[Path]:
+    """Open a page from the sidebar, wait for its run to end, save it as ``<role>_<name>_<language>.png``,
+    then each further tab of its tabbed sections as ``<role>_<name>_<language>_tab<n>_<label>.png``."""
     from playwright.sync_api import expect
 
     link = page.get_by_role("link", name=title, exact=True).first
@@ -195,10 +205,20 @@ def _visit(page: Any, role: str, title: str, name: str, language: str) -> Path:
     page.wait_for_url(lambda url: urlsplit(url).path.rstrip("/") == urlsplit(target).path.rstrip("/"), timeout=30_000)
     _settle(page)
     expect(page.locator("h1").first).to_be_visible(timeout=30_000)
-    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")  # the English title: plain ASCII in both languages
-    path = ARTIFACTS / f"{role}_{slug}_{language}.png"
-    _screenshot_whole(page, path)
-    return path
+    stem = f"{role}_{_slug(name)}_{language}"  # the English title: the same names in both languages
+    shots = [ARTIFACTS / f"{stem}.png"]
+    _screenshot_whole(page, shots[0])
+    # Streamlit draws every tab's content with the page: a click only shows another, without a rerun.
+    tabs = page.get_by_test_id("stMain").get_by_role("tab")
+    for index in range(tabs.count()):
+        tab = tabs.nth(index)
+        if tab.get_attribute("aria-selected") == "true":
+            continue  # shown in the page's own screenshot
+        tab.click()
+        expect(tab).to_have_attribute("aria-selected", "true")
+        shots.append(ARTIFACTS / f"{stem}_tab{index + 1}_{_slug(tab.inner_text())}.png")
+        _screenshot_whole(page, shots[-1])
+    return shots
 
 
 def _screenshot_whole(page: Any, path: Path) -> None:
@@ -214,55 +234,86 @@ def _screenshot_whole(page: Any, path: Path) -> None:
     page.set_viewport_size(VIEWPORT)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it)")
-def test_each_role_signs_in_through_openid_connect_and_every_page_renders_in_both_languages(
-    dashboard_url: str, provider: str
-) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One chromium for every role (each role signs in in contexts of its own)."""
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (`make test` installs it)")
+    from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    attempts: list[str] = []
-    shots: list[Path] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            for role, email in USERS.items():
-                context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-                page = _offline_page(context, dashboard_url, provider, attempts)
-                _sign_in(page, dashboard_url, email)
-                for french, english in PAGES[role]:
-                    shots.append(_visit(page, role, french, english, "fr"))
-                    if role == "analyst" and french == "Détail d'une étude":
-                        expect(page.get_by_text("Le verdict")).to_be_visible()
-                        page.get_by_role("button", name="Préparer le PDF").click()
-                        with page.expect_download(timeout=120_000) as download:
-                            page.get_by_role("button", name="Rapport (PDF A4)").click(timeout=120_000)
-                        download.value.save_as(ARTIFACTS / "study_report.pdf")
-                # Pages of other roles are not even registered: no link to them.
-                other = {"funder": "Fichiers et qualité", "agency": "Études d'impact", "analyst": None}[role]
-                if other:
-                    expect(page.get_by_role("link", name=other)).to_have_count(0)
-                # The language picker (a segmented control: its options are not "button"s to assistive technology).
-                page.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
-                _settle(page)
-                for _, english in PAGES[role]:
-                    shots.append(_visit(page, role, english, english, "en"))
-                # Remembered on the server for this user: a new browser session opens in English.
-                context.close()
-                context = browser.new_context(viewport=VIEWPORT)
-                page = _offline_page(context, dashboard_url, provider, attempts)
-                page.goto(dashboard_url)
-                page.get_by_role("button", name="Se connecter").click()
-                page.get_by_role("button", name=email).first.click()
-                expect(page.get_by_text("Signed in as")).to_be_visible(timeout=30_000)
-                context.close()
+            yield launched
         finally:
-            browser.close()
+            launched.close()
+
+
+TABBED = {
+    "funder": {"territories_and_breakdowns"},
+    "agency": {"outcomes_against_peers"},
+    "analyst": {"territories_and_breakdowns", "outcomes_against_peers"},
+}
+"""Pages that always show tabs for the role (the territories' breakdowns, the peers' outcome families): each
+tab past the first must have its own screenshot."""
+
+
+@pytest.mark.parametrize("role", ["analyst", "funder", "agency"])  # the longest first: xdist's next file waits less
+def test_each_role_signs_in_through_openid_connect_and_every_page_renders_in_both_languages(
+    browser: Any, dashboard_url: str, provider: str, role: str
+) -> None:
+    from playwright.sync_api import expect
+
+    email = USERS[role]
+    attempts: list[str] = []
+    pages: list[Path] = []
+    tabs: list[Path] = []
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = _offline_page(context, dashboard_url, provider, attempts)
+    _sign_in(page, dashboard_url, email)
+    for french, english in PAGES[role]:
+        first, *others = _visit(page, role, french, english, "fr")
+        pages.append(first)
+        tabs += others
+        if role == "analyst" and french == "Détail d'une étude":
+            expect(page.get_by_text("Le verdict")).to_be_visible()
+            page.get_by_role("button", name="Préparer le PDF").click()
+            with page.expect_download(timeout=120_000) as download:
+                page.get_by_role("button", name="Rapport (PDF A4)").click(timeout=120_000)
+            download.value.save_as(ARTIFACTS / "study_report.pdf")
+    # Pages of other roles are not even registered: no link to them.
+    other = {"funder": "Fichiers et qualité", "agency": "Études d'impact", "analyst": None}[role]
+    if other:
+        expect(page.get_by_role("link", name=other)).to_have_count(0)
+    # The language picker (a segmented control: its options are not "button"s to assistive technology).
+    page.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
+    _settle(page)
+    for _, english in PAGES[role]:
+        first, *others = _visit(page, role, english, english, "en")
+        pages.append(first)
+        tabs += others
+    # Remembered on the server for this user: a new browser session opens in English.
+    context.close()
+    context = browser.new_context(viewport=VIEWPORT)
+    page = _offline_page(context, dashboard_url, provider, attempts)
+    page.goto(dashboard_url)
+    page.get_by_role("button", name="Se connecter").click()
+    page.get_by_role("button", name=email).first.click()
+    expect(page.get_by_text("Signed in as")).to_be_visible(timeout=30_000)
+    context.close()
+
     assert attempts == [], f"the dashboard asked for resources outside its server: {attempts}"
-    # One screenshot per page, role and language, none written over another (36 with today's pages).
-    assert len(set(shots)) == len(shots) == 2 * sum(len(pages) for pages in PAGES.values())
-    assert all(s.stat().st_size > 10_000 for s in shots)
-    pdf = (ARTIFACTS / "study_report.pdf").read_bytes()
-    assert pdf.startswith(b"%PDF")
-    sizes = {tuple(round(float(v)) for v in box.split()) for box in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", pdf)}
-    assert sizes == {(0, 0, 595, 842)}  # every page A4 (US Letter is 612 x 792)
+    # One screenshot per page and language, and one per further tab, none written over another.
+    assert len(pages) == 2 * len(PAGES[role])
+    assert len(set(pages + tabs)) == len(pages) + len(tabs)
+    assert all(s.stat().st_size > 10_000 for s in pages + tabs)
+    for language in ("fr", "en"):
+        marker = f"_{language}_tab"
+        tabbed = {s.name.removeprefix(f"{role}_").split(marker)[0] for s in tabs if marker in s.name}
+        assert TABBED[role] <= tabbed, (language, tabbed)
+    if role == "analyst":
+        pdf = (ARTIFACTS / "study_report.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF")
+        sizes = {tuple(round(float(v)) for v in box.split()) for box in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", pdf)}
+        assert sizes == {(0, 0, 595, 842)}  # every page A4 (US Letter is 612 x 792)

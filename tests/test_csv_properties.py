@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from pipelines.ingest.config import ReadOptions
 from pipelines.ingest.readers import SOURCE_ROW, describe_file, read_csv
+from tests.hypothesis_budget import examples
 
 FIELD = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"), include_characters=',;"\n\t '),
@@ -39,7 +40,7 @@ def _read(content: bytes) -> tuple[list[list[str | None]], list[int], list[int]]
         return values, lines, [r.line or 0 for r in table.rejects]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(rows=ROWS, delimiter=st.sampled_from([",", ";", "\t"]))
 def test_every_field_round_trips(rows: list[list[str]], delimiter: str) -> None:
     values, _, rejects = _read(_write(rows, delimiter, "utf-8"))
@@ -48,14 +49,14 @@ def test_every_field_round_trips(rows: list[list[str]], delimiter: str) -> None:
     assert values == [[field if field != "" else None for field in row] for row in rows]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(rows=st.lists(st.lists(st.text(alphabet="abcé€œ’ 0123456789", max_size=8), min_size=3, max_size=3),
                      min_size=1, max_size=20))  # fmt: skip
 def test_windows_1252_files_read_like_utf8_files(rows: list[list[str]]) -> None:
     assert _read(_write(rows, ";", "cp1252"))[0] == _read(_write(rows, ";", "utf-8"))[0]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(rows=st.lists(st.lists(st.text(alphabet="abc123 ", max_size=6), min_size=3, max_size=3), min_size=1,
                      max_size=20), broken=st.data())  # fmt: skip
 def test_rows_in_equals_rows_read_plus_rows_rejected(rows: list[list[str]], broken: st.DataObject) -> None:

@@ -64,6 +64,7 @@ from pipelines.publication.study_verdicts import decision
 from pipelines.synthetic.exports import write_landing
 from pipelines.synthetic.federation import FederationSpec, generate_federation
 from tests.conftest import PipelineRun, run_on
+from tests.hypothesis_budget import examples
 
 SECRET = release_secret(b"a test key of at least thirty-two bytes!")
 
@@ -274,7 +275,7 @@ def test_a_small_total_spread_over_many_blank_parts_stays_hidden() -> None:
     assert (regions["persons"] > 0).all()  # the other measures keep their zeros and counts
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(METROPOLITAN[:30]), st.tuples(st.integers(1, 120), st.floats(0.0, 0.6)), min_size=2, max_size=18

@@ -28,11 +28,12 @@ from pipelines.ingest.pseudonyms import DEMO_KEY
 from pipelines.ingest.readers import discover_landing_files
 from pipelines.ingest.reasons import Reason
 from pipelines.ingest.service import FileReport, ingest_files
+from tests.hypothesis_budget import examples
 
 TODAY = date(2026, 11, 23)
 STATUSES = {"accepted", "partial", "rejected"}
 CODES = {r.value for r in Reason}
-FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PERSONS = pl.DataFrame(
     {
         "person_id": ["P1", "P2", "P3", "P4"],

@@ -24,6 +24,7 @@ from pipelines.ingest.privacy import (
     normalised_expression,
 )
 from tests.corpus.care_notes import care_notes
+from tests.hypothesis_budget import examples
 
 SEPARATORS = st.sampled_from(["", " ", ".", "-", " - ", "\u00a0", "\u202f", "\u2013", "\u200b", "/"])
 KNOWN_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cn", "Cs")), max_size=60)
@@ -53,7 +54,7 @@ def _written(number: str, groups: tuple[int, ...], separator: str) -> str:
     return separator.join(parts)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(number=nirs(), separator=SEPARATORS, before=WORDS, after=st.sampled_from(["", "svp", " merci", ".", "abc"]),
        full_width=st.booleans())  # fmt: skip
 def test_every_valid_nir_is_found_however_written(
@@ -87,7 +88,7 @@ def french_phones(draw: st.DrawFn) -> str:
     return f"tel{number}"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(phone=french_phones(), before=st.sampled_from(["", "appeler au ", "fille: ", "(", "tél."]))
 def test_every_valid_french_phone_is_found(phone: str, before: str) -> None:
     assert "phone" in find_identifiers(before + phone)
@@ -119,7 +120,7 @@ NOTE_PARTS = st.sampled_from([
 ])  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(parts=st.lists(st.tuples(NOTE_PARTS, st.integers(1, 23), st.integers(0, 59), st.integers(1, 28),
                                 st.integers(1, 12), st.integers(0, 26), st.integers(1, 6), st.integers(1, 99)),
                       min_size=1, max_size=4))  # fmt: skip
@@ -128,7 +129,7 @@ def test_ordinary_care_notes_pass(parts: list[tuple[str, int, int, int, int, int
     assert find_identifiers(note, free_text=True) == set(), note
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(text=KNOWN_TEXT)
 def test_the_vectorised_normalisation_agrees_with_the_pure_one(text: str) -> None:
     vectorised = pl.select(normalised_expression(pl.lit(text, dtype=pl.String))).item()
@@ -136,7 +137,7 @@ def test_the_vectorised_normalisation_agrees_with_the_pure_one(text: str) -> Non
     assert normalise_text(vectorised) == normalise_text(text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(number=nirs(), noise=st.text(max_size=20), separator=SEPARATORS, free=st.booleans())
 def test_the_prefilter_never_clears_an_identifier(number: str, noise: str, separator: str, free: bool) -> None:
     value = noise + _written(number, (1, 2, 2, 2, 3, 3, 2), separator) + noise
@@ -146,7 +147,7 @@ def test_the_prefilter_never_clears_an_identifier(number: str, noise: str, separ
     assert column.to_list()[0] == ("c" if hit[0] else None)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(text=KNOWN_TEXT)
 def test_keys_have_one_written_form(text: str) -> None:
     once = normalise_key(text)
@@ -177,7 +178,7 @@ DIGIT_SCRIPTS = [
 ]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(number=nirs(), zero=st.sampled_from(DIGIT_SCRIPTS), separator=SEPARATORS)
 def test_a_nir_in_any_script_s_digits_is_found(number: str, zero: str, separator: str) -> None:
     digits = "".join(chr(ord(zero) + int(c)) if c.isdigit() else c for c in number)
@@ -232,7 +233,7 @@ def international_numbers(draw: st.DrawFn) -> str:
     return e164
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(parts=ID_PARTS)
 def test_the_engine_prefilter_never_clears_an_identifier_in_codes(parts: list[str]) -> None:
     value = "".join(parts)
@@ -240,7 +241,7 @@ def test_the_engine_prefilter_never_clears_an_identifier_in_codes(parts: list[st
         assert _engine_candidates([value])[value], value
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     number=st.one_of(nirs(), french_phones(), international_numbers()),
     before=st.sampled_from(["", "AG001-", "P", "V", "LK", "I", "x", "AG-2A", "n°"]),

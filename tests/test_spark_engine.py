@@ -1,5 +1,6 @@
-"""The pipeline on Spark gives the snapshot DuckDB gives: the whole run on a local Spark session, and
-through Spark Connect (how a real cluster is reached) against a local Connect server started here.
+"""The pipeline on Spark gives the snapshot DuckDB gives: the whole run on a local Spark session, and the
+engine's pieces (transactions, sources, literals, error messages). The same run through Spark Connect is
+``test_spark_connect.py``.
 
 One small federation (the suite's), one Spark session for the module. ``make test`` installs Java when
 it is missing (``make java``); without it these tests are skipped, saying why.
@@ -7,16 +8,9 @@ it is missing (``make java``); without it these tests are skipped, saying why.
 
 from __future__ import annotations
 
-import math
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 import sqlglot
@@ -25,81 +19,10 @@ from pipelines import warehouse
 from pipelines.assets.models import model_failure
 from pipelines.engines import Engine, EngineConfig, as_engine, engine_errors, open_engine
 from pipelines.engines.spark import spark_session
-from pipelines.operations.status import OPERATIONS_FILE
-from pipelines.resources import ParcoursResource
-from pipelines.run import run_pipeline
 from tests.conftest import PipelineRun
+from tests.spark_snapshots import NEEDS_JAVA, snapshot_differences, spark_run_on, table_differences
 
-pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java: `make java` installs it")
-
-VOLATILE_METADATA = {"published_at", "run_id"}
-"""Serving metadata that differs between any two runs."""
-RELATIVE_TOLERANCE = 1e-6
-"""Sums of doubles in another order differ in their last bits; nothing more is allowed."""
-
-
-def spark_run_on(landing: Path, data_dir: Path, remote: str = "") -> PipelineRun:
-    """``PARCOURS_ENGINE=spark parcours run``, in this process: the engine read from the environment."""
-    resource = ParcoursResource(data_dir=str(data_dir), landing_dir=str(landing))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PARCOURS_ENGINE", "spark")
-        env.setenv("PARCOURS_SPARK_REMOTE", remote)
-        assert resource.engine_config().kind == "spark"
-        outcome = run_pipeline(resource, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING")
-    return PipelineRun(resource.settings(), outcome)
-
-
-def _comparable(frame: pl.DataFrame) -> pl.DataFrame:
-    """Run times out, numbers as doubles, rows in one order whatever order the engine wrote them in."""
-    frame = frame.select([c for c, t in frame.schema.items() if not isinstance(t, pl.Datetime)])
-    if {"key", "value"} <= set(frame.columns) and frame.height and "published_at" in frame["key"].to_list():
-        frame = frame.filter(~pl.col("key").is_in(sorted(VOLATILE_METADATA)))
-    frame = frame.with_columns(pl.col(c).cast(pl.Float64) for c, t in frame.schema.items() if t.is_numeric())
-    keys = [
-        pl.col(c).round_sig_figs(6) if t == pl.Float64 else pl.col(c).cast(pl.String) for c, t in frame.schema.items()
-    ]
-    return frame.sort(keys, nulls_last=True) if frame.width else frame
-
-
-def table_differences(name: str, expected: pl.DataFrame, actual: pl.DataFrame) -> list[str]:
-    if expected.columns != actual.columns:
-        return [f"{name}: columns {actual.columns} instead of {expected.columns}"]
-    if expected.height != actual.height:
-        return [f"{name}: {actual.height} rows instead of {expected.height}"]
-    a, b = _comparable(expected), _comparable(actual)
-    problems = []
-    for column in a.columns:
-        x, y = a[column].to_list(), b[column].to_list()
-        if a.schema[column] == pl.Float64:
-            same = all(
-                (p is None and q is None)
-                or (p is not None and q is not None and (math.isnan(p) and math.isnan(q)))
-                or (p is not None and q is not None and math.isclose(p, q, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-9))
-                for p, q in zip(x, y, strict=True)
-            )
-        else:
-            same = x == y
-        if not same:
-            problems.append(f"{name}.{column} differs")
-    return problems
-
-
-def snapshot_differences(expected_dir: Path, actual_dir: Path) -> list[str]:
-    """Every DuckDB file of a serving folder (analysts', funders', each agency's, the study inputs)."""
-    # The operations file (what arrived, when, by which run) is the ingestion's status, not the publication.
-    expected = sorted(p.relative_to(expected_dir) for p in expected_dir.rglob("*.duckdb") if p.name != OPERATIONS_FILE)
-    actual = sorted(p.relative_to(actual_dir) for p in actual_dir.rglob("*.duckdb") if p.name != OPERATIONS_FILE)
-    if expected != actual:
-        return [f"files {actual} instead of {expected}"]
-    problems = []
-    for relative in expected:
-        a, b = warehouse.read_tables(expected_dir / relative), warehouse.read_tables(actual_dir / relative)
-        if sorted(a) != sorted(b):
-            problems.append(f"{relative}: tables {sorted(b)} instead of {sorted(a)}")
-            continue
-        for table in sorted(a):
-            problems += table_differences(f"{relative}:{table}", a[table], b[table])
-    return problems
+pytestmark = NEEDS_JAVA
 
 
 @pytest.fixture(scope="module")
@@ -195,73 +118,3 @@ def test_a_spark_data_error_is_reported_without_the_value(spark_engine: Engine) 
     with pytest.raises(engine_errors()) as unknown:
         spark_engine.run_model("int_bad", "select no_such_column from (select 1 as x) as t")
     assert "no_such_column" in model_failure("int_bad", unknown.value)  # the query's own words are kept
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Spark Connect server on this machine, as a cluster would run one."""
-    import pyspark
-
-    home = Path(pyspark.__file__).parent
-    port = _free_port()
-    log = tmp_path_factory.mktemp("connect") / "server.log"
-    env = {**os.environ, "SPARK_HOME": str(home)}
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                str(home / "bin" / "spark-submit"),
-                "--class",
-                "org.apache.spark.sql.connect.service.SparkConnectServer",
-                "--master",
-                "local[2]",
-                "--conf",
-                f"spark.connect.grpc.binding.port={port}",
-                "--conf",
-                "spark.connect.grpc.binding.address=127.0.0.1",
-                "--conf",
-                "spark.ui.enabled=false",
-                "--conf",
-                "spark.sql.shuffle.partitions=4",
-                "spark-internal",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                pytest.fail(f"the Spark Connect server stopped: {log.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail("the Spark Connect server did not open its port in 240 s")
-        yield f"sc://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-def test_the_pipeline_through_spark_connect_publishes_the_same_snapshot(
-    small_run: PipelineRun,
-    small_federation_dir: Path,
-    connect_server: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    run = spark_run_on(small_federation_dir / "landing", tmp_path_factory.mktemp("connect_run"), connect_server)
-    assert run.outcome.success, run.outcome.failures
-    problems = snapshot_differences(small_run.settings.serving_path.parent, run.settings.serving_path.parent)
-    assert problems == []

@@ -36,6 +36,7 @@ from pipelines.publication.study_verdicts import (
     verdict_problems,
 )
 from tests.conftest import PipelineRun
+from tests.hypothesis_budget import examples
 from tests.test_dashboard import ANALYST, FUNDER, _app
 
 EFFECT = Effect("unplanned_admissions", "per 1,000 person-years", -84.27, -130.5, -38.04)
@@ -316,7 +317,7 @@ def _verdict_of(draw: Callable[..., Any]) -> Verdict:
     return decide(checks, effect, savings)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.data())
 def test_the_verdict_released_to_funders_decides_what_the_analysts_verdict_decides(data: st.DataObject) -> None:
     verdict = _verdict_of(data.draw)

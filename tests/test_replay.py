@@ -158,3 +158,15 @@ def test_the_command_prints_the_table_of_a_results_file(tmp_path: Path, capsys: 
     # Run 3's rows of the fixture: 4 headline null federations, 2 published false effects (seeds 3 and 4).
     assert "| current | unplanned_hospitalisations | 4 | 2 (50.0%) |" in table
     assert "| t_quantile | hospitalisations_did |" in table
+
+
+def test_the_calibrated_z_and_the_diagnosis() -> None:
+    row = replay.ingredients(hand_row())
+    assert row is not None
+    assert replay.calibrated_z(row) == pytest.approx((0.10 - 0.20) / 0.12)
+    rows = [replay.ingredients(hand_row(seed=s, scenario=w, log_ratio=0.1 * s - 0.2, systematic_mean=0.05 * s))
+            for s in range(5) for w in ("a", "b")]  # fmt: skip
+    text = replay.diagnosis([r for r in rows if r is not None])
+    assert text.startswith("unplanned_hospitalisations: 10 null federations")
+    assert "spread 0: 10 (100%)" in text
+    assert "between worlds: Levene p" in text

@@ -324,15 +324,17 @@ def coverage_target_met(share: float | None) -> bool:
     return share is not None and not math.isnan(share) and 0.90 <= share <= 0.99
 
 
-def replay_results(paths: list[Path], rules: list[str]) -> str:
-    """The replay table of ``rules`` over the rows of these results files (rows not calibrated are skipped)."""
+def replay_results(paths: list[Path], rules: list[str], diagnose: bool = False) -> str:
+    """The replay table of ``rules`` over the rows of these results files (rows not calibrated are skipped),
+    after the calibration's diagnosis when ``diagnose``."""
     rows = []
     for path in paths:
         with path.open(encoding="utf-8") as lines:
             rows += [
                 found for found in (replay.ingredients(json.loads(line)) for line in lines if line.strip()) if found
             ]
-    return replay.replay_table(rows, rules)
+    table = replay.replay_table(rows, rules)
+    return f"{replay.diagnosis(rows)}\n\n{table}" if diagnose else table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,9 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         help="replay calibration rules (pipelines/impact/replay.py) on results.jsonl in --out, run none",
     )
     parser.add_argument("--results", nargs="*", default=[], help="with --replay: more results.jsonl files")
+    parser.add_argument("--diagnose", action="store_true", help="with --replay: also the calibration's diagnosis")
     args = parser.parse_args(argv)
     if args.replay:
-        print(replay_results([Path(args.out) / "results.jsonl", *map(Path, args.results)], args.replay))
+        print(replay_results([Path(args.out) / "results.jsonl", *map(Path, args.results)], args.replay, args.diagnose))
         return 0
     if args.report:
         print(markdown_tables(pl.read_ndjson(Path(args.out) / "results.jsonl", infer_schema_length=None)))

@@ -16,6 +16,7 @@ Run by ``make validate`` (``tests/test_validation.py``, marked ``slow``); figure
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
@@ -31,6 +32,7 @@ from pipelines import warehouse
 from pipelines.assets.ingestion import RUN_PARAMETERS_TABLE
 from pipelines.assets.reference import REFERENCE_TABLES, load_reference
 from pipelines.assets.studies import STUDY_INPUTS
+from pipelines.impact import replay
 from pipelines.impact.spec import StudySpec, load_studies
 from pipelines.impact.study import StudyResult, run_study
 from pipelines.sql_models import SqlModel
@@ -322,6 +324,19 @@ def coverage_target_met(share: float | None) -> bool:
     return share is not None and not math.isnan(share) and 0.90 <= share <= 0.99
 
 
+def replay_results(paths: list[Path], rules: list[str], diagnose: bool = False) -> str:
+    """The replay table of ``rules`` over the rows of these results files (rows not calibrated are skipped),
+    after the calibration's diagnosis when ``diagnose``."""
+    rows = []
+    for path in paths:
+        with path.open(encoding="utf-8") as lines:
+            rows += [
+                found for found in (replay.ingredients(json.loads(line)) for line in lines if line.strip()) if found
+            ]
+    table = replay.replay_table(rows, rules)
+    return f"{replay.diagnosis(rows)}\n\n{table}" if diagnose else table
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m pipelines.impact.validation``: every scenario and null, results written as they come."""
     import argparse
@@ -339,7 +354,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path("data") / "generated" / "validation"))
     parser.add_argument("--tag", default="", help="written on every row (the code version measured)")
     parser.add_argument("--report", action="store_true", help="print the tables of results.jsonl in --out, run none")
+    parser.add_argument(
+        "--replay",
+        nargs="+",
+        metavar="RULE",
+        help="replay calibration rules (pipelines/impact/replay.py) on results.jsonl in --out, run none",
+    )
+    parser.add_argument("--results", nargs="*", default=[], help="with --replay: more results.jsonl files")
+    parser.add_argument("--diagnose", action="store_true", help="with --replay: also the calibration's diagnosis")
     args = parser.parse_args(argv)
+    if args.replay:
+        print(replay_results([Path(args.out) / "results.jsonl", *map(Path, args.results)], args.replay, args.diagnose))
+        return 0
     if args.report:
         print(markdown_tables(pl.read_ndjson(Path(args.out) / "results.jsonl", infer_schema_length=None)))
         return 0
@@ -355,7 +381,6 @@ def main(argv: list[str] | None = None) -> int:
         if not (null and world in SAME_NULL_AS_BASELINE)
     ]
     results = out / "results.jsonl"
-    import json
     from concurrent.futures import as_completed
 
     with ProcessPoolExecutor(args.workers) as pool, results.open("a", encoding="utf-8") as sink:

@@ -29,6 +29,7 @@ from pipelines.publication import study_tables as studies
 from pipelines.publication.audit import AuditReport, Target, audit, released_values, zeros_to_mask
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import CellId, Ledger, Relation
+from pipelines.publication.precision import rounded_tables
 from pipelines.publication.protector import Protector
 from pipelines.publication.rules import MAGNITUDE_NOISE, MAX_NOISE, MIN_CELL, PROTECTION_WIDTH
 from pipelines.publication.schema import TableSchema
@@ -248,6 +249,7 @@ def protected(
     forced: frozenset[CellId] = frozenset()
     for _ in range(MAX_ROUNDS):
         release = build(forced)
+        release.tables = rounded_tables(release.tables, release.schemas)  # the release precision policy
         for cell, (low, high) in cross_release_bounds(release.ledger, release.schemas, earlier).items():
             release.ledger.bound(cell, low, high)
         zeros = zeros_to_mask(release.ledger) - forced

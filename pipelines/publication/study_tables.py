@@ -55,7 +55,7 @@ STUDY_COLUMNS: dict[str, ColumnClass] = {
     "ci_high": "guarded",
     "standard_error": "guarded",
     "treated_value": "guarded",  # and, per person-year, only on a main row of at least MIN_CELL events
-    "counterfactual_value": "derived",  # treated value minus the estimate
+    "counterfactual_value": "derived",  # treated value minus the published effect (calibrated when it is)
     # These give back the observed rate (treated_value): shown only where it is.
     "estimate_calibrated": "rate",
     "ci_low_calibrated": "rate",
@@ -156,6 +156,31 @@ def _severe_share(arm: str) -> Callable[[Mapping[str, Any], Mapping[str, Any]], 
     return derive
 
 
+def published_effect(row: Mapping[str, Any]) -> float | None:
+    """The effect the row's verdict publishes: the calibrated estimate when the verdict says it is calibrated
+    (``numbers.calibrated``), else the estimate. The headline, the counterfactual and the history all read it."""
+    numbers = json.loads(row.get("verdict") or "{}").get("numbers") or {}
+    value = row.get("estimate_calibrated") if numbers.get("calibrated") else row.get("estimate")
+    return None if value is None else float(value)
+
+
+def published_headline(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The estimate and interval a released row's verdict published (calibrated when it was), and whether they
+    were calibrated: what a funder read as the headline, for the history of releases."""
+    numbers = json.loads(row.get("verdict") or "{}").get("numbers") or {}
+    figures: dict[str, Any] = {
+        k: None if numbers.get(k) is None else float(numbers[k]) for k in ("estimate", "ci_low", "ci_high")
+    }
+    return {**figures, "calibrated": bool(numbers.get("calibrated"))}
+
+
+def counterfactual(row: Mapping[str, Any]) -> float | None:
+    """What the treated would have had without care management, as published: the observed value minus the
+    published effect, so that observed minus counterfactual is the headline effect, never the uncalibrated one."""
+    effect = published_effect(row)
+    return None if row.get("treated_value") is None or effect is None else row["treated_value"] - effect
+
+
 def _json_key(handling: str) -> JsonKey:
     if handling == "guarded":
         return JsonKey("guarded", guards=ARM_GUARDS)
@@ -172,11 +197,7 @@ STUDIES_SCHEMA = TableSchema(
     name=STUDIES,
     labels=tuple(c for c, k in STUDY_COLUMNS.items() if k == "label"),
     counts=ARM_GUARDS,
-    derived={
-        "counterfactual_value": lambda r: (
-            None if r["treated_value"] is None or r["estimate"] is None else r["treated_value"] - r["estimate"]
-        )
-    },
+    derived={"counterfactual_value": lambda r: counterfactual(r)},
     guarded={
         **{c: ARM_GUARDS for c, k in STUDY_COLUMNS.items() if k == "guarded"},
         **{c: RATE_GUARDS for c, k in STUDY_COLUMNS.items() if k == "rate"},
@@ -302,10 +323,10 @@ def studies_tables(mart: pl.DataFrame, curves: pl.DataFrame, protector: Protecto
         out["treated_value"] = row["treated_value"] if keep_treated else None
         for column in (c for c, k in STUDY_COLUMNS.items() if k == "rate"):
             out[column] = row[column] if out["treated_value"] is not None or not protector.protects else None
+        out["verdict"] = release_verdict(row["verdict"], out) if protector.protects else row["verdict"]
         out["counterfactual_value"] = STUDIES_SCHEMA.derived["counterfactual_value"](out)
         out["diagnostics"] = json.dumps(_diagnostics(diagnostics, out, labels, here, protector))
         out["funder_figures"] = json.dumps(_figures(figures, out, labels, protector))
-        out["verdict"] = release_verdict(row["verdict"], out) if protector.protects else row["verdict"]
         for arm, (low, high) in size_bounds(row["verdict"]).items():
             protector.bound(here[arm], low, high)
         out["suppressed"] = not shown

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -22,6 +23,9 @@ from dashboards.study_content import study_content
 from pipelines import warehouse
 from pipelines.impact.gate import Verdict
 from pipelines.presentation.catalogue import t
+from pipelines.presentation.formats import day
+from pipelines.publication.agency_tables import case_mix_table
+from pipelines.publication.cell_key import protect_count
 from pipelines.publication.precision import (
     RELEASE_PRECISION,
     is_rounded,
@@ -36,9 +40,13 @@ from pipelines.publication.release import (
     AGENCY_SCHEMAS,
     FUNDER_SCHEMAS,
     RELEASE_INPUTS,
+    agency_dir,
     build_publication,
+    funder_path,
     protected,
+    released_cutoff,
 )
+from pipelines.publication.rules import MAX_NOISE
 from pipelines.publication.study_tables import (
     STUDIES,
     STUDIES_SCHEMA,
@@ -48,7 +56,7 @@ from pipelines.publication.study_tables import (
 )
 from pipelines.publication.tallies import NARROW, binary_smd, smd_attack, smd_solutions, tally_problems
 from tests.conftest import PipelineRun
-from tests.test_disclosure import CURVE_SCHEMA, _admissions_mart, _study_release
+from tests.test_disclosure import CURVE_SCHEMA, _admissions_mart, _study_mart, _study_release
 
 SECRET = b"test secret for the release precision policy"
 
@@ -68,6 +76,11 @@ def test_values_are_written_to_their_unit_exactly() -> None:
         "cost_per_stay": 1204.0,
         "probability_net_savings_positive": 0.24,
     }
+    scenarios = {"low": {"net_savings": -106308.86, "net_savings_ci": [-401174.1, 188556.4], "cost_per_stay": 1204.0}}
+    assert round_to(scenarios, {"net_savings": 1000.0, "net_savings_ci": 1000.0, "cost_per_stay": 1.0}) == {
+        "low": {"net_savings": -106000.0, "net_savings_ci": [-401000.0, 189000.0], "cost_per_stay": 1204.0}
+    }
+    assert not is_rounded(scenarios, {"net_savings": 1000.0, "net_savings_ci": 1000.0, "cost_per_stay": 1.0})
     assert is_rounded(0.16, 0.01)
     assert not is_rounded(0.157, 0.01)
 
@@ -172,6 +185,8 @@ def test_the_auditor_refuses_full_precision_estimates_and_passes_the_rounded_rel
     assert precision_problems(STUDIES, funders, STUDIES_SCHEMA) == []
     for row in main.iter_rows(named=True):
         assert all(is_rounded(v, 0.01) for v in json.loads(row["diagnostics"])["smd_before"])
+        mde = json.loads(row["diagnostics"]).get("minimum_detectable_effect")  # red-team T5: one MDE per row
+        assert mde == Verdict.from_json(row["verdict"]).numbers.get("minimum_detectable_effect")
         if row["treated_value"] is not None and row["estimate"] is not None:
             assert row["treated_value"] - row["counterfactual_value"] == pytest.approx(row["estimate"], abs=1e-9)
     truth = (
@@ -235,3 +250,82 @@ def test_the_history_shows_what_each_release_published_not_the_uncalibrated_esti
     assert history["estimate"] == main["estimate_calibrated"]
     assert history["estimate"] != main["estimate"]
     assert inspect.getsource(data_access.headline_history).count("published_headline") == 1
+
+
+def test_funders_and_agencies_are_told_the_cut_off_month_never_a_person_s_latest_date(small_run: PipelineRun) -> None:
+    """Red-team F6: a cut-off derived from the data is one person's latest event date; funders and agencies get
+    its month (a cut-off the analysts set, the quarter's end, is a parameter and stays a day)."""
+    assert released_cutoff(None, date(2026, 6, 17)) == "2026-06"
+    assert released_cutoff(date(2026, 6, 30), date(2026, 6, 30)) == "2026-06-30"
+    assert day("2026-06", "fr") == "juin 2026"
+    serving = small_run.settings.serving_path
+    with warehouse.connect(serving, read_only=True) as con:
+        exact = dict(con.execute("select key, value from serving_metadata").fetchall())["data_cutoff"]
+    assert len(exact) == 10  # the analysts keep the date
+    files = [funder_path(serving), *sorted(agency_dir(serving).glob("*.duckdb"))]
+    assert len(files) > 1
+    for path in files:
+        with warehouse.connect(path, read_only=True) as con:
+            shown = dict(con.execute("select key, value from serving_metadata").fetchall())["data_cutoff"]
+        assert shown == exact[:7]
+
+
+def test_attrition_steps_never_rise_once_perturbed_and_stay_within_the_noise() -> None:
+    """Red-team T3: each attrition step had its own noise, so a step could show more episodes than the one
+    before it. Steps are now lowered to the least shown before them, which keeps each within ±3 of its truth."""
+    mart = _study_mart([120, 110, 90, 30])
+    diagnostics = json.loads(mart["diagnostics"][0])
+    steps = [1400, 1399, 1399, 1398, 1398, 1397, 1396, 1396, 1250]
+    diagnostics["attrition"] = {f"step_{i}": n for i, n in enumerate(steps)}
+    mart = mart.with_columns(pl.when(pl.col("role") == "main").then(pl.lit(json.dumps(diagnostics)))
+                             .otherwise(pl.col("diagnostics")).alias("diagnostics"))  # fmt: skip
+    for key in range(12):  # several secrets: independent noise made some step rise for most of them
+        protector = Protector("funders", f"secret {key}".encode())
+        shown = studies_tables(mart, pl.DataFrame(schema=CURVE_SCHEMA), protector)["release_study_attrition"]
+        released = shown.sort("step_order")["episodes"].to_list()
+        assert released == sorted(released, reverse=True)
+        assert all(abs(r - t) <= MAX_NOISE for r, t in zip(released, steps, strict=True))
+        cells = {c.id.row[1]: c.released for c in protector.ledger if c.id.table == "release_study_attrition"}
+        assert [cells[f"step_{i}"] for i in range(len(steps))] == released  # what the auditor attacks
+
+
+def test_an_agency_never_reads_more_persons_than_episodes_once_perturbed() -> None:
+    """Red-team T4: persons and episodes had independent noise, so 50 persons in 50 episodes could read 52 in 49.
+    A part of the episodes (persons, with a plan, GIR 1-2, living alone) is now never shown above them."""
+    mart = pl.DataFrame({
+        "dimension": ["agency"] * 2, "dimension_value": ["AG001"] * 2, "cohort": ["care_managed", "comparison"],
+        "episodes": [50, 40],
+        "persons": [50, 39], "episodes_with_plan": [50, 25], "share_gir_1_2": [1.0, 0.5],
+        "share_living_alone": [0.98, 0.5], "days_to_first_contact_median": [3.0, 4.0],
+        "days_to_plan_median": [10.0, 12.0], "age_mean": [81.3, 80.2],
+    })  # fmt: skip
+    rose = 0
+    for key in range(16):
+        protector = Protector("agency AG001", f"secret {key}".encode())
+        table = case_mix_table(mart, "AG001", protector)
+        for row in table.iter_rows(named=True):
+            for part in ("persons", "episodes_with_plan", "gir_1_2_episodes", "living_alone_episodes"):
+                if row[part] is not None:
+                    assert row[part] <= row["episodes"]
+        released = {(c.id.row, c.id.column): c.released for c in protector.ledger}
+        for row in table.iter_rows(named=True):
+            assert released[(("AG001", row["cohort"]), "persons")] == row["persons"]  # what the auditor attacks
+        identity = ("case mix", "AG001", "care_managed")
+        secret = f"secret {key}".encode()
+        rose += (protect_count(secret, (*identity, "persons"), 50) or 0) > (
+            protect_count(secret, (*identity, "episodes"), 50) or 0
+        )
+    assert rose > 0  # without the rule, some secrets' noise showed more persons than episodes
+
+
+def test_two_studies_on_the_same_treated_arm_show_it_with_the_same_noise() -> None:
+    """Red-team F4: the same true count (a treated arm used by two studies) was released with two independent
+    noises, which an attacker averages. A whole study's arm is now keyed on the arm and its count."""
+    one = _admissions_mart(treated_years=50.0)
+    twin = one.with_columns(pl.lit("unplanned_twin").alias("study"), pl.lit(301, dtype=pl.Int64).alias("n_comparison"))
+    for key in range(8):
+        protector = Protector("funders", f"secret {key}".encode())
+        rows = studies_tables(pl.concat([one, twin]), pl.DataFrame(schema=CURVE_SCHEMA), protector)[STUDIES]
+        main = rows.filter(pl.col("role") == "main").sort("study")
+        assert main["n_treated"].n_unique() == 1  # 600 in both: one noise
+        assert main["n_treated"][0] is not None

@@ -121,7 +121,7 @@ def round_to(value: Any, unit: Unit | None) -> Any:
     if unit is None or value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, Mapping):
-        return {k: round_to(v, _unit_of(unit, k)) for k, v in value.items()}
+        return {k: round_to(v, _unit_of(unit, k, v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [round_to(v, unit) for v in value]
     if isinstance(unit, Mapping):
@@ -134,10 +134,14 @@ def round_to(value: Any, unit: Unit | None) -> Any:
     return float((Decimal(repr(float(value))) / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * step)
 
 
-def _unit_of(unit: Unit, key: str) -> Unit | None:
-    if isinstance(unit, Mapping):
-        return unit.get(key, unit.get("*"))
-    return unit
+def _unit_of(unit: Unit, key: str, value: Any) -> Unit | None:
+    """The unit of one key of an object: its own, else (for a nested object, such as a cost scenario) the same
+    mapping one level down, else the mapping's ``*``."""
+    if not isinstance(unit, Mapping):
+        return unit
+    if key in unit:
+        return unit[key]
+    return unit if isinstance(value, Mapping) else unit.get("*")
 
 
 def is_rounded(value: Any, unit: Unit | None) -> bool:
@@ -145,7 +149,7 @@ def is_rounded(value: Any, unit: Unit | None) -> bool:
     if unit is None or value is None or isinstance(value, bool | str):
         return True
     if isinstance(value, Mapping):
-        return all(is_rounded(v, _unit_of(unit, k)) for k, v in value.items())
+        return all(is_rounded(v, _unit_of(unit, k, v)) for k, v in value.items())
     if isinstance(value, list | tuple):
         return all(is_rounded(v, unit) for v in value)
     if isinstance(unit, Mapping):

@@ -277,6 +277,16 @@ def _labels(row: Mapping[str, Any]) -> tuple[str, ...]:
     return STUDIES_SCHEMA.row_labels(row)
 
 
+def arm_identity(row: Mapping[str, Any], arm: str) -> tuple[str, ...]:
+    """What keys an arm's noise. A whole study's arm (main row, negative controls, placebo) is keyed on the arm
+    and its count only: two studies built on the same treated episodes (an admissions study and its DiD twin)
+    show the same count with the same noise, where two independent draws let the attacker average them (a
+    different count gets fresh noise). A subgroup's arm is keyed on its study and level."""
+    if row["role"] in WHOLE_STUDY_ROLES:
+        return ("study arm", arm)
+    return ("study", row["study"], row["dimension"], row["dimension_value"], arm)
+
+
 def _treated_value_allowed(row: Mapping[str, Any], figures: Mapping[str, Any], protects: bool) -> bool:
     """An observed rate per person-year with its exposure is a count: released on at least MIN_CELL events,
     on a study's main row or a subgroup's (whose mart row carries the person-years it rests on)."""
@@ -307,11 +317,7 @@ def studies_tables(mart: pl.DataFrame, curves: pl.DataFrame, protector: Protecto
         labels = _labels(row)
         here = {c: CellId(STUDIES, labels, c) for c in ARM_GUARDS}
         study, dimension, value = row["study"], row["dimension"], row["dimension_value"]
-        released = {
-            c: protector.count(here[c], row[c], ("study", study, dimension, value, c))
-            for c in ARM_GUARDS
-            if row[c] is not None
-        }
+        released = {c: protector.count(here[c], row[c], arm_identity(row, c)) for c in ARM_GUARDS if row[c] is not None}
         shown = all(released.get(c) is not None for c in ARM_GUARDS)
         figures = json.loads(row["funder_figures"] or "{}")
         diagnostics = json.loads(row["diagnostics"] or "{}")
@@ -325,7 +331,7 @@ def studies_tables(mart: pl.DataFrame, curves: pl.DataFrame, protector: Protecto
             out[column] = row[column] if out["treated_value"] is not None or not protector.protects else None
         out["verdict"] = release_verdict(row["verdict"], out) if protector.protects else row["verdict"]
         out["counterfactual_value"] = STUDIES_SCHEMA.derived["counterfactual_value"](out)
-        out["diagnostics"] = json.dumps(_diagnostics(diagnostics, out, labels, here, protector))
+        out["diagnostics"] = json.dumps(_one_mde(_diagnostics(diagnostics, out, labels, here, protector), out))
         out["funder_figures"] = json.dumps(_figures(figures, out, labels, protector))
         for arm, (low, high) in size_bounds(row["verdict"]).items():
             protector.bound(here[arm], low, high)
@@ -384,6 +390,17 @@ def _diagnostics(
             cells.append(cell)
         protector.relate("episodes trimmed or truncated in an arm", arms[arm], cells)
     return released
+
+
+def _one_mde(diagnostics: dict[str, Any], out: Mapping[str, Any]) -> dict[str, Any]:
+    """One minimum detectable effect per row: the verdict's (from the published estimate's standard error, the
+    one the gate and the words use), where the diagnostics carried their own (from the design's standard error,
+    a second, different figure on the same page)."""
+    if "minimum_detectable_effect" in diagnostics:
+        numbers = json.loads(out.get("verdict") or "{}").get("numbers") or {}
+        if "minimum_detectable_effect" in numbers:
+            diagnostics["minimum_detectable_effect"] = numbers["minimum_detectable_effect"]
+    return diagnostics
 
 
 def _path_value(document: Mapping[str, Any], path: str) -> Any:
@@ -479,6 +496,10 @@ def _attrition(
              "episodes": protector.count(cell, count, ("attrition", study, step))}
         )  # fmt: skip
         cells.append(cell)
+    lowered = protector.never_rising(cells)  # a step never shows more episodes than the one before it
+    for row, cell in zip(rows, cells, strict=True):
+        if cell in lowered:
+            row["episodes"] = lowered[cell]
     for before, after in itertools.pairwise(cells):
         protector.relate("attrition steps", before, [after])
     if cells:

@@ -105,8 +105,39 @@ class Narrowed:
 def smd_attack(
     smds: Sequence[float | None], unit: float | None, treated: int, comparison: int
 ) -> tuple[list[Narrowed], set[tuple[int, int]]]:
-    """The tallies a main row's released SMDs narrow, and the arm sizes consistent with all of them."""
-    pairs = [(a, b) for a in arm_box(treated) for b in arm_box(comparison)]
+    """The tallies a main row's released SMDs narrow, and the arm sizes consistent with all of them.
+
+    The search runs over every carrier count of the smaller arm and bisects the larger (the SMD with the arms
+    swapped is the same SMD negated): a few times faster on a study of 2,000 treated and 600 comparison."""
+    swap = comparison < treated
+    values = [None if v is None else (-v if swap else v) for v in smds]
+    first_arm, second_arm = (comparison, treated) if swap else (treated, comparison)
+    survivors, carriers = _smd_search(values, unit, first_arm, second_arm)
+    if swap:
+        survivors = {(b, a) for a, b in survivors}
+        carriers = [(c2, c1) for c1, c2 in carriers]
+    if not carriers:
+        return [], survivors
+    narrowed = []
+    sizes_treated, sizes_comparison = {a for a, _ in survivors}, {b for _, b in survivors}
+    if len(sizes_treated) < min(NARROW, len(arm_box(treated))):
+        narrowed.append(Narrowed("the treated arm's size", len(sizes_treated)))
+    if len(sizes_comparison) < min(NARROW, len(arm_box(comparison))):
+        narrowed.append(Narrowed("the comparison arm's size", len(sizes_comparison)))
+    for carriers_treated, carriers_comparison in carriers:
+        if carriers_treated < NARROW:
+            narrowed.append(Narrowed("carriers of a binary covariate in the treated arm", carriers_treated))
+        if carriers_comparison < NARROW:
+            narrowed.append(Narrowed("carriers of a binary covariate in the comparison arm", carriers_comparison))
+    return narrowed, survivors
+
+
+def _smd_search(
+    smds: Sequence[float | None], unit: float | None, first_arm: int, second_arm: int
+) -> tuple[set[tuple[int, int]], list[tuple[int, int]]]:
+    """The arm-size pairs consistent with every SMD (first arm's carriers k1 against the second's k0), and for
+    each SMD some pair reproduces, how many carrier counts of each arm remain possible."""
+    pairs = [(a, b) for a in arm_box(first_arm) for b in arm_box(second_arm)]
     n1 = np.array([a for a, _ in pairs])[:, None]
     n0 = np.array([b for _, b in pairs])[:, None]
     solved = []
@@ -119,34 +150,23 @@ def smd_attack(
             solved.append((found, first, last, corners))
             alive &= found.any(axis=1) | corners.any(axis=1)
     survivors = {p for p, keep in zip(pairs, alive, strict=True) if keep}
-    if not solved:
-        return [], survivors
-    narrowed = []
-    sizes_treated, sizes_comparison = {a for a, _ in survivors}, {b for _, b in survivors}
-    if len(sizes_treated) < min(NARROW, len(arm_box(treated))):
-        narrowed.append(Narrowed("the treated arm's size", len(sizes_treated)))
-    if len(sizes_comparison) < min(NARROW, len(arm_box(comparison))):
-        narrowed.append(Narrowed("the comparison arm's size", len(sizes_comparison)))
+    carriers = []
     for found, first, last, corners in solved:
         kept = found & alive[:, None]
-        treated_values = set(np.flatnonzero(kept.any(axis=0)).tolist())
+        first_values = set(np.flatnonzero(kept.any(axis=0)).tolist())
         coverage = np.zeros(int(n0.max()) + 2, dtype=np.int64)  # k0 values covered by some interval
         np.add.at(coverage, first[kept], 1)
         np.add.at(coverage, last[kept] + 1, -1)
-        comparison_values = set(np.flatnonzero(np.cumsum(coverage) > 0).tolist())
-        for (a, b), (all_comparison, all_treated) in zip(pairs, corners & alive[:, None], strict=True):
-            if all_comparison:
-                treated_values.add(0)
-                comparison_values.add(b)
-            if all_treated:
-                treated_values.add(a)
-                comparison_values.add(0)
-        carriers_treated, carriers_comparison = len(treated_values), len(comparison_values)
-        if carriers_treated < NARROW:
-            narrowed.append(Narrowed("carriers of a binary covariate in the treated arm", carriers_treated))
-        if carriers_comparison < NARROW:
-            narrowed.append(Narrowed("carriers of a binary covariate in the comparison arm", carriers_comparison))
-    return narrowed, survivors
+        second_values = set(np.flatnonzero(np.cumsum(coverage) > 0).tolist())
+        for (a, b), (none_first, all_first) in zip(pairs, corners & alive[:, None], strict=True):
+            if none_first:  # (0, n0): every carrier in the second arm
+                first_values.add(0)
+                second_values.add(b)
+            if all_first:
+                first_values.add(a)
+                second_values.add(0)
+        carriers.append((len(first_values), len(second_values)))
+    return survivors, carriers
 
 
 def score_sums(value: float, unit: float | None, sizes: Iterable[int]) -> set[int]:

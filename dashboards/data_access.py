@@ -23,6 +23,7 @@ import streamlit as st
 from dashboards import audit
 from dashboards.access import Denied, Role, Viewer
 from pipelines import warehouse
+from pipelines.impact.registration import released_log
 from pipelines.operations.releases import (
     ReleaseError,
     list_releases,
@@ -403,19 +404,13 @@ def study_plan_log(viewer: Viewer, study: str) -> list[dict[str, str]]:
     if manifest is None:
         return []
     entry = next((s for s in manifest.get("studies", []) if s.get("name") == study), None)
-    return list(entry.get("log", [])) if entry else []
-
-
-def _as_float(value: object) -> float | None:
-    try:
-        return None if value is None else float(str(value))
-    except ValueError:
-        return None
+    return released_log(entry.get("log", [])) if entry else []  # a release written before the guard, too
 
 
 def headline_history(viewer: Viewer, study: str) -> pl.DataFrame:
     """The study's headline estimate in each release up to the viewer's, as funders were shown it (their
-    file of each release: published studies only, the same protection)."""
+    file of each release: published studies only, the same protection): the estimate and interval its verdict
+    published, calibrated or not as it was then."""
     if viewer.role == "funder":
         _require_published(viewer, study)
     else:
@@ -431,13 +426,15 @@ def headline_history(viewer: Viewer, study: str) -> pl.DataFrame:
             table = _read_table(str(funders), funders.stat().st_mtime, study_tables.STUDIES)
             main = table.filter((pl.col("study") == study) & (pl.col("role") == "main"))
             for row in main.iter_rows(named=True):
-                figures = {k: _as_float(row.get(k)) for k in ("estimate", "ci_low", "ci_high")}
-                rows.append({"release": name, "published_at": str(manifest.get("published_at", "")), **figures,
+                # What that release published: its verdict's numbers (calibrated when it was), not the row's
+                # uncalibrated estimate, which a funder never read as the headline.
+                rows.append({"release": name, "published_at": str(manifest.get("published_at", "")),
+                             **study_tables.published_headline(row),
                              "publishable": bool(row.get("publishable"))})  # fmt: skip
         if name == current:
             break
     schema = {"release": pl.String, "published_at": pl.String, "estimate": pl.Float64, "ci_low": pl.Float64,
-              "ci_high": pl.Float64, "publishable": pl.Boolean}  # fmt: skip
+              "ci_high": pl.Float64, "calibrated": pl.Boolean, "publishable": pl.Boolean}  # fmt: skip
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 

@@ -471,12 +471,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _study_logs(serving: Path, release: str) -> dict[str, list[dict[str, str]]]:
     """Each study's registration log as kept with the release in service (empty when it is not kept)."""
+    from pipelines.impact.registration import released_log
     from pipelines.operations.releases import manifest_for
 
     manifest = manifest_for(serving)
     if manifest is None or manifest.get("name") != release:
         return {}
-    return {str(s["name"]): list(s.get("log", [])) for s in manifest.get("studies", [])}
+    return {str(s["name"]): released_log(s.get("log", [])) for s in manifest.get("studies", [])}
 
 
 def cmd_purge_audit(args: argparse.Namespace) -> int:

@@ -517,8 +517,8 @@ def test_what_gives_back_the_observed_rate_is_released_only_where_the_rate_is() 
     assert report.problems == []
     rows = {r["role"]: r for r in release.tables[STUDIES].iter_rows(named=True)}
     assert rows["main"]["treated_value"] == 400.0  # 20 events: shown, and what gives it back with it
-    assert rows["main"]["estimate_calibrated"] == pytest.approx(e)
-    assert Verdict.from_json(rows["main"]["verdict"]).numbers["estimate"] == pytest.approx(e)
+    assert rows["main"]["estimate_calibrated"] == pytest.approx(e, abs=0.05)  # written to 0.1 (precision.py)
+    assert Verdict.from_json(rows["main"]["verdict"]).numbers["estimate"] == pytest.approx(e, abs=0.05)
     assert "avoided_unplanned_hospitalisations" in json.loads(rows["main"]["funder_figures"])
     assert "calibrated_log_rate_ratio" in json.loads(rows["main"]["diagnostics"])["calibration"]
     # A subgroup whose person-years the mart does not carry: its events cannot be counted, so its rate, and

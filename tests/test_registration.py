@@ -95,3 +95,32 @@ def test_the_commands_register_and_amend(folder: Path, monkeypatch: pytest.Monke
     path.write_text(path.read_text(encoding="utf-8").replace("seed: 2026", "seed: 2027"), encoding="utf-8")
     assert main(["amend", STUDY, "--reason", "a new seed after the update", "--by", "Claire Martin"]) == 0
     assert main(["amend", "no_such_study", "--reason", "a b c d e", "--by", "x"]) == 1
+
+
+def test_an_amendment_whose_text_holds_a_direct_identifier_is_refused_and_never_shown(folder: Path) -> None:
+    """Red-team F5: ``--reason`` and ``--by`` reach the funders' page and the plan's lines unguarded. The privacy
+    guard now refuses them (naming the kind, never the value), and a log written before the guard loses the
+    flagged text in every release and page (« non communiqué »)."""
+    from pipelines.impact.registration import released_log
+    from pipelines.presentation.registration import plan_lines
+
+    register(STUDY, "Claire Martin", folder)
+    path = folder / f"{STUDY}.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("seed: 2026", "seed: 2027"), encoding="utf-8")
+    planted = "excluded Mme Dupont born 12/03/1941 at 12 rue des Lilas 75011 Paris, phone 06 12 34 56 78"
+    with pytest.raises(RegistrationError, match="direct identifier") as refused:
+        amend(STUDY, planted, "Claire Martin", folder)
+    assert "Dupont" not in str(refused.value)
+    assert "06 12" not in str(refused.value)
+    with pytest.raises(RegistrationError, match="--by"):
+        amend(STUDY, "a new seed after the software update", "claire.martin@example.org", folder)
+    assert [e.event for e in history(STUDY, read_log(folder))] == ["registered"]  # nothing recorded
+    old = [{"study": STUDY, "event": "amended", "sha256": "0" * 64, "at": "2026-07-01T09:00:00+00:00",
+            "by": "Claire Martin", "reason": planted, "version": "1"}]  # fmt: skip
+    released = released_log(old)
+    assert released[0]["reason"] == ""
+    assert released[0]["not_shown"] == ["reason"]
+    assert released[0]["by"] == "Claire Martin"
+    lines = " ".join(plan_lines(released, "fr"))
+    assert "Dupont" not in lines
+    assert "non communiqué" in lines

@@ -24,6 +24,7 @@ HISTORY = (
     Col("estimate", "column.estimate", "num2"),
     Col("ci_low", "column.ci_low", "num2"),
     Col("ci_high", "column.ci_high", "num2"),
+    Col("calibrated", "column.calibrated", "yesno"),
 )
 viewer = page_viewer(PAGE, "funder", "analyst")
 meta = snapshot_or_stop()

@@ -27,7 +27,7 @@ from pipelines.operations.releases import (
 )
 from pipelines.publication.cell_key import release_secret
 from pipelines.publication.errors import PublicationError
-from pipelines.publication.release import RELEASE_INPUTS, publish_release
+from pipelines.publication.release import RELEASE_INPUTS, publish_release, released_cutoff
 from pipelines.resources import ParcoursResource
 from pipelines.settings import Settings
 from pipelines.writer_lock import WriterBusyError, writer_lock
@@ -106,8 +106,9 @@ def _publish(context: dg.AssetExecutionContext, parcours: ParcoursResource, sett
             # The funders' release is attacked together with every release funders were shown before.
             earlier = earlier_funder_releases(root, settings.serving_path.name)
             summary = publish_release(
-                con, marts, tables, settings.serving_path, metadata, release_secret(load_key()), earlier
-            )
+                con, marts, tables, settings.serving_path, metadata, release_secret(load_key()), earlier,
+                released_cutoff(settings.data_cutoff, cutoff),
+            )  # fmt: skip
         except PublicationError as exc:
             raise dg.Failure(description=f"publication refused: {exc}") from None
         # Person-level: only the analysts' study builder opens it, never a funder or agency page.

@@ -18,10 +18,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from pipelines.impact.spec import load_study, studies_dir
+from pipelines.ingest.privacy import find_identifiers
 
 LOG_NAME = "registrations.jsonl"
 MIN_REASON_WORDS = 4
@@ -29,6 +31,39 @@ MIN_REASON_WORDS = 4
 
 class RegistrationError(ValueError):
     """A registration or an amendment that cannot be recorded, or a study the pipeline must refuse."""
+
+
+GUARDED_FIELDS = ("reason", "by")
+"""Words typed at the command line that every release shows funders with the study's results."""
+
+
+def identifier_kinds(entry: dict[str, str]) -> dict[str, set[str]]:
+    """The kinds of direct identifier the privacy guard finds in an entry's free text, by field."""
+    found = {f: find_identifiers(entry.get(f) or "", free_text=True) for f in GUARDED_FIELDS}
+    return {f: kinds for f, kinds in found.items() if kinds}
+
+
+def _refuse_identifiers(reason: str, by: str) -> None:
+    found = identifier_kinds({"reason": reason, "by": by})
+    if found:
+        where = "; ".join(f"--{f}: {', '.join(sorted(k))}" for f, k in sorted(found.items()))
+        raise RegistrationError(
+            f"the text looks like it holds a direct identifier ({where}); it would be shown to funders with every "
+            "result: write the reason without names, numbers, addresses or dates of a person"
+        )
+
+
+def released_log(log: Sequence[dict[str, str]]) -> list[dict[str, Any]]:
+    """A study's log as a release carries it: an entry whose free text the privacy guard flags (written before
+    the guard, or by hand) loses that text, and says which field was withheld (``not_shown``)."""
+    out: list[dict[str, Any]] = []
+    for entry in log:
+        found = identifier_kinds(entry)
+        kept: dict[str, Any] = {k: ("" if k in found else v) for k, v in entry.items()}
+        if found:
+            kept["not_shown"] = sorted(found)
+        out.append(kept)
+    return out
 
 
 @dataclass(frozen=True)
@@ -106,6 +141,7 @@ def register(study: str, by: str, folder: Path | None = None, at: datetime | Non
     """Record the study's plan as it stands (validated first: a plan that cannot run is not registered)."""
     if not by.strip():
         raise RegistrationError("say who registers the study (--by NAME)")
+    _refuse_identifiers("", by)
     path = _file_of(study, folder)
     spec = load_study(path)
     past = history(study, read_log(folder))
@@ -123,6 +159,7 @@ def amend(study: str, reason: str, by: str, folder: Path | None = None, at: date
         raise RegistrationError("say who amends the study (--by NAME)")
     if len(reason.split()) < MIN_REASON_WORDS:
         raise RegistrationError(f"write down why the plan changed (at least {MIN_REASON_WORDS} words in --reason)")
+    _refuse_identifiers(reason, by)
     path = _file_of(study, folder)
     spec = load_study(path)
     past = history(study, read_log(folder))

@@ -32,7 +32,7 @@ from typing import Any
 import polars as pl
 
 from pipelines import warehouse
-from pipelines.impact.registration import LOG_NAME, history, plan_hash, read_log, study_files
+from pipelines.impact.registration import LOG_NAME, history, plan_hash, read_log, released_log, study_files
 from pipelines.publication.release import FUNDER_SCHEMAS, EarlierRelease, agency_dir, funder_path, summary_path
 from pipelines.settings import project_root
 
@@ -142,7 +142,7 @@ def studies_record(folder: Path) -> list[dict[str, Any]]:
     entries = read_log(folder)
     record = []
     for name, path in study_files(folder).items():
-        log = [e.as_json() for e in history(name, entries)]
+        log = released_log([e.as_json() for e in history(name, entries)])  # the privacy guard on free text
         record.append({"name": name, "file": path.name, "sha256": plan_hash(path), "log": log})
     return record
 

@@ -70,9 +70,12 @@ def money(value: float | None, language: Language = DEFAULT_LANGUAGE) -> str:
 
 
 def day(value: date | str | None, language: Language = DEFAULT_LANGUAGE) -> str:
-    """``30 nov. 2026`` in French, ``30 Nov 2026`` in English."""
+    """``30 nov. 2026`` in French, ``30 Nov 2026`` in English; a month alone (``2026-06``, the data cut-off as
+    funders and agencies are released it) as ``juin 2026``."""
     if value is None or value == "":
         return missing(language)
+    if isinstance(value, str) and len(value) == 7:
+        return month(date.fromisoformat(f"{value}-01"), language)
     parsed = date.fromisoformat(value[:10]) if isinstance(value, str) else value
     return format_date(parsed, format="medium", locale=LOCALES[language])
 

@@ -14,14 +14,16 @@ def plan_lines(log: Sequence[Mapping[str, str]], language: Language = "fr") -> l
         return [t("plan.none", language)]
     lines = []
     for entry in log:
+        withheld = set(entry.get("not_shown") or ())  # text the privacy guard flagged: never shown
+        shown = {f: t("value.not_shown", language) if f in withheld else entry.get(f, "") for f in ("by", "reason")}
         values = {
             "at": moment(entry.get("at", ""), language),
-            "by": entry.get("by", ""),
+            "by": shown["by"],
             "version": entry.get("version", ""),
             "sha": str(entry.get("sha256", ""))[:12],
         }
         if entry.get("event") == "amended":
-            lines.append(t("plan.amended", language, reason=entry.get("reason", ""), **values))
+            lines.append(t("plan.amended", language, reason=shown["reason"], **values))
         else:
             lines.append(t("plan.registered", language, **values))
     if all(e.get("event") != "amended" for e in log):

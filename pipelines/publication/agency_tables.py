@@ -200,6 +200,9 @@ def case_mix_table(mart: pl.DataFrame, agency: str, protector: Protector) -> pl.
             protector.relate(f"episodes and {column}", cell("episodes"), [cell(column)])
         protector.relate("persons and their episodes", cell("episodes"), [cell("persons")])
         protector.relate("episodes with a plan", cell("episodes"), [cell("episodes_with_plan")])
+        for part in ("persons", "episodes_with_plan", "gir_1_2_episodes", "living_alone_episodes"):
+            # Never more persons (or episodes with a plan…) than episodes shown, whatever their separate noise.
+            out[part] = protector.never_rising([cell("episodes"), cell(part)]).get(cell(part), out[part])
         for column, derive in CASE_MIX_SCHEMA.derived.items():
             out[column] = derive(out)
         for column, guards in CASE_MIX_SCHEMA.guarded.items():

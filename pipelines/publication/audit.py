@@ -14,7 +14,8 @@ Two attacks, on the values read back from the files about to be swapped in:
 * **Rules**, for what is not a sum: every column is classified; every released count is 0 or at
   least 11; every derived value (rates, intervals, shares) recomputes from released values only;
   every estimate is empty where a count it rests on is hidden; every curve point rests on at least
-  11 events since the previous one.
+  11 events since the previous one; every estimate is written to its declared unit
+  (``precision.py``), and none narrows a tally it is a function of (``tallies.py``: the integer search).
 
 Findings name the audience, table, column and kind of cell; never a value.
 """
@@ -33,8 +34,10 @@ from scipy.optimize import linprog
 
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import Cell, CellId, Ledger, Relation
+from pipelines.publication.precision import precision_problems, round_to, unit_of
 from pipelines.publication.rules import MIN_CELL, PROTECTION_WIDTH
 from pipelines.publication.schema import TableSchema, same
+from pipelines.publication.tallies import tally_problems
 
 
 @dataclass(frozen=True)
@@ -314,7 +317,7 @@ def rule_problems(
                 if column in schema.counts and row.get(column) is not None and 0 < row[column] < MIN_CELL:
                     problems.append(f"{name}.{column}: a released count under {MIN_CELL}")
             for column, derive in schema.derived.items():
-                if not same(row.get(column), derive(row)):
+                if not same(row.get(column), round_to(derive(row), unit_of(name, column))):
                     problems.append(f"{name}.{column}: not computed from released values only")
             for column, guards in schema.guarded.items():
                 if row.get(column) is not None and any(row.get(g) is None for g in guards):
@@ -324,6 +327,8 @@ def rule_problems(
                 problems += _json_problems(name, column, row, keys, places)
             for column, rule in schema.structured.items():
                 problems += [f"{name}.{column}: {p}" for p in rule(row)]
+        problems += precision_problems(name, frame, schema)
+        problems += tally_problems(name, frame)
     return sorted(set(problems))
 
 

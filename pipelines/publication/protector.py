@@ -7,7 +7,7 @@ and records nothing: that is the analysts' release, the same tables with their t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipelines.publication.cell_key import protect_count, protect_magnitude
 from pipelines.publication.ledger import Cell, CellId, Ledger
@@ -58,6 +58,24 @@ class Protector:
         noise = MAGNITUDE_NOISE + 0.5 * 10.0**-digits
         self.ledger.add(Cell(where, "magnitude", float(value), released, 0.0 if released is None else noise))
         return released
+
+    def never_rising(self, chain: Sequence[CellId]) -> dict[CellId, int | None]:
+        """Released counts of a chain whose true counts can only fall (attrition steps), each lowered to the least
+        released before it: independent noise made a step rise after an exclusion. A true count c at or below
+        an earlier step's t, released as r >= t - 3 >= c - 3, stays within its noise range (and at least 11)."""
+        out: dict[CellId, int | None] = {}
+        least: float | None = None
+        for where in chain:
+            cell = self.ledger.cells.get(where) if self.protects else None
+            if cell is None:
+                continue
+            if cell.released is not None and least is not None and cell.released > least:
+                self.ledger.cells[where] = replace(cell, released=least)
+            released = self.ledger.cells[where].released
+            out[where] = None if released is None else int(released)
+            if released is not None:
+                least = released
+        return out
 
     def implicit(self, where: CellId, value: float) -> CellId:
         """A count no table shows but two relations share (an agency's episodes, split by referrer and by payer)."""

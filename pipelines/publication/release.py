@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from pipelines.publication import study_tables as studies
 from pipelines.publication.audit import AuditReport, Target, audit, released_values, zeros_to_mask
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import CellId, Ledger, Relation
+from pipelines.publication.precision import rounded_tables
 from pipelines.publication.protector import Protector
 from pipelines.publication.rules import MAGNITUDE_NOISE, MAX_NOISE, MIN_CELL, PROTECTION_WIDTH
 from pipelines.publication.schema import TableSchema
@@ -248,6 +250,7 @@ def protected(
     forced: frozenset[CellId] = frozenset()
     for _ in range(MAX_ROUNDS):
         release = build(forced)
+        release.tables = rounded_tables(release.tables, release.schemas)  # the release precision policy
         for cell, (low, high) in cross_release_bounds(release.ledger, release.schemas, earlier).items():
             release.ledger.bound(cell, low, high)
         zeros = zeros_to_mask(release.ledger) - forced
@@ -328,6 +331,15 @@ def summary_path(serving: Path) -> Path:
     return serving.with_name("release_summary.json")
 
 
+def released_cutoff(set_by_analysts: date | None, derived: date | None) -> str:
+    """The data cut-off as funders and agencies are told it. A cut-off the analysts set (the quarter's end, by
+    the schedule) is a parameter: released as it is. One derived from the data is the date of the latest
+    event or episode of one person: released as its month only."""
+    if set_by_analysts is not None:
+        return set_by_analysts.isoformat()
+    return derived.strftime("%Y-%m") if derived is not None else ""
+
+
 def publish_release(
     con: Any,
     marts: Mapping[str, pl.DataFrame],
@@ -336,18 +348,22 @@ def publish_release(
     metadata: dict[str, str],
     secret: bytes,
     earlier_funders: tuple[EarlierRelease, ...] = (),
+    audience_cutoff: str | None = None,
 ) -> dict[str, Any]:
-    """Protect, write, re-audit what was written, and swap every file in; return the release summary."""
+    """Protect, write, re-audit what was written, and swap every file in; return the release summary. The
+    funders' and agencies' files say ``audience_cutoff`` for the data cut-off when given (``released_cutoff``);
+    the analysts' keep the exact one."""
     publication = build_publication(marts, secret, earlier_funders)
+    shown = metadata if audience_cutoff is None else {**metadata, "data_cutoff": audience_cutoff}
     written: dict[Path, Path] = {}
     try:
         written[serving] = warehouse.write_snapshot(serving, publication.analysts, metadata, con=con, copy=copied)
         written[funder_path(serving)] = warehouse.write_snapshot(
-            funder_path(serving), publication.funders.tables, metadata
+            funder_path(serving), publication.funders.tables, shown
         )
         for agency_id, release in publication.agencies.items():
             target = agency_path(serving, agency_id)
-            written[target] = warehouse.write_snapshot(target, release.tables, metadata)
+            written[target] = warehouse.write_snapshot(target, release.tables, shown)
         problems, reports = [], []
         audiences = [(funder_path(serving), publication.funders)] + [
             (agency_path(serving, a), r) for a, r in publication.agencies.items()

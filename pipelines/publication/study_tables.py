@@ -55,7 +55,7 @@ STUDY_COLUMNS: dict[str, ColumnClass] = {
     "ci_high": "guarded",
     "standard_error": "guarded",
     "treated_value": "guarded",  # and, per person-year, only on a main row of at least MIN_CELL events
-    "counterfactual_value": "derived",  # treated value minus the estimate
+    "counterfactual_value": "derived",  # treated value minus the published effect (calibrated when it is)
     # These give back the observed rate (treated_value): shown only where it is.
     "estimate_calibrated": "rate",
     "ci_low_calibrated": "rate",
@@ -156,6 +156,31 @@ def _severe_share(arm: str) -> Callable[[Mapping[str, Any], Mapping[str, Any]], 
     return derive
 
 
+def published_effect(row: Mapping[str, Any]) -> float | None:
+    """The effect the row's verdict publishes: the calibrated estimate when the verdict says it is calibrated
+    (``numbers.calibrated``), else the estimate. The headline, the counterfactual and the history all read it."""
+    numbers = json.loads(row.get("verdict") or "{}").get("numbers") or {}
+    value = row.get("estimate_calibrated") if numbers.get("calibrated") else row.get("estimate")
+    return None if value is None else float(value)
+
+
+def published_headline(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The estimate and interval a released row's verdict published (calibrated when it was), and whether they
+    were calibrated: what a funder read as the headline, for the history of releases."""
+    numbers = json.loads(row.get("verdict") or "{}").get("numbers") or {}
+    figures: dict[str, Any] = {
+        k: None if numbers.get(k) is None else float(numbers[k]) for k in ("estimate", "ci_low", "ci_high")
+    }
+    return {**figures, "calibrated": bool(numbers.get("calibrated"))}
+
+
+def counterfactual(row: Mapping[str, Any]) -> float | None:
+    """What the treated would have had without care management, as published: the observed value minus the
+    published effect, so that observed minus counterfactual is the headline effect, never the uncalibrated one."""
+    effect = published_effect(row)
+    return None if row.get("treated_value") is None or effect is None else row["treated_value"] - effect
+
+
 def _json_key(handling: str) -> JsonKey:
     if handling == "guarded":
         return JsonKey("guarded", guards=ARM_GUARDS)
@@ -172,11 +197,7 @@ STUDIES_SCHEMA = TableSchema(
     name=STUDIES,
     labels=tuple(c for c, k in STUDY_COLUMNS.items() if k == "label"),
     counts=ARM_GUARDS,
-    derived={
-        "counterfactual_value": lambda r: (
-            None if r["treated_value"] is None or r["estimate"] is None else r["treated_value"] - r["estimate"]
-        )
-    },
+    derived={"counterfactual_value": lambda r: counterfactual(r)},
     guarded={
         **{c: ARM_GUARDS for c, k in STUDY_COLUMNS.items() if k == "guarded"},
         **{c: RATE_GUARDS for c, k in STUDY_COLUMNS.items() if k == "rate"},
@@ -256,6 +277,16 @@ def _labels(row: Mapping[str, Any]) -> tuple[str, ...]:
     return STUDIES_SCHEMA.row_labels(row)
 
 
+def arm_identity(row: Mapping[str, Any], arm: str) -> tuple[str, ...]:
+    """What keys an arm's noise. A whole study's arm (main row, negative controls, placebo) is keyed on the arm
+    and its count only: two studies built on the same treated episodes (an admissions study and its DiD twin)
+    show the same count with the same noise, where two independent draws let the attacker average them (a
+    different count gets fresh noise). A subgroup's arm is keyed on its study and level."""
+    if row["role"] in WHOLE_STUDY_ROLES:
+        return ("study arm", arm)
+    return ("study", row["study"], row["dimension"], row["dimension_value"], arm)
+
+
 def _treated_value_allowed(row: Mapping[str, Any], figures: Mapping[str, Any], protects: bool) -> bool:
     """An observed rate per person-year with its exposure is a count: released on at least MIN_CELL events,
     on a study's main row or a subgroup's (whose mart row carries the person-years it rests on)."""
@@ -286,11 +317,7 @@ def studies_tables(mart: pl.DataFrame, curves: pl.DataFrame, protector: Protecto
         labels = _labels(row)
         here = {c: CellId(STUDIES, labels, c) for c in ARM_GUARDS}
         study, dimension, value = row["study"], row["dimension"], row["dimension_value"]
-        released = {
-            c: protector.count(here[c], row[c], ("study", study, dimension, value, c))
-            for c in ARM_GUARDS
-            if row[c] is not None
-        }
+        released = {c: protector.count(here[c], row[c], arm_identity(row, c)) for c in ARM_GUARDS if row[c] is not None}
         shown = all(released.get(c) is not None for c in ARM_GUARDS)
         figures = json.loads(row["funder_figures"] or "{}")
         diagnostics = json.loads(row["diagnostics"] or "{}")
@@ -302,10 +329,10 @@ def studies_tables(mart: pl.DataFrame, curves: pl.DataFrame, protector: Protecto
         out["treated_value"] = row["treated_value"] if keep_treated else None
         for column in (c for c, k in STUDY_COLUMNS.items() if k == "rate"):
             out[column] = row[column] if out["treated_value"] is not None or not protector.protects else None
-        out["counterfactual_value"] = STUDIES_SCHEMA.derived["counterfactual_value"](out)
-        out["diagnostics"] = json.dumps(_diagnostics(diagnostics, out, labels, here, protector))
-        out["funder_figures"] = json.dumps(_figures(figures, out, labels, protector))
         out["verdict"] = release_verdict(row["verdict"], out) if protector.protects else row["verdict"]
+        out["counterfactual_value"] = STUDIES_SCHEMA.derived["counterfactual_value"](out)
+        out["diagnostics"] = json.dumps(_one_mde(_diagnostics(diagnostics, out, labels, here, protector), out))
+        out["funder_figures"] = json.dumps(_figures(figures, out, labels, protector))
         for arm, (low, high) in size_bounds(row["verdict"]).items():
             protector.bound(here[arm], low, high)
         out["suppressed"] = not shown
@@ -363,6 +390,17 @@ def _diagnostics(
             cells.append(cell)
         protector.relate("episodes trimmed or truncated in an arm", arms[arm], cells)
     return released
+
+
+def _one_mde(diagnostics: dict[str, Any], out: Mapping[str, Any]) -> dict[str, Any]:
+    """One minimum detectable effect per row: the verdict's (from the published estimate's standard error, the
+    one the gate and the words use), where the diagnostics carried their own (from the design's standard error,
+    a second, different figure on the same page)."""
+    if "minimum_detectable_effect" in diagnostics:
+        numbers = json.loads(out.get("verdict") or "{}").get("numbers") or {}
+        if "minimum_detectable_effect" in numbers:
+            diagnostics["minimum_detectable_effect"] = numbers["minimum_detectable_effect"]
+    return diagnostics
 
 
 def _path_value(document: Mapping[str, Any], path: str) -> Any:
@@ -458,6 +496,10 @@ def _attrition(
              "episodes": protector.count(cell, count, ("attrition", study, step))}
         )  # fmt: skip
         cells.append(cell)
+    lowered = protector.never_rising(cells)  # a step never shows more episodes than the one before it
+    for row, cell in zip(rows, cells, strict=True):
+        if cell in lowered:
+            row["episodes"] = lowered[cell]
     for before, after in itertools.pairwise(cells):
         protector.relate("attrition steps", before, [after])
     if cells:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -181,18 +182,22 @@ def test_a_point_measured_with_the_pipeline_alone_renders() -> None:
         "growth exponent at most 1.05",
         "Great Expectations suites under 10% of ingestion",
     }
-    results = {
+    text = render(_results([small, large]), "")
+    assert "| 10,000,000 | 200,000,000 |" in text
+    assert "| 10,000,000 | ingestion" not in text
+
+
+def _results(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """A one-run bench result around ``points``, as ``parcours bench`` writes it."""
+    return {
         "started_at": "2026-11-30T00:00:00Z",
         "command": "parcours bench",
         "machine": {"cpu": "cpu", "cores": 2, "memory_mib": 1, "os": "os", "python": "3.11", "versions": {}},
         "runs": 1,
         "warmup": 0,
         "wall_seconds": 60.0,
-        "points": [small, large],
+        "points": points,
     }
-    text = render(results, "")
-    assert "| 10,000,000 | 200,000,000 |" in text
-    assert "| 10,000,000 | ingestion" not in text
 
 
 def test_a_point_with_some_peers_shows_the_comparisons_they_allow() -> None:
@@ -209,16 +214,7 @@ def test_a_point_with_some_peers_shows_the_comparisons_they_allow() -> None:
     met = {name: ok for name, _, ok in targets(point, None)}
     assert met["ingestion within 2× of DuckDB read_csv"] is True
     assert met["ingestion at least 3× faster than the pandas script"] is True
-    results = {
-        "started_at": "2026-11-30T00:00:00Z",
-        "command": "parcours bench",
-        "machine": {"cpu": "cpu", "cores": 2, "memory_mib": 1, "os": "os", "python": "3.11", "versions": {}},
-        "runs": 1,
-        "warmup": 0,
-        "wall_seconds": 60.0,
-        "points": [point],
-    }
-    text = render(results, "")
+    text = render(_results([point]), "")
     assert (
         "| 1,000,000 | ingestion (read, checks, quarantine) | 50.00 | 30.00 | 150.00 | | 1.67× | 0.33× | yes |" in text
     )
@@ -227,5 +223,5 @@ def test_a_point_with_some_peers_shows_the_comparisons_they_allow() -> None:
     # A point whose stage seconds were not kept (only its total, from the bench's log) leaves them blank.
     small = _point(100_000, 20.0, 1.0)
     del small["tasks"]["pipeline"]["stages"]
-    text = render({**results, "points": [small, point]}, "")
+    text = render(_results([small, point]), "")
     assert "| 100,000 | 2,000,000 | 1.0 |  |  |  |  |  |  | 20.0 |" in text

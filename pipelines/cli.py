@@ -125,6 +125,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    """The base folder option of every command that reads or writes a federation's data."""
+    parser.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
+
+
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 """A new ``DAGSTER_HOME``'s settings: Dagster's usage statistics off (nothing leaves this machine, and no
 banner asks about it in the middle of a run)."""
@@ -575,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or files refused, if any, are listed as warnings); 1 the run failed or a blocking check stopped it, "
         "nothing was published; 2 it could not start (arguments, configuration).",
     )
-    run.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
+    _add_data_dir(run)
     run.add_argument("--landing", help="landing folder (default: DATA_DIR/landing)")
     run.add_argument("--warehouse", help="working DuckDB file (default: DATA_DIR/warehouse/parcours.duckdb)")
     run.add_argument("--serving", help="serving snapshot (default: DATA_DIR/serving/parcours_serving.duckdb)")
@@ -713,7 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
     amend.set_defaults(func=cmd_amend)
 
     releases = commands.add_parser("releases", help="list the kept releases, oldest first")
-    releases.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
+    _add_data_dir(releases)
     releases.add_argument("--json", action="store_true")
     releases.set_defaults(func=cmd_releases)
 
@@ -725,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the same, bit for bit; 1 tables differ (listed); 2 it could not be rebuilt.",
     )
     reproduce.add_argument("release", help="the release's name (parcours releases)")
-    reproduce.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
+    _add_data_dir(reproduce)
     reproduce.add_argument("--work-dir", help="an empty folder for the rebuild (default: a new temporary one)")
     reproduce.add_argument("--inputs", help="the kept inputs, when moved (default: where the release says)")
     reproduce.set_defaults(func=cmd_reproduce)
@@ -734,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
         "purge-audit",
         help="delete the dashboards' audit entries older than the retention (12 months; CNIL: 6 to 12)",
     )
-    purge.add_argument("--data-dir", help="base folder (default: PARCOURS_DATA_DIR or data/generated)")
+    _add_data_dir(purge)
     purge.add_argument(
         "--keep-days", type=int, choices=range(183, 367), metavar="183..366",
         help="days kept (default: PARCOURS_AUDIT_RETENTION_DAYS, else 365)",

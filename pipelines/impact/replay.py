@@ -350,9 +350,10 @@ def replay_table(rows: list[Ingredients], rules: list[str]) -> str:
 
 
 def calibrated_z(row: Ingredients) -> float:
-    """The calibrated estimate's error over its standard error, on the log scale (the truth's log ratio is 0 in a
-    null world, which is where this is read)."""
-    return (row.log_ratio - row.composite) / math.hypot(row.difference_se, row.spread)
+    """The calibrated estimate's error over its published standard error, on the log scale (the truth's log ratio is
+    0 in a null world, which is where this is read)."""
+    widened_by = row.spread if row.interval_spread is None else row.interval_spread
+    return (row.log_ratio - row.composite) / math.hypot(row.difference_se, widened_by)
 
 
 def diagnosis(rows: list[Ingredients]) -> str:

@@ -170,3 +170,17 @@ def test_the_calibrated_z_and_the_diagnosis() -> None:
     assert text.startswith("unplanned_hospitalisations: 10 null federations")
     assert "spread 0: 10 (100%)" in text
     assert "between worlds: Levene p" in text
+
+
+def test_a_row_of_a_study_with_a_prior_is_read_with_the_spread_its_interval_was_widened_by() -> None:
+    # The stored interval widened by a posterior spread of 0.09 while the fitted spread is 0.
+    error = SystematicError(0.20, 0.0, 6, 0.15, spread_prior_scale=0.1, posterior_sd=0.09)
+    calibrated = calibrate_difference(0.10, error, 0.12)
+    low, high = (difference_from_ratio(400.0, math.exp(v)) for v in (calibrated.ci_low, calibrated.ci_high))
+    row = replay.ingredients(hand_row(ci_low=low, ci_high=high, systematic_interval_sd=0.09, spread_prior_scale=0.1))
+    assert row is not None
+    assert (row.spread, row.interval_spread, row.spread_prior_scale) == (0.0, 0.09, 0.1)
+    assert row.difference_se == pytest.approx(0.12, rel=1e-10)
+    again = replay.current(row)
+    assert (again.ci_low, again.ci_high) == pytest.approx((low, high), rel=1e-12)
+    assert replay.calibrated_z(row) == pytest.approx((0.10 - 0.20) / math.hypot(0.12, 0.09))

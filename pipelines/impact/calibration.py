@@ -51,12 +51,26 @@ as the threshold: ``DETECTABLE_MULTIPLIER`` (2.8: 80% power at 5%, two-sided) ti
 standard error at most ``max_ease`` (``ease_judged``). With fewer events, a point EASE above the
 threshold is mostly noise (a quarter of sound studies refused in the first validation); the
 calibrated interval still carries the controls' uncertainty, so nothing is hidden.
+
+**The spread under a prior (issue 12, study versions that set ``calibration.spread_prior_scale``).** Five to
+ten rare controls fit the spread at exactly 0 in two federations of three: the calibrated interval then
+ignores every spread the controls cannot exclude, and false effects gather in those federations
+(docs/validation.md, "Replay of calibration rules"). A study that sets a scale tau widens its calibrated
+interval by the spread's **posterior root mean square** under a half-normal(tau) prior instead,
+sqrt(E[sigma^2 | controls]) (``spread_posterior_rms``): the variance of the systematic error averaged over
+what the controls leave uncertain. Uninformative controls give tau itself (E[sigma^2] = tau^2 under the
+prior); controls scattered well beyond their errors give about their own spread. EASE stays the
+maximum-likelihood one (a point estimate of the design's error, judged against ``max_ease`` as before), so
+the gate's verdicts are those of the maximum-likelihood calibration and only the interval changes: the rule
+that was replayed on validation rows (``replay.spread_prior_scaled``) is the rule the pipeline runs. A study
+without the setting keeps the maximum-likelihood spread: older versions give the figures they gave.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
@@ -73,9 +87,19 @@ DETECTABLE_MULTIPLIER = 2.8
 class SystematicError:
     mean: float
     sd: float
+    """The maximum-likelihood spread (what EASE is computed from)."""
     controls: int
     mean_se: float = 0.0
     """Standard error of ``mean`` (observed information at the maximum): how well the controls pin it down."""
+    spread_prior_scale: float | None = None
+    """The study's half-normal prior scale on the spread, when it sets one (``with_spread_prior``)."""
+    posterior_sd: float | None = None
+    """The spread's posterior root mean square under that prior: what widens the calibrated interval."""
+
+    @property
+    def interval_sd(self) -> float:
+        """The spread the calibrated interval is widened by: the posterior one under a prior, else the fitted one."""
+        return self.sd if self.posterior_sd is None else self.posterior_sd
 
     @property
     def expected_absolute_error(self) -> float:
@@ -91,11 +115,19 @@ class SystematicError:
         return self.minimum_detectable <= max_ease
 
     def as_json(self) -> dict[str, float]:
+        # Without a prior the object is what it was before priors existed: older study versions reproduce
+        # their diagnostics exactly.
+        present = {k: v for k, v in asdict(self).items() if v is not None}
         return {
-            **asdict(self),
+            **present,
             "ease": self.expected_absolute_error,
             "minimum_detectable_systematic_error": self.minimum_detectable,
         }
+
+    @classmethod
+    def from_json(cls, stored: dict[str, float]) -> SystematicError:
+        """The systematic error as ``as_json`` wrote it (the derived keys left out)."""
+        return cls(**{f.name: stored[f.name] for f in fields(cls) if f.name in stored})  # type: ignore[arg-type]
 
 
 def fit_systematic_error(log_rr: np.ndarray, se: np.ndarray) -> SystematicError:
@@ -162,6 +194,60 @@ def composite_systematic_error(
     return SystematicError(composite_log_rr, fit_spread(composite_log_rr, log_rr, se), usable, composite_se)
 
 
+def _usable(log_rr: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    log_rr, se = np.asarray(log_rr, dtype=float), np.asarray(se, dtype=float)
+    keep = np.isfinite(log_rr) & np.isfinite(se) & (se > 0)
+    return log_rr[keep], se[keep]
+
+
+def spread_negative_log_likelihood(sd: float | np.ndarray, mean: float, log_rr: np.ndarray, se: np.ndarray) -> Any:
+    """-log L(sd) of log RR_j ~ N(mean, sd^2 + se_j^2); ``sd`` may be an array (one value per entry)."""
+    sd = np.asarray(sd, dtype=float)
+    variance = sd[..., None] ** 2 + se**2
+    return 0.5 * np.sum(np.log(2 * math.pi * variance) + (log_rr - mean) ** 2 / variance, axis=-1)
+
+
+POSTERIOR_GRID_POINTS = 4801
+
+
+def spread_posterior_rms(mean: float, log_rr: np.ndarray, se: np.ndarray, prior_scale: float) -> float:
+    """sqrt(E[sd^2]) under a half-normal(``prior_scale``) prior on the spread and the controls' likelihood
+    around ``mean``: the spread's variance averaged over what the controls leave uncertain.
+
+    Trapezoidal integration over sd. Where the grid may stop: beyond the largest |log RR_j - mean| every
+    control's likelihood falls as sd grows (its variance exceeds its squared deviation), and so does the prior,
+    so 12 prior scales past it leave out less than e^-72 of the posterior. The grid is dense on the prior's
+    range and geometric towards the top, so a posterior pulled far out by the controls is resolved too."""
+    if not (math.isfinite(prior_scale) and prior_scale > 0):
+        raise ValueError(f"the spread's prior scale must be a positive number, not {prior_scale}")
+    log_rr, se = _usable(log_rr, se)
+    if log_rr.shape[0] == 0:
+        return prior_scale  # no control: the prior alone
+    top = float(np.max(np.abs(log_rr - mean))) + 12 * prior_scale
+    grid = np.unique(
+        np.concatenate(
+            [
+                np.linspace(0.0, 12 * prior_scale, POSTERIOR_GRID_POINTS),
+                np.linspace(0.0, top, POSTERIOR_GRID_POINTS),
+                np.geomspace(prior_scale * 1e-4, top, POSTERIOR_GRID_POINTS),
+            ]
+        )
+    )
+    log_post = -spread_negative_log_likelihood(grid, mean, log_rr, se) - grid**2 / (2 * prior_scale**2)
+    weight = np.exp(log_post - log_post.max())
+    return math.sqrt(float(np.trapezoid(weight * grid**2, grid) / np.trapezoid(weight, grid)))
+
+
+def with_spread_prior(
+    error: SystematicError, log_rr: np.ndarray, se: np.ndarray, prior_scale: float
+) -> SystematicError:
+    """``error`` whose calibrated intervals are widened by the spread's posterior root mean square under a
+    half-normal(``prior_scale``) prior, the controls (``log_rr``, ``se``) around ``error.mean``; the fitted
+    spread (and with it EASE) is kept."""
+    posterior = spread_posterior_rms(error.mean, log_rr, se, prior_scale)
+    return replace(error, spread_prior_scale=prior_scale, posterior_sd=posterior)
+
+
 def expected_absolute_systematic_error(mean: float, sd: float) -> float:
     """E|X| for X ~ N(mean, sd^2): the mean of a folded normal distribution."""
     if sd <= 0:
@@ -191,16 +277,16 @@ def calibrate_interval(
     +/- 0.15 without saying so would cost the interval its coverage (docs/validation.md).
     """
     centre = log_rr - error.mean
-    spread = math.sqrt(error.sd**2 + se**2 + (error.mean_se**2 if mean_uncertainty else 0.0))
+    spread = math.sqrt(error.interval_sd**2 + se**2 + (error.mean_se**2 if mean_uncertainty else 0.0))
     return CalibratedInterval(centre, centre - Z95 * spread, centre + Z95 * spread, spread)
 
 
 def calibrate_difference(log_rr: float, error: SystematicError, difference_se: float) -> CalibratedInterval:
     """The main estimate less the systematic error's mean (the composite control's log rate ratio), with the
     standard error of that difference (``difference_se``, from the joint influence function), widened by
-    the controls' spread."""
+    the controls' spread (``SystematicError.interval_sd``)."""
     centre = log_rr - error.mean
-    spread = math.sqrt(difference_se**2 + error.sd**2)
+    spread = math.sqrt(difference_se**2 + error.interval_sd**2)
     return CalibratedInterval(centre, centre - Z95 * spread, centre + Z95 * spread, spread)
 
 

@@ -9,10 +9,15 @@ rate, the failed checks and EASE.
 
 One quantity is not stored: the standard error of the main log rate ratio minus the composite's, from
 their joint influence function. It is recovered exactly from the published interval: the interval is
-``centre +/- Z95 * sqrt(difference_se^2 + sd^2)`` on the log scale, turned into differences with the
-treated rate (difference = treated x (1 - 1/RR)), a monotone map that can be inverted
-(``log RR = -log(1 - difference / treated)``). ``replay(row, CURRENT)`` must then give back the stored
+``centre +/- Z95 * sqrt(difference_se^2 + sd^2)`` on the log scale (sd the spread the interval was widened
+by: the fitted one, or under a study's prior the posterior one, stored as ``systematic_interval_sd``),
+turned into differences with the treated rate (difference = treated x (1 - 1/RR)), a monotone map that can
+be inverted (``log RR = -log(1 - difference / treated)``). ``replay(row, CURRENT)`` must then give back the stored
 interval (``tests/test_replay.py``): that is what makes the other rules' figures exact.
+
+The spread's posterior under a prior is computed by ``calibration.spread_posterior_rms``, the function the
+pipeline calibrates with when a study sets ``calibration.spread_prior_scale``: ``spread_prior_scaled(tau)``
+replayed on rows of the maximum-likelihood code is the rule a study version with that scale publishes.
 
 Every rule here was fixed before its figures were seen, from the diagnosis in docs/validation.md
 ("Replay of calibration rules"); none has a constant fitted to these federations. Run with
@@ -31,7 +36,14 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-from pipelines.impact.calibration import SystematicError, calibrate_difference, difference_from_ratio
+from pipelines.impact.calibration import (
+    SystematicError,
+    calibrate_difference,
+    difference_from_ratio,
+    spread_negative_log_likelihood,
+    spread_posterior_rms,
+    with_spread_prior,
+)
 from pipelines.impact.estimators import Z95
 
 COMPOSITE_KEY = "negative_controls_composite"
@@ -54,6 +66,7 @@ class Ingredients:
     composite: float
     composite_se: float
     spread: float
+    """The maximum-likelihood spread of the controls around the composite (EASE's)."""
     difference_se: float
     controls: tuple[tuple[float, float], ...]
     publishable: bool
@@ -62,6 +75,9 @@ class Ingredients:
     stored: tuple[float, float, float]
     """The stored (estimate, ci_low, ci_high) of the published interval, in the study's unit."""
     uncalibrated: tuple[float, float, float]
+    interval_spread: float | None = None
+    """The spread the stored interval was widened by, when the row's study set a prior on it (else ``spread``)."""
+    spread_prior_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,8 @@ def ingredients(row: Mapping[str, Any]) -> Ingredients | None:
     low = log_ratio_of_difference(treated, row["ci_low"])
     high = log_ratio_of_difference(treated, row["ci_high"])
     spread = float(row["systematic_sd"])
+    interval_spread = row.get("systematic_interval_sd")
+    widened_by = spread if interval_spread is None else float(interval_spread)
     calibrated_se = (high - low) / (2 * Z95)
     controls = tuple(
         (float(v[0]), float(v[1]))
@@ -103,10 +121,12 @@ def ingredients(row: Mapping[str, Any]) -> Ingredients | None:
         study=row["study"], world=row["scenario"], null=bool(row["null"]), seed=int(row["seed"]),
         truth=float(row["truth"]), treated_value=treated, log_ratio=float(row["log_ratio"]),
         composite=float(row["systematic_mean"]), composite_se=float(row["systematic_mean_se"]), spread=spread,
-        difference_se=math.sqrt(max(calibrated_se**2 - spread**2, 0.0)), controls=controls,
+        difference_se=math.sqrt(max(calibrated_se**2 - widened_by**2, 0.0)), controls=controls,
         publishable=bool(row["publishable"]), failed=tuple(f for f in (row.get("failed") or "").split(",") if f),
         ease=row.get("ease"), stored=(row["estimate"], row["ci_low"], row["ci_high"]),
         uncalibrated=(row["uncalibrated_estimate"], row["uncalibrated_ci_low"], row["uncalibrated_ci_high"]),
+        interval_spread=None if interval_spread is None else widened_by,
+        spread_prior_scale=row.get("spread_prior_scale"),
     )  # fmt: skip
 
 
@@ -116,13 +136,6 @@ def ingredients(row: Mapping[str, Any]) -> Ingredients | None:
 def _controls_arrays(controls: Iterable[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
     pairs = list(controls)
     return np.array([e for e, _ in pairs], dtype=float), np.array([s for _, s in pairs], dtype=float)
-
-
-def spread_negative_log_likelihood(sd: float | np.ndarray, mean: float, log_rr: np.ndarray, se: np.ndarray) -> Any:
-    """-log L(sd) of log RR_j ~ N(mean, sd^2 + se_j^2); ``sd`` may be an array (one value per entry)."""
-    sd = np.asarray(sd, dtype=float)
-    variance = sd[..., None] ** 2 + se**2
-    return 0.5 * np.sum(np.log(2 * math.pi * variance) + (log_rr - mean) ** 2 / variance, axis=-1)
 
 
 def spread_upper_bound(mean: float, log_rr: np.ndarray, se: np.ndarray, level: float = 0.95) -> float:
@@ -142,15 +155,6 @@ def spread_upper_bound(mean: float, log_rr: np.ndarray, se: np.ndarray, level: f
     return float(optimize.brentq(above, start, grid_top, xtol=1e-12))
 
 
-def spread_posterior_rms(mean: float, log_rr: np.ndarray, se: np.ndarray, prior_scale: float) -> float:
-    """sqrt(E[sd^2]) under a half-normal(``prior_scale``) prior on the spread and the controls' likelihood around
-    ``mean``: the spread's variance averaged over what the controls leave uncertain (numerical integration)."""
-    grid = np.linspace(0.0, 12 * prior_scale, 4801)
-    log_post = -spread_negative_log_likelihood(grid, mean, log_rr, se) - grid**2 / (2 * prior_scale**2)
-    weight = np.exp(log_post - log_post.max())
-    return math.sqrt(float(np.sum(weight * grid**2) / np.sum(weight)))
-
-
 def prior_scale_from_max_ease(max_ease: float) -> float:
     """A half-normal scale that puts 95% of the prior on spreads whose EASE (sd x sqrt(2/pi) for a centred
     error) the study declares acceptable: P(sd x sqrt(2/pi) <= max_ease) = 0.95."""
@@ -168,14 +172,26 @@ def _interval(row: Ingredients, spread: float, quantile: float = Z95) -> tuple[f
     return tuple(difference_from_ratio(row.treated_value, math.exp(v)) for v in log_scale)  # type: ignore[return-value]
 
 
-def current(row: Ingredients) -> Replayed:
-    """The rule of the code that measured the rows (``study._calibrate``): the main minus the composite,
-    +/- Z95 sqrt(difference_se^2 + sd^2), sd the maximum-likelihood spread."""
-    error = SystematicError(row.composite, row.spread, len(row.controls), row.composite_se)
+def _calibrated(row: Ingredients, error: SystematicError) -> Replayed:
     calibrated = calibrate_difference(row.log_ratio, error, row.difference_se)
     log_scale = (calibrated.log_rr, calibrated.ci_low, calibrated.ci_high)
     estimate, low, high = (difference_from_ratio(row.treated_value, math.exp(v)) for v in log_scale)
     return Replayed(estimate, low, high, row.publishable)
+
+
+def _fitted_error(row: Ingredients) -> SystematicError:
+    return SystematicError(row.composite, row.spread, len(row.controls), row.composite_se)
+
+
+def current(row: Ingredients) -> Replayed:
+    """The rule of the code and study version that measured the row (``study._calibrate``): the main minus the
+    composite, +/- Z95 sqrt(difference_se^2 + sd^2), sd the maximum-likelihood spread, or the posterior one
+    when the row's study set a prior."""
+    error = _fitted_error(row)
+    if row.interval_spread is not None:
+        error = SystematicError(row.composite, row.spread, len(row.controls), row.composite_se,
+                                row.spread_prior_scale, row.interval_spread)  # fmt: skip
+    return _calibrated(row, error)
 
 
 def uncalibrated(row: Ingredients) -> Replayed:
@@ -213,13 +229,13 @@ def ease_always(row: Ingredients, max_ease: float = DEFAULT_MAX_EASE) -> Replaye
 
 
 def spread_prior_scaled(prior_scale: float) -> Rule:
-    """``spread_prior`` with a half-normal prior of scale ``prior_scale`` given outright (a sensitivity analysis:
-    the scale is then a choice, not derived from the study)."""
+    """``spread_prior`` with a half-normal prior of scale ``prior_scale`` given outright: the calibration of a
+    study version that sets ``calibration.spread_prior_scale`` (through ``calibration.with_spread_prior`` and
+    ``calibrate_difference``, as ``study._calibrate`` does); the gate's verdict is the row's."""
 
     def rule(row: Ingredients) -> Replayed:
         log_rr, se = _controls_arrays(row.controls)
-        spread = spread_posterior_rms(row.composite, log_rr, se, prior_scale)
-        return Replayed(*_interval(row, math.hypot(row.difference_se, spread)), row.publishable)
+        return _calibrated(row, with_spread_prior(_fitted_error(row), log_rr, se, prior_scale))
 
     return rule
 
@@ -334,9 +350,10 @@ def replay_table(rows: list[Ingredients], rules: list[str]) -> str:
 
 
 def calibrated_z(row: Ingredients) -> float:
-    """The calibrated estimate's error over its standard error, on the log scale (the truth's log ratio is 0 in a
-    null world, which is where this is read)."""
-    return (row.log_ratio - row.composite) / math.hypot(row.difference_se, row.spread)
+    """The calibrated estimate's error over its published standard error, on the log scale (the truth's log ratio is
+    0 in a null world, which is where this is read)."""
+    widened_by = row.spread if row.interval_spread is None else row.interval_spread
+    return (row.log_ratio - row.composite) / math.hypot(row.difference_se, widened_by)
 
 
 def diagnosis(rows: list[Ingredients]) -> str:

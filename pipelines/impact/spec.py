@@ -152,6 +152,19 @@ class Thresholds(BaseModel):
     judge it (OHDSI's rule, made for dozens of common controls)."""
 
 
+class CalibrationSettings(BaseModel):
+    """How the negative controls calibrate the interval (``calibration.py``), beyond Schuemie's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spread_prior_scale: float = Field(gt=0, le=1, allow_inf_nan=False, strict=True)
+    """Scale of a half-normal prior on the spread of the systematic error (log rate-ratio scale): the calibrated
+    interval is widened by the spread's posterior root mean square instead of its maximum-likelihood value,
+    which rare controls put at exactly 0 in two federations of three. Why 0.1 in the admission studies:
+    docs/impact-studies.md ("The spread under a prior"). At most 1 (a typical systematic error of a factor e
+    is no prior for a calibration, and the posterior's integration is sized for scales up to it)."""
+
+
 class LearnerSettings(BaseModel):
     """Nuisance learners of the cross-fitted designs (``dml``, ``did``)."""
 
@@ -236,6 +249,8 @@ class StudySpec(BaseModel):
     """Breakdowns estimated one level at a time, for the forest plot (not for ``did``)."""
     subgroup_bootstrap: int = Field(default=200, ge=50)
     diagnostics: Thresholds = Field(default_factory=Thresholds)
+    calibration: CalibrationSettings | None = None
+    """Absent: the maximum-likelihood spread (every study version before issue 12's prior)."""
     costs: Costs | None = None
 
     def model_post_init(self, __context: Any) -> None:
@@ -260,6 +275,8 @@ class StudySpec(BaseModel):
                 raise ValueError("subgroups are not estimated for difference-in-differences")
         if self.negative_controls and self.outcome != "unplanned_admissions":
             raise ValueError("negative controls calibrate admission rates: only unplanned_admissions studies name them")
+        if self.calibration is not None and not self.negative_controls:
+            raise ValueError("calibration settings need negative controls to calibrate with: name them, or remove it")
         groups = diagnosis_groups()
         for control, reason in self.negative_controls.items():
             if not control.startswith(ADMISSION_CONTROL_PREFIX) or control_group(control) not in groups:

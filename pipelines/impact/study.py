@@ -37,6 +37,7 @@ from pipelines.impact.calibration import (
     composite_systematic_error,
     difference_from_ratio,
     fit_systematic_error,
+    with_spread_prior,
 )
 from pipelines.impact.crossfit import (
     CrossFitted,
@@ -351,7 +352,9 @@ def _calibrate(
 ) -> tuple[SystematicError | None, CalibratedInterval | None]:
     """The systematic error: its mean from the composite control, its spread from the controls one by one
     (``calibration.py``); the calibrated interval from the main estimate minus the composite's. Without a
-    composite estimate, Schuemie's fit on the controls one by one."""
+    composite estimate, Schuemie's fit on the controls one by one. A study that sets a prior on the spread
+    (``calibration.spread_prior_scale``) widens its intervals by the spread's posterior root mean square;
+    EASE and the gate keep the fitted spread."""
     each = controls.each
     estimates = [(c.log_ratio, c.log_ratio_se) for c in each if c.log_ratio is not None and c.log_ratio_se]
     if not spec.negative_controls or not estimates:
@@ -362,6 +365,8 @@ def _calibrate(
         error = fit_systematic_error(logs, ses)
     else:
         error = composite_systematic_error(composite.log_ratio, composite.log_ratio_se, logs, ses)
+    if spec.calibration is not None:
+        error = with_spread_prior(error, logs, ses, spec.calibration.spread_prior_scale)
     if main.log_ratio is None or not main.log_ratio_se:
         return error, None
     if composite is None or composite.log_ratio is None or not composite.log_ratio_se:
@@ -522,8 +527,7 @@ def _subgroup_verdict(
     calibrated = None
     error = (whole.calibration or {}).get("systematic_error")
     if error and result.log_ratio is not None and result.log_ratio_se:
-        systematic = SystematicError(error["mean"], error["sd"], error["controls"], error["mean_se"])
-        calibrated = calibrate_interval(result.log_ratio, result.log_ratio_se, systematic)
+        calibrated = calibrate_interval(result.log_ratio, result.log_ratio_se, SystematicError.from_json(error))
     return decide(checks, _published_effect(spec, result, calibrated), None), calibrated
 
 

@@ -143,7 +143,6 @@ def run_job(job: Job) -> list[dict[str, Any]]:
             seconds = time.perf_counter() - started
             retained = pl.col("episode_id").is_in(result.retained_treated)
             estimand = truth.unplanned_admissions(federation.potential_outcomes, spec.follow_up_days, where=retained)
-            numbers = result.verdict.numbers
             row: dict[str, Any] = {
                 "scenario": job.world,
                 "null": job.null,
@@ -153,22 +152,31 @@ def run_job(job: Job) -> list[dict[str, Any]]:
                 "truth": estimand.att,
                 "truth_log_ratio": _log_ratio(estimand.treated_value, estimand.counterfactual_value),
                 "seconds": seconds,
-                "publishable": result.verdict.publishable,
-                "kind": result.verdict.kind,
-                "failed": ",".join(result.failing),
-                "n_treated": result.n_treated,
-                "n_comparison": result.n_comparison,
-                "estimate": numbers.get("estimate"),
-                "ci_low": numbers.get("ci_low"),
-                "ci_high": numbers.get("ci_high"),
-                "uncalibrated_estimate": result.main.estimate if result.main else None,
-                "uncalibrated_ci_low": result.main.ci_low if result.main else None,
-                "uncalibrated_ci_high": result.main.ci_high if result.main else None,
-                "ease": (result.calibration or {}).get("systematic_error", {}).get("ease"),
-                **_ingredients(result),
+                **result_row(result),
             }
             rows.append(row)
     return rows
+
+
+def result_row(result: StudyResult) -> dict[str, Any]:
+    """What a results row keeps of one study's result: its verdict, published and uncalibrated intervals, and
+    the ingredients other rules are replayed from (``replay.ingredients``)."""
+    numbers = result.verdict.numbers
+    return {
+        "publishable": result.verdict.publishable,
+        "kind": result.verdict.kind,
+        "failed": ",".join(result.failing),
+        "n_treated": result.n_treated,
+        "n_comparison": result.n_comparison,
+        "estimate": numbers.get("estimate"),
+        "ci_low": numbers.get("ci_low"),
+        "ci_high": numbers.get("ci_high"),
+        "uncalibrated_estimate": result.main.estimate if result.main else None,
+        "uncalibrated_ci_low": result.main.ci_low if result.main else None,
+        "uncalibrated_ci_high": result.main.ci_high if result.main else None,
+        "ease": (result.calibration or {}).get("systematic_error", {}).get("ease"),
+        **_ingredients(result),
+    }
 
 
 def _log_ratio(treated: float | None, counterfactual: float | None) -> float | None:
@@ -192,6 +200,9 @@ def _ingredients(result: StudyResult) -> dict[str, Any]:
         "systematic_mean": systematic.get("mean"),
         "systematic_sd": systematic.get("sd"),
         "systematic_mean_se": systematic.get("mean_se"),
+        # Under a study's prior on the spread, the spread the interval was widened by (replay.ingredients).
+        "systematic_interval_sd": systematic.get("posterior_sd"),
+        "spread_prior_scale": systematic.get("spread_prior_scale"),
         "dip_ratio": (result.design.get("dip") or {}).get("ratio"),
         "dip_ratio_low": (result.design.get("dip") or {}).get("ratio_low"),
         "washout_dip_ratio": (result.design.get("washout_dip") or {}).get("ratio"),

@@ -23,6 +23,7 @@ from pipelines.impact.calibration import (
     SystematicError,
     calibrate_difference,
     calibrate_interval,
+    fit_systematic_error,
     spread_negative_log_likelihood,
     spread_posterior_rms,
     with_spread_prior,
@@ -124,6 +125,19 @@ def test_a_scale_that_is_not_a_positive_number_is_refused(scale: float) -> None:
 
 
 # --- the systematic error under the prior --------------------------------------------------------------------
+
+
+def test_the_prior_never_narrows_the_interval_below_the_controls_own_spread() -> None:
+    # One control far off: the controls put the spread near 1.1, a half-normal(0.1) prior pulls it to 0.4.
+    log_rr = np.array([0.0, 0.05, -0.05, 0.02, -0.02, 3.0])
+    se = np.full(6, 0.3)
+    fitted = fit_systematic_error(log_rr, se)
+    prior = with_spread_prior(fitted, log_rr, se, 0.1)
+    assert prior.posterior_sd is not None
+    assert prior.posterior_sd < 0.5 < 1.0 < fitted.sd
+    assert prior.interval_sd == fitted.sd
+    wide, narrow = calibrate_difference(0.1, prior, 0.12), calibrate_difference(0.1, fitted, 0.12)
+    assert (wide.ci_low, wide.ci_high) == (narrow.ci_low, narrow.ci_high)
 
 
 def test_the_prior_widens_the_interval_and_keeps_the_fitted_spread_and_ease() -> None:
@@ -240,7 +254,11 @@ def test_the_published_interval_is_the_replayed_rule_on_the_maximum_likelihood_r
         assert prior_row["systematic_sd"] == fitted_row["systematic_sd"]
         assert prior_row["estimate"] == pytest.approx(fitted_row["estimate"], rel=1e-12)
         assert prior_row["spread_prior_scale"] == scale
-        assert prior_row["ci_high"] - prior_row["ci_low"] != pytest.approx(fitted_row["ci_high"] - fitted_row["ci_low"])
+        # Never narrower than the controls' own spread makes it (this federation's DiD controls put it near 1.9).
+        fitted_width = fitted_row["ci_high"] - fitted_row["ci_low"]
+        assert prior_row["ci_high"] - prior_row["ci_low"] >= fitted_width * (1 - 1e-12)
+    widths = [(p["ci_high"] - p["ci_low"]) / (f["ci_high"] - f["ci_low"]) for _, p, f in prior_and_fitted_rows]
+    assert max(widths) > 1.01, widths
 
 
 def test_the_row_of_a_study_with_a_prior_replays_as_published(

@@ -98,8 +98,11 @@ class SystematicError:
 
     @property
     def interval_sd(self) -> float:
-        """The spread the calibrated interval is widened by: the posterior one under a prior, else the fitted one."""
-        return self.sd if self.posterior_sd is None else self.posterior_sd
+        """The spread the calibrated interval is widened by: the fitted one, or under a prior the larger of the
+        fitted and the posterior one. The prior counts what a few rare controls leave uncertain; it never narrows
+        an interval below what the controls themselves show (a light-tailed prior would otherwise pull a spread
+        the controls put at 1.9 down to about its own scale)."""
+        return self.sd if self.posterior_sd is None else max(self.sd, self.posterior_sd)
 
     @property
     def expected_absolute_error(self) -> float:

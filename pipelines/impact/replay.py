@@ -76,7 +76,8 @@ class Ingredients:
     """The stored (estimate, ci_low, ci_high) of the published interval, in the study's unit."""
     uncalibrated: tuple[float, float, float]
     interval_spread: float | None = None
-    """The spread the stored interval was widened by, when the row's study set a prior on it (else ``spread``)."""
+    """The spread's posterior RMS, when the row's study set a prior on it: the interval was widened by the larger of
+    it and ``spread`` (``SystematicError.interval_sd``)."""
     spread_prior_scale: float | None = None
 
 
@@ -110,7 +111,8 @@ def ingredients(row: Mapping[str, Any]) -> Ingredients | None:
     high = log_ratio_of_difference(treated, row["ci_high"])
     spread = float(row["systematic_sd"])
     interval_spread = row.get("systematic_interval_sd")
-    widened_by = spread if interval_spread is None else float(interval_spread)
+    # Under a prior the interval is widened by the larger of the fitted and posterior spreads (interval_sd).
+    widened_by = spread if interval_spread is None else max(spread, float(interval_spread))
     calibrated_se = (high - low) / (2 * Z95)
     controls = tuple(
         (float(v[0]), float(v[1]))
@@ -125,7 +127,7 @@ def ingredients(row: Mapping[str, Any]) -> Ingredients | None:
         publishable=bool(row["publishable"]), failed=tuple(f for f in (row.get("failed") or "").split(",") if f),
         ease=row.get("ease"), stored=(row["estimate"], row["ci_low"], row["ci_high"]),
         uncalibrated=(row["uncalibrated_estimate"], row["uncalibrated_ci_low"], row["uncalibrated_ci_high"]),
-        interval_spread=None if interval_spread is None else widened_by,
+        interval_spread=None if interval_spread is None else float(interval_spread),
         spread_prior_scale=row.get("spread_prior_scale"),
     )  # fmt: skip
 
@@ -240,6 +242,18 @@ def spread_prior_scaled(prior_scale: float) -> Rule:
     return rule
 
 
+def spread_prior_alone(prior_scale: float) -> Rule:
+    """The posterior spread alone, even below the fitted one: the rule replayed on run 3 before the floor at the
+    fitted spread (``SystematicError.interval_sd``) was added (kept to compare the two)."""
+
+    def rule(row: Ingredients) -> Replayed:
+        log_rr, se = _controls_arrays(row.controls)
+        spread = spread_posterior_rms(row.composite, log_rr, se, prior_scale)
+        return Replayed(*_interval(row, math.hypot(row.difference_se, spread)), row.publishable)
+
+    return rule
+
+
 RULES: dict[str, Rule] = {
     "current": current,
     "uncalibrated": uncalibrated,
@@ -248,15 +262,20 @@ RULES: dict[str, Rule] = {
     "spread_prior": spread_prior,
     "ease_always": ease_always,
 }
-"""Rules by name; ``spread_prior:SCALE`` gives ``spread_prior_scaled(SCALE)`` (``rule_named``)."""
+"""Rules by name; ``spread_prior:SCALE`` gives ``spread_prior_scaled(SCALE)``, ``spread_prior_alone:SCALE``
+``spread_prior_alone(SCALE)`` (``rule_named``)."""
 
 
 def rule_named(name: str) -> Rule:
     base, _, parameter = name.partition(":")
     if base == "spread_prior" and parameter:
         return spread_prior_scaled(float(parameter))
+    if base == "spread_prior_alone" and parameter:
+        return spread_prior_alone(float(parameter))
     if base not in RULES or parameter:
-        raise ValueError(f"unknown replay rule {name!r}; known: {', '.join(RULES)}, spread_prior:SCALE")
+        raise ValueError(
+            f"unknown replay rule {name!r}; known: {', '.join(RULES)}, spread_prior:SCALE, spread_prior_alone:SCALE"
+        )
     return RULES[base]
 
 
@@ -352,7 +371,7 @@ def replay_table(rows: list[Ingredients], rules: list[str]) -> str:
 def calibrated_z(row: Ingredients) -> float:
     """The calibrated estimate's error over its published standard error, on the log scale (the truth's log ratio is
     0 in a null world, which is where this is read)."""
-    widened_by = row.spread if row.interval_spread is None else row.interval_spread
+    widened_by = row.spread if row.interval_spread is None else max(row.spread, row.interval_spread)
     return (row.log_ratio - row.composite) / math.hypot(row.difference_se, widened_by)
 
 

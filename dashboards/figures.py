@@ -458,9 +458,8 @@ def territory_map(rows: pl.DataFrame, geojson: dict[str, Any], value: str, title
         }
     )
     axes = {"xaxis": {"visible": False}, "yaxis": {"visible": False, "scaleanchor": "x", "scaleratio": MAP_ASPECT}}
-    return _figure(
-        traces, language, title, 600, axes, margin={"l": 0, "r": 0}, legend=None
-    )  # no legend: a colour scale
+    # No legend (every area says its own value; the colour scale is a colour bar).
+    return _figure(traces, language, title, 600, axes, margin={"l": 0, "r": 0}, legend=None)
 
 
 # --- funnel plots: an agency against its anonymous peers ------------------------------------------------

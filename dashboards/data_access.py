@@ -91,7 +91,7 @@ def _in_service_at(serving: str, stamps: tuple[tuple[int, int, int] | None, ...]
     return InService(str(manifest.get("name") or ""), str(manifest.get("kept_at") or ""))
 
 
-def in_service(serving: Path) -> InService:
+def _in_service(serving: Path) -> InService:
     """The release in service's name and folder (empty when the files have no manifest)."""
     return _in_service_at(str(serving), tuple(_stamp(p) for p in manifest_candidates(serving)))
 
@@ -100,7 +100,7 @@ def releases_root() -> Path:
     """Where the kept releases are: beside the release in service (its manifest says), else under the data
     folder (``PARCOURS_DATA_DIR``)."""
     settings = load_settings()
-    kept_at = in_service(settings.serving_path).kept_at
+    kept_at = _in_service(settings.serving_path).kept_at
     if kept_at:
         return Path(kept_at).parent
     return releases_dir(settings.data_dir)
@@ -111,7 +111,7 @@ def _serving(viewer: Viewer) -> Path:
     release they chose. Funders and agencies read the release in service only."""
     settings = load_settings()
     chosen = str(st.session_state.get(RELEASE_KEY, "") or "") if viewer.role == "analyst" else ""
-    if not chosen or chosen == in_service(settings.serving_path).name:
+    if not chosen or chosen == _in_service(settings.serving_path).name:
         return settings.serving_path
     try:
         return serving_of(release_path(releases_root(), chosen), settings.serving_path.name)

@@ -10,7 +10,15 @@ import streamlit as st
 from dashboards import data_access
 from dashboards.access import Viewer
 from dashboards.data_access import PeerFamily
-from dashboards.figures import balance_plot, forest_plot, funnel_plot, incidence_chart, overlap_plot
+from dashboards.figures import (
+    balance_plot,
+    caseload_chart,
+    forest_plot,
+    funnel_plot,
+    incidence_chart,
+    overlap_plot,
+    share_bars,
+)
 from dashboards.study_content import subgroup_rows
 from pipelines.impact.gate import Verdict
 from pipelines.presentation.catalogue import Language, t
@@ -69,3 +77,27 @@ def _funnel(viewer: Viewer, agency: str, family: str, language: Language, versio
 def funnel_figure(viewer: Viewer, agency: str, family: str, language: Language) -> go.Figure:
     """One family's funnel plot, drawn once per release, viewer, agency and language."""
     return _funnel(viewer, agency, family, language, data_access.current_snapshot(viewer).version)
+
+
+@st.cache_resource(ttl=300, show_spinner=False, max_entries=256)
+def _caseload(viewer: Viewer, agency: str, language: Language, version: float) -> dict[str, go.Figure]:
+    del version  # part of the cache key only
+    sources = data_access.agency_referrals_payers(viewer, agency).filter(pl.col("cohort") == "care_managed")
+    return {
+        "caseload": caseload_chart(data_access.agency_caseload(viewer, agency), language),
+        "referrals": share_bars(
+            sources.filter(pl.col("dimension") == "referral_source"),
+            "referral_source",
+            t("caseload.referrals", language),
+            language,
+        ),
+        "payers": share_bars(
+            sources.filter(pl.col("dimension") == "payer"), "payer", t("caseload.payers", language), language
+        ),
+    }
+
+
+def caseload_figures(viewer: Viewer, agency: str, language: Language) -> dict[str, go.Figure]:
+    """An agency's caseload chart and its referral sources and payers (care-managed cases), drawn once per
+    release, viewer, agency and language."""
+    return _caseload(viewer, agency, language, data_access.current_snapshot(viewer).version)

@@ -27,6 +27,7 @@ from pipelines.impact.registration import released_log
 from pipelines.operations.releases import (
     ReleaseError,
     list_releases,
+    manifest_candidates,
     manifest_for,
     read_manifest,
     release_path,
@@ -65,13 +66,43 @@ RELEASE_KEY = "parcours_release"
 """The session's chosen release (analysts only; empty: the release in service, the latest)."""
 
 
+@dataclass(frozen=True)
+class InService:
+    """What the dashboards need of the release in service's manifest: its name and the folder it is kept in."""
+
+    name: str
+    kept_at: str
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_mtime_ns, found.st_ino, found.st_size
+
+
+# The manifest lists every study's registration log (hundreds of kilobytes): parsed at each table read it cost
+# more than the read itself. It is parsed again when a new release is put in service (a new file: a new stamp).
+@st.cache_resource(ttl=300, show_spinner=False, max_entries=16)
+def _in_service_at(serving: str, stamps: tuple[tuple[int, int, int] | None, ...]) -> InService:
+    del stamps  # part of the cache key only
+    manifest = manifest_for(Path(serving)) or {}
+    return InService(str(manifest.get("name") or ""), str(manifest.get("kept_at") or ""))
+
+
+def _in_service(serving: Path) -> InService:
+    """The release in service's name and folder (empty when the files have no manifest)."""
+    return _in_service_at(str(serving), tuple(_stamp(p) for p in manifest_candidates(serving)))
+
+
 def releases_root() -> Path:
     """Where the kept releases are: beside the release in service (its manifest says), else under the data
     folder (``PARCOURS_DATA_DIR``)."""
     settings = load_settings()
-    manifest = manifest_for(settings.serving_path)
-    if manifest and manifest.get("kept_at"):
-        return Path(str(manifest["kept_at"])).parent
+    kept_at = _in_service(settings.serving_path).kept_at
+    if kept_at:
+        return Path(kept_at).parent
     return releases_dir(settings.data_dir)
 
 
@@ -80,8 +111,7 @@ def _serving(viewer: Viewer) -> Path:
     release they chose. Funders and agencies read the release in service only."""
     settings = load_settings()
     chosen = str(st.session_state.get(RELEASE_KEY, "") or "") if viewer.role == "analyst" else ""
-    in_service = manifest_for(settings.serving_path) or {}
-    if not chosen or chosen == in_service.get("name"):
+    if not chosen or chosen == _in_service(settings.serving_path).name:
         return settings.serving_path
     try:
         return serving_of(release_path(releases_root(), chosen), settings.serving_path.name)

@@ -142,6 +142,7 @@ def test_no_page_figure_or_report_holds_a_user_facing_literal(path: Path) -> Non
     allowed_here = {
         # Plotly and CSS vocabulary, fonts and colours: not words a user reads.
         "DejaVu Sans, Arial, sans-serif", "Blues",
+        "x domain", "y domain",  # a shape's reference: the plot's whole width or height
         '<p style="font-size:1.6rem;font-weight:600;line-height:1.25;margin:0 0 0.25rem 0">{}</p>',
         # Reasons written to the audit log (records for administrators, never shown on a page).
         "no role in the access map", "no readable access map",

@@ -1,8 +1,10 @@
 """The dashboards with Streamlit's AppTest: every page for every role, sign-in, denial and exports."""
 
+import ast
 import gc
 import html
 import json
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,6 +218,35 @@ def test_csv_exports_neutralise_formula_like_cells() -> None:
     assert "-1.5" in text  # numbers are numbers, not neutralised
     french = csv_bytes(frame, "fr").decode("utf-8-sig")
     assert french.splitlines()[1] == "'=HYPERLINK(1);-1,5"  # what a French spreadsheet reads
+
+
+def test_no_page_relies_on_streamlit_magic_which_is_off() -> None:
+    """Magic (a bare expression written to the page) is off: it cost every AppTest rerun 15-25 ms of parsing.
+    A page that wrote a value by magic would now show nothing, so none may hold such an expression."""
+    root = Path(APP).parent
+    config = tomllib.loads((root.parent / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["runner"]["magicEnabled"] is False
+    scripts = [Path(APP), *sorted((root / "app_pages").glob("*.py"))]
+    assert len(scripts) > 10
+    bare = []
+    for script in scripts:
+        for parent in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+            for field, children in ast.iter_fields(parent):
+                for i, node in enumerate(children if isinstance(children, list) else []):
+                    if not isinstance(node, ast.Expr):
+                        continue
+                    if isinstance(node.value, ast.Call | ast.Await | ast.Yield | ast.YieldFrom):
+                        continue  # what magic never wrote either
+                    docstring = (
+                        field == "body"
+                        and i == 0
+                        and isinstance(parent, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef)
+                        and isinstance(node.value, ast.Constant)
+                        and isinstance(node.value.value, str)
+                    )
+                    if not docstring:
+                        bare.append(f"{script.name}:{node.lineno}")
+    assert bare == []
 
 
 def test_the_study_report_is_self_contained(monkeypatch: pytest.MonkeyPatch, small_run: PipelineRun) -> None:

@@ -4,8 +4,8 @@ import polars as pl
 import streamlit as st
 
 from dashboards import data_access
+from dashboards.cached import caseload_figures
 from dashboards.exports import Col, display_table, export_table, in_natural_order
-from dashboards.figures import caseload_chart, share_bars
 from dashboards.i18n import language, tr
 from dashboards.session import agency_in_view, csv_download, page_viewer, snapshot_or_stop
 from pipelines.presentation.catalogue import label
@@ -62,7 +62,8 @@ cols[1].metric(
 ratio = after["delivery_ratio"][0] if after.height else None
 cols[2].metric(tr("caseload.delivered"), percent(ratio, 0, language()), help=tr("caseload.delivered_help"))
 cols[3].metric(tr("caseload.unused"), integer(after["hours_unused"][0] if after.height else None, language()))
-st.plotly_chart(caseload_chart(caseload, language()), width="stretch", key="caseload")
+figures = caseload_figures(viewer, agency, language())
+st.plotly_chart(figures["caseload"], width="stretch", key="caseload")
 
 st.subheader(tr("caseload.case_mix"))
 mix = data_access.agency_case_mix(viewer, agency)
@@ -70,22 +71,9 @@ st.dataframe(display_table(mix, CASE_MIX, language()), hide_index=True, width="s
 sources = data_access.agency_referrals_payers(viewer, agency).filter(pl.col("cohort") == "care_managed")
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(
-        share_bars(
-            sources.filter(pl.col("dimension") == "referral_source"),
-            "referral_source",
-            tr("caseload.referrals"),
-            language(),
-        ),
-        width="stretch",
-        key="referrals",
-    )
+    st.plotly_chart(figures["referrals"], width="stretch", key="referrals")
 with right:
-    st.plotly_chart(
-        share_bars(sources.filter(pl.col("dimension") == "payer"), "payer", tr("caseload.payers"), language()),
-        width="stretch",
-        key="payers",
-    )
+    st.plotly_chart(figures["payers"], width="stretch", key="payers")
 st.subheader(tr("caseload.hours"))
 st.dataframe(display_table(delivery, DELIVERY, language()), hide_index=True, width="stretch")
 st.caption(tr("common.disclosure"))

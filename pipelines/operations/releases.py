@@ -205,9 +205,15 @@ def mark_in_service(release: Path, serving: Path) -> Path:
     return target
 
 
+def manifest_candidates(serving: Path) -> tuple[Path, Path]:
+    """Where the manifest of ``serving``'s release may be, in the order ``manifest_for`` looks: beside the files in
+    service, or the kept release's own."""
+    return serving.with_name(IN_SERVICE), serving.parent.parent / MANIFEST
+
+
 def manifest_for(serving: Path) -> dict[str, Any] | None:
     """The manifest of the release whose files ``serving`` is one of: in service, or a kept release's."""
-    for candidate in (serving.with_name(IN_SERVICE), serving.parent.parent / MANIFEST):
+    for candidate in manifest_candidates(serving):
         if candidate.exists():
             data: dict[str, Any] = json.loads(candidate.read_text(encoding="utf-8"))
             data.setdefault("kept_at", str(candidate.parent))

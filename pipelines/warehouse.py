@@ -45,9 +45,9 @@ def quote_identifier(name: str) -> str:
 DEFAULT_MEMORY_LIMIT = "2GB"
 """DuckDB's memory limit on every connection the pipeline opens, unless ``PARCOURS_DUCKDB_MEMORY_LIMIT``
 says otherwise. DuckDB's own default is 80% of the machine's memory, and it keeps what its joins and
-aggregations hold up to it: the models of a million persons took 7.6 GiB. Under this limit DuckDB
-spills to disk instead, and the whole pipeline process stays under 4 GiB (docs/benchmarks-notes.md:
-the Python side, the studies' frames and a second engine for one landing file's checks take the rest)."""
+aggregations hold up to it: the models stage of a million persons peaked at 7.3 GiB. Under this limit
+DuckDB spills to disk instead: the same stage peaked at 2.3 GiB, for a fifth more CPU time
+(docs/benchmarks-notes.md). It leaves room, under 4 GiB, for the Python side of the process."""
 
 
 def spill_folder(database: Path) -> Path:

@@ -176,7 +176,7 @@ def test_the_run_says_which_engine_settings_it_ran_under(tmp_path: Path, monkeyp
     monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "3GB")
     result = dg.materialize([run_parameters], resources={"parcours": ParcoursResource(data_dir=str(tmp_path))})
     (materialization,) = result.asset_materializations_for_node(run_parameters.op.name)
-    metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    metadata = {k: str(getattr(v, "value", v)) for k, v in materialization.metadata.items()}
     assert metadata["duckdb_memory_limit"] == "2.7 GiB"
     assert metadata["duckdb_temp_directory"].endswith("parcours.duckdb.tmp")
     assert metadata["duckdb_temp_directory"].startswith(str(tmp_path))

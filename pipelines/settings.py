@@ -109,10 +109,11 @@ ENGINE_SETTINGS = {
     "PARCOURS_DUCKDB_TEMP_DIR": "temp_directory",
     "PARCOURS_DUCKDB_THREADS": "threads",
 }
-"""Environment variables and the DuckDB settings they set on every connection. Unset, DuckDB's own
-defaults hold: 80% of the machine's memory, spilling to ``<database>.tmp`` beside the file once
-it is reached, one thread per core. A large federation on a shared machine sets a limit (for
-example ``PARCOURS_DUCKDB_MEMORY_LIMIT=6GB``) and a temporary folder on a disk with room."""
+"""Environment variables and the DuckDB settings they set on every connection. Unset, the pipeline's
+defaults hold (``pipelines.warehouse.connection_config``): a 2 GB memory limit, spilling to
+``<database>.tmp`` beside the file once it is reached, one thread per core. A machine with memory
+to spare sets a higher limit (``PARCOURS_DUCKDB_MEMORY_LIMIT=6GB``: fewer spills, faster), a
+large federation a temporary folder on a disk with room."""
 
 
 ENGINE_VARIABLES = {

@@ -42,16 +42,50 @@ def quote_identifier(name: str) -> str:
     return f'"{name}"'
 
 
+DEFAULT_MEMORY_LIMIT = "2GB"
+"""DuckDB's memory limit on every connection the pipeline opens, unless ``PARCOURS_DUCKDB_MEMORY_LIMIT``
+says otherwise. DuckDB's own default is 80% of the machine's memory, and it keeps what its joins and
+aggregations hold up to it: the models stage of a million persons peaked at 7.3 GiB. Under this limit
+DuckDB spills to disk instead: the same stage peaked at 2.3 GiB, for a fifth more CPU time
+(docs/benchmarks-notes.md). It leaves room, under 4 GiB, for the Python side of the process."""
+
+
+def spill_folder(database: Path) -> Path:
+    """Where DuckDB spills what does not fit under its limit, for a database file: beside it, in the
+    run's data folder (DuckDB's own choice too: ``<database>.tmp``); set explicitly so that the run's
+    metadata can say it, and so that ``PARCOURS_DUCKDB_TEMP_DIR`` can move it to a disk with room."""
+    return database.with_name(f"{database.name}.tmp")
+
+
+def connection_config(database: Path | None) -> dict[str, str | bool | int | float | list[str]]:
+    """DuckDB's settings for a pipeline connection, decided here and only here: the memory limit
+    (``DEFAULT_MEMORY_LIMIT``) and the spill folder (``spill_folder``; an in-memory database gets none
+    unless the environment names one: it spills nowhere rather than into the working directory), each
+    overridden by its ``PARCOURS_DUCKDB_*`` variable (``pipelines.settings.ENGINE_SETTINGS``, threads too)."""
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": DEFAULT_MEMORY_LIMIT,
+        "temp_directory": "" if database is None else str(spill_folder(database)),  # "": DuckDB spills nowhere
+    }
+    return {**config, **engine_settings()}
+
+
+def effective_settings(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """What DuckDB applies on ``con`` (memory limit, spill folder, threads, insertion order), as it
+    reports them: for a run's metadata."""
+    names = ("memory_limit", "temp_directory", "threads", "preserve_insertion_order")
+    values = con.execute("select " + ", ".join(f"current_setting('{n}')" for n in names)).fetchall()[0]
+    return {f"duckdb_{n}": str(v) for n, v in zip(names, values, strict=True)}
+
+
 @contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection, with the engine settings the environment asks for (memory limit,
-    temporary folder for spilling, threads: ``pipelines.settings.engine_settings``). Read-only
-    connections require the file to exist."""
+    """A short-lived connection, with the pipeline's engine settings (``connection_config``: memory
+    limit, spill folder, threads). Read-only connections require the file to exist."""
     if read_only and not path.exists():
         raise FileNotFoundError(f"no database at {path}")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only, config=engine_settings())
+    con = duckdb.connect(str(path), read_only=read_only, config=connection_config(path))
     try:
         yield con
     finally:
@@ -84,8 +118,8 @@ def list_tables(con: duckdb.DuckDBPyConnection, prefix: str = "") -> list[str]:
 
 
 def memory_connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory database (a test's, a tool's), with the same Python API as the working one."""
-    return duckdb.connect(":memory:")
+    """An in-memory database (a test's, a tool's), with the same Python API and settings as the working one."""
+    return duckdb.connect(":memory:", config=connection_config(None))
 
 
 @contextmanager
@@ -229,7 +263,7 @@ def write_snapshot(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     temporary = target.with_name(f".{target.stem}.{stamp}.{os.getpid()}.tmp")
     own = con is None
-    writer = duckdb.connect(":memory:") if con is None else con
+    writer = memory_connection() if con is None else con
     alias = "serving_snapshot"
     writer.execute(f"attach '{_sql_path(temporary)}' as {alias}")
     try:
@@ -335,7 +369,7 @@ def read_csv_into(
 def scratch_connection(temporary: Path | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory engine for one file's checks: whatever happens there never touches the warehouse.
     ``temporary``: where it may spill; ``memory_limit``: DuckDB's limit (say ``2GB``)."""
-    con = duckdb.connect(":memory:")
+    con = memory_connection()
     if temporary is not None:
         temporary.mkdir(parents=True, exist_ok=True)
         con.execute(f"set temp_directory = '{_sql_path(temporary)}'")

@@ -171,8 +171,8 @@ def validate_queries(
     temporary folder) that a Great Expectations SQL datasource reads as tables: each expectation is
     computed by the engine (its metrics bundled into a few aggregate queries per table), columns are
     reflected from the catalogue, and no table is copied into Python. ``engine_config``: DuckDB's
-    settings (memory limit, spill folder, threads). ``data_docs``: the folder the Data Docs site is
-    written to. Outcomes hold counts and rates only."""
+    settings beyond the pipeline's own (``warehouse.connection_config``: memory limit, spill folder,
+    threads). ``data_docs``: the folder the Data Docs site is written to. Outcomes hold counts and rates only."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
 
@@ -189,7 +189,9 @@ def validate_queries(
         source = context.data_sources.add_sql(
             "parcours_raw_zone",
             connection_string=f"{sql_dialect.register()}:///{catalogue.as_posix()}",
-            kwargs=sql_dialect.engine_arguments({**(engine_config or {}), "access_mode": "READ_ONLY"}),
+            kwargs=sql_dialect.engine_arguments(
+                {**warehouse.connection_config(catalogue), **(engine_config or {}), "access_mode": "READ_ONLY"}
+            ),
         )
         definitions = []
         for name in queries:

@@ -5,6 +5,7 @@ import json
 import secrets
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from pipelines.cli import main
@@ -116,3 +117,42 @@ def test_ingest_exit_statuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     (tmp_path / "locked.duckdb").mkdir()  # a warehouse that cannot be opened: could not run
     assert main(["ingest", str(folder), "--warehouse", str(tmp_path / "locked.duckdb")]) == 2
     assert "nothing was ingested" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "key",
+    [DEMO_KEY, b"k" * 63 + b"!", secrets.token_bytes(64), secrets.token_bytes(65), secrets.token_bytes(200)],
+    ids=["demo", "63 bytes", "one block", "one block and a byte", "hashed first"],
+)
+def test_the_engines_keyed_hash_is_the_standard_hmac_byte_for_byte(key: bytes) -> None:
+    """``keyed_hash_sql`` (every row at once in DuckDB) against Python's ``hmac`` (the oracle, and what
+    every stored pseudonym was written with): the same 128 bits for any value, whatever its script or
+    length, so warehouses written before keep their pseudonyms."""
+    import hashlib
+    import hmac
+
+    from pipelines import warehouse
+    from pipelines.ingest.pseudonyms import keyed_hash_parameters, keyed_hash_sql
+
+    values = [
+        "P1",
+        "",
+        " ",
+        "AG001-V00431110",
+        "ÉLODIE-é\u0301",  # a combining accent: bytes as sent, no normalisation
+        "李小龍",
+        "😀\u200b\u00a0x",
+        "x" * 1000,
+        "a\x1fb",  # the unit separator inside a value
+        "'; drop table t; --",
+        *(secrets.token_urlsafe(n) for n in range(1, 80)),
+    ]
+    con = warehouse.memory_connection()
+    for scope in ("AG001", "/federation", "agence é"):
+        with warehouse.registered(con, "v", pl.DataFrame({"value": values})):
+            rows = con.execute(f"select value, {keyed_hash_sql('value')} from v", keyed_hash_parameters(key, scope))
+            got = dict(rows.fetchall())
+        oracle = {v: hmac.new(key, f"{scope}\x1f{v}".encode(), hashlib.sha256).hexdigest()[:32] for v in values}
+        assert got == oracle
+        assert got["P1"] == pseudonym(key, scope, "P1")
+    con.close()

@@ -122,3 +122,61 @@ def test_the_working_database_spills_where_and_when_the_environment_says(
     monkeypatch.delenv("PARCOURS_DUCKDB_MEMORY_LIMIT")
     with warehouse.connect(tmp_path / "w.duckdb") as con:  # unset: DuckDB's own default (80% of memory)
         assert con.execute("select current_setting('memory_limit')").fetchall()[0][0] != limit
+
+
+def test_every_connection_has_a_memory_limit_and_a_spill_folder_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines import warehouse
+    from pipelines.settings import ENGINE_SETTINGS
+
+    for name in ENGINE_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        on_file = warehouse.effective_settings(con)
+    assert on_file["duckdb_memory_limit"] == "1.8 GiB"  # DuckDB shows 2 GB (10^9 bytes) in GiB
+    assert on_file["duckdb_temp_directory"] == str(tmp_path / "w.duckdb.tmp")  # in the run's data folder
+    con = warehouse.memory_connection()
+    in_memory = warehouse.effective_settings(con)
+    con.close()
+    assert in_memory["duckdb_memory_limit"] == on_file["duckdb_memory_limit"]
+    assert in_memory["duckdb_temp_directory"] == ""  # spills nowhere, never into the working directory
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "6GB")
+    monkeypatch.setenv("PARCOURS_DUCKDB_TEMP_DIR", str(tmp_path / "spill"))
+    con = warehouse.memory_connection()
+    told = warehouse.effective_settings(con)
+    con.close()
+    assert told["duckdb_memory_limit"] == "5.5 GiB"
+    assert told["duckdb_temp_directory"] == str(tmp_path / "spill")
+
+
+def test_a_query_larger_than_the_limit_spills_instead_of_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines import warehouse
+
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "64MB")
+    monkeypatch.setenv("PARCOURS_DUCKDB_THREADS", "1")
+    sort = "create table t as select range as a, md5(range::varchar) as b from range(2000000) order by b"
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        con.execute(sort)
+        assert con.execute("select count(*) from t").fetchall() == [(2_000_000,)]
+    con = warehouse.memory_connection()  # an in-memory database has nowhere to spill: a clear error
+    with pytest.raises(duckdb.OutOfMemoryException):
+        con.execute(sort)
+    con.close()
+
+
+def test_the_run_says_which_engine_settings_it_ran_under(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from pipelines.assets.ingestion import run_parameters
+    from pipelines.resources import ParcoursResource
+
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "3GB")
+    result = dg.materialize([run_parameters], resources={"parcours": ParcoursResource(data_dir=str(tmp_path))})
+    (materialization,) = result.asset_materializations_for_node(run_parameters.op.name)
+    metadata = {k: str(getattr(v, "value", v)) for k, v in materialization.metadata.items()}
+    assert metadata["duckdb_memory_limit"] == "2.7 GiB"
+    assert metadata["duckdb_temp_directory"].endswith("parcours.duckdb.tmp")
+    assert metadata["duckdb_temp_directory"].startswith(str(tmp_path))

@@ -282,16 +282,18 @@ def losses_message(lost: pl.DataFrame) -> str:
     name=RUN_PARAMETERS_TABLE,
     group_name="reference",
     kinds={"duckdb"},
-    description="Analyst settings the SQL models read as a table (never formatted into SQL): the data cut-off.",
+    description="Analyst settings the SQL models read as a table (never formatted into SQL): the data cut-off. "
+    "Its metadata also says the engine settings of the run's DuckDB connections (memory limit, spill folder).",
 )
 def run_parameters(context: dg.AssetExecutionContext, parcours: ParcoursResource) -> dg.MaterializeResult:
     settings = parcours.settings()
     frame = pl.DataFrame({"data_cutoff": [settings.data_cutoff]}, schema={"data_cutoff": pl.Date})
     with warehouse.connect(settings.warehouse_path) as con:
         warehouse.replace_table(con, RUN_PARAMETERS_TABLE, frame)
+        engine = warehouse.effective_settings(con)
     cutoff = settings.data_cutoff.isoformat() if settings.data_cutoff else "derived from the data"
     context.log.info(f"data cut-off: {cutoff}")
-    return dg.MaterializeResult(metadata={"data_cutoff": cutoff})
+    return dg.MaterializeResult(metadata={"data_cutoff": cutoff, **engine})
 
 
 @dg.asset(

@@ -115,6 +115,38 @@ def task_pipeline(data: Path) -> Result:
     return {"seconds": total, "stages": stages, "rows": rows}
 
 
+def task_models(data: Path) -> Result:
+    """The models stage alone (every SQL model and its checks, as the pipeline's ``sql_models`` step runs
+    them) on the warehouse an earlier pipeline run left under ``data``: what a memory limit costs the
+    models, measured on a copy of a large warehouse without ingesting it again. The raw zone's views are
+    first pointed at the copy's own Parquet files (they name the files by absolute path)."""
+    import dagster as dg
+
+    from pipelines import warehouse
+    from pipelines.assets.models import model_assets
+    from pipelines.contract import load_contract
+    from pipelines.ingest.raw_zone import RawZone, refresh_views
+    from pipelines.resources import ParcoursResource
+
+    database = data / "warehouse" / "parcours.duckdb"
+    with warehouse.connect(database) as con:
+        refresh_views(con, RawZone.of(con), load_contract())
+    started = time.perf_counter()
+    result = dg.materialize(
+        model_assets(),
+        resources={"parcours": ParcoursResource(data_dir=str(data))},
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+    seconds = time.perf_counter() - started
+    if not result.success:
+        raise RuntimeError("the models stage failed; run `parcours run --data-dir` on this folder to see why")
+    checks = [
+        e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    return {"seconds": seconds, "rows": len(checks), "check": all(c.passed for c in checks)}
+
+
 def _suites_seconds(events: Sequence[Any]) -> float:
     """The contract suites' seconds inside the ingestion step, from the ledger's materialisation."""
     from pipelines.assets.ingestion import SUITES_SECONDS
@@ -155,6 +187,32 @@ def task_floor_ingest(data: Path) -> Result:
     started = time.perf_counter()
     rows = duckdb_read_csv(files, data / "floor_ingest.duckdb")
     return {"seconds": time.perf_counter() - started, "rows": rows}
+
+
+def task_ingest(data: Path) -> Result:
+    """The ingestion alone (``ingest_files``: reading, the contract's checks, the privacy guard, quarantine,
+    re-keying, the raw zone and the ledger) of every landing file into a fresh warehouse under
+    ``data/ingest_only`` (kept, to compare two versions' pseudonyms): the pipeline's ingest stage without
+    Dagster and the contract suites, for profiling it beside ``floor_ingest``."""
+    from pipelines import warehouse
+    from pipelines.contract import load_contract
+    from pipelines.ingest.pseudonyms import DEMO_KEY
+    from pipelines.ingest.service import ingest_files, resolve_paths
+
+    folder = data / "ingest_only"
+    shutil.rmtree(folder, ignore_errors=True)
+    files = resolve_paths([data / "landing"])
+    contract = load_contract()
+    started = time.perf_counter()
+    with warehouse.connect(folder / "parcours.duckdb") as con:
+        reports = ingest_files(con, files, contract, DEMO_KEY, TODAY)
+    seconds = time.perf_counter() - started
+    rows = sum(r.rows_in for r in reports)
+    return {
+        "seconds": seconds,
+        "rows": rows,
+        "check": all(r.rows_in == r.rows_accepted + r.rows_quarantined for r in reports if r.status != "duplicate"),
+    }
 
 
 def task_pandas_ingest(data: Path) -> Result:
@@ -260,8 +318,10 @@ TASKS: dict[str, Callable[[Path], Result]] = {
     "pipeline": task_pipeline,
     "export": task_export,
     "floor_ingest": task_floor_ingest,
+    "ingest": task_ingest,
     "pandas_ingest": task_pandas_ingest,
     "floor_models": task_floor_models,
+    "models": task_models,
     "outcome_duckdb": _outcome("duckdb"),
     "outcome_polars": _outcome("polars"),
     "outcome_pandas": _outcome("pandas"),

@@ -106,6 +106,31 @@ def pseudonym(key: bytes, agency: str, value: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()[:PSEUDONYM_LENGTH]
 
 
+HMAC_BLOCK = 64
+"""SHA-256's block size: an HMAC key longer than this is hashed first, a shorter one padded with zeros."""
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """The inner and outer padded keys of HMAC-SHA-256 (RFC 2104): HMAC(K, m) = H(opad || H(ipad || m)).
+    Passed to the engine as bound parameters, never written into SQL."""
+    block = (hashlib.sha256(key).digest() if len(key) > HMAC_BLOCK else key).ljust(HMAC_BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
+def keyed_hash_sql(value: str) -> str:
+    """``pseudonym`` as a DuckDB expression on the text column ``value``, for every row at once in the
+    engine: the same HMAC-SHA-256, byte for byte (UTF-8 of scope, unit separator, value), the same 128
+    bits in hex. Parameters: ``$hmac_inner`` and ``$hmac_outer`` (``hmac_pads``), ``$hmac_scope`` (the
+    agency, or the federation for linkage pseudonyms)."""
+    message = f"encode($hmac_scope || chr(31) || {value})"
+    return f"left(sha256($hmac_outer || unhex(sha256($hmac_inner || {message}))), {PSEUDONYM_LENGTH})"
+
+
+def keyed_hash_parameters(key: bytes, scope: str) -> dict[str, bytes | str]:
+    inner, outer = hmac_pads(key)
+    return {"hmac_inner": inner, "hmac_outer": outer, "hmac_scope": scope}
+
+
 def rekey(values: pl.Series, agency: str, key: bytes, cache: dict[str, str] | None = None) -> pl.Series:
     """Re-key a column; each distinct value is hashed once, and once per run when the same ``cache``
     (this agency's) is passed for every file: a person's identifier is in half a dozen of them."""

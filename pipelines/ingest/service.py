@@ -20,8 +20,6 @@ Two passes, both in the engine:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -44,7 +42,7 @@ from pipelines.ingest.load import (
     write_loads,
 )
 from pipelines.ingest.privacy import identifier_hits, name_holds_identifier
-from pipelines.ingest.pseudonyms import PSEUDONYM_LENGTH
+from pipelines.ingest.pseudonyms import keyed_hash_parameters, keyed_hash_sql
 from pipelines.ingest.raw_zone import RawZone, listed_files, remove_unlisted
 from pipelines.ingest.readers import (
     SOURCE_ROW,
@@ -155,54 +153,20 @@ def _parse_rejects(table: ReadTable) -> pl.DataFrame:
 # --- pseudonyms -----------------------------------------------------------------------------------
 
 
-def keyed_hashes(values: list[str], scope: str, key: bytes, cache: dict[str, str] | None = None) -> list[str]:
-    """HMAC-SHA-256 of ``scope`` and each value (``pseudonyms.pseudonym``), 128 bits in hex; each value
-    hashed once per ``cache`` (one agency's identifiers in a run: a person's is in half a dozen files)."""
-    known = {} if cache is None else cache
-    # Same digests as ``pseudonym``: a keyed HMAC copied skips re-deriving the key's pads per value.
-    keyed = hmac.new(key, f"{scope}\x1f".encode(), hashlib.sha256)
-    out = []
-    for value in values:
-        digest = known.get(value)
-        if digest is None:
-            mac = keyed.copy()
-            mac.update(value.encode())
-            digest = known[value] = mac.hexdigest()[:PSEUDONYM_LENGTH]
-        out.append(digest)
-    return out
-
-
-def _pseudonym_maps(
-    con: Connection,
-    checked: str,
-    entity: Entity,
-    agency: str,
-    key: bytes,
-    cache: dict[str, str] | None,
-) -> dict[str, str]:
-    """For each pseudonym field: a table mapping each distinct accepted value to its pseudonym (the
-    only Python step per identifier; the join puts them back in place). Returns field -> table."""
+def _pseudonym_maps(con: Connection, checked: str, entity: Entity, agency: str, key: bytes) -> dict[str, str]:
+    """For each pseudonym field: a table mapping each distinct accepted value to its pseudonym, keyed
+    hashes computed in the engine (``pseudonyms.keyed_hash_sql``, no value leaves it); the join puts
+    them back in place. Returns field -> table."""
     tables = {}
     for n, f in enumerate(entity.fields):
         if not f.pseudonym:
             continue
-        values = [
-            v
-            for (v,) in con.execute(
-                f"select distinct {f.name} from {checked} where {REASON} is null and {f.name} is not null"
-            ).fetchall()
-        ]
-        scope = LINKAGE_SCOPE if f.linkage else agency
-        digests = keyed_hashes(values, scope, key, None if f.linkage else cache)
         table = f"{checked}_p{n}"
-        con.register(
-            "_incoming_map",
-            pl.DataFrame({"value": values, "pseudonym": digests}, schema={"value": pl.String, "pseudonym": pl.String}),
+        con.execute(
+            f"create or replace temp table {table} as select value, {keyed_hash_sql('value')} as pseudonym from "
+            f"(select distinct {f.name} as value from {checked} where {REASON} is null and {f.name} is not null)",
+            keyed_hash_parameters(key, LINKAGE_SCOPE if f.linkage else agency),
         )
-        try:
-            con.execute(f"create or replace temp table {table} as select * from _incoming_map")
-        finally:
-            con.unregister("_incoming_map")
         tables[f.name] = table
     return tables
 
@@ -251,12 +215,9 @@ def prepare_table(
     key: bytes,
     today: date,
     staging: Path,
-    pseudonyms: dict[str, str] | None = None,
 ) -> EntityLoad:
     """Decide the fate of every row of one table, without touching the warehouse: its accepted rows
     staged as Parquet (typed, re-keyed, with lineage), its quarantined rows too.
-
-    ``pseudonyms``: this agency's identifiers already re-keyed in this run (filled in here).
     """
     parsed = _parse_rejects(table)
     where = file.relative_path if table.name == file.path.name else f"{file.relative_path} [{table.name}]"
@@ -312,7 +273,7 @@ def prepare_table(
         ]
     )
     _stage_quarantine(load, quarantine_rows(file, table.entity, rejected, table.raw_lines), staging, "read")
-    maps = _pseudonym_maps(con, checked.table, entity, file.agency_folder, key, pseudonyms)
+    maps = _pseudonym_maps(con, checked.table, entity, file.agency_folder, key)
     q = warehouse.quote_identifier
     values = ", ".join(
         f"m{n}.pseudonym as {q(f.name)}" if f.name in maps else f"c.{q(f.name)}" for n, f in enumerate(entity.fields)
@@ -341,7 +302,6 @@ def prepare_file(
     today: date,
     config: AgenciesConfig,
     staging: Path,
-    pseudonyms: dict[str, str] | None = None,
 ) -> list[EntityLoad]:
     """Every table of one file, decided in its own engine; any error becomes the file's own report
     (never the batch's end)."""
@@ -349,8 +309,7 @@ def prepare_file(
     try:
         read = read_landing_file(file, contract, options_for(file.agency_folder, config), con)
         return [
-            prepare_table(index + n, file, table, contract, key, today, staging, pseudonyms)
-            for n, table in enumerate(read.tables)
+            prepare_table(index + n, file, table, contract, key, today, staging) for n, table in enumerate(read.tables)
         ]
     except FileProblem as problem:
         return [_entity_load(index, file, None, None, str(problem), problem.reason)]
@@ -392,7 +351,6 @@ def ingest_files(
     loads: list[EntityLoad] = []
     seen_now: set[tuple[str, str]] = set()
     order = sorted(files, key=lambda f: f.relative_path)
-    pseudonyms: dict[str, dict[str, str]] = {}
     staging = zone.staging()
     for i, file in enumerate(order, start=1):
         identity = (file.agency_folder, file.sha256)
@@ -410,9 +368,7 @@ def ingest_files(
             continue
         seen_now.add(identity)
         say(f"[{i}/{len(order)}] checking {file.relative_path}")
-        if file.agency_folder not in pseudonyms:  # files come agency by agency: keep one agency's cache
-            pseudonyms = {file.agency_folder: {}}
-        loads += prepare_file(len(loads), file, contract, key, today, config, staging, pseudonyms[file.agency_folder])
+        loads += prepare_file(len(loads), file, contract, key, today, config, staging)
     by_identity = {(f.agency_folder, f.sha256): f for f in order}
     _choose_winners(loads)
     replaced = _replaced_files(loads, current_files(con))

@@ -80,25 +80,14 @@ def _stage_of_steps() -> dict[str, str]:
 
 def task_pipeline(data: Path) -> Result:
     """The whole asset graph in process, on a fresh warehouse; seconds per stage from Dagster's steps."""
-    import dagster as dg
     from dagster._core.events import StepSuccessData  # not exported at the top level
 
     from pipelines.assets import all_assets
-    from pipelines.resources import ParcoursResource
 
     for folder in ("warehouse", "serving", "reports", "audit"):
         shutil.rmtree(data / folder, ignore_errors=True)
     stage_of = _stage_of_steps()
-    started = time.perf_counter()
-    result = dg.materialize(
-        all_assets(),
-        resources={"parcours": ParcoursResource(data_dir=str(data))},
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-    )
-    total = time.perf_counter() - started
-    if not result.success:
-        raise RuntimeError("the pipeline failed; run `parcours run --data-dir` on this folder to see why")
+    result, total = _materialise(all_assets(), data, "the pipeline")
     stages: dict[str, float] = {}
     for event in result.all_events:
         data_of_step = event.event_specific_data
@@ -115,32 +104,40 @@ def task_pipeline(data: Path) -> Result:
     return {"seconds": total, "stages": stages, "rows": rows}
 
 
+def _materialise(assets: Sequence[Any], data: Path, what: str) -> tuple[Any, float]:
+    """``assets`` materialised in this process on the folder ``data``, Dagster's logs quiet: the result and its
+    wall seconds; a failure raises, naming ``what`` failed."""
+    import dagster as dg
+
+    from pipelines.resources import ParcoursResource
+
+    started = time.perf_counter()
+    result = dg.materialize(
+        assets,
+        resources={"parcours": ParcoursResource(data_dir=str(data))},
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+    if not result.success:
+        raise RuntimeError(f"{what} failed; run `parcours run --data-dir` on this folder to see why")
+    return result, time.perf_counter() - started
+
+
 def task_models(data: Path) -> Result:
     """The models stage alone (every SQL model and its checks, as the pipeline's ``sql_models`` step runs
     them) on the warehouse an earlier pipeline run left under ``data``: what a memory limit costs the
     models, measured on a copy of a large warehouse without ingesting it again. The raw zone's views are
     first pointed at the copy's own Parquet files (they name the files by absolute path)."""
-    import dagster as dg
 
     from pipelines import warehouse
     from pipelines.assets.models import model_assets
     from pipelines.contract import load_contract
     from pipelines.ingest.raw_zone import RawZone, refresh_views
-    from pipelines.resources import ParcoursResource
 
     database = data / "warehouse" / "parcours.duckdb"
     with warehouse.connect(database) as con:
         refresh_views(con, RawZone.of(con), load_contract())
-    started = time.perf_counter()
-    result = dg.materialize(
-        model_assets(),
-        resources={"parcours": ParcoursResource(data_dir=str(data))},
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-    )
-    seconds = time.perf_counter() - started
-    if not result.success:
-        raise RuntimeError("the models stage failed; run `parcours run --data-dir` on this folder to see why")
+    result, seconds = _materialise(model_assets(), data, "the models stage")
     checks = [
         e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]

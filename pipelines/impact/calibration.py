@@ -102,7 +102,7 @@ class SystematicError:
         fitted and the posterior one. The prior counts what a few rare controls leave uncertain; it never narrows
         an interval below what the controls themselves show (a light-tailed prior would otherwise pull a spread
         the controls put at 1.9 down to about its own scale)."""
-        return self.sd if self.posterior_sd is None else max(self.sd, self.posterior_sd)
+        return widening_spread(self.sd, self.posterior_sd)
 
     @property
     def expected_absolute_error(self) -> float:
@@ -249,6 +249,12 @@ def with_spread_prior(
     spread (and with it EASE) is kept."""
     posterior = spread_posterior_rms(error.mean, log_rr, se, prior_scale)
     return replace(error, spread_prior_scale=prior_scale, posterior_sd=posterior)
+
+
+def widening_spread(fitted: float, posterior: float | None) -> float:
+    """The spread a calibrated interval is widened by (``SystematicError.interval_sd``): the fitted one, or under a
+    prior the larger of it and the posterior one."""
+    return fitted if posterior is None else max(fitted, posterior)
 
 
 def expected_absolute_systematic_error(mean: float, sd: float) -> float:

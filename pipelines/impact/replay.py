@@ -42,6 +42,7 @@ from pipelines.impact.calibration import (
     difference_from_ratio,
     spread_negative_log_likelihood,
     spread_posterior_rms,
+    widening_spread,
     with_spread_prior,
 )
 from pipelines.impact.estimators import Z95
@@ -111,8 +112,7 @@ def ingredients(row: Mapping[str, Any]) -> Ingredients | None:
     high = log_ratio_of_difference(treated, row["ci_high"])
     spread = float(row["systematic_sd"])
     interval_spread = row.get("systematic_interval_sd")
-    # Under a prior the interval is widened by the larger of the fitted and posterior spreads (interval_sd).
-    widened_by = spread if interval_spread is None else max(spread, float(interval_spread))
+    widened_by = widening_spread(spread, None if interval_spread is None else float(interval_spread))
     calibrated_se = (high - low) / (2 * Z95)
     controls = tuple(
         (float(v[0]), float(v[1]))
@@ -371,7 +371,7 @@ def replay_table(rows: list[Ingredients], rules: list[str]) -> str:
 def calibrated_z(row: Ingredients) -> float:
     """The calibrated estimate's error over its published standard error, on the log scale (the truth's log ratio is
     0 in a null world, which is where this is read)."""
-    widened_by = row.spread if row.interval_spread is None else max(row.spread, row.interval_spread)
+    widened_by = widening_spread(row.spread, row.interval_spread)
     return (row.log_ratio - row.composite) / math.hypot(row.difference_se, widened_by)
 
 

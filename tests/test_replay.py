@@ -141,6 +141,30 @@ def test_figures_count_false_publications_per_world() -> None:
     assert b.median_width_ratio == 1.0
 
 
+def test_the_world_table_judges_each_world_against_the_issues_rules() -> None:
+    # World "a": 20 null federations, 1 published false effect (5%: met); 10 effect federations whose truth
+    # (a reduction of 30) every interval covers (100%: outside the band, but 10 of 10 cannot tell it from 99%).
+    # World "b": 20 null federations, 2 false effects (10%: not met); 10 effect federations, every interval missing
+    # a truth of 500 (0%: shown outside the band).
+    raw = [hand_row(seed=s, scenario=w) for s in range(19) for w in ("a",)]
+    raw += [hand_row(seed=19, scenario="a", log_ratio=0.6)]
+    raw += [hand_row(seed=s, scenario="b") for s in range(18)]
+    raw += [hand_row(seed=s, scenario="b", log_ratio=0.6) for s in (18, 19)]
+    covered = hand_row(null=False, truth=replay.ingredients(hand_row()).stored[0])  # type: ignore[union-attr]
+    raw += [{**covered, "seed": s, "scenario": "a"} for s in range(10)]
+    raw += [{**covered, "seed": s, "scenario": "b", "truth": 500.0} for s in range(10)]
+    rows = [r for r in (replay.ingredients(x) for x in raw) if r is not None]
+    table = replay.world_table(rows, "current").splitlines()
+    a = next(line for line in table if "| a |" in line)
+    b = next(line for line in table if "| b |" in line)
+    assert (
+        "| 20 | 1 | 0.1-24.9% | met | 10 | 100.0% | 10 / 10 (100.0%) | 69.2-100.0% | outside, not distinguishable |"
+        in a
+    )
+    assert "| 20 | 2 | 1.2-31.7% | not met | 10 | 100.0% | 0 / 10 (0.0%) | 0.0-30.8% | outside the band |" in b
+    assert replay.clopper_pearson(1, 20) == pytest.approx((0.00126, 0.24873), abs=5e-5)
+
+
 def test_unknown_rules_are_refused_and_a_scale_can_be_given() -> None:
     with pytest.raises(ValueError, match="unknown replay rule"):
         replay.rule_named("widest")

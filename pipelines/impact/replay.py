@@ -365,6 +365,65 @@ def replay_table(rows: list[Ingredients], rules: list[str]) -> str:
     return "\n".join(lines)
 
 
+NULL_FALSE_LIMIT = 0.05
+"""The issue's rule for a null world: at most this share of its federations publish an interval excluding 0."""
+COVERAGE_BAND = (0.90, 0.99)
+"""The issue's rule for an effect world: published 95% intervals cover the truth in this share of federations."""
+
+
+def _band_reading(k: int, n: int) -> str:
+    """Where k of n covering federations stand against COVERAGE_BAND: inside it; outside it, but with an exact
+    95% interval that still reaches into it (not distinguishable from it at this n); or shown outside it."""
+    if not n:
+        return "-"
+    share, (low, high) = k / n, clopper_pearson(k, n)
+    if COVERAGE_BAND[0] <= share <= COVERAGE_BAND[1]:
+        return "in the band"
+    if high < COVERAGE_BAND[0] or low > COVERAGE_BAND[1]:
+        return "outside the band"
+    return "outside, not distinguishable"
+
+
+def world_table(rows: list[Ingredients], rule_name: str) -> str:
+    """Markdown: one rule, world by world, against the issue's two rules (null: at most 5% false effects;
+    effect: published coverage in 90-99%), with exact binomial intervals, publishable share and power."""
+    figures = replay_figures(rows, rule_named(rule_name))
+    lines = [
+        f"`{rule_name}`, world by world (null: published intervals excluding 0, at most "
+        f"{NULL_FALSE_LIMIT:.0%}; effect: published intervals covering the truth, {COVERAGE_BAND[0]:.0%} to "
+        f"{COVERAGE_BAND[1]:.0%}; exact 95% intervals)",
+        "",
+        "| study | world | null federations | false effects | exact 95% | null rule | effect federations "
+        "| publishable (effect) | covering truth | exact 95% | coverage rule | reductions detected |",
+        "|---|---|---:|---:|---|---|---:|---:|---:|---|---|---:|",
+    ]
+    worlds = sorted({(s, w) for s, _, w in figures}, key=lambda sw: (sw[0] != "unplanned_hospitalisations", sw))
+    for study, world in worlds:
+        null, effect = figures.get((study, True, world)), figures.get((study, False, world))
+        null_cells = ["-", "-", "-", "-"]
+        if null:
+            low, high = clopper_pearson(null.excluding_zero, null.federations)
+            verdict = "met" if null.excluding_zero <= NULL_FALSE_LIMIT * null.federations else "not met"
+            null_cells = [
+                str(null.federations),
+                str(null.excluding_zero),
+                f"{100 * low:.1f}-{100 * high:.1f}%",
+                verdict,
+            ]
+        effect_cells = ["-", "-", "-", "-", "-", "-"]
+        if effect:
+            covered, published = effect.covering, effect.publishable
+            low, high = clopper_pearson(covered, published) if published else (math.nan, math.nan)
+            effect_cells = [
+                str(effect.federations), _percent(published, effect.federations),
+                f"{covered} / {published} ({_percent(covered, published)})",
+                f"{100 * low:.1f}-{100 * high:.1f}%" if published else "-",
+                _band_reading(covered, published), f"{effect.excluding_zero} / {published}",
+            ]  # fmt: skip
+        lines.append(f"| {study} | {world} | {' | '.join(null_cells)} | {' | '.join(effect_cells)} |")
+    return "\n".join(lines)
+
+
 # --- the diagnosis -----------------------------------------------------------------------------------
 
 

@@ -335,9 +335,10 @@ def coverage_target_met(share: float | None) -> bool:
     return share is not None and not math.isnan(share) and 0.90 <= share <= 0.99
 
 
-def replay_results(paths: list[Path], rules: list[str], diagnose: bool = False) -> str:
+def replay_results(paths: list[Path], rules: list[str], diagnose: bool = False, per_world: bool = False) -> str:
     """The replay table of ``rules`` over the rows of these results files (rows not calibrated are skipped),
-    after the calibration's diagnosis when ``diagnose``."""
+    after the calibration's diagnosis when ``diagnose``, followed by each rule's world-by-world table against
+    the issue's rules when ``per_world``."""
     rows = []
     for path in paths:
         with path.open(encoding="utf-8") as lines:
@@ -345,6 +346,8 @@ def replay_results(paths: list[Path], rules: list[str], diagnose: bool = False) 
                 found for found in (replay.ingredients(json.loads(line)) for line in lines if line.strip()) if found
             ]
     table = replay.replay_table(rows, rules)
+    if per_world:
+        table = "\n\n".join([table, *(replay.world_table(rows, rule) for rule in rules)])
     return f"{replay.diagnosis(rows)}\n\n{table}" if diagnose else table
 
 
@@ -373,9 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--results", nargs="*", default=[], help="with --replay: more results.jsonl files")
     parser.add_argument("--diagnose", action="store_true", help="with --replay: also the calibration's diagnosis")
+    parser.add_argument("--per-world", action="store_true", help="with --replay: also each rule's table world by world")
     args = parser.parse_args(argv)
     if args.replay:
-        print(replay_results([Path(args.out) / "results.jsonl", *map(Path, args.results)], args.replay, args.diagnose))
+        paths = [Path(args.out) / "results.jsonl", *map(Path, args.results)]
+        print(replay_results(paths, args.replay, args.diagnose, args.per_world))
         return 0
     if args.report:
         print(markdown_tables(pl.read_ndjson(Path(args.out) / "results.jsonl", infer_schema_length=None)))

@@ -40,7 +40,7 @@ from functools import cache
 from re import _constants, _parser  # type: ignore[attr-defined]
 from typing import Any
 
-from pipelines.ingest.privacy import _EMAIL_HINT, _NUMBER_WORDS
+from pipelines.ingest.privacy import _EMAIL_HINT, _NUMBER_WORDS, SHORTEST_FOREIGN_NUMBER
 
 ASCII_SQL = "strlen({v}) = length({v})"
 """A value whose bytes are its characters: plain ASCII (RE2's ASCII classes are then exact)."""
@@ -126,21 +126,47 @@ class _Region:
     (``0044 (0)20...``); None: any digits of that length."""
 
 
+@dataclass(frozen=True)
+class _Rewritten:
+    """A country whose national prefix rule rewrites the digits after its code (Gabon's ``0(11\\d{6}|...)``
+    to ``\\1``, Madagascar's ``([24-9]\\d{6})$`` to ``20\\1``): nothing is known of the rewritten number
+    but its length, at most the digits written plus ``added`` (the rule's own digits: each of its groups,
+    used once, is a part of what was written)."""
+
+    added: int
+
+
+def _rewriting(transform_rule: str) -> _Rewritten | None:
+    """What a ``national_prefix_transform_rule`` can add to a number's length. phonenumbers replaces the
+    prefix it matched at the number's start with the rule, whose group is a part of that prefix, so the
+    number grows by the rule's own digits at most. None: not read here (a group used twice, anything but
+    digits and group references)."""
+    references = re.findall(r"\\\d|\$\d", transform_rule)
+    literal = re.sub(r"\\\d|\$\d", "", transform_rule)
+    if len(references) > 1 or (literal and not literal.isdigit()):
+        return None
+    return _Rewritten(len(literal))
+
+
 @cache
-def _regions() -> dict[str, list[_Region] | None]:
-    """Every country calling code with what phonenumbers knows of its regions' valid numbers; None: any
-    number (a prefix rule that rewrites numbers, or nothing known)."""
+def _regions() -> dict[str, list[_Region] | _Rewritten | None]:
+    """Every country calling code with what phonenumbers knows of its regions' valid numbers; ``_Rewritten``:
+    a prefix rule that rewrites numbers (only their length is bounded); None: any number (nothing known)."""
     from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, region_code_for_country_code
 
-    known: dict[str, list[_Region] | None] = {}
+    known: dict[str, list[_Region] | _Rewritten | None] = {}
     for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
         main = PhoneMetadata.metadata_for_region_or_calling_code(code, region_code_for_country_code(code))
         prefix = main.national_prefix_for_parsing if main is not None else None
         identity = re.match(r"\(([^()]*)\)\$\|(.*)$", prefix or "")
         if main is not None and main.national_prefix_transform_rule == "\\1" and identity:
             prefix = identity.group(2)  # the rewrite gives the number back as it was: only the rest strips
-        elif main is None or main.national_prefix_transform_rule is not None:
-            known[str(code)] = None  # the parser may rewrite the number: anything goes
+        elif main is None:
+            known[str(code)] = None  # nothing known: anything goes
+            continue
+        elif main.national_prefix_transform_rule is not None:
+            # The parser may rewrite the number: anything goes, but its length.
+            known[str(code)] = _rewriting(main.national_prefix_transform_rule)
             continue
         stripped = _strippable(prefix)
         found: list[_Region] = []
@@ -162,9 +188,14 @@ def _regions() -> dict[str, list[_Region] | None]:
     return known
 
 
+@cache
 def _international(digits: str, length: int) -> bool:
     """Whether ``00`` + a country code + a national number could make ``length`` digits in all, the
-    sequence's known first digits being ``digits`` (seven at most: beyond, anything may follow)."""
+    sequence's known first digits being ``digits`` (seven at most: beyond, anything may follow).
+
+    A country whose prefix rule rewrites numbers counts when the rewritten number can be as long as the
+    shortest foreign number the guard reports (``privacy.SHORTEST_FOREIGN_NUMBER``): ``AG006-V00241001``
+    reads as Gabon (241) and a national number of three digits, which no rule of Gabon's lengthens."""
     for code, regions in _regions().items():
         known = digits[2 : 2 + len(code)]
         if not code.startswith(known) if len(known) < len(code) else known != code:
@@ -174,6 +205,11 @@ def _international(digits: str, length: int) -> bool:
             continue
         if regions is None:
             return True
+        if isinstance(regions, _Rewritten):
+            # The guard reports no foreign number shorter than SHORTEST_FOREIGN_NUMBER (France's, any).
+            if code == "33" or written + regions.added >= SHORTEST_FOREIGN_NUMBER:
+                return True
+            continue
         after = digits[2 + len(code) :]
         for region in regions:
             for size, texts in region.stripped:

@@ -342,3 +342,54 @@ def test_gabon_s_rewriting_rule_no_longer_sends_every_zero_padded_counter_to_the
     sent = _engine_candidates(values)
     assert [v for v in values if find_identifiers(v)] == []
     assert sum(sent[v] for v in values if v.startswith("AG")) == 0
+
+
+def test_the_prefilter_reads_every_type_the_guard_reports() -> None:
+    # The prefilter asks a number to match a type the guard reports (a valid number has a type; services'
+    # lines are left out): a type phonenumbers adds must be placed on one side or the other.
+    from pipelines.ingest.prefilter import PERSONAL_TYPES
+    from pipelines.ingest.privacy import _SERVICE_LINES
+
+    named = {getattr(phonenumbers.PhoneNumberType, name.upper()) for name in PERSONAL_TYPES}
+    types = set(phonenumbers.PhoneNumberType.values()) - {
+        phonenumbers.PhoneNumberType.UNKNOWN,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    }
+    assert named | _SERVICE_LINES == types
+    assert not named & _SERVICE_LINES
+
+
+def test_a_counter_after_a_letter_read_as_a_one_is_cleared_when_no_number_type_fits() -> None:
+    # At 30,000 persons 31,106 intervention identifiers went to the guard one by one: in AG008-I00004886 the
+    # I reads as a 1 among digits, 008-100004886 as 00 81 (Japan) and 00004886, which Japan's general
+    # pattern allows (00 and six digits) but only as a free-phone number, which the guard leaves out.
+    values = [f"AG{a:03d}-I{n:08d}" for a in (8, 9) for n in range(0, 40_000, 7)]
+    sent = _engine_candidates(values)
+    assert [v for v in values if find_identifiers(v)] == []
+    assert sum(sent.values()) == 0
+
+
+def test_the_engine_prefilter_sends_every_region_s_example_numbers_written_with_00() -> None:
+    # Every region and non-geographic code phonenumbers knows, every type of number it has an example of,
+    # written after 00 (glued, spaced as in the international format, behind a record code): whatever the
+    # guard reports, the prefilter sends. Services' lines are included: the guard decides on them.
+    values = []
+    regions = [(region, None) for region in sorted(phonenumbers.SUPPORTED_REGIONS)]
+    regions += [(None, code) for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
+    for region, code in regions:
+        for kind in phonenumbers.PhoneNumberType.values():
+            number = (
+                phonenumbers.example_number_for_type(region, kind)
+                if region
+                else phonenumbers.example_number_for_non_geo_entity(code)
+            )
+            if number is None:
+                continue
+            spaced = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+            glued = "00" + phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+            values += [glued, "00" + spaced[1:], f"AG001-V{glued}"]
+    values = sorted(set(values))
+    flagged = [v for v in values if find_identifiers(v)]
+    assert len(flagged) > 1_000  # the corpus does hold numbers the guard reports
+    sent = _engine_candidates(values)
+    assert [v for v in flagged if not sent[v]] == []

@@ -125,6 +125,27 @@ class _Region:
     stripped: tuple[tuple[int, frozenset[str] | None], ...]
     """What the parser may strip after the country code, by length: a national prefix or a carrier code
     (``0044 (0)20...``); None: any digits of that length."""
+    personal: tuple[tuple[frozenset[int], str], ...]
+    """Lengths and pattern of each kind of number the guard reports (``PERSONAL_TYPES``): a valid number
+    has a type, and the guard leaves services' lines (free, shared-cost, premium-rate, UAN) out, so a
+    number it reports matches one of these as well as the general description."""
+
+
+PERSONAL_TYPES = ("fixed_line", "mobile", "voip", "personal_number", "pager", "voicemail")
+"""phonenumbers' number types the guard reports (``privacy._SERVICE_LINES`` are the others)."""
+
+
+def _personal(metadata: Any, general_lengths: frozenset[int]) -> tuple[tuple[frozenset[int], str], ...]:
+    """Each reported type's lengths (the general ones when it names none: its length is then not checked)
+    and pattern; a type without a pattern matches nothing."""
+    kinds = []
+    for name in PERSONAL_TYPES:
+        desc = getattr(metadata, name, None)
+        if desc is None or not desc.national_number_pattern:
+            continue
+        lengths = frozenset(desc.possible_length) if desc.possible_length else general_lengths
+        kinds.append((lengths, desc.national_number_pattern))
+    return tuple(kinds)
 
 
 @dataclass(frozen=True)
@@ -178,13 +199,8 @@ def _regions() -> dict[str, list[_Region] | _Rewritten | None]:
             if general is None or not general.possible_length or not general.national_number_pattern:
                 complete = False
                 break
-            found.append(
-                _Region(
-                    frozenset(general.possible_length),
-                    general.national_number_pattern,
-                    stripped,
-                )
-            )
+            lengths = frozenset(general.possible_length)
+            found.append(_Region(lengths, general.national_number_pattern, stripped, _personal(metadata, lengths)))
         known[str(code)] = found if complete else None
     return known
 
@@ -219,7 +235,12 @@ def _international(digits: str, length: int) -> bool:
                 if texts is not None and not any(t.startswith(after[:size]) for t in texts):
                     continue
                 start = after[size:][:3]
-                if not start or _can_start(region.pattern, start):
+                if start and not _can_start(region.pattern, start):
+                    continue
+                if any(
+                    written - size in lengths and (not start or _can_start(pattern, start))
+                    for lengths, pattern in region.personal
+                ):
                     return True
     return False
 

@@ -23,9 +23,10 @@ same way, in two passes so that neighbours are both read). A value is a candidat
   except inside one group of 13 characters or more), of a length its kind requires: 13 or 15
   characters for a NIR, 13 for the French tax and Swiss numbers, 11 for Belgium's, 10 starting
   with 0 for a French phone, 11 or 12 starting with 33 (France's code without its ``+``), or
-  ``00`` then a country code and a national number of a length that country has (phonenumbers'
-  own metadata, with room for a national prefix; for the few countries whose prefix rule rewrites
-  numbers, any number the rule can make as long as the shortest foreign number the guard reports).
+  ``00`` then a country code and a national number of a length that country has, whose first
+  digits one of its types the guard reports can start with (phonenumbers' own metadata, with room
+  for a national prefix; for the few countries whose prefix rule rewrites numbers, any number the
+  rule can make as long as the shortest foreign number the guard reports).
 
 The shape of a value (``shape_sql``) keeps exactly what that test needs: each group's first five
 characters and its length, and which groups join. Values of one shape get one answer, so the

@@ -373,18 +373,18 @@ def test_the_engine_prefilter_sends_every_region_s_example_numbers_written_with_
     # Every region and non-geographic code phonenumbers knows, every type of number it has an example of,
     # written after 00 (glued, spaced as in the international format, behind a record code): whatever the
     # guard reports, the prefilter sends. Services' lines are included: the guard decides on them.
-    values = []
-    regions = [(region, None) for region in sorted(phonenumbers.SUPPORTED_REGIONS)]
-    regions += [(None, code) for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
-    for region, code in regions:
-        for kind in phonenumbers.PhoneNumberType.values():
-            number = (
-                phonenumbers.example_number_for_type(region, kind)
-                if region
-                else phonenumbers.example_number_for_non_geo_entity(code)
-            )
-            if number is None:
-                continue
+    numbers = [
+        phonenumbers.example_number_for_type(region, kind)
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+        for kind in phonenumbers.PhoneNumberType.values()
+    ]
+    numbers += [
+        phonenumbers.example_number_for_non_geo_entity(code)
+        for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)
+    ]
+    values: list[str] = []
+    for number in numbers:
+        if number is not None:
             spaced = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
             glued = "00" + phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
             values += [glued, "00" + spaced[1:], f"AG001-V{glued}"]

@@ -174,7 +174,7 @@ def validate_queries(
     settings beyond the pipeline's own (``warehouse.connection_config``: memory limit, spill folder,
     threads). ``data_docs``: the folder the Data Docs site is written to. Outcomes hold counts and rates only."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     from quality import sql_dialect
 
@@ -204,12 +204,22 @@ def validate_queries(
             gx.Checkpoint(
                 name="parcours_contract",
                 validation_definitions=definitions,
-                actions=[UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])] if data_docs else [],
                 result_format=RESULT_FORMAT,
             )
         )
         try:
             result = checkpoint.run()
+            if data_docs is not None:
+                # What UpdateDataDocsAction does, once for all entities: the action builds the site, its
+                # index included, after each entity's results (nine builds of the index a run).
+                context.build_data_docs(
+                    site_names=[DATA_DOCS_SITE],
+                    resource_identifiers=[
+                        identifier
+                        for key, validation in result.run_results.items()
+                        for identifier in (key, ExpectationSuiteIdentifier(name=validation.suite_name))
+                    ],
+                )
         finally:
             source.get_engine().dispose()
     outcomes: list[ExpectationOutcome] = []

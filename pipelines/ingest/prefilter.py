@@ -23,8 +23,10 @@ same way, in two passes so that neighbours are both read). A value is a candidat
   except inside one group of 13 characters or more), of a length its kind requires: 13 or 15
   characters for a NIR, 13 for the French tax and Swiss numbers, 11 for Belgium's, 10 starting
   with 0 for a French phone, 11 or 12 starting with 33 (France's code without its ``+``), or
-  ``00`` then a country code and a national number of a length that country has (phonenumbers'
-  own metadata, with room for a national prefix).
+  ``00`` then a country code and a national number of a length that country has, whose first
+  digits one of its types the guard reports can start with (phonenumbers' own metadata, with room
+  for a national prefix; for the few countries whose prefix rule rewrites numbers, any number the
+  rule can make as long as the shortest foreign number the guard reports).
 
 The shape of a value (``shape_sql``) keeps exactly what that test needs: each group's first five
 characters and its length, and which groups join. Values of one shape get one answer, so the
@@ -40,7 +42,7 @@ from functools import cache
 from re import _constants, _parser  # type: ignore[attr-defined]
 from typing import Any
 
-from pipelines.ingest.privacy import _EMAIL_HINT, _NUMBER_WORDS
+from pipelines.ingest.privacy import _EMAIL_HINT, _NUMBER_WORDS, SHORTEST_FOREIGN_NUMBER
 
 ASCII_SQL = "strlen({v}) = length({v})"
 """A value whose bytes are its characters: plain ASCII (RE2's ASCII classes are then exact)."""
@@ -124,23 +126,70 @@ class _Region:
     stripped: tuple[tuple[int, frozenset[str] | None], ...]
     """What the parser may strip after the country code, by length: a national prefix or a carrier code
     (``0044 (0)20...``); None: any digits of that length."""
+    personal: tuple[tuple[frozenset[int], str], ...]
+    """Lengths and pattern of each kind of number the guard reports (``PERSONAL_TYPES``): a valid number
+    has a type, and the guard leaves services' lines (free, shared-cost, premium-rate, UAN) out, so a
+    number it reports matches one of these as well as the general description."""
+
+
+PERSONAL_TYPES = ("fixed_line", "mobile", "voip", "personal_number", "pager", "voicemail")
+"""phonenumbers' number types the guard reports (``privacy._SERVICE_LINES`` are the others)."""
+
+
+def _personal(metadata: Any, general_lengths: frozenset[int]) -> tuple[tuple[frozenset[int], str], ...]:
+    """Each reported type's lengths (the general ones when it names none: its length is then not checked)
+    and pattern; a type without a pattern matches nothing."""
+    kinds = []
+    for name in PERSONAL_TYPES:
+        desc = getattr(metadata, name, None)
+        if desc is None or not desc.national_number_pattern:
+            continue
+        lengths = frozenset(desc.possible_length) if desc.possible_length else general_lengths
+        kinds.append((lengths, desc.national_number_pattern))
+    return tuple(kinds)
+
+
+@dataclass(frozen=True)
+class _Rewritten:
+    """A country whose national prefix rule rewrites the digits after its code (Gabon's ``0(11\\d{6}|...)``
+    to ``\\1``, Madagascar's ``([24-9]\\d{6})$`` to ``20\\1``): nothing is known of the rewritten number
+    but its length, at most the digits written plus ``added`` (the rule's own digits: each of its groups,
+    used once, is a part of what was written)."""
+
+    added: int
+
+
+def _rewriting(transform_rule: str) -> _Rewritten | None:
+    """What a ``national_prefix_transform_rule`` can add to a number's length. phonenumbers replaces the
+    prefix it matched at the number's start with the rule, whose group is a part of that prefix, so the
+    number grows by the rule's own digits at most. None: not read here (a group used twice, anything but
+    digits and group references)."""
+    references = re.findall(r"\\\d|\$\d", transform_rule)
+    literal = re.sub(r"\\\d|\$\d", "", transform_rule)
+    if len(references) > 1 or (literal and not literal.isdigit()):
+        return None
+    return _Rewritten(len(literal))
 
 
 @cache
-def _regions() -> dict[str, list[_Region] | None]:
-    """Every country calling code with what phonenumbers knows of its regions' valid numbers; None: any
-    number (a prefix rule that rewrites numbers, or nothing known)."""
+def _regions() -> dict[str, list[_Region] | _Rewritten | None]:
+    """Every country calling code with what phonenumbers knows of its regions' valid numbers; ``_Rewritten``:
+    a prefix rule that rewrites numbers (only their length is bounded); None: any number (nothing known)."""
     from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, region_code_for_country_code
 
-    known: dict[str, list[_Region] | None] = {}
+    known: dict[str, list[_Region] | _Rewritten | None] = {}
     for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
         main = PhoneMetadata.metadata_for_region_or_calling_code(code, region_code_for_country_code(code))
         prefix = main.national_prefix_for_parsing if main is not None else None
         identity = re.match(r"\(([^()]*)\)\$\|(.*)$", prefix or "")
         if main is not None and main.national_prefix_transform_rule == "\\1" and identity:
             prefix = identity.group(2)  # the rewrite gives the number back as it was: only the rest strips
-        elif main is None or main.national_prefix_transform_rule is not None:
-            known[str(code)] = None  # the parser may rewrite the number: anything goes
+        elif main is None:
+            known[str(code)] = None  # nothing known: anything goes
+            continue
+        elif main.national_prefix_transform_rule is not None:
+            # The parser may rewrite the number: anything goes, but its length.
+            known[str(code)] = _rewriting(main.national_prefix_transform_rule)
             continue
         stripped = _strippable(prefix)
         found: list[_Region] = []
@@ -151,20 +200,20 @@ def _regions() -> dict[str, list[_Region] | None]:
             if general is None or not general.possible_length or not general.national_number_pattern:
                 complete = False
                 break
-            found.append(
-                _Region(
-                    frozenset(general.possible_length),
-                    general.national_number_pattern,
-                    stripped,
-                )
-            )
+            lengths = frozenset(general.possible_length)
+            found.append(_Region(lengths, general.national_number_pattern, stripped, _personal(metadata, lengths)))
         known[str(code)] = found if complete else None
     return known
 
 
+@cache
 def _international(digits: str, length: int) -> bool:
     """Whether ``00`` + a country code + a national number could make ``length`` digits in all, the
-    sequence's known first digits being ``digits`` (seven at most: beyond, anything may follow)."""
+    sequence's known first digits being ``digits`` (seven at most: beyond, anything may follow).
+
+    A country whose prefix rule rewrites numbers counts when the rewritten number can be as long as the
+    shortest foreign number the guard reports (``privacy.SHORTEST_FOREIGN_NUMBER``): ``AG006-V00241001``
+    reads as Gabon (241) and a national number of three digits, which no rule of Gabon's lengthens."""
     for code, regions in _regions().items():
         known = digits[2 : 2 + len(code)]
         if not code.startswith(known) if len(known) < len(code) else known != code:
@@ -174,6 +223,11 @@ def _international(digits: str, length: int) -> bool:
             continue
         if regions is None:
             return True
+        if isinstance(regions, _Rewritten):
+            # The guard reports no foreign number shorter than SHORTEST_FOREIGN_NUMBER (France's, any).
+            if code == "33" or written + regions.added >= SHORTEST_FOREIGN_NUMBER:
+                return True
+            continue
         after = digits[2 + len(code) :]
         for region in regions:
             for size, texts in region.stripped:
@@ -182,7 +236,12 @@ def _international(digits: str, length: int) -> bool:
                 if texts is not None and not any(t.startswith(after[:size]) for t in texts):
                     continue
                 start = after[size:][:3]
-                if not start or _can_start(region.pattern, start):
+                if start and not _can_start(region.pattern, start):
+                    continue
+                if any(
+                    written - size in lengths and (not start or _can_start(pattern, start))
+                    for lengths, pattern in region.personal
+                ):
                     return True
     return False
 

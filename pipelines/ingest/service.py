@@ -8,7 +8,8 @@ warehouse or the key stop it.
 
 Two passes, both in the engine:
 
-1. **Each file alone** (``prepare_file``), in its own in-memory engine: read once, typed and
+1. **Each file alone** (``prepare_file``), in its own connection to an in-memory engine apart from
+   the warehouse (one engine for the run, so that a file costs no engine's start): read once, typed and
    checked by one generated query (``validate``), re-keyed (a keyed hash per distinct
    identifier, joined back), its accepted rows staged as Parquet and its quarantined rows with
    their raw lines. Nothing of a file stays in memory once it is staged.
@@ -302,11 +303,15 @@ def prepare_file(
     today: date,
     config: AgenciesConfig,
     staging: Path,
+    engine: Connection | None = None,
 ) -> list[EntityLoad]:
-    """Every table of one file, decided in its own engine; any error becomes the file's own report
-    (never the batch's end)."""
-    con = warehouse.scratch_connection(staging / "spill", SCRATCH_MEMORY)
+    """Every table of one file, decided in its own connection; any error becomes the file's own report
+    (never the batch's end). ``engine``: the run's scratch engine (``scratch_engine``), of which the file
+    gets a connection of its own: its temporary tables are seen by no other file and go when it closes.
+    Without one, the file gets a new in-memory engine (about 25 ms to start, a thousand times a cursor)."""
+    con: Connection | None = None
     try:
+        con = engine.cursor() if engine is not None else scratch_engine(staging)
         read = read_landing_file(file, contract, options_for(file.agency_folder, config), con)
         return [
             prepare_table(index + n, file, table, contract, key, today, staging) for n, table in enumerate(read.tables)
@@ -316,7 +321,21 @@ def prepare_file(
     except Exception as exc:  # a bug or a resource limit on this file: report it, keep the batch going
         return [failed_load(index, file, exc)]
     finally:
-        con.close()
+        if con is not None:
+            con.close()
+
+
+def scratch_engine(staging: Path) -> Connection:
+    """An in-memory engine for files' checks, apart from the warehouse, spilling under ``staging``."""
+    return warehouse.scratch_connection(staging / "spill", SCRATCH_MEMORY)
+
+
+def _usable(engine: Connection) -> bool:
+    """Whether the scratch engine still answers (a fatal error in one file's checks would invalidate it)."""
+    try:
+        return engine.execute("select 1").fetchall() == [(1,)]
+    except Exception:  # whatever DuckDB raises, the engine is replaced
+        return False
 
 
 def failed_load(index: int, file: LandingFile, exc: BaseException) -> EntityLoad:
@@ -352,23 +371,31 @@ def ingest_files(
     seen_now: set[tuple[str, str]] = set()
     order = sorted(files, key=lambda f: f.relative_path)
     staging = zone.staging()
-    for i, file in enumerate(order, start=1):
-        identity = (file.agency_folder, file.sha256)
-        if identity in already or identity in seen_now:
-            reports[i] = FileReport(
-                file.relative_path,
-                file.sha256,
-                "duplicate",
-                0,
-                0,
-                0,
-                {},
-                f"{file.relative_path}: same content as a file already received from this agency; nothing added",
-            )
-            continue
-        seen_now.add(identity)
-        say(f"[{i}/{len(order)}] checking {file.relative_path}")
-        loads += prepare_file(len(loads), file, contract, key, today, config, staging)
+    engine = scratch_engine(staging)  # one for the run: a file's checks get a connection of their own
+    try:
+        for i, file in enumerate(order, start=1):
+            identity = (file.agency_folder, file.sha256)
+            if identity in already or identity in seen_now:
+                reports[i] = FileReport(
+                    file.relative_path,
+                    file.sha256,
+                    "duplicate",
+                    0,
+                    0,
+                    0,
+                    {},
+                    f"{file.relative_path}: same content as a file already received from this agency; nothing added",
+                )
+                continue
+            seen_now.add(identity)
+            say(f"[{i}/{len(order)}] checking {file.relative_path}")
+            prepared = prepare_file(len(loads), file, contract, key, today, config, staging, engine)
+            loads += prepared
+            if any(load.file_reason is Reason.PROCESSING_ERROR for load in prepared) and not _usable(engine):
+                engine.close()  # what failed broke the engine itself: the next files get a new one
+                engine = scratch_engine(staging)
+    finally:
+        engine.close()
     by_identity = {(f.agency_folder, f.sha256): f for f in order}
     _choose_winners(loads)
     replaced = _replaced_files(loads, current_files(con))

@@ -49,11 +49,10 @@ class SourceTable:
 
 
 def describe(con: Connection, name: str, columns: list[str], rows_sql: str) -> SourceTable:
-    types = dict(
-        con.execute(
-            "select column_name, data_type from duckdb_columns() where table_name = ? and not internal", [name]
-        ).fetchall()
-    )
+    # The table's own columns (``describe``), not the catalogue's list of every column (``duckdb_columns()``:
+    # milliseconds a file).
+    quoted = '"' + name.replace('"', '""') + '"'
+    types = {str(row[0]): str(row[1]) for row in con.execute(f"describe {quoted}").fetchall()}
     return SourceTable(con, name, columns, [str(types[f"c{i}"]) for i in range(len(columns))], rows_sql)
 
 

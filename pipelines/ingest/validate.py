@@ -147,62 +147,83 @@ def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
 
     Identifier and code values in plain ASCII are cleared in SQL (``prefilter``); allowed codes
     cannot hold one; the rest (other scripts, free text) go through the guard's own vectorised
-    prefilter. The guard then decides on each distinct candidate."""
+    prefilter. The guard then decides on each distinct candidate. Every column is scanned by the same
+    few statements (a statement costs the engine milliseconds however few its values: a small file's
+    columns one by one cost more than its rows)."""
     strict, free = _scanned(source, entity)
+    con = source.con
     found: list[tuple[int, str]] = []
-    for index in strict + free:
-        name = source.columns[index]
-        text = text_sql(source.column(index), source.types[index])
-        allowed = allowed_values(entity.field(name)) if name in entity.field_names else None
-        not_a_code = f"not list_contains({_sql_list(allowed)}, {text})" if allowed else "true"
-        values = f"select distinct {text} as v from {source.name} where {text} is not null and {not_a_code}"
-        if index in strict:
-            # Values are described once in SQL; their shapes (a few per thousand values) are judged in
-            # Python; only the values worth the guard come back.
-            described = f"{source.name}_described"
-            source.con.execute(
-                f"create or replace temp table {described} as "
-                + candidates_sql(f"{values} and length({text}) <= {MAX_SCANNED_CHARS}")
+    if strict:
+        # Values are described once in SQL (distinct across the columns); their shapes (a few per thousand
+        # values) are judged in Python; only the values worth the guard come back, with their columns.
+        scanned, described = f"{source.name}_scanned", f"{source.name}_described"
+        con.execute(
+            f"create or replace temp table {scanned} as "
+            + " union all ".join(
+                f"select {i}::integer as col, v from ({_distinct_values(source, entity, i, MAX_SCANNED_CHARS)})"
+                for i in strict
             )
-            shapes = source.con.execute(
-                f"select distinct shape from {described} where ascii and not direct and shape is not null"
-            ).fetchall()
-            possible = [shape for (shape,) in shapes if shape_may_hold_identifier(shape)]
-            rows = source.con.execute(
-                f"select v, ascii from {described} where not ascii or direct or list_contains($1::varchar[], shape)",
-                [possible],
-            ).fetchall()
-            sure: list[str] = [v for v, ascii in rows if ascii]
-            others = [v for v, ascii in rows if not ascii]
-        else:
-            sure, others = [], [v for (v,) in source.con.execute(values).fetchall()]
-        if others:
-            frame = pl.DataFrame({"v": others}, schema={"v": pl.String})
-            hit, _ = identifier_hits(frame, [] if index in free else ["v"], ["v"] if index in free else [])
-            flagged = frame.filter(hit)["v"].to_list()
-            found += [(index, v) for v in flagged]
-        found += [(index, v) for v in sure if len(v) <= MAX_SCANNED_CHARS and find_identifiers(v, index in free)]
+        )
+        con.execute(
+            f"create or replace temp table {described} as " + candidates_sql(f"select distinct v from {scanned}")
+        )
+        shapes = con.execute(
+            f"select distinct shape from {described} where ascii and not direct and shape is not null"
+        ).fetchall()
+        possible = [shape for (shape,) in shapes if shape_may_hold_identifier(shape)]
+        rows = con.execute(
+            f"select s.col, s.v, d.ascii from {scanned} as s join {described} as d using (v) "
+            "where not d.ascii or d.direct or list_contains($1::varchar[], d.shape)",
+            [possible],
+        ).fetchall()
+        verdicts: dict[str, bool] = {}  # one value in two columns is judged once
+        for col, v, ascii in rows:
+            if ascii and (verdicts[v] if v in verdicts else verdicts.setdefault(v, bool(find_identifiers(v)))):
+                found.append((col, v))
+        found += _hits(con, [(col, v) for col, v, ascii in rows if not ascii], free_text=False)
+    if free:
+        each = [f"select {i}::integer as col, v from ({_distinct_values(source, entity, i)})" for i in free]
+        others = con.execute(" union all ".join(each)).fetchall()
+        found += _hits(con, [(col, v) for col, v in others], free_text=True)
     table = pl.DataFrame(
         {"col": [i for i, _ in found], "value": [v for _, v in found]}, schema={"col": pl.Int32, "value": pl.String}
     )
-    _replace(source.con, f"{source.name}_flagged", table)
+    _replace(con, f"{source.name}_flagged", table)
     return frozenset(i for i, _ in found)
+
+
+def _distinct_values(source: SourceTable, entity: Entity, index: int, longest: int | None = None) -> str:
+    """The distinct values ``v`` of a scanned column as text, allowed codes left out (they cannot hold one),
+    and values over ``longest`` characters when it is given."""
+    name = source.columns[index]
+    text = text_sql(source.column(index), source.types[index])
+    allowed = allowed_values(entity.field(name)) if name in entity.field_names else None
+    not_a_code = f"not list_contains({_sql_list(allowed)}, {text})" if allowed else "true"
+    short = f" and length({text}) <= {longest}" if longest is not None else ""
+    return f"select distinct {text} as v from {source.name} where {text} is not null and {not_a_code}{short}"
+
+
+def _hits(con: Connection, values: list[tuple[int, str]], free_text: bool) -> list[tuple[int, str]]:
+    """The (column, value) pairs the guard flags, through its own vectorised prefilter."""
+    if not values:
+        return []
+    frame = pl.DataFrame(
+        {"col": [c for c, _ in values], "v": [v for _, v in values]}, schema={"col": pl.Int32, "v": pl.String}
+    )
+    hit, _ = identifier_hits(frame, [] if free_text else ["v"], ["v"] if free_text else [])
+    return [(int(c), str(v)) for c, v in frame.filter(hit).iter_rows()]
 
 
 def _register_keys(source: SourceTable, entity: Entity) -> bool:
     """``<source>_keys(value, normal)``: identifiers that are not plain ASCII, in their one written form
     (NFKC and the rest of ``keys.normalise_key``, which SQL cannot do)."""
-    values: set[str] = set()
+    each = []
     for name in key_columns(entity):
         if name in source.columns:
             index = source.columns.index(name)
             clean = strip_sql(text_sql(source.column(index), source.types[index]))
-            values |= {
-                v
-                for (v,) in source.con.execute(
-                    f"select distinct {clean} from {source.name} where not {ASCII_SQL.format(v=clean)}"
-                ).fetchall()
-            }
+            each.append(f"select {clean} as v from {source.name} where not {ASCII_SQL.format(v=clean)}")
+    values = {v for (v,) in source.con.execute(" union ".join(each)).fetchall()} if each else set()
     normal = [normalise_key(v) or None for v in sorted(values)]
     _replace(
         source.con,

@@ -235,9 +235,12 @@ def _run_locked(
 
 
 def _collect(result: dg.ExecuteInProcessResult, outcome: RunOutcome) -> None:
+    seen: set[tuple[str | None, str]] = set()
     for event in result.get_asset_materialization_events():
         key = event.asset_key
-        if key is not None:
+        # A step over a range of partitions reports each partition with the whole batch's metadata: count it once.
+        if key is not None and (event.step_key, key.to_user_string()) not in seen:
+            seen.add((event.step_key, key.to_user_string()))
             outcome.materialized.append(key.to_user_string())
             if key.to_user_string() in (LANDING_FILES_TABLE, AGENCY_EXPORTS):
                 metadata = event.step_materialization_data.materialization.metadata

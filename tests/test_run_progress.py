@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.assets import all_assets
 from pipelines.run import execute
-from pipelines.run_progress import STAGES, stage_of_steps
+from pipelines.run_progress import STAGES, StageTally, describe, stage_of_steps
 
 
 @dg.asset(group_name="ingestion")
@@ -114,6 +114,17 @@ def test_a_run_writes_one_line_per_stage_in_order_with_counts() -> None:
     assert "dagster" not in text.lower()
     assert "library" not in text
     assert held_back == 2
+
+
+def test_a_range_of_partitions_materialised_in_one_step_is_counted_once() -> None:
+    # A single run over 12 partitions reports one event per partition, each with the batch's metadata.
+    tally = StageTally()
+    for _ in range(12):
+        tally.add_materialisation("agency_exports", {"files_accepted": 80, "files_partial": 4}, "agency_exports")
+    tally.add_materialisation("raw_persons", {"dagster/row_count": 3000}, "ingest_raw")
+    tally.add_materialisation("raw_persons", {"dagster/row_count": 3000}, "another_step")
+    assert (tally.assets, tally.rows) == (3, 6000)
+    assert "84 files (80 accepted, 4 partial)" in describe("ingest", tally)
 
 
 def test_a_failed_step_is_said_and_the_stages_after_it_are_not_run() -> None:

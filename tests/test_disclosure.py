@@ -32,8 +32,8 @@ from pipelines.operations.releases import serving_of
 from pipelines.presentation.verdict import headline
 from pipelines.publication import release as release_module
 from pipelines.publication import study_tables
-from pipelines.publication.agency_tables import peer_group_problem
-from pipelines.publication.audit import attack, audit, rule_problems
+from pipelines.publication.agency_tables import own_figure, peer_group_problem
+from pipelines.publication.audit import attack, audit, coalition, rule_problems
 from pipelines.publication.cell_key import noise_row, protect_count, release_secret
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.federation_tables import OUTCOMES, OUTCOMES_SCHEMA, area_names, outcomes_table
@@ -669,6 +669,25 @@ def test_every_audience_is_published_with_nothing_recovered(tiny_run: PipelineRu
             for column in schema.counts if schema else ():
                 values = frame[column].drop_nulls()
                 assert ((values == 0) | (values >= MIN_CELL)).all(), (name, column)
+
+
+def test_agencies_pooling_their_files_recover_nothing_of_another(tiny_run: PipelineRun) -> None:
+    """Collusion (red team, round 2): every agency but one pools its file, each knowing its own figures exactly,
+    and attacks the one left out (any smaller coalition knows less). A peer's cells carry the same noise and the
+    same relations in every file that lists it, so pooling adds copies of the same numbers and the colluders'
+    own figures, which no relation ties to another agency's. The hand-made case that the model does find is in
+    ``tests/test_release_differencing.py``."""
+    with warehouse.connect(tiny_run.settings.warehouse_path, read_only=True) as con:
+        marts = {t: warehouse.query(con, f"select * from {t}") for t in RELEASE_INPUTS}
+    ledgers = {a: r.ledger for a, r in build_publication(marts, SECRET).agencies.items()}
+    assert len(ledgers) == 14
+    tried = 0
+    for left_out in ledgers:
+        pooled = coalition({a: ledger for a, ledger in ledgers.items() if a != left_out}, own_figure)
+        targets, recovered = attack(pooled)
+        tried += targets
+        assert recovered == [], left_out
+    assert tried > 0  # hidden counts of the agencies left out, as peers, were attacked
 
 
 def test_the_auditor_stops_a_release_that_leaks_and_keeps_the_previous_one(

@@ -22,9 +22,16 @@ from pipelines.assets.ingestion import AGENCY_EXPORTS
 from pipelines.cli import main
 from pipelines.impact.registration import amend, register
 from pipelines.impact.spec import studies_dir
-from pipelines.operations.releases import list_releases, read_manifest, release_path, releases_dir
+from pipelines.operations.releases import (
+    earlier_shown_cells,
+    list_releases,
+    read_manifest,
+    release_path,
+    releases_dir,
+)
 from pipelines.operations.reproduce import Reproduction, reproduce
 from pipelines.partitions import LANDING_PARTITIONS
+from pipelines.publication.rules import MAX_NOISE
 from pipelines.resources import ParcoursResource
 from pipelines.run import RunOutcome, run_pipeline
 from pipelines.sensors import INGEST_JOB, landing_folder_sensor
@@ -219,3 +226,15 @@ def test_the_amendment_is_kept_with_the_release(cycle: Cycle) -> None:
     assert logs["2026-Q2"][1]["reason"] == AMENDMENT
     kept_log = (root / "2026-Q2" / "studies" / "registrations.jsonl").read_text(encoding="utf-8")
     assert [json.loads(line)["event"] for line in kept_log.splitlines()] == ["registered", "amended"]
+
+
+def test_each_release_keeps_what_every_audience_was_shown_for_the_next_audit(cycle: Cycle) -> None:
+    """Red team round 2 (F7): the next release of every audience is attacked with what it was shown before, matched
+    by noise key; each kept release carries it in the analysts' copy, for the funders and for each agency."""
+    shown = earlier_shown_cells(releases_dir(cycle.data_dir), "parcours_serving.duckdb")
+    assert set(shown) == {"funders", "agency AG001", "agency AG002", "agency AG003"}
+    for audience, releases in shown.items():
+        assert len(releases) == 2, audience  # 2026-Q1 and 2026-Q2
+        for boxes in releases:
+            assert boxes, audience
+            assert all(0 <= high - low <= 2 * MAX_NOISE + 1 for low, high in boxes.values())

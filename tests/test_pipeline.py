@@ -13,7 +13,7 @@ from pipelines.assets.studies import STUDY_MARTS
 from pipelines.contract import load_contract
 from pipelines.definitions import defs
 from pipelines.ingest.load import LANDING_FILES_TABLE
-from pipelines.publication.release import FUNDER_SCHEMAS, RELEASE_TABLES, funder_path
+from pipelines.publication.release import FUNDER_SCHEMAS, RELEASE_TABLES, SHOWN_CELLS, funder_path
 from pipelines.synthetic.federation import Federation
 from tests.conftest import PipelineRun, run_on
 
@@ -67,7 +67,8 @@ def test_the_serving_snapshot_holds_marts_and_release_tables_only(small_run: Pip
         tables = set(warehouse.list_tables(con))
         metadata = dict(con.execute("select key, value from serving_metadata").fetchall())
     marts = {t for t in current_graph() if t.startswith(("mart_", "ops_"))}
-    assert tables == marts | set(STUDY_MARTS) | set(RELEASE_TABLES) | {"serving_metadata"}
+    # SHOWN_CELLS: what each audience was shown, by noise key, for the next releases' audit (analysts only).
+    assert tables == marts | set(STUDY_MARTS) | set(RELEASE_TABLES) | {SHOWN_CELLS, "serving_metadata"}
     assert metadata["contract_version"] == load_contract().version
     assert metadata["data_cutoff"] == "2026-06-30"
     assert not list(path.parent.rglob("*.tmp"))

@@ -19,6 +19,7 @@ from pipelines.operations.releases import (
     check_name,
     code_version,
     earlier_funder_releases,
+    earlier_shown_cells,
     free_name,
     mark_in_service,
     quarter_of,
@@ -103,11 +104,12 @@ def _publish(context: dg.AssetExecutionContext, parcours: ParcoursResource, sett
         }
         marts = {t: warehouse.query(con, f"select * from {warehouse.quote_identifier(t)}") for t in RELEASE_INPUTS}
         try:
-            # The funders' release is attacked together with every release funders were shown before.
+            # Every audience's release is attacked together with what it was shown before.
             earlier = earlier_funder_releases(root, settings.serving_path.name)
+            shown_before = earlier_shown_cells(root, settings.serving_path.name)
             summary = publish_release(
                 con, marts, tables, settings.serving_path, metadata, release_secret(load_key()), earlier,
-                released_cutoff(settings.data_cutoff, cutoff),
+                released_cutoff(settings.data_cutoff, cutoff), shown_before,
             )  # fmt: skip
         except PublicationError as exc:
             raise dg.Failure(description=f"publication refused: {exc}") from None

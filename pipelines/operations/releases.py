@@ -33,7 +33,16 @@ import polars as pl
 
 from pipelines import warehouse
 from pipelines.impact.registration import LOG_NAME, history, plan_hash, read_log, released_log, study_files
-from pipelines.publication.release import FUNDER_SCHEMAS, EarlierRelease, agency_dir, funder_path, summary_path
+from pipelines.publication.release import (
+    FUNDER_SCHEMAS,
+    SHOWN_CELLS,
+    EarlierRelease,
+    NoiseBoxes,
+    agency_dir,
+    funder_path,
+    shown_cells_by_audience,
+    summary_path,
+)
 from pipelines.settings import project_root
 
 MANIFEST = "release.json"
@@ -264,3 +273,20 @@ def earlier_funder_releases(root: Path, serving_name: str) -> tuple[EarlierRelea
         true = {k: v for k, v in warehouse.read_tables(serving).items() if k in FUNDER_SCHEMAS}
         found.append(EarlierRelease(str(manifest["name"]), shown, true))
     return tuple(found)
+
+
+def earlier_shown_cells(root: Path, serving_name: str) -> dict[str, tuple[NoiseBoxes, ...]]:
+    """What each audience was shown in every kept release, by noise key (the analysts' copy of each release
+    keeps it since red-team round 2; a release kept before holds none and adds nothing here), oldest first."""
+    found: dict[str, list[NoiseBoxes]] = {}
+    for manifest in list_releases(root):
+        serving = serving_of(root / str(manifest["name"]), serving_name)
+        if not serving.exists():
+            continue
+        with warehouse.connect(serving, read_only=True) as con:
+            if not warehouse.table_exists(con, SHOWN_CELLS):
+                continue
+            table = warehouse.query(con, f"select * from {SHOWN_CELLS}")
+        for audience, boxes in shown_cells_by_audience(table).items():
+            found.setdefault(audience, []).append(boxes)
+    return {audience: tuple(boxes) for audience, boxes in found.items()}

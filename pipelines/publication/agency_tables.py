@@ -30,6 +30,16 @@ BENCHMARK = "release_benchmark"
 PEERS = "release_peers"
 PEER_OUTCOMES = "release_peer_outcomes"
 
+OWN_TABLES = (CASELOAD, REFERRALS, DELIVERY, CASE_MIX, BENCHMARK)
+"""An agency's own figures (its peers are in ``PEERS`` and ``PEER_OUTCOMES``, beside its own row there)."""
+
+
+def own_figure(cell: CellId) -> bool:
+    """Whether a cell of an agency's file is one of its own figures, which it knows exactly (an agency colluding
+    with another brings them; ``audit.coalition``)."""
+    return cell.table in OWN_TABLES or (cell.table == PEER_OUTCOMES and cell.row[2:3] == ("own",))
+
+
 PROBLEM_TOO_FEW = "too_few_peers"
 PROBLEM_DOMINANT = "dominant_peer"
 """Why peers are not shown (codes; the dashboards put them into words)."""

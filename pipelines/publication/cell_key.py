@@ -31,11 +31,27 @@ def release_secret(pseudonym_key: bytes) -> bytes:
     return hmac.new(pseudonym_key, KEY_CONTEXT, hashlib.sha256).digest()
 
 
+def _message(identity: Sequence[str], value: float) -> bytes:
+    return "\x1f".join([*identity, repr(value)]).encode()
+
+
 def cell_key(secret: bytes, identity: Sequence[str], value: float) -> float:
     """A uniform number in [0, 1) fixed by the cell's identity and its true value."""
-    message = "\x1f".join([*identity, repr(value)]).encode()
-    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    digest = hmac.new(secret, _message(identity, value), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def same_noise_as(identity: Sequence[str], value: float) -> str:
+    """A name shared by every cell whose noise is the same draw: the same identity and the same (rounded) value,
+    in any table of any release. Two such cells are one number to an attacker who has seen either; the auditor
+    matches hidden cells with shown ones by it (``pipelines.publication.release.keyed_bounds``). Kept with the
+    analysts' copy of a release only (it is a plain hash of the identity and the true value, not keyed)."""
+    return hashlib.sha256(_message(identity, value)).hexdigest()[:32]
+
+
+def magnitude_keyed_value(value: float, digits: int) -> float:
+    """The value a magnitude's key is drawn from (its rounding), as ``protect_magnitude`` uses it."""
+    return round(float(value), digits)
 
 
 @dataclass(frozen=True)
@@ -112,7 +128,7 @@ def protect_count(secret: bytes, identity: Sequence[str], value: int) -> int | N
 def protect_magnitude(secret: bytes, identity: Sequence[str], value: float, digits: int = 1) -> float:
     """A sum such as person-years or hours: rounded, plus bounded noise (at most ``MAGNITUDE_NOISE``)
     from the same p-table, so that it cannot stand in for the count it grows with."""
-    rounded = round(float(value), digits)
+    rounded = magnitude_keyed_value(value, digits)
     row = noise_row(MIN_CELL + MAX_NOISE)
     noise = row.draw(cell_key(secret, identity, rounded)) * MAGNITUDE_NOISE / MAX_NOISE
     return round(max(0.0, rounded + noise), digits)

@@ -43,6 +43,9 @@ class Cell:
     """A cell no table shows (a total that two breakdowns share): the attacker has only its relations."""
     cost: float = 1.0
     """What hiding it would cost, when the auditor must hide one more cell (régions and totals cost more)."""
+    noise_key: str = ""
+    """Shared by every cell, of any table or release, whose noise is the same draw (same identity, same count:
+    ``cell_key.same_noise_as``); empty for a cell with no noise of its own (an implicit total)."""
 
 
 @dataclass(frozen=True)

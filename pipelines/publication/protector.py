@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from pipelines.publication.cell_key import protect_count, protect_magnitude
+from pipelines.publication.cell_key import magnitude_keyed_value, protect_count, protect_magnitude, same_noise_as
 from pipelines.publication.ledger import Cell, CellId, Ledger
 from pipelines.publication.rules import MAGNITUDE_NOISE, MAX_NOISE, MIN_CELL
 
@@ -41,7 +41,8 @@ class Protector:
             return None if value is None else true
         released = None if hide or where in self.forced else protect_count(self.secret or b"", identity, true)
         exact = released is None or released == 0
-        self.ledger.add(Cell(where, "count", true, released, 0.0 if exact else float(MAX_NOISE), cost=cost))
+        noise = 0.0 if exact else float(MAX_NOISE)
+        self.ledger.add(Cell(where, "count", true, released, noise, cost=cost, noise_key=same_noise_as(identity, true)))
         return released
 
     def magnitude(
@@ -56,7 +57,9 @@ class Protector:
             None if hide or where in self.forced else protect_magnitude(self.secret or b"", identity, value, digits)
         )
         noise = MAGNITUDE_NOISE + 0.5 * 10.0**-digits
-        self.ledger.add(Cell(where, "magnitude", float(value), released, 0.0 if released is None else noise))
+        key = same_noise_as(identity, magnitude_keyed_value(value, digits))
+        self.ledger.add(Cell(where, "magnitude", float(value), released, 0.0 if released is None else noise,
+                             noise_key=key))  # fmt: skip
         return released
 
     def never_rising(self, chain: Sequence[CellId]) -> dict[CellId, int | None]:

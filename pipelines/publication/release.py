@@ -27,7 +27,7 @@ from pipelines import warehouse
 from pipelines.publication import agency_tables as agency
 from pipelines.publication import federation_tables as federation
 from pipelines.publication import study_tables as studies
-from pipelines.publication.audit import AuditReport, Target, audit, released_values, zeros_to_mask
+from pipelines.publication.audit import AuditReport, Target, attack, audit, coalition, released_values, zeros_to_mask
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import CellId, Ledger, Relation
 from pipelines.publication.precision import rounded_tables
@@ -242,27 +242,79 @@ def cross_release_bounds(
     return bounds
 
 
+NoiseBoxes = Mapping[str, tuple[float, float]]
+"""What an audience was shown, by noise key (``Cell.noise_key``): each shown cell's value within its noise."""
+
+
+def shown_boxes(ledger: Ledger) -> dict[str, tuple[float, float]]:
+    """Every cell the audience is shown, by noise key: its released value give or take its noise (a released 0
+    or an exact value is exact)."""
+    boxes: dict[str, tuple[float, float]] = {}
+    for cell in ledger:
+        if cell.released is None or cell.implicit or not cell.noise_key:
+            continue
+        low, high = boxes.get(cell.noise_key, (-math.inf, math.inf))
+        boxes[cell.noise_key] = (max(low, cell.released - cell.noise), min(high, cell.released + cell.noise))
+    return boxes
+
+
+def keyed_bounds(ledger: Ledger, shown: Iterable[NoiseBoxes]) -> dict[CellId, tuple[float, float]]:
+    """What shown cells with the same noise say about the cells this release hides.
+
+    The cell-key method gives the same noise to every cell with the same identity and count, in any table and
+    any release: a complement hidden in one table is the very number shown in another (the persons of a
+    breakdown level, one identity for both periods), and a cell hidden now whose count has not changed since a
+    release that showed it, under any label (a peer is "Peer 2" one quarter and "Peer 3" the next), is known
+    from that release to within its noise. ``shown``: this release's own ``shown_boxes`` and those the same
+    audience was shown before (kept with the analysts' copy of each release)."""
+    hidden = [c for c in ledger if c.released is None and not c.implicit and c.noise_key]
+    bounds: dict[CellId, tuple[float, float]] = {}
+    for boxes in shown:
+        for cell in hidden:
+            box = boxes.get(cell.noise_key)
+            if box is None:
+                continue
+            low, high = bounds.get(cell.id, (-math.inf, math.inf))
+            bounds[cell.id] = (max(low, box[0]), min(high, box[1]))
+    return bounds
+
+
+def with_twins(ledger: Ledger, cells: Iterable[CellId]) -> set[CellId]:
+    """Cells to hide and every cell of the release showing the same number (the same noise key): hiding one
+    copy of a number while another stays shown hides nothing."""
+    chosen = set(cells)
+    keys = {ledger.cells[c].noise_key for c in chosen if c in ledger.cells} - {""}
+    return chosen | {c.id for c in ledger if c.noise_key in keys}
+
+
 def protected(
-    build: Callable[[frozenset[CellId]], AudienceRelease], earlier: tuple[EarlierRelease, ...] = ()
+    build: Callable[[frozenset[CellId]], AudienceRelease],
+    earlier: tuple[EarlierRelease, ...] = (),
+    earlier_shown: tuple[NoiseBoxes, ...] = (),
 ) -> tuple[AudienceRelease, AuditReport]:
     """Build an audience's release and hide complements until the auditor recovers nothing, the earlier
-    releases this audience was shown included (``cross_release_bounds``)."""
+    releases this audience was shown included (``cross_release_bounds`` from their files, ``keyed_bounds`` from
+    what each kept of the cells it showed), and the cells of this release that show the same number as a hidden
+    one (``keyed_bounds``)."""
     forced: frozenset[CellId] = frozenset()
     for _ in range(MAX_ROUNDS):
         release = build(forced)
         release.tables = rounded_tables(release.tables, release.schemas)  # the release precision policy
         for cell, (low, high) in cross_release_bounds(release.ledger, release.schemas, earlier).items():
             release.ledger.bound(cell, low, high)
+        for cell, (low, high) in keyed_bounds(release.ledger, (*earlier_shown, shown_boxes(release.ledger))).items():
+            release.ledger.bound(cell, low, high)
         zeros = zeros_to_mask(release.ledger) - forced
         if zeros:  # a breakdown of a hidden total of 1 to 10: its zeros are hidden too
-            forced = forced | zeros
+            forced = forced | with_twins(release.ledger, zeros)
             continue
         report = audit(release.audience, release.ledger, release.tables, release.schemas, release.problems)
         if report.problems:
             raise PublicationError("; ".join(report.problems))
         if not report.recovered:
             return release, report
-        forced = forced | frozenset(complements(release.ledger, (r.target for r in report.recovered)))
+        chosen = complements(release.ledger, (r.target for r in report.recovered))
+        forced = forced | frozenset(with_twins(release.ledger, chosen))
     raise PublicationError("; ".join(report.messages()))
 
 
@@ -276,19 +328,73 @@ class Publication:
 
 
 def build_publication(
-    marts: Mapping[str, pl.DataFrame], secret: bytes, earlier_funders: tuple[EarlierRelease, ...] = ()
+    marts: Mapping[str, pl.DataFrame],
+    secret: bytes,
+    earlier_funders: tuple[EarlierRelease, ...] = (),
+    earlier_shown: Mapping[str, tuple[NoiseBoxes, ...]] | None = None,
 ) -> Publication:
-    """Every audience's release; the funders' attacked together with the releases funders were shown before."""
-    funders, funder_report = protected(lambda forced: funder_release(marts, secret, forced), earlier_funders)
+    """Every audience's release, each attacked together with what it was shown before: the funders' earlier
+    files (``earlier_funders``) and, for every audience, the cells each kept release showed it
+    (``earlier_shown``, by audience: ``earlier_shown_cells`` reads them from the kept releases)."""
+    shown_before = earlier_shown or {}
+    funders, funder_report = protected(
+        lambda forced: funder_release(marts, secret, forced), earlier_funders, shown_before.get("funders", ())
+    )
     reports = [funder_report]
     released: dict[str, AudienceRelease] = {}
     for agency_id in agencies(marts):
         released[agency_id], report = protected(
-            lambda forced, a=agency_id: agency_release(marts, a, secret, forced)  # type: ignore[misc]
+            lambda forced, a=agency_id: agency_release(marts, a, secret, forced),  # type: ignore[misc]
+            earlier_shown=shown_before.get(f"agency {agency_id}", ()),
         )
         reports.append(report)
+    colluding = collusion_problems(released)
+    if colluding:
+        raise PublicationError("; ".join(colluding))
     coverage = map_coverage(marts["mart_hospital_outcomes"], funders.tables[federation.OUTCOMES])
-    return Publication(funders, released, analyst_tables(marts), reports, coverage)
+    analysts = analyst_tables(marts)
+    analysts[SHOWN_CELLS] = shown_cells_table([funders, *released.values()])
+    return Publication(funders, released, analysts, reports, coverage)
+
+
+def collusion_problems(agencies: Mapping[str, AudienceRelease]) -> list[str]:
+    """Agencies pooling their files: every coalition of all agencies but one, each knowing its own figures
+    exactly, attacks the one left out (any smaller coalition knows less, so this covers them all). Messages
+    name the tables and columns narrowed, never a cell's value or key."""
+    problems = []
+    for left_out in agencies:
+        pooled = coalition({a: r.ledger for a, r in agencies.items() if a != left_out}, agency.own_figure)
+        _, recovered = attack(pooled)
+        if recovered:
+            where = sorted({f"{r.target.cell.table}.{r.target.cell.column}" for r in recovered})
+            problems.append(
+                f"the other agencies together narrow {len(recovered)} hidden counts of agency {left_out} to fewer "
+                f"than {PROTECTION_WIDTH + 1} values ({', '.join(where)})"
+            )
+    return problems
+
+
+SHOWN_CELLS = "release_shown_cells"
+"""The analysts' copy of a release keeps, for every audience, the noise key of each cell it was shown and what
+that told the audience (its value within its noise): the next releases are attacked with it."""
+
+
+def shown_cells_table(releases: Iterable[AudienceRelease]) -> pl.DataFrame:
+    rows = [
+        {"audience": r.audience, "noise_key": key, "low": low, "high": high}
+        for r in releases
+        for key, (low, high) in sorted(shown_boxes(r.ledger).items())
+    ]
+    schema = {"audience": pl.String, "noise_key": pl.String, "low": pl.Float64, "high": pl.Float64}
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def shown_cells_by_audience(table: pl.DataFrame) -> dict[str, dict[str, tuple[float, float]]]:
+    """``shown_cells_table`` read back: audience -> noise key -> (low, high)."""
+    found: dict[str, dict[str, tuple[float, float]]] = {}
+    for row in table.iter_rows(named=True):
+        found.setdefault(row["audience"], {})[row["noise_key"]] = (row["low"], row["high"])
+    return found
 
 
 def map_coverage(mart: pl.DataFrame, released: pl.DataFrame) -> dict[str, float]:
@@ -349,11 +455,12 @@ def publish_release(
     secret: bytes,
     earlier_funders: tuple[EarlierRelease, ...] = (),
     audience_cutoff: str | None = None,
+    earlier_shown: Mapping[str, tuple[NoiseBoxes, ...]] | None = None,
 ) -> dict[str, Any]:
     """Protect, write, re-audit what was written, and swap every file in; return the release summary. The
     funders' and agencies' files say ``audience_cutoff`` for the data cut-off when given (``released_cutoff``);
     the analysts' keep the exact one."""
-    publication = build_publication(marts, secret, earlier_funders)
+    publication = build_publication(marts, secret, earlier_funders, earlier_shown)
     shown = metadata if audience_cutoff is None else {**metadata, "data_cutoff": audience_cutoff}
     written: dict[Path, Path] = {}
     try:

@@ -208,3 +208,8 @@ def test_a_row_of_a_study_with_a_prior_is_read_with_the_spread_its_interval_was_
     again = replay.current(row)
     assert (again.ci_low, again.ci_high) == pytest.approx((low, high), rel=1e-12)
     assert replay.calibrated_z(row) == pytest.approx((0.10 - 0.20) / math.hypot(0.12, 0.09))
+    # The maximum-likelihood rule on the same row: the spread of 0, as a row measured without the prior.
+    fitted = replay.rule_named("fitted_spread")(row)
+    plain = replay.current(replay.ingredients(hand_row()))  # type: ignore[arg-type]
+    assert (fitted.ci_low, fitted.ci_high) == pytest.approx((plain.ci_low, plain.ci_high), rel=1e-10)
+    assert fitted.ci_high - fitted.ci_low < high - low

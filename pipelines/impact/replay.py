@@ -196,6 +196,12 @@ def current(row: Ingredients) -> Replayed:
     return _calibrated(row, error)
 
 
+def fitted_spread(row: Ingredients) -> Replayed:
+    """The maximum-likelihood spread alone, whatever the row's study version set: the rule before the prior, on
+    rows measured by study versions with one."""
+    return _calibrated(row, _fitted_error(row))
+
+
 def uncalibrated(row: Ingredients) -> Replayed:
     """The uncalibrated interval, published under the same verdicts (a reference: never a candidate)."""
     return Replayed(*row.uncalibrated, row.publishable)
@@ -256,6 +262,7 @@ def spread_prior_alone(prior_scale: float) -> Rule:
 
 RULES: dict[str, Rule] = {
     "current": current,
+    "fitted_spread": fitted_spread,
     "uncalibrated": uncalibrated,
     "t_quantile": t_quantile,
     "spread_upper": spread_upper,

@@ -17,6 +17,7 @@ from tempfile import TemporaryDirectory
 
 import duckdb
 import polars as pl
+import pytest
 import xlsxwriter
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -161,3 +162,22 @@ def test_arbitrary_text_fields(fields: list[str], delimiter: str) -> None:
     header = delimiter.join(["person_id", "agency_id", "birth_year", "sex", "departement", "lives_alone", "benefit"])
     row = delimiter.join(f.replace("\x00", "") for f in fields)
     ingest_bytes({"AGF_202601_persons.csv": (header + "\n" + row + "\n").encode("utf-8", "surrogatepass")})
+
+
+def test_a_reader_library_that_panics_on_a_file_makes_it_unreadable_and_the_others_are_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Flipped bytes once made polars' Parquet reader panic (pyo3's PanicException, a BaseException that
+    # `except Exception` let through, ending the batch). Any Rust panic in a reader must stay the file's own.
+    from polars.exceptions import PanicException
+
+    def panics(*args: object, **kwargs: object) -> None:
+        raise PanicException("called `Option::unwrap()` on a `None` value")
+
+    monkeypatch.setattr(pl, "read_parquet", panics)
+    parquet = next(n for n in NAMES if n.endswith(".parquet"))
+    other = next(n for n in NAMES if not n.endswith(".parquet") and not n.endswith(".xlsx"))
+    reports = {r.file.split("/")[-1]: r for r in ingest_bytes({parquet: SAMPLES[parquet], other: SAMPLES[other]})}
+    assert reports[parquet].status == "rejected"
+    assert "not readable as Parquet (PanicException)" in reports[parquet].message
+    assert reports[other].status == "accepted"

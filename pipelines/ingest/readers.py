@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import polars as pl
+from polars.exceptions import PanicException
 
 from pipelines import warehouse
 from pipelines.contract import Contract
@@ -33,6 +34,10 @@ from pipelines.ingest.privacy import name_holds_identifier
 from pipelines.ingest.reasons import Reason
 from pipelines.ingest.source import POSITION, SOURCE_ROW, SourceTable, describe, source_from_frame
 from pipelines.warehouse import Connection
+
+LIBRARY_FAILURES: tuple[type[BaseException], ...] = (Exception, PanicException)
+"""What reading a hostile file may raise: any error, and a panic of a Rust library (polars' Parquet reader,
+fastexcel), which Python sees as a BaseException: such a file is unreadable, not the end of the run."""
 
 FORMATS = {
     ".csv": "csv",
@@ -601,7 +606,7 @@ def read_xlsx(file: LandingFile, options: ReadOptions, contract: Contract, con: 
             drop_empty_rows=False,
             drop_empty_cols=False,
         )
-    except Exception as exc:
+    except LIBRARY_FAILURES as exc:
         raise FileProblem(
             Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as XLSX ({type(exc).__name__})"
         ) from None
@@ -632,7 +637,7 @@ def check_parquet_is_safe(file: LandingFile, cap_bytes: int) -> None:
 
     try:
         metadata = pq.ParquetFile(file.path).metadata
-    except Exception as exc:
+    except LIBRARY_FAILURES as exc:
         raise FileProblem(
             Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as Parquet ({type(exc).__name__})"
         ) from None
@@ -682,7 +687,7 @@ def read_parquet(file: LandingFile, options: ReadOptions, con: Connection | None
     check_parquet_is_safe(file, options.max_file_bytes)
     try:
         frame = pl.read_parquet(file.path)
-    except Exception as exc:
+    except LIBRARY_FAILURES as exc:
         raise FileProblem(
             Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as Parquet ({type(exc).__name__})"
         ) from None

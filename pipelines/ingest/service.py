@@ -46,6 +46,7 @@ from pipelines.ingest.privacy import identifier_hits, name_holds_identifier
 from pipelines.ingest.pseudonyms import keyed_hash_parameters, keyed_hash_sql
 from pipelines.ingest.raw_zone import RawZone, listed_files, remove_unlisted
 from pipelines.ingest.readers import (
+    LIBRARY_FAILURES,
     SOURCE_ROW,
     FileProblem,
     LandingFile,
@@ -318,7 +319,7 @@ def prepare_file(
         ]
     except FileProblem as problem:
         return [_entity_load(index, file, None, None, str(problem), problem.reason)]
-    except Exception as exc:  # a bug or a resource limit on this file: report it, keep the batch going
+    except LIBRARY_FAILURES as exc:  # a bug, a library's panic or a resource limit on this file: keep going
         return [failed_load(index, file, exc)]
     finally:
         if con is not None:

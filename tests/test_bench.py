@@ -5,6 +5,7 @@ Timings are never asserted here: they are measured by ``parcours bench``, not by
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import date
 from pathlib import Path
@@ -225,3 +226,17 @@ def test_a_point_with_some_peers_shows_the_comparisons_they_allow() -> None:
     del small["tasks"]["pipeline"]["stages"]
     text = render(_results([small, point]), "")
     assert "| 100,000 | 2,000,000 | 1.0 |  |  |  |  |  |  | 20.0 |" in text
+
+
+def test_the_pipeline_table_shows_cpu_seconds_and_the_load_where_measured() -> None:
+    measured, older = _point(100_000, 20.0, 1.0), _point(1_000_000, 200.0, 10.0)
+    measured["tasks"]["pipeline"] |= {"cpu_seconds": 31.25, "load_average": [[0.5, 1.75], [2.0, 2.0]]}
+    text = render(_results([measured, older]), "")
+    assert "| 20.0 | 100,000 | 31.2 | 0.5 → 1.75; 2 → 2 | 2,048 MiB |" in text
+    assert "| 200.0 | 100,000 |  |  | 2,048 MiB |" in text  # results from before CPU was measured
+
+
+def test_a_task_reports_its_cpu_seconds_and_the_load_around_it(small_federation_dir: Path) -> None:
+    result = run_task("floor_ingest", small_federation_dir)
+    assert 0 < result["cpu_seconds"] < result["process_seconds"] * (os.cpu_count() or 1)
+    assert len(result["load_average"]) == 2

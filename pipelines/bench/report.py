@@ -42,6 +42,16 @@ def _cell(point: dict[str, Any], task: str) -> str:
     return f"{_task(point, task):.2f}" if ran(point, task) else ""
 
 
+def _cpu(task: dict[str, Any]) -> str:
+    """A task's median CPU seconds (every thread, user and system); empty for results measured before they were."""
+    return f"{task['cpu_seconds']:,.1f}" if "cpu_seconds" in task else ""
+
+
+def _load(task: dict[str, Any]) -> str:
+    """The 1-minute load averages before and after each measured run: how shared the machine was."""
+    return "; ".join(f"{a:g} → {b:g}" for a, b in task.get("load_average", []))
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
@@ -163,7 +173,9 @@ def demo_lines(demo: dict[str, Any] | None) -> list[str]:
         f"{demo['warmup']} warm-up + {demo['runs']} measured: "
         + ", ".join(f"{name} {stages.get(name, 0.0):.1f} s" for name in PIPELINE_STAGES)
         + f"; run {pipe['seconds']:.1f} s; the whole process (Python start-up and imports included) "
-        f"{process:.1f} s against a target of {DEMO_TARGET_S:.0f} s: met {met}; peak {pipe['peak_rss_mib']:,.0f} MiB.",
+        f"{process:.1f} s against a target of {DEMO_TARGET_S:.0f} s: met {met}; "
+        + (f"{_cpu(pipe)} CPU-s, load average {_load(pipe)}; " if "cpu_seconds" in pipe else "")
+        + f"peak {pipe['peak_rss_mib']:,.0f} MiB.",
     ]
 
 
@@ -191,15 +203,16 @@ def render(results: dict[str, Any], guide: str) -> str:
         "## Whole pipeline, by stage (median seconds)",
         "",
         "| persons | rows | generate | ingest | quality | models | studies | serving | framework | pipeline "
-        "| rows/s | peak RSS |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| rows/s | pipeline CPU s | load average | peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for p in points:
         pipe = p["tasks"]["pipeline"]
         lines.append(
             f"| {p['persons']:,} | {p['rows']:,} | {_task(p, 'generate'):.1f} | "
             + " | ".join(f"{_stage(p, s):.1f}" if "stages" in pipe else "" for s in PIPELINE_STAGES)
-            + f" | {pipe['seconds']:.1f} | {p['rows'] / pipe['seconds']:,.0f} | {pipe['peak_rss_mib']:,.0f} MiB |"
+            + f" | {pipe['seconds']:.1f} | {p['rows'] / pipe['seconds']:,.0f} | {_cpu(pipe)} | {_load(pipe)} "
+            f"| {pipe['peak_rss_mib']:,.0f} MiB |"
         )
     lines += demo_lines(results.get("demo"))
     lines += [

@@ -108,6 +108,7 @@ def run_task(task: str, data: Path, persons: int = 0) -> dict[str, Any]:
     command = [sys.executable, "-m", "pipelines.bench.tasks", task, "--data", str(data), "--result", str(result_path)]
     if persons:
         command += ["--persons", str(persons)]
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603 (our own module)
     assert process.stderr is not None
@@ -120,6 +121,10 @@ def run_task(task: str, data: Path, persons: int = 0) -> dict[str, Any]:
     result_path.unlink()
     result["peak_rss_mib"] = usage.ru_maxrss / 1024  # kilobytes on Linux
     result["process_seconds"] = time.perf_counter() - started  # the task's own clock plus start-up and imports
+    # CPU seconds (every thread, user and system) do not grow with the other work on a shared machine as
+    # wall seconds do; the load average says how shared it was.
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    result["load_average"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     return result
 
 
@@ -132,6 +137,9 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
     if all("process_seconds" in s for s in samples):
         summary["process_seconds"] = median(s["process_seconds"] for s in samples)
+    if all("cpu_seconds" in s for s in samples):
+        summary["cpu_seconds"] = median(s["cpu_seconds"] for s in samples)
+        summary["load_average"] = [s["load_average"] for s in samples]
     if "check" in samples[0]:
         summary["check"] = all(s["check"] for s in samples)
     stages = {name for s in samples for name in s.get("stages", {})}

@@ -24,6 +24,7 @@ from pipelines import warehouse
 from pipelines.impact.gate import Verdict
 from pipelines.presentation.catalogue import t
 from pipelines.presentation.formats import day
+from pipelines.publication import tallies
 from pipelines.publication.agency_tables import case_mix_table
 from pipelines.publication.cell_key import protect_count
 from pipelines.publication.precision import (
@@ -54,7 +55,7 @@ from pipelines.publication.study_tables import (
     published_headline,
     studies_tables,
 )
-from pipelines.publication.tallies import NARROW, binary_smd, smd_attack, smd_solutions, tally_problems
+from pipelines.publication.tallies import NARROW, arm_box, binary_smd, smd_attack, smd_solutions, tally_problems
 from tests.conftest import PipelineRun
 from tests.test_disclosure import CURVE_SCHEMA, _admissions_mart, _study_mart, _study_release
 
@@ -151,6 +152,59 @@ def test_the_bisection_finds_exactly_the_integer_solutions_a_brute_force_finds()
             }
             assert fast == brute
             assert (k1, k0) in fast
+
+
+def _full_search(
+    smds: list[float], unit: float | None, first_arm: int, second_arm: int
+) -> tuple[set[tuple[int, int]], list[tuple[int, int]]]:
+    """The search as first written (every carrier count of the first arm for every arm pair): the oracle."""
+    pairs = [(a, b) for a in arm_box(first_arm) for b in arm_box(second_arm)]
+    n1, n0 = np.array([a for a, _ in pairs])[:, None], np.array([b for _, b in pairs])[:, None]
+    solved, alive = [], np.ones(len(pairs), dtype=bool)
+    for value in smds:
+        found, first, last, corners = smd_solutions(value, unit, n1, n0)
+        if found.any() or corners.any():
+            solved.append((found, first, last, corners))
+            alive &= found.any(axis=1) | corners.any(axis=1)
+    carriers = []
+    for found, first, last, corners in solved:
+        kept = found & alive[:, None]
+        k1s = set(np.flatnonzero(kept.any(axis=0)).tolist())
+        k0s = {k0 for lo, hi in zip(first[kept], last[kept], strict=True) for k0 in range(lo, hi + 1)}
+        for (a, b), (none_first, all_first) in zip(pairs, corners & alive[:, None], strict=True):
+            k1s |= {0} if none_first else set()
+            k0s |= {b} if none_first else set()
+            k1s |= {a} if all_first else set()
+            k0s |= {0} if all_first else set()
+        carriers.append((len(k1s), len(k0s)))
+    return {p for p, keep in zip(pairs, alive, strict=True) if keep}, carriers
+
+
+@pytest.mark.parametrize("block", [1, 3, 16, tallies.SCAN_COLUMNS])
+def test_the_search_that_stops_early_decides_what_the_full_search_decides(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arms of 11 to 400, rare and common covariates, SMDs exact or rounded: the same surviving arm pairs, and
+    every carrier count the full search finds under NARROW values found exactly (above it, at least NARROW)."""
+    monkeypatch.setattr(tallies, "SCAN_COLUMNS", block)
+    rng = np.random.default_rng(11)
+    stopped_early = 0
+    for _ in range(25):
+        arms = int(rng.integers(11, 400)), int(rng.integers(11, 400))
+        carriers = [(int(rng.integers(0, arms[0] // f + 1)), int(rng.integers(0, arms[1] // f + 1))) for f in (1, 30)]
+        carriers.append((0, int(rng.integers(0, 3))))  # all but absent in one arm
+        exact = [float(binary_smd(np.array(k1), arms[0], np.array(k0), arms[1])) for k1, k0 in carriers]
+        for unit in (None, 0.01, 0.05):
+            smds = exact if unit is None else [round_to(v, unit) for v in exact]
+            released = arms[0] + int(rng.integers(-MAX_NOISE, MAX_NOISE + 1)), arms[1]
+            survivors, counts = tallies._smd_search(smds, unit, *released)
+            full_survivors, full_counts = _full_search(smds, unit, *released)
+            assert survivors == full_survivors
+            assert [(min(a, NARROW), min(b, NARROW)) for a, b in counts] == [
+                (min(a, NARROW), min(b, NARROW)) for a, b in full_counts
+            ]
+            stopped_early += sum(a < b for (a, _), (b, _) in zip(counts, full_counts, strict=True))
+    assert stopped_early > 0 or block == tallies.SCAN_COLUMNS  # the early stop is exercised
 
 
 def test_a_full_precision_smd_pins_the_carriers_and_the_arms_and_a_rounded_one_does_not() -> None:

@@ -85,14 +85,82 @@ def smd_solutions(
     """For arm pairs (``n1``, ``n0``: column vectors) and every k1 up to the largest n1 (columns): whether some
     k0 reproduces a released SMD, and the interval of those k0 (first, last); and, per pair, which of the two
     corners reproduce it ((k1, k0) = (0, n0) in column 0, (n1, 0) in column 1)."""
+    found, first, last = _solve_columns(value, unit, n1, n0, np.arange(int(n1.max()) + 1))
+    return found, first, last, _corners(value, unit, n1)
+
+
+def _solve_columns(
+    value: float, unit: float | None, n1: np.ndarray, n0: np.ndarray, columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``smd_solutions`` for the carrier counts ``columns`` of the first arm only (a column past a pair's n1
+    finds nothing)."""
     low, high = band(value, unit)
-    k1 = np.minimum(np.arange(int(n1.max()) + 1)[None, :], n1)
+    k1 = np.minimum(columns[None, :], n1)
     first = _first_at_most(high, k1, n1, n0)
     past = _first_at_most(np.nextafter(low, -math.inf), k1, n1, n0)
-    found = (np.arange(k1.shape[1])[None, :] <= n1) & (first <= past - 1)
-    corners = np.hstack([(low <= -1.0) & (high >= -1.0) & np.ones_like(n1, dtype=bool),
-                         (low <= 1.0) & (high >= 1.0) & np.ones_like(n1, dtype=bool)])  # fmt: skip
-    return found, first, past - 1, corners
+    found = (columns[None, :] <= n1) & (first <= past - 1)
+    return found, first, past - 1
+
+
+def _corners(value: float, unit: float | None, n1: np.ndarray) -> np.ndarray:
+    low, high = band(value, unit)
+    return np.hstack([(low <= -1.0) & (high >= -1.0) & np.ones_like(n1, dtype=bool),
+                      (low <= 1.0) & (high >= 1.0) & np.ones_like(n1, dtype=bool)])  # fmt: skip
+
+
+SCAN_COLUMNS = 256
+"""Carrier counts of the first arm searched at a time, for every arm pair still open (see ``_solutions``)."""
+
+
+def _middle_out(width: int, size: int) -> list[np.ndarray]:
+    """0..width-1 in blocks of ``size``, the middle block first, then outwards: in arms of any size the middle
+    carrier counts reproduce almost any released SMD, the extremes only large ones."""
+    middle = width / 2
+    blocks = [np.arange(start, min(start + size, width)) for start in range(0, width, size)]
+    return sorted(blocks, key=lambda b: abs((b[0] + b[-1]) / 2 - middle))
+
+
+@dataclass(frozen=True)
+class _Solutions:
+    """One released SMD's integer solutions found, as parallel arrays: arm pair (its row), k1, and the interval
+    of k0 (first, last); ``any`` per pair: whether any k1 was found."""
+
+    pair: np.ndarray
+    k1: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    any: np.ndarray
+
+
+def _solutions(value: float, unit: float | None, n1: np.ndarray, n0: np.ndarray) -> _Solutions:
+    """The solutions of one SMD, searched block by block of k1; a pair's search stops once it has found
+    ``NARROW`` carrier counts of the first arm with ``NARROW`` distinct least k0.
+
+    Stopping there decides what the full search decides: a pair that stopped is a survivor of this SMD
+    (it has solutions) and, if it survives the others, it alone gives each arm's carriers at least ``NARROW``
+    possible values, so neither is narrowed, whatever the unsearched counts hold; a pair with fewer solutions
+    is searched to the end, so a narrowed tally's count of values is the full search's. Without it, the search
+    of one SMD grows with the smaller arm (49 pairs times every carrier count, twice bisected): minutes a
+    release at a million persons, where the arms hold tens of thousands."""
+    pairs = len(n1)
+    open_ = np.ones(pairs, dtype=bool)
+    counted = np.zeros(pairs, dtype=np.int64)
+    least: list[set[int]] = [set() for _ in range(pairs)]
+    parts: list[tuple[np.ndarray, ...]] = []
+    for columns in _middle_out(int(n1.max()) + 1, SCAN_COLUMNS):
+        rows = np.flatnonzero(open_)
+        if rows.size == 0:
+            break
+        found, first, last = _solve_columns(value, unit, n1[rows], n0[rows], columns)
+        at, col = np.nonzero(found)
+        parts.append((rows[at], columns[col], first[at, col], last[at, col]))
+        counted[rows] += found.sum(axis=1)
+        for i, row in enumerate(rows):
+            if len(least[row]) < NARROW:
+                least[row].update(first[i, found[i]][: NARROW * 4].tolist())
+        open_[rows] = ~((counted[rows] >= NARROW) & np.array([len(least[r]) >= NARROW for r in rows]))
+    pair, k1, first_k0, last_k0 = (np.concatenate(column) for column in zip(*parts, strict=True))  # never empty
+    return _Solutions(pair, k1, first_k0, last_k0, np.bincount(pair, minlength=pairs) > 0)
 
 
 @dataclass(frozen=True)
@@ -145,18 +213,18 @@ def _smd_search(
     for value in smds:
         if value is None or not math.isfinite(value):
             continue
-        found, first, last, corners = smd_solutions(float(value), unit, n1, n0)
-        if found.any() or corners.any():  # a covariate no pair reproduces is not binary: it says nothing here
-            solved.append((found, first, last, corners))
-            alive &= found.any(axis=1) | corners.any(axis=1)
+        found, corners = _solutions(float(value), unit, n1, n0), _corners(float(value), unit, n1)
+        if found.any.any() or corners.any():  # a covariate no pair reproduces is not binary: it says nothing here
+            solved.append((found, corners))
+            alive &= found.any | corners.any(axis=1)
     survivors = {p for p, keep in zip(pairs, alive, strict=True) if keep}
     carriers = []
-    for found, first, last, corners in solved:
-        kept = found & alive[:, None]
-        first_values = set(np.flatnonzero(kept.any(axis=0)).tolist())
+    for found, corners in solved:
+        kept = alive[found.pair]
+        first_values = set(found.k1[kept].tolist())
         coverage = np.zeros(int(n0.max()) + 2, dtype=np.int64)  # k0 values covered by some interval
-        np.add.at(coverage, first[kept], 1)
-        np.add.at(coverage, last[kept] + 1, -1)
+        np.add.at(coverage, found.first[kept], 1)
+        np.add.at(coverage, found.last[kept] + 1, -1)
         second_values = set(np.flatnonzero(np.cumsum(coverage) > 0).tolist())
         for (a, b), (none_first, all_first) in zip(pairs, corners & alive[:, None], strict=True):
             if none_first:  # (0, n0): every carrier in the second arm

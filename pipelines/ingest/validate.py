@@ -68,7 +68,8 @@ class Checked:
 class Found:
     """What Python found for the query: the columns where the guard flagged values, and whether any
     identifier needed Python to get its written form. (None: assume both, the query is then right
-    whatever the tables hold.)"""
+    whatever the tables hold.) The tables are made only when they hold something: a statement costs
+    the engine milliseconds, and most files have neither."""
 
     flagged_columns: frozenset[int] | None = None
     keys_outside_ascii: bool = True
@@ -185,10 +186,12 @@ def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
         each = [f"select {i}::integer as col, v from ({_distinct_values(source, entity, i)})" for i in free]
         others = con.execute(" union all ".join(each)).fetchall()
         found += _hits(con, [(col, v) for col, v in others], free_text=True)
-    table = pl.DataFrame(
-        {"col": [i for i, _ in found], "value": [v for _, v in found]}, schema={"col": pl.Int32, "value": pl.String}
-    )
-    _replace(con, f"{source.name}_flagged", table)
+    if found:  # else no column's check reads the table (``Found.flagged_columns`` is empty): not made
+        table = pl.DataFrame(
+            {"col": [i for i, _ in found], "value": [v for _, v in found]},
+            schema={"col": pl.Int32, "value": pl.String},
+        )
+        _replace(con, f"{source.name}_flagged", table)
     return frozenset(i for i, _ in found)
 
 
@@ -224,12 +227,13 @@ def _register_keys(source: SourceTable, entity: Entity) -> bool:
             clean = strip_sql(text_sql(source.column(index), source.types[index]))
             each.append(f"select {clean} as v from {source.name} where not {ASCII_SQL.format(v=clean)}")
     values = {v for (v,) in source.con.execute(" union ".join(each)).fetchall()} if each else set()
-    normal = [normalise_key(v) or None for v in sorted(values)]
-    _replace(
-        source.con,
-        f"{source.name}_keys",
-        pl.DataFrame({"value": sorted(values), "normal": normal}, schema={"value": pl.String, "normal": pl.String}),
-    )
+    if values:  # else the query reads no written form from the table (``Found.keys_outside_ascii``): not made
+        normal = [normalise_key(v) or None for v in sorted(values)]
+        _replace(
+            source.con,
+            f"{source.name}_keys",
+            pl.DataFrame({"value": sorted(values), "normal": normal}, schema={"value": pl.String, "normal": pl.String}),
+        )
     return bool(values)
 
 

@@ -274,15 +274,15 @@ def prepare_table(
     if not table.line_numbers_exact:
         notes.append("line numbers unavailable for accepted rows (the file has multi-line fields)")
     load = _entity_load(index, file, table, table.entity, f"{where}: " + ("; ".join(notes) if notes else "read"))
-    rejected = pl.concat(
-        [
-            parsed,
-            con.sql(
-                f"select {SOURCE_ROW}, {REASON}, {REASON_COLUMN} from {checked.table} "
-                f"where {REASON} is not null order by {POSITION}"
-            ).pl(),
-        ]
+    refused = (
+        con.sql(
+            f"select {SOURCE_ROW}, {REASON}, {REASON_COLUMN} from {checked.table} "
+            f"where {REASON} is not null order by {POSITION}"
+        ).pl()
+        if checked.any_rejected
+        else pl.DataFrame(schema={SOURCE_ROW: pl.Int64, REASON: pl.String, REASON_COLUMN: pl.String})
     )
+    rejected = pl.concat([parsed, refused])
     _stage_quarantine(load, quarantine_rows(file, table.entity, rejected, table.raw_lines), staging, "read")
     maps = _pseudonym_maps(con, checked.table, entity, file.agency_folder, key)
     q = warehouse.quote_identifier

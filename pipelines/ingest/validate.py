@@ -62,6 +62,8 @@ class Checked:
 
     table: str
     ignored_columns: list[str]
+    any_rejected: bool = True
+    """Whether any row got a reason (False only when known: the rejected rows need no query then)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,7 @@ def validate_table(
     source.con.execute(
         f"create or replace temp table {checked} as {check_sql(source, entity, agency, today, decimal_comma, found)}"
     )
-    _mark_duplicates(source.con, checked, entity)
-    return Checked(checked, unknown)
+    return Checked(checked, unknown, _mark_duplicates(source.con, checked, entity))
 
 
 def _validate_frame(frame: pl.DataFrame, entity: Entity, decimal_comma: bool, agency: str, today: date) -> Validated:
@@ -416,15 +417,19 @@ def check_sql(
     return query
 
 
-def _mark_duplicates(con: Connection, checked: str, entity: Entity) -> None:
+def _mark_duplicates(con: Connection, checked: str, entity: Entity) -> bool:
     """Among rows that passed every check, the second and later copies of a row or a key. Keys are
-    almost always unique: that is checked first (a hash aggregate), the numbering only when not."""
+    almost always unique: that is checked first (a hash aggregate, which counts the rows refused so
+    far too), the numbering only when not. Returns whether any row of the table has a reason."""
     ok = f"{REASON} is null"
     every = ", ".join(entity.field_names)
     key = ", ".join(entity.primary_key)
-    repeated = con.execute(f"select count(*) - count(distinct ({key})) from {checked} where {ok}").fetchall()[0][0]
+    refused, repeated = con.execute(
+        f"select count(*) filter (where not ({ok})), "
+        f"count(*) filter (where {ok}) - count(distinct ({key})) filter (where {ok}) from {checked}"
+    ).fetchall()[0]
     if not repeated:
-        return
+        return bool(refused)
     numbered = (
         f"select {POSITION} as p, row_number() over (partition by {every} order by {POSITION}) as copy, "
         f"row_number() over (partition by {key} order by {POSITION}) as key_copy from {checked} where {ok}"
@@ -435,3 +440,4 @@ def _mark_duplicates(con: Connection, checked: str, entity: Entity) -> None:
         f"else {sql_string(','.join(entity.primary_key))} end "
         f"from ({numbered}) as n where {checked}.{POSITION} = n.p and (n.copy > 1 or n.key_copy > 1)"
     )
+    return True

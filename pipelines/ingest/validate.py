@@ -21,7 +21,7 @@ from typing import overload
 import polars as pl
 
 from pipelines.contract import ContractField, Entity, allowed_values
-from pipelines.ingest.coerce import WHITE_SPACE_RE2, sql_string, strip_sql, text_sql, typed_layers
+from pipelines.ingest.coerce import WHITE_SPACE_CODES, WHITE_SPACE_RE2, sql_string, strip_sql, text_sql, typed_layers
 from pipelines.ingest.keys import key_columns, normalise_key
 from pipelines.ingest.prefilter import ASCII_SQL, candidates_sql, shape_may_hold_identifier
 from pipelines.ingest.privacy import (
@@ -51,6 +51,8 @@ or arithmetic (``-2+3``). A leading ``=`` always is one. (Unicode classes spelt 
 ``\\w`` and ``\\d`` are ASCII.)"""
 CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 EARLIEST_DATE = date(1900, 1, 1)
+WHITE_SPACE_CHARACTERS = "".join(map(chr, WHITE_SPACE_CODES))
+"""What ``coerce.strip_sql`` strips (Python's own ``strip`` also takes the separators U+001C-U+001F)."""
 _BEFORE_PRIVACY = {Reason.CONTROL_CHARACTERS, Reason.FIELD_TOO_LONG}
 
 
@@ -112,7 +114,8 @@ def validate_table(
         raise FileProblem(Reason.MISSING_REQUIRED_COLUMN, f"required column(s) missing: {', '.join(missing)}")
     unknown = [c for c in columns if c not in entity.field_names]
     checked = f"{source.name}_checked"
-    found = Found(_register_flagged(source, entity), _register_keys(source, entity))
+    flagged_columns, outside_ascii = _register_flagged(source, entity)
+    found = Found(flagged_columns, _register_keys(source, entity, outside_ascii))
     source.con.execute(
         f"create or replace temp table {checked} as {check_sql(source, entity, agency, today, decimal_comma, found)}"
     )
@@ -144,8 +147,10 @@ def _scanned(source: SourceTable, entity: Entity) -> tuple[list[int], list[int]]
     return strict, free
 
 
-def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
+def _register_flagged(source: SourceTable, entity: Entity) -> tuple[frozenset[int], dict[int, set[str]]]:
     """``<source>_flagged(col, value)``: the values of scanned columns that hold a direct identifier.
+    Returns the columns where some were found, and the values outside plain ASCII of each strict column
+    (scanned anyway: the identifiers' written forms are taken from them, ``_register_keys``).
 
     Identifier and code values in plain ASCII are cleared in SQL (``prefilter``); allowed codes
     cannot hold one; the rest (other scripts, free text) go through the guard's own vectorised
@@ -155,6 +160,7 @@ def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
     strict, free = _scanned(source, entity)
     con = source.con
     found: list[tuple[int, str]] = []
+    outside_ascii: dict[int, set[str]] = {}
     if strict:
         # Values are described once in SQL (distinct across the columns); their shapes (a few per thousand
         # values) are judged in Python; only the values worth the guard come back, with their columns.
@@ -183,6 +189,9 @@ def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
             if ascii and (verdicts[v] if v in verdicts else verdicts.setdefault(v, bool(find_identifiers(v)))):
                 found.append((col, v))
         found += _hits(con, [(col, v) for col, v, ascii in rows if not ascii], free_text=False)
+        for col, v, ascii in rows:
+            if not ascii:
+                outside_ascii.setdefault(int(col), set()).add(str(v))
     if free:
         each = [f"select {i}::integer as col, v from ({_distinct_values(source, entity, i)})" for i in free]
         others = con.execute(" union all ".join(each)).fetchall()
@@ -193,7 +202,7 @@ def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
             schema={"col": pl.Int32, "value": pl.String},
         )
         _replace(con, f"{source.name}_flagged", table)
-    return frozenset(i for i, _ in found)
+    return frozenset(i for i, _ in found), outside_ascii
 
 
 def _distinct_values(source: SourceTable, entity: Entity, index: int, longest: int | None = None) -> str:
@@ -218,16 +227,30 @@ def _hits(con: Connection, values: list[tuple[int, str]], free_text: bool) -> li
     return [(int(c), str(v)) for c, v in frame.filter(hit).iter_rows()]
 
 
-def _register_keys(source: SourceTable, entity: Entity) -> bool:
+def _register_keys(source: SourceTable, entity: Entity, scanned_outside_ascii: dict[int, set[str]]) -> bool:
     """``<source>_keys(value, normal)``: identifiers that are not plain ASCII, in their one written form
-    (NFKC and the rest of ``keys.normalise_key``, which SQL cannot do)."""
+    (NFKC and the rest of ``keys.normalise_key``, which SQL cannot do).
+
+    An identifier column the guard scans as a strict column (``_scanned``: every distinct value but
+    allowed codes and values over ``MAX_SCANNED_CHARS``) needs no pass of its own: its values outside
+    ASCII came back from the guard's scan, ``scanned_outside_ascii``, and each stripped of white space
+    is the value the query looks up. (A value over ``MAX_SCANNED_CHARS`` is over any field's length too:
+    its row is ``field_too_long`` whatever its written form.) Any other identifier column is read here."""
+    strict, _ = _scanned(source, entity)
+    values: set[str] = set()
     each = []
     for name in key_columns(entity):
-        if name in source.columns:
-            index = source.columns.index(name)
-            clean = strip_sql(text_sql(source.column(index), source.types[index]))
-            each.append(f"select {clean} as v from {source.name} where not {ASCII_SQL.format(v=clean)}")
-    values = {v for (v,) in source.con.execute(" union ".join(each)).fetchall()} if each else set()
+        if name not in source.columns:
+            continue
+        index = source.columns.index(name)
+        if index in strict and allowed_values(entity.field(name)) is None:
+            stripped = (v.strip(WHITE_SPACE_CHARACTERS) for v in scanned_outside_ascii.get(index, ()))
+            values.update(v for v in stripped if not v.isascii())
+            continue
+        clean = strip_sql(text_sql(source.column(index), source.types[index]))
+        each.append(f"select {clean} as v from {source.name} where not {ASCII_SQL.format(v=clean)}")
+    if each:
+        values.update(v for (v,) in source.con.execute(" union ".join(each)).fetchall())
     if values:  # else the query reads no written form from the table (``Found.keys_outside_ascii``): not made
         normal = [normalise_key(v) or None for v in sorted(values)]
         _replace(

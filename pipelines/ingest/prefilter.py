@@ -215,7 +215,7 @@ def _codes_after(known: str) -> tuple[str, ...]:
     """The calling codes a sequence ``00`` + ``known`` + ... can hold (``known``: the digits after ``00``
     that are known, ``LONGEST_CODE`` at most): each code whose own digits agree with those known. Whether
     a code fits depends on these digits only, so ``_international`` looks at a few codes, not all of
-    them: at 30,000 persons it was called for tens of thousands of distinct sequences (4 s of CPU)."""
+    them: at 30,000 persons it is called for tens of thousands of distinct sequences."""
     return tuple(
         code
         for code in _regions()

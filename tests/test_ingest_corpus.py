@@ -396,6 +396,30 @@ def test_duplicate_rows_and_keys_within_a_file(ingest: Ingest) -> None:
     assert [r[:2] for r in _reasons(outcome)] == [(3, "duplicate_row"), (4, "duplicate_key")]
 
 
+def test_identifiers_written_outside_ascii_are_one_identifier_once_stored(ingest: Ingest) -> None:
+    # Full-width letters and digits, a non-breaking hyphen, a zero-width space, non-breaking spaces around
+    # and lower case: one person, whose episodes resolve, and whose second spelling is a duplicate. The
+    # written forms the engine cannot compute come from Python (keys.normalise_key) for exactly these values.
+    spellings = ["\uff30\uff0d\uff11", "\u00a0p\u200b-1\u00a0", "P\u20111"]  # P-1, three ways
+    outcome = ingest(
+        {
+            "AGX/AGX_202601_persons.csv": persons(
+                f"{spellings[0]},AGX,1940,F,75,true,APA,3", f"{spellings[1]},AGX,1940,F,75,true,APA,3"
+            ),
+            "AGX/AGX_202601_episodes.csv": (
+                "episode_id,person_id,agency_id,cohort,referral_date,start_date,referral_source,payer,entry_situation\n"
+                f"E1,{spellings[2]},AGX,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n"
+            ).encode(),
+        },
+        parents=False,
+    )
+    assert _reasons(outcome) == [(3, "duplicate_row", None)]
+    assert single(outcome, "episodes.csv").status == "accepted"
+    stored = outcome.table("raw_persons")["person_id"].to_list()
+    assert stored == outcome.table("raw_episodes")["person_id"].to_list()
+    assert len(stored) == 1
+
+
 def test_duplicate_rows_across_files(ingest: Ingest) -> None:
     outcome = ingest(
         {

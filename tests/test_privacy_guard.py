@@ -393,3 +393,29 @@ def test_the_engine_prefilter_sends_every_region_s_example_numbers_written_with_
     assert len(flagged) > 1_000  # the corpus does hold numbers the guard reports
     sent = _engine_candidates(values)
     assert [v for v in flagged if not sent[v]] == []
+
+
+def test_the_calling_codes_a_sequence_can_hold_are_those_a_scan_of_every_code_finds() -> None:
+    # ``_international`` looks only at the codes ``_codes_after`` gives for the digits after ``00``; a scan of
+    # every calling code (what it did before) is the oracle, for every known beginning of zero to three
+    # digits and for longer ones (only the first three count).
+    from itertools import product
+
+    from pipelines.ingest.prefilter import LONGEST_CODE, _codes_after, _regions
+
+    codes = list(_regions())
+    assert codes
+    assert max(len(code) for code in codes) <= LONGEST_CODE
+
+    def scan(known: str) -> set[str]:
+        return {
+            code
+            for code in codes
+            if (code.startswith(known[: len(code)]) if len(known) < len(code) else known[: len(code)] == code)
+        }
+
+    beginnings = [""] + ["".join(p) for n in (1, 2, 3) for p in product("0123456789", repeat=n)]
+    for known in beginnings:
+        assert set(_codes_after(known)) == scan(known), known
+    for known in ("2410", "33612", "8100004886"):
+        assert set(_codes_after(known[:LONGEST_CODE])) == scan(known), known

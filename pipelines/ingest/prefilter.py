@@ -206,6 +206,23 @@ def _regions() -> dict[str, list[_Region] | _Rewritten | None]:
     return known
 
 
+LONGEST_CODE = 3
+"""Digits of the longest country calling code (ITU-T E.164)."""
+
+
+@cache
+def _codes_after(known: str) -> tuple[str, ...]:
+    """The calling codes a sequence ``00`` + ``known`` + ... can hold (``known``: the digits after ``00``
+    that are known, ``LONGEST_CODE`` at most): each code whose own digits agree with those known. Whether
+    a code fits depends on these digits only, so ``_international`` looks at a few codes, not all of
+    them: at 30,000 persons it is called for tens of thousands of distinct sequences."""
+    return tuple(
+        code
+        for code in _regions()
+        if (code.startswith(known) if len(known) < len(code) else known[: len(code)] == code)
+    )
+
+
 @cache
 def _international(digits: str, length: int) -> bool:
     """Whether ``00`` + a country code + a national number could make ``length`` digits in all, the
@@ -214,10 +231,9 @@ def _international(digits: str, length: int) -> bool:
     A country whose prefix rule rewrites numbers counts when the rewritten number can be as long as the
     shortest foreign number the guard reports (``privacy.SHORTEST_FOREIGN_NUMBER``): ``AG006-V00241001``
     reads as Gabon (241) and a national number of three digits, which no rule of Gabon's lengthens."""
-    for code, regions in _regions().items():
-        known = digits[2 : 2 + len(code)]
-        if not code.startswith(known) if len(known) < len(code) else known != code:
-            continue
+    known_regions = _regions()
+    for code in _codes_after(digits[2 : 2 + LONGEST_CODE]):
+        regions = known_regions[code]
         written = length - 2 - len(code)
         if written < 1:
             continue

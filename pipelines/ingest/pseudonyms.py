@@ -117,18 +117,21 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
 
 
-def keyed_hash_sql(value: str) -> str:
+def keyed_hash_sql(value: str, scope: str = "$hmac_scope") -> str:
     """``pseudonym`` as a DuckDB expression on the text column ``value``, for every row at once in the
     engine: the same HMAC-SHA-256, byte for byte (UTF-8 of scope, unit separator, value), the same 128
     bits in hex. Parameters: ``$hmac_inner`` and ``$hmac_outer`` (``hmac_pads``), ``$hmac_scope`` (the
-    agency, or the federation for linkage pseudonyms)."""
-    message = f"encode($hmac_scope || chr(31) || {value})"
+    agency, or the federation for linkage pseudonyms) unless ``scope`` names another text expression (a
+    column, when one statement re-keys fields of both scopes)."""
+    message = f"encode({scope} || chr(31) || {value})"
     return f"left(sha256($hmac_outer || unhex(sha256($hmac_inner || {message}))), {PSEUDONYM_LENGTH})"
 
 
-def keyed_hash_parameters(key: bytes, scope: str) -> dict[str, bytes | str]:
+def keyed_hash_parameters(key: bytes, scope: str | None) -> dict[str, bytes | str]:
+    """The parameters of ``keyed_hash_sql``; without ``scope`` (given by the query), the padded keys only."""
     inner, outer = hmac_pads(key)
-    return {"hmac_inner": inner, "hmac_outer": outer, "hmac_scope": scope}
+    pads: dict[str, bytes | str] = {"hmac_inner": inner, "hmac_outer": outer}
+    return pads if scope is None else {**pads, "hmac_scope": scope}
 
 
 def rekey(values: pl.Series, agency: str, key: bytes, cache: dict[str, str] | None = None) -> pl.Series:

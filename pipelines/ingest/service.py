@@ -156,21 +156,30 @@ def _parse_rejects(table: ReadTable) -> pl.DataFrame:
 
 
 def _pseudonym_maps(con: Connection, checked: str, entity: Entity, agency: str, key: bytes) -> dict[str, str]:
-    """For each pseudonym field: a table mapping each distinct accepted value to its pseudonym, keyed
+    """For each pseudonym field: a query mapping each distinct accepted value to its pseudonym, keyed
     hashes computed in the engine (``pseudonyms.keyed_hash_sql``, no value leaves it); the join puts
-    them back in place. Returns field -> table."""
-    tables = {}
-    for n, f in enumerate(entity.fields):
-        if not f.pseudonym:
-            continue
-        table = f"{checked}_p{n}"
-        con.execute(
-            f"create or replace temp table {table} as select value, {keyed_hash_sql('value')} as pseudonym from "
-            f"(select distinct {f.name} as value from {checked} where {REASON} is null and {f.name} is not null)",
-            keyed_hash_parameters(key, LINKAGE_SCOPE if f.linkage else agency),
-        )
-        tables[f.name] = table
-    return tables
+    them back in place. One statement for every field of the table (a statement costs the engine
+    milliseconds however few its values), each field hashed in its own scope: the agency, or the
+    federation for linkage pseudonyms (both bound as parameters). Returns field -> query."""
+    fields = [(n, f) for n, f in enumerate(entity.fields) if f.pseudonym]
+    if not fields:
+        return {}
+    table = f"{checked}_pseudonyms"
+    each = " union all ".join(
+        f"select distinct {n}::integer as field, {'$linkage' if f.linkage else '$agency'} as scope, {f.name} as value "
+        f"from {checked} where {REASON} is null and {f.name} is not null"
+        for n, f in fields
+    )
+    con.execute(
+        f"create or replace temp table {table} as "
+        f"select field, value, {keyed_hash_sql('value', 'scope')} as pseudonym from ({each})",
+        {
+            **keyed_hash_parameters(key, None),
+            **({"agency": agency} if any(not f.linkage for _, f in fields) else {}),
+            **({"linkage": LINKAGE_SCOPE} if any(f.linkage for _, f in fields) else {}),
+        },
+    )
+    return {f.name: f"(select value, pseudonym from {table} where field = {n})" for n, f in fields}
 
 
 # --- pass 1: each file alone ----------------------------------------------------------------------
@@ -265,15 +274,15 @@ def prepare_table(
     if not table.line_numbers_exact:
         notes.append("line numbers unavailable for accepted rows (the file has multi-line fields)")
     load = _entity_load(index, file, table, table.entity, f"{where}: " + ("; ".join(notes) if notes else "read"))
-    rejected = pl.concat(
-        [
-            parsed,
-            con.sql(
-                f"select {SOURCE_ROW}, {REASON}, {REASON_COLUMN} from {checked.table} "
-                f"where {REASON} is not null order by {POSITION}"
-            ).pl(),
-        ]
+    refused = (
+        con.sql(
+            f"select {SOURCE_ROW}, {REASON}, {REASON_COLUMN} from {checked.table} "
+            f"where {REASON} is not null order by {POSITION}"
+        ).pl()
+        if checked.any_rejected
+        else pl.DataFrame(schema={SOURCE_ROW: pl.Int64, REASON: pl.String, REASON_COLUMN: pl.String})
     )
+    rejected = pl.concat([parsed, refused])
     _stage_quarantine(load, quarantine_rows(file, table.entity, rejected, table.raw_lines), staging, "read")
     maps = _pseudonym_maps(con, checked.table, entity, file.agency_folder, key)
     q = warehouse.quote_identifier

@@ -21,7 +21,7 @@ from typing import overload
 import polars as pl
 
 from pipelines.contract import ContractField, Entity, allowed_values
-from pipelines.ingest.coerce import WHITE_SPACE_RE2, sql_string, strip_sql, text_sql, typed_layers
+from pipelines.ingest.coerce import WHITE_SPACE_CODES, WHITE_SPACE_RE2, sql_string, strip_sql, text_sql, typed_layers
 from pipelines.ingest.keys import key_columns, normalise_key
 from pipelines.ingest.prefilter import ASCII_SQL, candidates_sql, shape_may_hold_identifier
 from pipelines.ingest.privacy import (
@@ -51,6 +51,8 @@ or arithmetic (``-2+3``). A leading ``=`` always is one. (Unicode classes spelt 
 ``\\w`` and ``\\d`` are ASCII.)"""
 CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 EARLIEST_DATE = date(1900, 1, 1)
+WHITE_SPACE_CHARACTERS = "".join(map(chr, WHITE_SPACE_CODES))
+"""What ``coerce.strip_sql`` strips (Python's own ``strip`` also takes the separators U+001C-U+001F)."""
 _BEFORE_PRIVACY = {Reason.CONTROL_CHARACTERS, Reason.FIELD_TOO_LONG}
 
 
@@ -62,13 +64,16 @@ class Checked:
 
     table: str
     ignored_columns: list[str]
+    any_rejected: bool = True
+    """Whether any row got a reason (False only when known: the rejected rows need no query then)."""
 
 
 @dataclass(frozen=True)
 class Found:
     """What Python found for the query: the columns where the guard flagged values, and whether any
     identifier needed Python to get its written form. (None: assume both, the query is then right
-    whatever the tables hold.)"""
+    whatever the tables hold.) The tables are made only when they hold something: a statement costs
+    the engine milliseconds, and most files have neither."""
 
     flagged_columns: frozenset[int] | None = None
     keys_outside_ascii: bool = True
@@ -109,12 +114,12 @@ def validate_table(
         raise FileProblem(Reason.MISSING_REQUIRED_COLUMN, f"required column(s) missing: {', '.join(missing)}")
     unknown = [c for c in columns if c not in entity.field_names]
     checked = f"{source.name}_checked"
-    found = Found(_register_flagged(source, entity), _register_keys(source, entity))
+    flagged_columns, outside_ascii = _register_flagged(source, entity)
+    found = Found(flagged_columns, _register_keys(source, entity, outside_ascii))
     source.con.execute(
         f"create or replace temp table {checked} as {check_sql(source, entity, agency, today, decimal_comma, found)}"
     )
-    _mark_duplicates(source.con, checked, entity)
-    return Checked(checked, unknown)
+    return Checked(checked, unknown, _mark_duplicates(source.con, checked, entity))
 
 
 def _validate_frame(frame: pl.DataFrame, entity: Entity, decimal_comma: bool, agency: str, today: date) -> Validated:
@@ -142,8 +147,10 @@ def _scanned(source: SourceTable, entity: Entity) -> tuple[list[int], list[int]]
     return strict, free
 
 
-def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
+def _register_flagged(source: SourceTable, entity: Entity) -> tuple[frozenset[int], dict[int, set[str]]]:
     """``<source>_flagged(col, value)``: the values of scanned columns that hold a direct identifier.
+    Returns the columns where some were found, and the values outside plain ASCII of each strict column
+    (scanned anyway: the identifiers' written forms are taken from them, ``_register_keys``).
 
     Identifier and code values in plain ASCII are cleared in SQL (``prefilter``); allowed codes
     cannot hold one; the rest (other scripts, free text) go through the guard's own vectorised
@@ -153,6 +160,7 @@ def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
     strict, free = _scanned(source, entity)
     con = source.con
     found: list[tuple[int, str]] = []
+    outside_ascii: dict[int, set[str]] = {}
     if strict:
         # Values are described once in SQL (distinct across the columns); their shapes (a few per thousand
         # values) are judged in Python; only the values worth the guard come back, with their columns.
@@ -181,15 +189,20 @@ def _register_flagged(source: SourceTable, entity: Entity) -> frozenset[int]:
             if ascii and (verdicts[v] if v in verdicts else verdicts.setdefault(v, bool(find_identifiers(v)))):
                 found.append((col, v))
         found += _hits(con, [(col, v) for col, v, ascii in rows if not ascii], free_text=False)
+        for col, v, ascii in rows:
+            if not ascii:
+                outside_ascii.setdefault(int(col), set()).add(str(v))
     if free:
         each = [f"select {i}::integer as col, v from ({_distinct_values(source, entity, i)})" for i in free]
         others = con.execute(" union all ".join(each)).fetchall()
         found += _hits(con, [(col, v) for col, v in others], free_text=True)
-    table = pl.DataFrame(
-        {"col": [i for i, _ in found], "value": [v for _, v in found]}, schema={"col": pl.Int32, "value": pl.String}
-    )
-    _replace(con, f"{source.name}_flagged", table)
-    return frozenset(i for i, _ in found)
+    if found:  # else no column's check reads the table (``Found.flagged_columns`` is empty): not made
+        table = pl.DataFrame(
+            {"col": [i for i, _ in found], "value": [v for _, v in found]},
+            schema={"col": pl.Int32, "value": pl.String},
+        )
+        _replace(con, f"{source.name}_flagged", table)
+    return frozenset(i for i, _ in found), outside_ascii
 
 
 def _distinct_values(source: SourceTable, entity: Entity, index: int, longest: int | None = None) -> str:
@@ -214,22 +227,37 @@ def _hits(con: Connection, values: list[tuple[int, str]], free_text: bool) -> li
     return [(int(c), str(v)) for c, v in frame.filter(hit).iter_rows()]
 
 
-def _register_keys(source: SourceTable, entity: Entity) -> bool:
+def _register_keys(source: SourceTable, entity: Entity, scanned_outside_ascii: dict[int, set[str]]) -> bool:
     """``<source>_keys(value, normal)``: identifiers that are not plain ASCII, in their one written form
-    (NFKC and the rest of ``keys.normalise_key``, which SQL cannot do)."""
+    (NFKC and the rest of ``keys.normalise_key``, which SQL cannot do).
+
+    An identifier column the guard scans as a strict column (``_scanned``: every distinct value but
+    allowed codes and values over ``MAX_SCANNED_CHARS``) needs no pass of its own: its values outside
+    ASCII came back from the guard's scan, ``scanned_outside_ascii``, and each stripped of white space
+    is the value the query looks up. (A value over ``MAX_SCANNED_CHARS`` is over any field's length too:
+    its row is ``field_too_long`` whatever its written form.) Any other identifier column is read here."""
+    strict, _ = _scanned(source, entity)
+    values: set[str] = set()
     each = []
     for name in key_columns(entity):
-        if name in source.columns:
-            index = source.columns.index(name)
-            clean = strip_sql(text_sql(source.column(index), source.types[index]))
-            each.append(f"select {clean} as v from {source.name} where not {ASCII_SQL.format(v=clean)}")
-    values = {v for (v,) in source.con.execute(" union ".join(each)).fetchall()} if each else set()
-    normal = [normalise_key(v) or None for v in sorted(values)]
-    _replace(
-        source.con,
-        f"{source.name}_keys",
-        pl.DataFrame({"value": sorted(values), "normal": normal}, schema={"value": pl.String, "normal": pl.String}),
-    )
+        if name not in source.columns:
+            continue
+        index = source.columns.index(name)
+        if index in strict and allowed_values(entity.field(name)) is None:
+            stripped = (v.strip(WHITE_SPACE_CHARACTERS) for v in scanned_outside_ascii.get(index, ()))
+            values.update(v for v in stripped if not v.isascii())
+            continue
+        clean = strip_sql(text_sql(source.column(index), source.types[index]))
+        each.append(f"select {clean} as v from {source.name} where not {ASCII_SQL.format(v=clean)}")
+    if each:
+        values.update(v for (v,) in source.con.execute(" union ".join(each)).fetchall())
+    if values:  # else the query reads no written form from the table (``Found.keys_outside_ascii``): not made
+        normal = [normalise_key(v) or None for v in sorted(values)]
+        _replace(
+            source.con,
+            f"{source.name}_keys",
+            pl.DataFrame({"value": sorted(values), "normal": normal}, schema={"value": pl.String, "normal": pl.String}),
+        )
     return bool(values)
 
 
@@ -412,15 +440,19 @@ def check_sql(
     return query
 
 
-def _mark_duplicates(con: Connection, checked: str, entity: Entity) -> None:
+def _mark_duplicates(con: Connection, checked: str, entity: Entity) -> bool:
     """Among rows that passed every check, the second and later copies of a row or a key. Keys are
-    almost always unique: that is checked first (a hash aggregate), the numbering only when not."""
+    almost always unique: that is checked first (a hash aggregate, which counts the rows refused so
+    far too), the numbering only when not. Returns whether any row of the table has a reason."""
     ok = f"{REASON} is null"
     every = ", ".join(entity.field_names)
     key = ", ".join(entity.primary_key)
-    repeated = con.execute(f"select count(*) - count(distinct ({key})) from {checked} where {ok}").fetchall()[0][0]
+    refused, repeated = con.execute(
+        f"select count(*) filter (where not ({ok})), "
+        f"count(*) filter (where {ok}) - count(distinct ({key})) filter (where {ok}) from {checked}"
+    ).fetchall()[0]
     if not repeated:
-        return
+        return bool(refused)
     numbered = (
         f"select {POSITION} as p, row_number() over (partition by {every} order by {POSITION}) as copy, "
         f"row_number() over (partition by {key} order by {POSITION}) as key_copy from {checked} where {ok}"
@@ -431,3 +463,4 @@ def _mark_duplicates(con: Connection, checked: str, entity: Entity) -> None:
         f"else {sql_string(','.join(entity.primary_key))} end "
         f"from ({numbered}) as n where {checked}.{POSITION} = n.p and (n.copy > 1 or n.key_copy > 1)"
     )
+    return True

@@ -240,3 +240,13 @@ def test_a_task_reports_its_cpu_seconds_and_the_load_around_it(small_federation_
     result = run_task("floor_ingest", small_federation_dir)
     assert 0 < result["cpu_seconds"] < result["process_seconds"] * (os.cpu_count() or 1)
     assert len(result["load_average"]) == 2
+
+
+def test_the_publication_stage_runs_again_alone_on_a_finished_run(small_run: PipelineRun, tmp_path: Path) -> None:
+    data = tmp_path / "run"
+    shutil.copytree(small_run.settings.data_dir, data, ignore=shutil.ignore_patterns("*.wal", ".*.writer"))
+    serving = data / "serving" / "parcours_serving.duckdb"
+    serving.unlink()
+    result = run_task("serving", data)
+    assert result["rows"] == 1  # the one step of the stage
+    assert serving.exists()  # written again from the warehouse the run left

@@ -446,7 +446,7 @@ def _finish(
     return StudyResult(
         spec, int(t.sum()), int((1 - t).sum()), attrition, main, controls.rows, diagnostics, verdict, figures,
         placebo=placebo, calibration=_calibration_json(spec, error, calibrated, controls), design=design,
-        retained_treated=frame.filter(pl.Series(retained))["episode_id"].to_list(),
+        retained_treated=frame["episode_id"].filter(pl.Series(retained)).to_list(),
     )  # fmt: skip
 
 
@@ -614,7 +614,7 @@ def _dml_subgroup(
                 spec.weights.rule(), scale=scale,
             )  # fmt: skip
             result = _effect_result(spec.outcome, unit, effect, _variance_label(nuisance.settings))
-            years = _treated_person_years(spec, frame.filter(pl.Series(rows)), t, effect.weights)
+            years = _treated_person_years(spec, frame.select("person_years").filter(pl.Series(rows)), t, effect.weights)
             diagnostics = balance_diagnostics(
                 x[rows], t, effect.weights, nuisance.propensity[rows], effect.estimate, effect.standard_error,
                 scale * main.total[rows] / main.exposure[rows], list(spec.covariates),

@@ -80,8 +80,8 @@ def _prior_use_counts() -> str:
 
 
 def study_dataset_sql(spec: StudySpec) -> str:
-    """The study dataset as one query: the study base, each episode's prior-use counts and the study's covariates,
-    in episode order. One query, so that the engine alone holds the intermediate rows (a million episodes' base
+    """The study dataset as one query: the study base, each episode's prior-use counts and the study's covariates.
+    One query, so that the engine alone holds the intermediate rows (a million episodes' base
     and their tens of millions of prior-use events) and only the result comes back: built in three round trips
     through Python frames, the studies stage peaked at 3.8 GiB at 1,000,000 persons, 3.1 GiB of it here
     (``docs/benchmarks-notes.md``)."""
@@ -106,14 +106,15 @@ dataset as (
     from study_base
     left join prior_counts on study_base.episode_id = prior_counts.episode_id
 )
-select *{", " + covariates if covariates else ""} from dataset order by episode_id
+select *{", " + covariates if covariates else ""} from dataset
 """
 
 
 def study_dataset(con: Engine | Any, spec: StudySpec) -> pl.DataFrame:
-    """One row per episode of the study population, with its covariates and outcomes (``con``: the engine,
-    or a DuckDB connection)."""
-    return as_engine(con).query(
+    """One row per episode of the study population, with its covariates and outcomes, in episode order (``con``:
+    the engine, or a DuckDB connection). Sorted here rather than by the engine: the engine's sort holds a copy of
+    every row beside the result it hands over (230 MB at 1,000,000 persons)."""
+    data = as_engine(con).query(
         study_dataset_sql(spec),
         {
             "follow_up_days": spec.follow_up_days,
@@ -124,6 +125,7 @@ def study_dataset(con: Engine | Any, spec: StudySpec) -> pl.DataFrame:
             "days": max(last for _, _, last in PRIOR_USE_COUNTS.values()),
         },
     )
+    return data.sort("episode_id")
 
 
 class Admissions:

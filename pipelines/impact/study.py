@@ -713,22 +713,22 @@ def run_did(
     # on the same covariates and its own baseline rate; the propensity scores are the main outcome's.
     linear = replace(nuisance, settings=replace(nuisance.settings, learner="parametric"))
 
-    def control_did(months: np.ndarray, after: np.ndarray) -> EffectOnTreated:
-        found, _, _ = did_on_change(
-            window_counts(months, windows.baseline), baseline_years, after, years, t, x, learners, linear, rule,
-            clusters,
-        )  # fmt: skip
+    def control_did(before: np.ndarray, after: np.ndarray) -> EffectOnTreated:
+        found, _, _ = did_on_change(before, baseline_years, after, years, t, x, learners, linear, rule, clusters)
         return found
 
     controls = Controls([])
     if spec.negative_controls:
         keys = [outcome_key(c) for c in spec.negative_controls]
+        # Each control's baseline counts, not its rows x months array (200 MB at a million rows): the composite's
+        # are their sum (counts: the same numbers as the window of the summed arrays, exactly).
+        before = {k: window_counts(history.before_by_month(k), windows.baseline) for k in keys}
         each = [
-            _effect_result(c, main.unit, control_did(history.before_by_month(k), history.after(k)), variance)
+            _effect_result(c, main.unit, control_did(before[k], history.after(k)), variance)
             for c, k in zip(spec.negative_controls, keys, strict=True)
         ]
         composite_effect = control_did(
-            sum(history.before_by_month(k) for k in keys),  # type: ignore[arg-type]
+            sum(before[k] for k in keys),  # type: ignore[arg-type]
             sum(history.after(k) for k in keys),  # type: ignore[arg-type]
         )
         composite = _effect_result(COMPOSITE, main.unit, composite_effect, variance)

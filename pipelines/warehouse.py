@@ -65,6 +65,10 @@ def connection_config(database: Path | None) -> dict[str, str | bool | int | flo
     config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": DEFAULT_MEMORY_LIMIT,
         "temp_directory": "" if database is None else str(spill_folder(database)),  # "": DuckDB spills nowhere
+        # jemalloc's background threads give the memory a finished query freed back to the system. Without
+        # them DuckDB's allocator kept it until the next large allocation: the studies' dataset query at
+        # 1,000,000 persons left 1.6 GiB resident under the frames the studies then built (docs/benchmarks-notes.md).
+        "allocator_background_threads": True,
     }
     return {**config, **engine_settings()}
 

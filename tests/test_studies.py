@@ -172,6 +172,9 @@ def test_difference_in_differences_reports_an_interval_its_checks_and_guards_clu
         person = run_study(con, spec)
         agency = run_study(con, spec.model_copy(update={"did_level": "agency"}))
         events = event_study(con, spec)
+    # A run computes the event study on the frame it estimated on: the same rows as building it alone.
+    assert person.event_study is not None
+    assert person.event_study.equals(events)
     assert person.main is not None
     assert person.main.ci_low <= person.main.estimate <= person.main.ci_high
     assert person.placebo is not None

@@ -60,7 +60,12 @@ def study_asset(spec: StudySpec) -> dg.AssetsDefinition:
             con = engine.working
             warehouse.replace_table(con, study_table(spec), result_rows(result))
             warehouse.replace_table(con, f"{study_table(spec)}_curves", curve_rows(result))
-            events = event_study(engine, spec) if spec.design == "did" else pl.DataFrame(schema=EVENT_STUDY_SCHEMA)
+            if result.event_study is not None:
+                events = result.event_study
+            elif spec.design == "did":  # a study too small to estimate: its population's rates all the same
+                events = event_study(engine, spec)
+            else:
+                events = pl.DataFrame(schema=EVENT_STUDY_SCHEMA)
             events = events.select(pl.lit(spec.name).alias("study"), pl.all())
             warehouse.replace_table(con, f"{study_table(spec)}_event_study", events)
         if not result.publishable:

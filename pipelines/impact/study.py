@@ -149,6 +149,9 @@ class StudyResult:
     """What the design did: learners, weights (trimmed, truncated), windows, dip checks."""
     retained_treated: list[str] = field(default_factory=list)
     """Episode ids of the treated episodes the estimate is about (after trimming): for validation only."""
+    event_study: pl.DataFrame | None = None
+    """A difference-in-differences study's admission rates by month relative to the index date and cohort
+    (``event_study_rows``), from the study's own frame: set when its descriptive figures are (``run_study``)."""
 
     @property
     def publishable(self) -> bool:
@@ -198,10 +201,15 @@ def funder_figures(
     }
 
 
+def treatment(spec: StudySpec, frame: pl.DataFrame) -> np.ndarray:
+    """1 for each treated row, 0 for each comparison row (where the covariates are not needed: at a million
+    rows they are a copy of 200 MB)."""
+    return (frame["cohort"] == spec.treated_cohort).to_numpy().astype(int)
+
+
 def treatment_and_covariates(spec: StudySpec, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    t = (frame["cohort"] == spec.treated_cohort).to_numpy().astype(int)
     x = frame.select(f"covariate_{c}" for c in spec.covariates).cast(pl.Float64).to_numpy()
-    return t, x
+    return treatment(spec, frame), x
 
 
 def _ratio_for(outcome: str) -> RatioOutcome | None:
@@ -428,7 +436,7 @@ def _finish(
     placebo: OutcomeResult | None = None,
 ) -> StudyResult:
     """Calibration, funder figures and the verdict, for any design."""
-    t, _ = treatment_and_covariates(spec, frame)
+    t = treatment(spec, frame)
     error, calibrated = _calibrate(spec, main, controls)
     if spec.negative_controls:
         checks = [*checks, *calibration_checks(spec.diagnostics, len(spec.negative_controls), error)]
@@ -446,7 +454,7 @@ def _finish(
     return StudyResult(
         spec, int(t.sum()), int((1 - t).sum()), attrition, main, controls.rows, diagnostics, verdict, figures,
         placebo=placebo, calibration=_calibration_json(spec, error, calibrated, controls), design=design,
-        retained_treated=frame.filter(pl.Series(retained))["episode_id"].to_list(),
+        retained_treated=frame["episode_id"].filter(pl.Series(retained)).to_list(),
     )  # fmt: skip
 
 
@@ -469,7 +477,7 @@ def run_study(con: Engine | Any, spec: StudySpec, descriptive: bool = True) -> S
 
 def _run_study(con: Engine | Any, spec: StudySpec, descriptive: bool) -> StudyResult:
     frame, attrition = study_population(spec, study_dataset(con, spec))
-    t, _ = treatment_and_covariates(spec, frame)
+    t = treatment(spec, frame)
     n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
     # Too small an arm fails the gate, but is still estimated (for the analyst) when it can be.
     sizes = size_checks(spec.diagnostics, n_treated, n_comparison)
@@ -485,12 +493,17 @@ def _run_study(con: Engine | Any, spec: StudySpec, descriptive: bool) -> StudyRe
     try:
         if spec.design == "did":
             assert history is not None
-            return run_did(spec, frame, attrition, history, sizes)
-        if spec.design == "dml":
-            return run_dml(spec, frame, attrition, sizes, descriptive)
-        return run_parametric(spec, frame, attrition, sizes, descriptive)
+            result = run_did(spec, frame, attrition, history, sizes)
+        elif spec.design == "dml":
+            result = run_dml(spec, frame, attrition, sizes, descriptive)
+        else:
+            result = run_parametric(spec, frame, attrition, sizes, descriptive)
     except (EstimationError, np.linalg.LinAlgError, ValueError) as exc:
         return _not_estimated(spec, n_treated, n_comparison, attrition, [*sizes, failure("estimation", str(exc))])
+    if spec.design == "did" and descriptive:
+        assert history is not None
+        result.event_study = event_study_rows(con, spec, frame, history)
+    return result
 
 
 def run_parametric(
@@ -535,7 +548,7 @@ def _parametric_subgroup(
     spec: StudySpec, frame: pl.DataFrame, dimension: str, value: str, whole: StudyResult
 ) -> SubgroupResult:
     part = frame.filter(pl.col(dimension) == value)
-    t, _ = treatment_and_covariates(spec, part)
+    t = treatment(spec, part)
     n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
     checks = size_checks(spec.diagnostics, n_treated, n_comparison)
     result = None
@@ -614,7 +627,7 @@ def _dml_subgroup(
                 spec.weights.rule(), scale=scale,
             )  # fmt: skip
             result = _effect_result(spec.outcome, unit, effect, _variance_label(nuisance.settings))
-            years = _treated_person_years(spec, frame.filter(pl.Series(rows)), t, effect.weights)
+            years = _treated_person_years(spec, frame.select("person_years").filter(pl.Series(rows)), t, effect.weights)
             diagnostics = balance_diagnostics(
                 x[rows], t, effect.weights, nuisance.propensity[rows], effect.estimate, effect.standard_error,
                 scale * main.total[rows] / main.exposure[rows], list(spec.covariates),
@@ -700,22 +713,22 @@ def run_did(
     # on the same covariates and its own baseline rate; the propensity scores are the main outcome's.
     linear = replace(nuisance, settings=replace(nuisance.settings, learner="parametric"))
 
-    def control_did(months: np.ndarray, after: np.ndarray) -> EffectOnTreated:
-        found, _, _ = did_on_change(
-            window_counts(months, windows.baseline), baseline_years, after, years, t, x, learners, linear, rule,
-            clusters,
-        )  # fmt: skip
+    def control_did(before: np.ndarray, after: np.ndarray) -> EffectOnTreated:
+        found, _, _ = did_on_change(before, baseline_years, after, years, t, x, learners, linear, rule, clusters)
         return found
 
     controls = Controls([])
     if spec.negative_controls:
         keys = [outcome_key(c) for c in spec.negative_controls]
+        # Each control's baseline counts, not its rows x months array (200 MB at a million rows): the composite's
+        # are their sum (counts: the same numbers as the window of the summed arrays, exactly).
+        before = {k: window_counts(history.before_by_month(k), windows.baseline) for k in keys}
         each = [
-            _effect_result(c, main.unit, control_did(history.before_by_month(k), history.after(k)), variance)
+            _effect_result(c, main.unit, control_did(before[k], history.after(k)), variance)
             for c, k in zip(spec.negative_controls, keys, strict=True)
         ]
         composite_effect = control_did(
-            sum(history.before_by_month(k) for k in keys),  # type: ignore[arg-type]
+            sum(before[k] for k in keys),  # type: ignore[arg-type]
             sum(history.after(k) for k in keys),  # type: ignore[arg-type]
         )
         composite = _effect_result(COMPOSITE, main.unit, composite_effect, variance)
@@ -738,7 +751,13 @@ def event_study(con: Engine | Any, spec: StudySpec) -> pl.DataFrame:
     """Unplanned admission rates by month relative to the index date (the pre-period to +11) and cohort,
     over the study's population (episodes with the pre-period in the data)."""
     frame, _ = study_population(spec, study_dataset(con, spec))
-    history = admissions(con, frame, spec.pre_period_months)
+    return event_study_rows(con, spec, frame, admissions(con, frame, spec.pre_period_months))
+
+
+def event_study_rows(con: Engine | Any, spec: StudySpec, frame: pl.DataFrame, history: Admissions) -> pl.DataFrame:
+    """``event_study`` on the study's population ``frame`` and its admissions by month before the index date
+    (``history``, at least the pre-period's months): a study run computes it on the frame it estimated on,
+    instead of building the dataset a second time."""
     by_month = history.before_by_month()
     cohorts = frame["cohort"].to_numpy()
     follow = frame["follow_up_days"].to_numpy().astype(float)

@@ -1,8 +1,25 @@
 -- The study base: one row per episode of the population with its outcomes after the index date.
 -- Parameters: $follow_up_days, $min_age, $max_age, $agency_models (a list; empty: all), $repair_observation_days.
 with base as (
+    -- The episode's columns the studies read (population, covariates, outcomes, windows, subgroups, clusters),
+    -- not episodes.*: every column more is a million values more in each copy of a study's frame.
     select
-        episodes.*,
+        episodes.episode_id,
+        episodes.person_key,
+        episodes.agency_id,
+        episodes.agency_model,
+        episodes.cohort,
+        episodes.start_date,
+        episodes.follow_up_end,
+        episodes.follow_up_days,
+        episodes.death_date,
+        episodes.age_at_start,
+        episodes.age_band,
+        episodes.gir_band,
+        episodes.lives_alone,
+        episodes.entry_situation,
+        episodes.concurrent_care_management,
+        episodes.history_days_available,
         persons.main_conditions,
         least(episodes.follow_up_days, $follow_up_days) as window_days
     from fct_episodes as episodes

@@ -82,9 +82,14 @@ class SuitesProcess:
             env=environment,
         )
         self._lock = threading.Lock()
+        self._owner = os.getpid()
 
     def alive(self) -> bool:
         return self._child.poll() is None
+
+    def mine(self) -> bool:
+        """Started by this process (a forked process must not write to its parent's child)."""
+        return self._owner == os.getpid()
 
     def validate(
         self, queries: dict[str, str], contract: Contract, today: date, data_docs: Path | None = None
@@ -142,14 +147,14 @@ def start_ahead() -> None:
     before the suites. Cheap: it imports nothing heavy here."""
     global _process
     with _process_lock:
-        if _process is None or not _process.alive():
+        if _process is None or not _process.mine() or not _process.alive():
             if _process is None:
                 atexit.register(_close)
             _process = SuitesProcess()
 
 
 def _close() -> None:
-    if _process is not None:
+    if _process is not None and _process.mine():
         _process.close()
 
 

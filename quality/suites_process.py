@@ -208,19 +208,33 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     """Answer each pickled ``Request`` on ``requests`` with a pickled ``Reply`` on ``replies``, until the end
     of ``requests``. Great Expectations is imported first: that is what the parent started this process for."""
     failed: tuple[str, str] | None = None
+    records = _Records()
+    root = logging.getLogger()
+    root.addHandler(records)
     try:
-        import great_expectations  # noqa: F401
+        # What the imports warn (pyspark's notice on pandas, Great Expectations' own) goes back with the first
+        # reply, as it was counted (or shown) in the run's process when the import happened there.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                import great_expectations  # noqa: F401
 
-        import quality.suites  # noqa: F401
-        from quality import sql_dialect  # noqa: F401
-    except Exception as exc:
-        failed = (type(exc).__name__, str(exc))
+                import quality.suites  # noqa: F401
+                from quality import sql_dialect  # noqa: F401
+            except Exception as exc:
+                failed = (type(exc).__name__, str(exc))
+    finally:
+        root.removeHandler(records)
+    warned = [(w.category.__name__, str(w.message)) for w in caught]
+    logged = records.records
     while True:
         try:
             request: Any = pickle.load(requests)  # noqa: S301 (our own parent's pipe)
         except EOFError:
             return
         reply = Reply(error=failed) if failed is not None else _answer(request)
+        reply.warned, reply.logged = warned + reply.warned, logged + reply.logged
+        warned, logged = [], []
         pickle.dump(reply, replies)
         replies.flush()
 

@@ -178,6 +178,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"\nengine: {engine.kind}{f' ({where})' if engine.kind == 'spark' else ''}"
         )
     started = time.perf_counter()
+    from quality.suites_process import start_ahead
+
+    start_ahead()  # Great Expectations is imported in the suites' process while Dagster loads here
     from pipelines.run import run_pipeline  # Dagster and the libraries load here, after the arguments are checked
 
     instance = _dagster_instance()

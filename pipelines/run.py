@@ -37,6 +37,7 @@ from pipelines.resources import ParcoursResource
 from pipelines.run_progress import LibraryLogCounter, RunProgress, Write, progress_logger, stage_of_steps
 from pipelines.settings import Settings
 from pipelines.writer_lock import WRITER_TAG, WriterBusyError, writer_lock
+from quality.suites_process import start_ahead as start_suites_process
 
 RUN_JOB = "parcours_run"
 
@@ -174,6 +175,9 @@ def run_pipeline(
     settings = resource.settings()
     try:
         with writer_lock(settings.warehouse_path, "parcours run"):
+            # Great Expectations is imported by the suites' process while Dagster starts and the files are
+            # ingested: the suites gate the models, and its import alone costs more than the demo's ingestion.
+            start_suites_process()
             return _run_locked(resource, settings, instance or dg.DagsterInstance.ephemeral(), log_level,
                                progress, live, stage_lines)  # fmt: skip
     except WriterBusyError as exc:

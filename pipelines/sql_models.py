@@ -8,6 +8,7 @@ sqlglot, never listed by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from graphlib import TopologicalSorter
 from pathlib import Path
 
@@ -51,9 +52,16 @@ class ModelError(ValueError):
 
 def tables_read(sql: str, dialect: str = "duckdb") -> set[str]:
     """Tables a query reads, CTE names excluded."""
+    return set(_tables_read(sql, dialect))
+
+
+@cache
+def _tables_read(sql: str, dialect: str) -> frozenset[str]:
+    # Parsed once per process: the definitions list the models more than once as they load (the models'
+    # step, the served models), and parsing forty models costs about half a second each time.
     tree = sqlglot.parse_one(sql, read=dialect)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    return {t.name for t in tree.find_all(exp.Table) if t.name and t.name not in ctes}
+    return frozenset(t.name for t in tree.find_all(exp.Table) if t.name and t.name not in ctes)
 
 
 def _description(sql: str) -> str:

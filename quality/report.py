@@ -14,7 +14,8 @@ from pipelines.ingest.load import LANDING_FILES_TABLE, QUARANTINE_TABLE, raw_tab
 from pipelines.ingest.raw_zone import RawZone, view_select
 from pipelines.ingest.reasons import DESCRIPTIONS, Reason
 from pipelines.warehouse import Connection
-from quality.suites import ExpectationOutcome, validate_queries
+from quality.suites import ExpectationOutcome
+from quality.suites_process import suites_process
 
 QUALITY_RESULTS_TABLE = "quality_results"
 
@@ -29,14 +30,17 @@ def run_contract_suites(
     con: Connection, contract: Contract, today: date, data_docs: Path | None = None
 ) -> list[ExpectationOutcome]:
     """Validate every entity's accepted rows (the raw zone's files, all of them) with its suite, keep the
-    outcomes in ``quality_results`` and, when ``data_docs`` is given, write the Data Docs site there."""
+    outcomes in ``quality_results`` and, when ``data_docs`` is given, write the Data Docs site there.
+
+    The suites run in this process's suites' child (``quality.suites_process``, started ahead by a run):
+    Great Expectations is never imported here."""
     zone = RawZone.of(con)
     queries = {entity: view_select(con, zone, contract, entity) for entity in contract.entities}
     table_rows = {
         entity: int(warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(raw_table_name(entity))}"))
         for entity in contract.entities
     }
-    outcomes = validate_queries(queries, contract, today, None, data_docs)
+    outcomes = suites_process().validate(queries, contract, today, data_docs)
     table = pl.DataFrame([asdict(o) for o in outcomes]).with_columns(
         pl.col("entity").replace_strict(table_rows, return_dtype=pl.Int64).alias("table_rows"),
         pl.lit(datetime.now(UTC).replace(tzinfo=None)).alias("checked_at"),

@@ -15,6 +15,7 @@ from pipelines.resources import ParcoursResource
 from pipelines.sensors import landing_folder_sensor
 from quality.report import data_docs_folder, render_report
 from quality.suites import BLOCKING, CATEGORIES, expectation_specs, validate_queries
+from quality.suites_process import SuitesProcess, SuitesProcessError
 from tests.conftest import PipelineRun
 
 
@@ -141,3 +142,38 @@ def test_results_outlive_the_connection_that_ran_them() -> None:
 
     assert rows_after_close("duckdb:///:memory:") == []
     assert rows_after_close(f"{sql_dialect.register()}:///:memory:") == [(42,), (43,)]
+
+
+def test_the_suites_process_answers_as_the_suites_do_in_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The run's suites run in a child process (``quality.suites_process``): the same outcomes as in this
+    process, Data Docs written, no planted value in what comes back or is logged again here."""
+    query = {"agencies": _agencies_parquet(tmp_path)}
+    caplog.set_level(logging.DEBUG)
+    child = SuitesProcess()
+    try:
+        outcomes = child.validate(query, load_contract(), date(2026, 1, 1), tmp_path / "docs")
+        again = child.validate(query, load_contract(), date(2026, 1, 1))  # one child serves every request
+    finally:
+        child.close()
+    assert not child.alive(), "the child ends when its input is closed"
+    assert outcomes == validate_queries(query, load_contract(), date(2026, 1, 1)) == again
+    assert any(not o.success for o in outcomes)
+    assert (tmp_path / "docs" / "index.html").is_file()
+    assert PLANTED not in repr(outcomes)
+    assert PLANTED not in caplog.text
+
+
+def test_the_suites_process_reports_what_went_wrong(tmp_path: Path) -> None:
+    child = SuitesProcess()
+    try:
+        with pytest.raises(SuitesProcessError, match="CatalogException"):
+            child.validate({"agencies": "select * from no_such_table"}, load_contract(), date(2026, 1, 1))
+        assert child.alive(), "a failed request leaves the child serving"
+        child._child.kill()
+        child._child.wait()
+        with pytest.raises(SuitesProcessError, match="ended before answering"):
+            child.validate({"agencies": _agencies_parquet(tmp_path)}, load_contract(), date(2026, 1, 1))
+    finally:
+        child.close()

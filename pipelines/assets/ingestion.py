@@ -33,6 +33,7 @@ from pipelines.resources import ParcoursResource
 from pipelines.settings import Settings
 from pipelines.writer_lock import WriterBusyError, writer_lock
 from quality.report import QUALITY_RESULTS_TABLE, data_docs_folder, render_report, run_contract_suites
+from quality.suites_process import start_ahead as start_suites_process
 
 RUN_PARAMETERS_TABLE = "ref_run_parameters"
 SUITES_SECONDS = "contract_suites_seconds"
@@ -177,6 +178,9 @@ def _description(key: str) -> str:
     retry_policy=RETRY,
 )
 def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
+    # The suites' process imports Great Expectations while the files below are ingested (a run started it
+    # already: then this does nothing).
+    start_suites_process()
     settings = parcours.settings()
     contract = load_contract()
     # The first step of every run: what a killed publication left behind goes now.

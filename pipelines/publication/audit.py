@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import highspy
 import numpy as np
 import polars as pl
-from scipy.optimize import linprog
+from scipy.sparse import csc_array
 
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import Cell, CellId, Ledger, Relation
@@ -266,41 +267,75 @@ def _widths(
     integer: list[bool],
     kinds: tuple[str, ...],
 ) -> list[float]:
-    n = len(bounds)
-    a_eq = np.zeros((len(equalities), n))
-    for i, (row, _) in enumerate(equalities):
-        for j, v in row.items():
-            a_eq[i, j] = v
-    a_ub = np.zeros((len(inequalities), n))
-    for i, row in enumerate(inequalities):
-        for j, v in row.items():
-            a_ub[i, j] = v
+    """How many values each target can take, given every constraint: its least and greatest value, two
+    linear programmes, all solved on one HiGHS model of the group whose objective alone changes between
+    solves, so that each starts from the previous one's basis. ``scipy.optimize.linprog`` (which calls the
+    same solver) checked its options and rebuilt the model twice per target: most of the audit's time
+    went there, not into solving (docs/benchmarks-notes.md). The widths are the same
+    (``tests/test_audit_widths.py`` checks them against ``linprog`` as an oracle)."""
+    model = _model(bounds, [row for row, _ in equalities], inequalities)
     widths = []
     for target, whole in zip(targets, integer, strict=True):
         ends = []
         for sign in (1.0, -1.0):
-            objective = np.zeros(n)
-            objective[target] = sign
-            result = linprog(
-                objective,
-                A_ub=a_ub if inequalities else None,
-                b_ub=np.zeros(len(inequalities)) if inequalities else None,
-                A_eq=a_eq if equalities else None,
-                b_eq=np.zeros(len(equalities)) if equalities else None,
-                bounds=[(lo, None if math.isinf(hi) else hi) for lo, hi in bounds],
-                method="highs",
-            )
-            if result.status == 3:  # unbounded
+            model.changeColCost(target, sign)
+            model.run()
+            status = model.getModelStatus()
+            if status == highspy.HighsModelStatus.kUnbounded:
                 ends.append(math.inf if sign < 0 else -math.inf)
                 continue
-            if result.status != 0:
+            if status != highspy.HighsModelStatus.kOptimal:
                 raise PublicationError(
                     f"the released values contradict their relations ({', '.join(sorted(set(kinds))) or 'none'})"
                 )
-            ends.append(sign * result.fun)
+            ends.append(sign * model.getInfo().objective_function_value)
+        model.changeColCost(target, 0.0)
         low, high = (math.ceil(ends[0] - 1e-6), math.floor(ends[1] + 1e-6)) if whole else (ends[0], ends[1])
         widths.append(high - low)
     return widths
+
+
+def _model(
+    bounds: list[tuple[float, float]], equalities: list[dict[int, float]], inequalities: list[dict[int, float]]
+) -> Any:
+    """A HiGHS model of the cells ``bounds`` bound, each equality row equal to 0 and each inequality row at
+    most 0, with no objective yet and no output.
+
+    ``highspy._Highs`` is the package's solver class itself; its subclass ``highspy.Highs`` adds Python
+    callbacks (interrupts, solve in a thread) that the audit does not use, and prints HiGHS's banner on
+    the process's standard output when the first one is made, before any option can turn it off."""
+    rows = [*equalities, *inequalities]
+    matrix = csc_array(
+        (
+            np.array([v for row in rows for v in row.values()], dtype=float),
+            (
+                np.array([i for i, row in enumerate(rows) for _ in row], dtype=np.int64),
+                np.array([j for row in rows for j in row], dtype=np.int64),
+            ),
+        ),
+        shape=(len(rows), len(bounds)),
+    )
+    infinite = highspy.kHighsInf
+    model = highspy._Highs()  # type: ignore[attr-defined]  # exported by highspy/__init__.py, not by its stub
+    model.setOptionValue("output_flag", False)
+    model.passModel(
+        len(bounds),
+        len(rows),
+        int(matrix.nnz),
+        int(highspy.MatrixFormat.kColwise),
+        int(highspy.ObjSense.kMinimize),
+        0.0,
+        np.zeros(len(bounds)),
+        np.array([low for low, _ in bounds], dtype=float),
+        np.array([infinite if math.isinf(high) else high for _, high in bounds], dtype=float),
+        np.array([0.0] * len(equalities) + [-infinite] * len(inequalities)),
+        np.zeros(len(rows)),
+        matrix.indptr.astype(np.int32),
+        matrix.indices.astype(np.int32),
+        matrix.data,
+        np.zeros(len(bounds), dtype=np.int32),
+    )
+    return model
 
 
 # --- reading the release back, and the rules -------------------------------------------------------

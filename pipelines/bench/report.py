@@ -42,6 +42,11 @@ def _cell(point: dict[str, Any], task: str) -> str:
     return f"{_task(point, task):.2f}" if ran(point, task) else ""
 
 
+def _peak(task: dict[str, Any]) -> float:
+    """A task's peak resident memory: of its processes together where sampled, else of its largest process."""
+    return float(task.get("peak_tree_rss_mib", task["peak_rss_mib"]))
+
+
 def _cpu(task: dict[str, Any]) -> str:
     """A task's median CPU seconds (every thread, user and system); empty for results measured before they were."""
     return f"{task['cpu_seconds']:,.1f}" if "cpu_seconds" in task else ""
@@ -63,11 +68,14 @@ def _ratio(a: float, b: float) -> str:
 def targets(point: dict[str, Any], exponent: float | None) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met) at one point; those that compare with the peers only where they ran."""
     total = _task(point, "pipeline")
-    peak = max(point["tasks"]["pipeline"]["peak_rss_mib"], 0)
+    pipeline = point["tasks"]["pipeline"]
+    # Results measured before the tree was sampled hold one process's maximum only, which the label says.
+    peak = max(_peak(pipeline), 0)
+    scope = "its processes together" if "peak_tree_rss_mib" in pipeline else "its largest process"
     own: list[tuple[str, str, bool | None]] = [
         ("whole pipeline under 2 minutes", f"{total:.1f} s", total < 120),
         ("studies stage under 30 s", f"{_stage(point, 'studies'):.1f} s", _stage(point, "studies") < 30),
-        ("pipeline peak memory under 4 GiB", f"{peak / 1024:.2f} GiB", peak < 4 * 1024),
+        (f"pipeline peak memory under 4 GiB ({scope})", f"{peak / 1024:.2f} GiB", peak < 4 * 1024),
         ("growth exponent at most 1.05", _fmt(exponent), None if exponent is None else exponent <= 1.05),
         (
             "Great Expectations suites under 10% of ingestion",
@@ -175,7 +183,7 @@ def demo_lines(demo: dict[str, Any] | None) -> list[str]:
         + f"; run {pipe['seconds']:.1f} s; the whole process (Python start-up and imports included) "
         f"{process:.1f} s against a target of {DEMO_TARGET_S:.0f} s: met {met}; "
         + (f"{_cpu(pipe)} CPU-s, load average {_load(pipe)}; " if "cpu_seconds" in pipe else "")
-        + f"peak {pipe['peak_rss_mib']:,.0f} MiB.",
+        + f"peak {_peak(pipe):,.0f} MiB.",
     ]
 
 
@@ -212,7 +220,7 @@ def render(results: dict[str, Any], guide: str) -> str:
             f"| {p['persons']:,} | {p['rows']:,} | {_task(p, 'generate'):.1f} | "
             + " | ".join(f"{_stage(p, s):.1f}" if "stages" in pipe else "" for s in PIPELINE_STAGES)
             + f" | {pipe['seconds']:.1f} | {p['rows'] / pipe['seconds']:,.0f} | {_cpu(pipe)} | {_load(pipe)} "
-            f"| {pipe['peak_rss_mib']:,.0f} MiB |"
+            f"| {_peak(pipe):,.0f} MiB |"
         )
     lines += demo_lines(results.get("demo"))
     lines += [

@@ -50,6 +50,19 @@ DuckDB spills to disk instead: the same stage peaked at 2.3 GiB, for a fifth mor
 (docs/benchmarks-notes.md). It leaves room, under 4 GiB, for the Python side of the process."""
 
 
+MEMORY_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s?([KMGT]i?B)")
+"""A memory size as DuckDB reads it (``2GB``, ``1.5 GiB``, ``500MB``)."""
+
+
+def share_of_memory_limit(limit: str, share: float) -> str:
+    """``share`` of ``limit`` (a DuckDB memory size), in its unit: ``share_of_memory_limit("2GB", 0.5)`` is
+    ``1GB``, of ``80%`` (of the machine's memory) ``40%``. A limit DuckDB would read otherwise is returned as it is."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s?([KMGT]i?B|%)", limit.strip())
+    if match is None:
+        return limit
+    return f"{float(match.group(1)) * share:.3f}".rstrip("0").rstrip(".") + match.group(2)
+
+
 def spill_folder(database: Path) -> Path:
     """Where DuckDB spills what does not fit under its limit, for a database file: beside it, in the
     run's data folder (DuckDB's own choice too: ``<database>.tmp``); set explicitly so that the run's
@@ -82,14 +95,16 @@ def effective_settings(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 @contextmanager
-def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: Path, read_only: bool = False, config: Mapping[str, str | bool | int | float | list[str]] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection, with the pipeline's engine settings (``connection_config``: memory
-    limit, spill folder, threads). Read-only connections require the file to exist."""
+    limit, spill folder, threads), or ``config`` when given. Read-only connections require the file to exist."""
     if read_only and not path.exists():
         raise FileNotFoundError(f"no database at {path}")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only, config=connection_config(path))
+    con = duckdb.connect(str(path), read_only=read_only, config=dict(config or connection_config(path)))
     try:
         yield con
     finally:
@@ -378,7 +393,7 @@ def scratch_connection(temporary: Path | None = None, memory_limit: str | None =
         temporary.mkdir(parents=True, exist_ok=True)
         con.execute(f"set temp_directory = '{_sql_path(temporary)}'")
     if memory_limit:
-        if not re.fullmatch(r"\d+(?:\.\d+)?\s?[KMGT]i?B", memory_limit):
+        if not MEMORY_SIZE.fullmatch(memory_limit):
             raise ValueError(f"not a memory size: {memory_limit!r}")
         con.execute(f"set memory_limit = '{memory_limit}'")
     con.execute("set preserve_insertion_order = true")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -26,26 +26,55 @@ def data_docs_folder(data_dir: Path) -> Path:
     return data_dir / "reports" / "data-docs"
 
 
-def run_contract_suites(
-    con: Connection, contract: Contract, today: date, data_docs: Path | None = None
-) -> list[ExpectationOutcome]:
-    """Validate every entity's accepted rows (the raw zone's files, all of them) with its suite, keep the
-    outcomes in ``quality_results`` and, when ``data_docs`` is given, write the Data Docs site there.
+@dataclass(frozen=True)
+class SuitesInput:
+    """What the suites need from the working database, read before they run: each entity's ``select`` over
+    its raw-zone files, and its stored rows (for the results table)."""
 
-    The suites run in this process's suites' child (``quality.suites_process``, started ahead by a run):
-    Great Expectations is never imported here."""
+    queries: dict[str, str]
+    table_rows: dict[str, int]
+
+
+def suites_input(con: Connection, contract: Contract) -> SuitesInput:
     zone = RawZone.of(con)
-    queries = {entity: view_select(con, zone, contract, entity) for entity in contract.entities}
-    table_rows = {
-        entity: int(warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(raw_table_name(entity))}"))
-        for entity in contract.entities
-    }
-    outcomes = suites_process().validate(queries, contract, today, data_docs)
+    return SuitesInput(
+        queries={entity: view_select(con, zone, contract, entity) for entity in contract.entities},
+        table_rows={
+            entity: int(
+                warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(raw_table_name(entity))}")
+            )
+            for entity in contract.entities
+        },
+    )
+
+
+def validate_suites(
+    given: SuitesInput, contract: Contract, today: date, data_docs: Path | None = None
+) -> list[ExpectationOutcome]:
+    """Validate every entity's accepted rows (the raw zone's files, all of them) with its suite and, when
+    ``data_docs`` is given, write the Data Docs site there. The suites run in this process's suites' child
+    (``quality.suites_process``, started ahead by a run): Great Expectations is never imported here, and
+    no connection of this process is needed while they run (the run closes its own first, so that DuckDB
+    gives back the ingestion's memory before the child fills its own)."""
+    return suites_process().validate(given.queries, contract, today, data_docs)
+
+
+def store_suite_outcomes(con: Connection, given: SuitesInput, outcomes: list[ExpectationOutcome]) -> None:
+    """The outcomes in ``quality_results``, with each entity's stored rows and the time of the check."""
     table = pl.DataFrame([asdict(o) for o in outcomes]).with_columns(
-        pl.col("entity").replace_strict(table_rows, return_dtype=pl.Int64).alias("table_rows"),
+        pl.col("entity").replace_strict(given.table_rows, return_dtype=pl.Int64).alias("table_rows"),
         pl.lit(datetime.now(UTC).replace(tzinfo=None)).alias("checked_at"),
     )
     warehouse.replace_table(con, QUALITY_RESULTS_TABLE, table)
+
+
+def run_contract_suites(
+    con: Connection, contract: Contract, today: date, data_docs: Path | None = None
+) -> list[ExpectationOutcome]:
+    """``suites_input``, ``validate_suites`` and ``store_suite_outcomes`` on one connection."""
+    given = suites_input(con, contract)
+    outcomes = validate_suites(given, contract, today, data_docs)
+    store_suite_outcomes(con, given, outcomes)
     return outcomes
 
 

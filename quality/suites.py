@@ -23,6 +23,7 @@ results table, the Data Docs or a log.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -40,6 +41,13 @@ RESULT_FORMAT = {
     "return_unexpected_index_query": False,
 }
 DATA_DOCS_SITE = "parcours_quality"
+SUITES_MEMORY_SHARE = 0.5
+"""The share of the pipeline's DuckDB memory limit (``warehouse.connection_config``) that the suites'
+connections get. They run in a process of their own (``quality.suites_process``) while the run's process
+waits, and their uniqueness and value-count aggregations would fill a whole second limit: at 1,000,000
+persons the suites' process peaked at 2.4 GiB under the 2 GB limit, 1.4 GiB under 1 GB (spilling, about
+5% slower), beside the 0.4 GiB that Great Expectations' imports hold; with the run's process at 0.4-1 GiB
+once it has closed the ingestion's connection, the run stays under 4 GiB (docs/benchmarks-notes.md)."""
 PLAUSIBLE_DELIVERY_SHARE = 0.95
 """Delivered hours may exceed granted hours now and then, not in more than 5% of months."""
 
@@ -89,11 +97,6 @@ def expectation_specs(entity: Entity, today: date) -> list[tuple[str, str, dict[
                     },
                 )
             )
-    key = list(entity.primary_key)
-    if len(key) == 1:
-        specs.append(("completeness", "ExpectColumnValuesToBeUnique", {"column": key[0]}))
-    else:
-        specs.append(("completeness", "ExpectCompoundColumnsToBeUnique", {"column_list": key}))
     for earlier, later in entity.date_order:
         specs.append(
             (
@@ -118,14 +121,59 @@ def expectation_specs(entity: Entity, today: date) -> list[tuple[str, str, dict[
     return specs
 
 
+KEY_ROWS_COLUMN = "rows_with_this_key"
+KEYS_SUFFIX = "__keys"
+"""The key table of an entity: its suite, table asset and validation are named after the entity's with it."""
+
+
+def key_rows_query(table: str, key: Sequence[str]) -> str:
+    """One row for each row of ``table`` whose key is whole, holding how many rows share that key: the key
+    is unique when every value is 1.
+
+    Why not Great Expectations' own uniqueness expectations: on a SQL datasource they join every row of the
+    table to its key's count (a self-join: at 1,000,000 persons, 31 of the suites' 48 s of SQL went to
+    the service plans' three-column key). This is one grouping and a row generator, about three times
+    cheaper, with the same counts: rows whose key is shared, rows with a column of their key missing left
+    to the not-null expectations (theirs ignore them too: a null matches nothing in their join)."""
+    q = warehouse.quote_identifier
+    present = " and ".join(f"{q(c)} is not null" for c in key)
+    return (
+        f"select keys.n as {KEY_ROWS_COLUMN} from (select count(*) as n from {q(table)} "
+        f"where {present} group by {', '.join(q(c) for c in key)}) as keys, range(keys.n)"
+    )
+
+
+def key_expectation_spec(entity: Entity) -> tuple[str, str, dict[str, Any]]:
+    """The entity's key uniqueness, on its key table (``key_rows_query``): reported as the uniqueness
+    expectation it stands for, on the key's columns (``meta``)."""
+    key = list(entity.primary_key)
+    checks = "expect_column_values_to_be_unique" if len(key) == 1 else "expect_compound_columns_to_be_unique"
+    return (
+        "completeness",
+        "ExpectColumnValuesToBeBetween",
+        {"column": KEY_ROWS_COLUMN, "max_value": 1, "meta": {"checks": checks, "columns": key}},
+    )
+
+
 def build_suite(entity: Entity, today: date) -> Any:
     """The entity's ``ExpectationSuite``."""
+    return _suite(f"parcours_{entity.name}", expectation_specs(entity, today))
+
+
+def build_key_suite(entity: Entity) -> Any:
+    """The suite of the entity's key table."""
+    return _suite(f"parcours_{entity.name}{KEYS_SUFFIX}", [key_expectation_spec(entity)])
+
+
+def _suite(name: str, specs: list[tuple[str, str, dict[str, Any]]]) -> Any:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    suite = gx.ExpectationSuite(name=f"parcours_{entity.name}")
-    for category, kind, arguments in expectation_specs(entity, today):
-        suite.add_expectation(getattr(gxe, kind)(**arguments, meta={"category": category}))
+    suite = gx.ExpectationSuite(name=name)
+    for category, kind, arguments in specs:
+        extra = arguments.get("meta", {})
+        given = {k: v for k, v in arguments.items() if k != "meta"}
+        suite.add_expectation(getattr(gxe, kind)(**given, meta={"category": category, **extra}))
     return suite
 
 
@@ -167,12 +215,13 @@ def validate_queries(
     """Run every entity's suite, as one checkpoint, on the rows its SQL query returns.
 
     ``queries``: entity -> a DuckDB ``select`` over files (the raw zone's views: ``read_parquet`` of
-    the accepted rows). They become the views of a catalogue (a DuckDB file holding views only, in a
-    temporary folder) that a Great Expectations SQL datasource reads as tables: each expectation is
-    computed by the engine (its metrics bundled into a few aggregate queries per table), columns are
-    reflected from the catalogue, and no table is copied into Python. ``engine_config``: DuckDB's
-    settings beyond the pipeline's own (``warehouse.connection_config``: memory limit, spill folder,
-    threads). ``data_docs``: the folder the Data Docs site is written to. Outcomes hold counts and rates only."""
+    the accepted rows). They become the views of a catalogue (a DuckDB file in a temporary folder, holding
+    these views and each entity's key table, ``key_rows_query``) that a Great Expectations SQL datasource
+    reads as tables: each expectation is computed by the engine (its metrics bundled into a few aggregate
+    queries per table), columns are reflected from the catalogue, and no table is copied into Python.
+    ``engine_config``: DuckDB's settings beyond the suites' own (``suites_connection_config``: the
+    pipeline's, under a share of its memory limit). ``data_docs``: the folder the Data Docs site is
+    written to. Outcomes hold counts and rates only."""
     import great_expectations as gx
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
@@ -183,23 +232,34 @@ def validate_queries(
         _add_data_docs_site(context, data_docs)
     with tempfile.TemporaryDirectory(prefix="parcours-suites-") as folder:
         catalogue = Path(folder) / "raw_zone_views.duckdb"
-        with warehouse.connect(catalogue) as con:
+        with warehouse.connect(catalogue, config=suites_connection_config(catalogue)) as con:
             for name, query in queries.items():
                 con.execute(f"create view {warehouse.quote_identifier(f'raw_{name}')} as {query}")
+                # A table, not a view: Great Expectations queries a table four times (its rows, its columns,
+                # a first row, the metrics), and a view would group the whole entity again each time.
+                keys = key_rows_query(f"raw_{name}", contract.entity(name).primary_key)
+                con.execute(f"create table {warehouse.quote_identifier(f'raw_{name}{KEYS_SUFFIX}')} as {keys}")
         source = context.data_sources.add_sql(
             "parcours_raw_zone",
             connection_string=f"{sql_dialect.register()}:///{catalogue.as_posix()}",
             kwargs=sql_dialect.engine_arguments(
-                {**warehouse.connection_config(catalogue), **(engine_config or {}), "access_mode": "READ_ONLY"}
+                {**suites_connection_config(catalogue), **(engine_config or {}), "access_mode": "READ_ONLY"}
             ),
         )
         definitions = []
         for name in queries:
-            batch = source.add_table_asset(name, table_name=f"raw_{name}").add_batch_definition_whole_table("all")
-            suite = context.suites.add(build_suite(contract.entity(name), today))
-            definitions.append(
-                context.validation_definitions.add(gx.ValidationDefinition(name=f"raw_{name}", data=batch, suite=suite))
-            )
+            entity = contract.entity(name)
+            for table, built in (
+                (name, build_suite(entity, today)),
+                (f"{name}{KEYS_SUFFIX}", build_key_suite(entity)),
+            ):
+                batch = source.add_table_asset(table, table_name=f"raw_{table}").add_batch_definition_whole_table("all")
+                suite = context.suites.add(built)
+                definitions.append(
+                    context.validation_definitions.add(
+                        gx.ValidationDefinition(name=f"raw_{table}", data=batch, suite=suite)
+                    )
+                )
         checkpoint = context.checkpoints.add(
             gx.Checkpoint(
                 name="parcours_contract",
@@ -224,26 +284,36 @@ def validate_queries(
             source.get_engine().dispose()
     outcomes: list[ExpectationOutcome] = []
     for validation in result.run_results.values():
-        name = validation.suite_name.removeprefix("parcours_")
+        name = validation.suite_name.removeprefix("parcours_").removesuffix(KEYS_SUFFIX)
         for item in validation.results:
             outcomes.append(_outcome(name, item))
     return outcomes
 
 
+def suites_connection_config(catalogue: Path) -> dict[str, Any]:
+    """The pipeline's DuckDB settings for a connection to ``catalogue``, under ``SUITES_MEMORY_SHARE`` of its
+    memory limit."""
+    config = warehouse.connection_config(catalogue)
+    return {**config, "memory_limit": warehouse.share_of_memory_limit(str(config["memory_limit"]), SUITES_MEMORY_SHARE)}
+
+
 def _outcome(entity: str, item: Any) -> ExpectationOutcome:
     config = item.expectation_config
     kwargs = config.kwargs
+    meta = config.meta or {}
     column = kwargs.get("column") or ",".join(
         str(c) for c in (kwargs.get("column_list") or [kwargs.get("column_A"), kwargs.get("column_B")]) if c
     )
+    if "columns" in meta:  # a key table's expectation stands for the uniqueness of the entity's key
+        column = ",".join(str(c) for c in meta["columns"])
     details = item.result or {}
     errored = bool((item.exception_info or {}).get("raised_exception")) or any(
         bool(info.get("raised_exception")) for info in (item.exception_info or {}).values() if isinstance(info, dict)
     )
     return ExpectationOutcome(
         entity=entity,
-        category=str((config.meta or {}).get("category", "conformance")),
-        expectation=config.type,
+        category=str(meta.get("category", "conformance")),
+        expectation=str(meta.get("checks", config.type)),
         column=column or None,
         success=bool(item.success) and not errored,
         element_count=int(details.get("element_count") or 0),

@@ -14,7 +14,7 @@ from pipelines.definitions import defs
 from pipelines.resources import ParcoursResource
 from pipelines.sensors import landing_folder_sensor
 from quality.report import data_docs_folder, render_report
-from quality.suites import BLOCKING, CATEGORIES, expectation_specs, validate_queries
+from quality.suites import BLOCKING, CATEGORIES, expectation_specs, suites_connection_config, validate_queries
 from quality.suites_process import SuitesProcess, SuitesProcessError
 from tests.conftest import PipelineRun
 
@@ -60,6 +60,7 @@ def test_failures_are_counted_without_values(tmp_path: Path, caplog: pytest.LogC
     assert failed[("expect_column_values_to_be_in_set", "model")].unexpected_count == 1
     assert failed[("expect_column_values_to_be_unique", "agency_id")].unexpected_count == 2
     assert failed[("expect_column_values_to_be_unique", "agency_id")].category == "completeness"
+    assert ("expect_column_values_to_be_between", "rows_with_this_key") not in failed, "reported as what it checks"
     assert failed[("expect_column_value_lengths_to_be_between", "departement")].unexpected_count == 1
     assert {o.element_count for o in outcomes} == {3}
     passed = {(o.expectation, o.column) for o in outcomes if o.success}
@@ -70,6 +71,28 @@ def test_failures_are_counted_without_values(tmp_path: Path, caplog: pytest.LogC
     written = _outputs(docs)
     assert "agencies" in written, "the Data Docs hold the suite and its results"
     assert PLANTED not in written
+
+
+def test_a_compound_key_counts_the_rows_that_share_it(tmp_path: Path) -> None:
+    """Hand-counted: three rows share one service plan's key, one is alone, two have a part of their key
+    missing (the not-null expectation's, not the key's: Great Expectations' own compound uniqueness ignores
+    them too). Reported as the uniqueness it checks, on the key's columns, with no value."""
+    path = tmp_path / "service_plans.parquet"
+    pl.DataFrame(
+        {
+            "person_id": [f"{PLANTED}-1"] * 3 + ["P2", "P3", "P3"],
+            "month": ["2026-01"] * 4 + [None, None],
+            "funder": ["apa"] * 6,
+        }
+    ).write_parquet(path)
+    outcomes = validate_queries(
+        {"service_plans": f"select * from read_parquet('{path.as_posix()}')"}, load_contract(), date(2026, 1, 1)
+    )
+    key = ",".join(load_contract().entity("service_plans").primary_key)
+    [unique] = [o for o in outcomes if o.expectation == "expect_compound_columns_to_be_unique"]
+    assert (unique.column, unique.category, unique.success) == (key, "completeness", False)
+    assert (unique.unexpected_count, unique.element_count) == (3, 4)
+    assert PLANTED not in repr(outcomes)
 
 
 def test_suites_read_through_the_engine_not_into_pandas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,7 +120,9 @@ def test_the_pipeline_records_suites_and_writes_a_report(small_run: PipelineRun)
     assert "validated every accepted row" in written
     docs = data_docs_folder(small_run.settings.data_dir)
     assert (docs / "index.html").is_file()
-    assert len(list((docs / "validations").rglob("*.html"))) == len(load_contract().entities)
+    pages = {p.parent.parent.parent.name for p in (docs / "validations").rglob("*.html")}
+    # One page for each entity's suite, and one for its key's uniqueness (quality.suites.key_rows_query).
+    assert pages == {f"parcours_{e}{s}" for e in load_contract().entities for s in ("", "__keys")}
 
 
 def test_suites_run_as_blocking_asset_checks() -> None:
@@ -142,6 +167,37 @@ def test_results_outlive_the_connection_that_ran_them() -> None:
 
     assert rows_after_close("duckdb:///:memory:") == []
     assert rows_after_close(f"{sql_dialect.register()}:///:memory:") == [(42,), (43,)]
+
+
+@pytest.mark.parametrize(
+    ("limit", "half"),
+    [("2GB", "1GB"), ("10 GB", "5GB"), ("1.5GiB", "0.75GiB"), ("3GB", "1.5GB"), ("80%", "40%"), ("max", "max")],
+)
+def test_a_memory_limit_is_shared_in_its_own_unit(limit: str, half: str) -> None:
+    assert warehouse.share_of_memory_limit(limit, 0.5) == half
+
+
+def test_the_suites_connections_get_half_the_pipelines_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suites run in their own process beside the waiting run: two whole limits would not fit the
+    run's 4 GiB. What DuckDB applies on the suites' SQLAlchemy connections, not only what is asked."""
+    import sqlalchemy as sa
+
+    from quality import sql_dialect
+
+    def applied(config: dict[str, object]) -> str:
+        engine = sa.create_engine(f"{sql_dialect.register()}:///:memory:", **sql_dialect.engine_arguments(config))
+        with engine.connect() as connection:
+            value = connection.execute(sa.text("select current_setting('memory_limit')")).scalar_one()
+        engine.dispose()
+        return str(value)
+
+    catalogue = tmp_path / "catalogue.duckdb"
+    assert applied(suites_connection_config(catalogue)) == "953.6 MiB"  # 1 GB, half the default 2 GB
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "6GB")
+    assert applied(suites_connection_config(catalogue)) == "2.7 GiB"  # 3 GB
+    assert warehouse.connection_config(catalogue)["memory_limit"] == "6GB"  # the run's own are unchanged
 
 
 def test_the_suites_process_answers_as_the_suites_do_in_process(

@@ -54,8 +54,8 @@ def validate_suites(
     """Validate every entity's accepted rows (the raw zone's files, all of them) with its suite and, when
     ``data_docs`` is given, write the Data Docs site there. The suites run in this process's suites' child
     (``quality.suites_process``, started ahead by a run): Great Expectations is never imported here, and
-    no connection of this process is needed while they run (the run closes its own first, so that DuckDB
-    gives back the ingestion's memory before the child fills its own)."""
+    no connection of this process is used while they run (the run gives back its connection's buffers
+    meanwhile: ``warehouse.buffers_released``)."""
     return suites_process().validate(given.queries, contract, today, data_docs)
 
 

@@ -3,6 +3,7 @@
 import logging
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -75,8 +76,8 @@ def test_failures_are_counted_without_values(tmp_path: Path, caplog: pytest.LogC
 
 def test_a_compound_key_counts_the_rows_that_share_it(tmp_path: Path) -> None:
     """Hand-counted: three rows share one service plan's key, one is alone, two have a part of their key
-    missing (the not-null expectation's, not the key's: Great Expectations' own compound uniqueness ignores
-    them too). Reported as the uniqueness it checks, on the key's columns, with no value."""
+    missing (never duplicates, as in Great Expectations' own compound uniqueness: the not-null expectation
+    counts them). Reported as the uniqueness it checks, on the key's columns, with no value."""
     path = tmp_path / "service_plans.parquet"
     pl.DataFrame(
         {
@@ -91,8 +92,95 @@ def test_a_compound_key_counts_the_rows_that_share_it(tmp_path: Path) -> None:
     key = ",".join(load_contract().entity("service_plans").primary_key)
     [unique] = [o for o in outcomes if o.expectation == "expect_compound_columns_to_be_unique"]
     assert (unique.column, unique.category, unique.success) == (key, "completeness", False)
-    assert (unique.unexpected_count, unique.element_count) == (3, 4)
+    assert (unique.unexpected_count, unique.element_count, unique.unexpected_percent) == (3, 6, 50.0)
     assert PLANTED not in repr(outcomes)
+
+
+_S = pl.Utf8
+_KEY_CASES: dict[str, tuple[str, list[dict[str, list[Any]]]]] = {
+    "duplicates across files": ("persons", [{"person_id": ["A", "B"]}, {"person_id": ["A", "C"]}]),
+    "missing single keys": ("persons", [{"person_id": ["A", "A", None, None, "B"]}]),
+    "only missing keys": ("persons", [{"person_id": [None, None]}]),
+    "no rows": ("persons", [{"person_id": []}]),
+    "near-identical strings": ("persons", [{"person_id": ["a", "A", "a ", "", "", "é", "e\u0301", "x'y", "x'y"]}]),
+    "compound, parts missing": (
+        "service_plans",
+        [
+            {
+                "person_id": ["P1", "P1", "P2", "P2", None, None, "P3"],
+                "month": [date(2026, 1, 1)] * 2 + [None] * 4 + [date(2026, 1, 1)],
+                "funder": ["apa"] * 4 + [None, None, "apa"],
+            }
+        ],
+    ),
+    "compound, duplicates across files": (
+        "service_plans",
+        [
+            {"person_id": ["P1"], "month": [date(2026, 1, 1)], "funder": ["apa"]},
+            {"person_id": ["P1", "P1"], "month": [date(2026, 1, 1), date(2026, 2, 1)], "funder": ["apa"] * 2},
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_KEY_CASES))
+def test_key_tables_count_as_great_expectations_own_uniqueness(tmp_path: Path, case: str) -> None:
+    """The oracle: Great Expectations' own uniqueness expectation and the key table, run by one checkpoint
+    on the same files, give the same outcome (rows, duplicated rows, their share, success)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    from quality import sql_dialect
+    from quality.suites import (
+        KEYS_SUFFIX,
+        RESULT_FORMAT,
+        _outcome,
+        _quiet_context,
+        build_key_suite,
+        key_rows_query,
+        suites_connection_config,
+    )
+
+    name, frames = _KEY_CASES[case]
+    entity = load_contract().entity(name)
+    key = list(entity.primary_key)
+    schema = {c: (pl.Date if c == "month" else _S) for c in key}
+    paths = []
+    for i, columns in enumerate(frames):
+        path = tmp_path / f"{name}_{i}.parquet"
+        pl.DataFrame(columns, schema=schema).write_parquet(path)
+        paths.append(path)
+    catalogue = tmp_path / "catalogue.duckdb"
+    with warehouse.connect(catalogue, config=suites_connection_config(catalogue)) as con:
+        con.execute(f"create view raw_{name} as select * from read_parquet({warehouse.parquet_list_sql(paths)})")
+        con.execute(f"create table raw_{name}{KEYS_SUFFIX} as {key_rows_query(f'raw_{name}', key)}")
+    context = _quiet_context()
+    source = context.data_sources.add_sql(
+        "oracle",
+        connection_string=f"{sql_dialect.register()}:///{catalogue.as_posix()}",
+        kwargs=sql_dialect.engine_arguments({**suites_connection_config(catalogue), "access_mode": "READ_ONLY"}),
+    )
+    own = gx.ExpectationSuite(name=f"parcours_{name}")
+    meta = {"category": "completeness"}
+    own.add_expectation(
+        gxe.ExpectColumnValuesToBeUnique(column=key[0], meta=meta)
+        if len(key) == 1
+        else gxe.ExpectCompoundColumnsToBeUnique(column_list=key, meta=meta)
+    )
+    definitions = []
+    for table, suite in ((name, own), (f"{name}{KEYS_SUFFIX}", build_key_suite(entity))):
+        batch = source.add_table_asset(table, table_name=f"raw_{table}").add_batch_definition_whole_table("all")
+        definitions.append(
+            context.validation_definitions.add(
+                gx.ValidationDefinition(name=table, data=batch, suite=context.suites.add(suite))
+            )
+        )
+    result = context.checkpoints.add(
+        gx.Checkpoint(name="oracle", validation_definitions=definitions, result_format=RESULT_FORMAT)
+    ).run()
+    source.get_engine().dispose()
+    by_suite = {v.suite_name: _outcome(name, v.results[0]) for v in result.run_results.values()}
+    assert by_suite[f"parcours_{name}{KEYS_SUFFIX}"] == by_suite[f"parcours_{name}"]
 
 
 def test_suites_read_through_the_engine_not_into_pandas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,7 +259,17 @@ def test_results_outlive_the_connection_that_ran_them() -> None:
 
 @pytest.mark.parametrize(
     ("limit", "half"),
-    [("2GB", "1GB"), ("10 GB", "5GB"), ("1.5GiB", "0.75GiB"), ("3GB", "1.5GB"), ("80%", "40%"), ("max", "max")],
+    [
+        ("2GB", "1GB"),
+        ("10 GB", "5GB"),
+        ("1.5GiB", "0.75GiB"),
+        ("3GB", "1.5GB"),
+        ("80%", "40%"),
+        ("2gb", "1gb"),
+        ("2 gib", "1gib"),
+        ("2G", "1G"),
+        ("-1", "-1"),
+    ],
 )
 def test_a_memory_limit_is_shared_in_its_own_unit(limit: str, half: str) -> None:
     assert warehouse.share_of_memory_limit(limit, 0.5) == half

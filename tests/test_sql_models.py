@@ -124,6 +124,43 @@ def test_the_working_database_spills_where_and_when_the_environment_says(
         assert con.execute("select current_setting('memory_limit')").fetchall()[0][0] != limit
 
 
+def test_a_waiting_connection_gives_back_its_buffers_and_keeps_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the contract suites' process works, the run's connection holds the idle limit (DuckDB evicts
+    what it can), then the pipeline's limit again; it stays open, so no other process takes the file."""
+    import subprocess
+    import sys
+
+    from pipelines import warehouse
+
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "1GB")
+    database = tmp_path / "w.duckdb"
+
+    def limit(con: duckdb.DuckDBPyConnection) -> str:
+        return str(con.execute("select current_setting('memory_limit')").fetchall()[0][0])
+
+    with warehouse.connect(database) as con:
+        con.execute("create table t as select range as i, md5(range::varchar) as h from range(300000)")
+        assert limit(con) == "953.6 MiB"
+        with warehouse.buffers_released(con, database):
+            assert limit(con) == "61.0 MiB"  # 64 MB
+            assert con.execute("select count(distinct h) from t").fetchall() == [(300000,)]  # still works
+            opened = subprocess.run(
+                [sys.executable, "-c", f"import duckdb; duckdb.connect({str(database)!r}, read_only=True)"],
+                capture_output=True,
+                text=True,
+            )
+            assert opened.returncode != 0 and "lock" in opened.stderr.lower()
+        assert limit(con) == "953.6 MiB"
+        con.execute("begin transaction")  # what a transaction pins may not fit: the limit is then kept
+        con.execute("create temporary table big as select range as i, repeat('x', 200) as s from range(1000000)")
+        with warehouse.buffers_released(con, database):
+            assert con.execute("select count(*) from big").fetchall() == [(1000000,)]
+        con.execute("rollback")
+        assert limit(con) == "953.6 MiB"
+
+
 def test_every_connection_has_a_memory_limit_and_a_spill_folder_unless_told_otherwise(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

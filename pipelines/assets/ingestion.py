@@ -195,36 +195,35 @@ def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
         for leftover in warehouse.remove_stale_temporaries(folder):
             context.log.warning(f"removed {leftover.name}, left in {folder} by an interrupted publication")
     files = discover_landing_files(settings.landing_dir)
-    with writing(settings, context.run.run_id):
-        with warehouse.connect(settings.warehouse_path) as con:
-            known = known_files(con)
-            if not files and not known:
-                raise dg.Failure(
-                    f"No agency export found under {settings.landing_dir}. Put each agency's files in "
-                    "landing/<agency>/ (or run `parcours generate` for a synthetic federation)."
-                )
-            context.log.info(f"{len(files)} landing files under {settings.landing_dir}")
-            today = settings.today or date.today()
-            # Partition runs (agency_exports) ingest files as they come; what arrived since, or a run without
-            # them, is ingested here as one more batch, so that a release never misses a file it was given.
-            unseen = [f for f in files if (f.agency_folder, f.sha256) not in known]
-            reports = ingest_batch(con, settings, unseen, ["*"], context.run.run_id, context.log.info)
-            checked = suites_input(con, contract)
-        # The connection is closed while the suites run in their own process: DuckDB gives back what the
-        # ingestion held (1.2 GiB at 1,000,000 persons), so that the two processes stay under 4 GiB together.
+    with writing(settings, context.run.run_id), warehouse.connect(settings.warehouse_path) as con:
+        known = known_files(con)
+        if not files and not known:
+            raise dg.Failure(
+                f"No agency export found under {settings.landing_dir}. Put each agency's files in "
+                "landing/<agency>/ (or run `parcours generate` for a synthetic federation)."
+            )
+        context.log.info(f"{len(files)} landing files under {settings.landing_dir}")
+        today = settings.today or date.today()
+        # Partition runs (agency_exports) ingest files as they come; what arrived since, or a run without
+        # them, is ingested here as one more batch, so that a release never misses a file it was given.
+        unseen = [f for f in files if (f.agency_folder, f.sha256) not in known]
+        reports = ingest_batch(con, settings, unseen, ["*"], context.run.run_id, context.log.info)
         context.log.info("running the contract's Great Expectations suites on the raw zone")
         started = time.perf_counter()
-        suites = validate_suites(checked, contract, today, data_docs_folder(settings.data_dir))
+        checked = suites_input(con, contract)
+        # The suites run in their own process: this one gives back what the ingestion's buffers held
+        # (1.2 GiB at 1,000,000 persons) while it waits, so that the two stay under 4 GiB together.
+        with warehouse.buffers_released(con, settings.warehouse_path):
+            suites = validate_suites(checked, contract, today, data_docs_folder(settings.data_dir))
+        store_suite_outcomes(con, checked, suites)
         suites_seconds = time.perf_counter() - started
-        with warehouse.connect(settings.warehouse_path) as con:
-            store_suite_outcomes(con, checked, suites)
-            counts = {
-                name: int(warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(name)}"))
-                for name in raw_asset_keys()
-            }
-            missing = unaccounted_rows(con, contract)
-            lost = entities_lost(con, contract)
-            orphans = stored_orphans(con, contract)
+        counts = {
+            name: int(warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(name)}"))
+            for name in raw_asset_keys()
+        }
+        missing = unaccounted_rows(con, contract)
+        lost = entities_lost(con, contract)
+        orphans = stored_orphans(con, contract)
     statuses = pl.DataFrame([r.as_json() for r in reports]) if reports else pl.DataFrame()
     by_status = dict(statuses.group_by("status").len().iter_rows()) if reports else {}
     reasons: dict[str, int] = {}

@@ -64,6 +64,17 @@ def share_of_memory_limit(limit: str, share: float) -> str:
     return f"{float(match.group(1)) * share:.3f}".rstrip("0").rstrip(".") + match.group(2)
 
 
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
+    """DuckDB's memory limit on ``con``, in bytes (it shows it rounded: ``1.8 GiB``); None when it shows
+    something else."""
+    shown = str(con.execute("select current_setting('memory_limit')").fetchall()[0][0])
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(bytes|[KMGTP]iB)", shown.strip())
+    return None if match is None else int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
 IDLE_MEMORY_LIMIT = "64MB"
 """DuckDB's limit on a connection while its process waits for another (``buffers_released``)."""
 

@@ -20,11 +20,12 @@ import pytest
 
 from pipelines import warehouse
 from pipelines.contract import load_contract
+from pipelines.ingest import service
 from pipelines.ingest.config import load_agencies_config
 from pipelines.ingest.load import unaccounted_rows
 from pipelines.ingest.pseudonyms import DEMO_KEY
 from pipelines.ingest.readers import discover_landing_files
-from pipelines.ingest.service import FileReport, ingest_files
+from pipelines.ingest.service import ORPHAN_CHECK_ROWS_PER_GB, FileReport, agency_batches, ingest_files
 
 TODAY = date(2026, 11, 23)
 PERSONS_HEADER = "person_id,agency_id,birth_year,sex,departement,lives_alone,benefit,gir_at_intake"
@@ -691,6 +692,41 @@ def test_orphans_are_held_back_and_released_when_their_parent_arrives_in_a_later
     )
     notes = by_file["AGX/AGX_202601_interventions.csv"]
     assert (notes["rows_accepted"], notes["rows_quarantined"], notes["status"]) == (1, 1, "partial")
+
+
+@pytest.mark.parametrize("rows_per_gb", [ORPHAN_CHECK_ROWS_PER_GB, 1])
+def test_orphans_are_found_agency_by_agency_whatever_the_batches(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch, rows_per_gb: int
+) -> None:
+    """The orphan check runs on batches of agencies (bounded memory at 10,000,000 persons): one batch for
+    all or one agency a batch, the same rows are held back, and a reference resolves only within its own
+    agency, stored rows included (AGY's E3 names AGX's P1, stored in an earlier run)."""
+    monkeypatch.setattr(service, "ORPHAN_CHECK_ROWS_PER_GB", rows_per_gb)
+    ingest({"AGX/AGX_202512_persons.csv": persons(GOOD_PERSON)}, parents=False)
+    episodes = EPISODES_HEADER + "\n{}\n"
+    outcome = ingest(
+        {
+            "AGX/AGX_202601_episodes.csv": episodes.format(
+                "E1,P1,AGX,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n"
+                "E2,P7,AGX,care_managed,2025-01-02,2025-01-10,ccas,family,prevention"
+            ).encode(),
+            "AGY/AGY_202601_persons.csv": persons("P2,AGY,1941,M,75,false,APA,4"),
+            "AGY/AGY_202601_episodes.csv": episodes.format(
+                "E1,P2,AGY,care_managed,2025-01-02,2025-01-10,ccas,family,prevention\n"
+                "E3,P1,AGY,care_managed,2025-01-02,2025-01-10,ccas,family,prevention"
+            ).encode(),
+        },
+        parents=False,
+    )
+    assert outcome.report("AGX_202601_episodes.csv").reasons == {"orphan_reference": 1}
+    assert outcome.report("AGY_202601_episodes.csv").reasons == {"orphan_reference": 1}
+    assert outcome.table("raw_episodes").height == 2
+
+
+def test_agencies_are_batched_in_order_within_the_rows_asked_never_split() -> None:
+    assert agency_batches({"B": 4, "A": 3, "C": 9, "D": 1}, 8) == [{"A", "B"}, {"C"}, {"D"}]
+    assert agency_batches({"A": 3, "B": 4}, 100) == [{"A", "B"}]
+    assert agency_batches({}, 5) == []
 
 
 def test_a_parent_in_another_file_of_the_same_run_resolves_whatever_the_order(ingest: Ingest) -> None:

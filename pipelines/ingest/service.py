@@ -615,20 +615,76 @@ def _settle_orphans(
     live: list[EntityLoad],
     replaced: dict[str, set[tuple[str, str]]],
 ) -> None:
-    q = warehouse.quote_identifier
     rules = [rule for rule in references_of(entity) if rule.column in contract.entity(entity).field_names]
     if not group or not rules:
         return
+    limit = warehouse.memory_limit_bytes(con)
+    per_batch = ORPHAN_CHECK_ROWS_PER_GB * (limit if limit is not None else 2 * 10**9) // 10**9
+    for agencies in agency_batches({load.agency_folder: load.staged_rows for load in group}, max(per_batch, 1)):
+        _settle_orphans_of(
+            con,
+            contract,
+            entity,
+            [load for load in group if load.agency_folder in agencies],
+            [load for load in live if load.agency_folder in agencies],
+            replaced,
+            agencies,
+        )
+
+
+ORPHAN_CHECK_ROWS_PER_GB = 5_000_000
+"""Staged rows checked for orphans in one statement, for each GB of DuckDB's memory limit. The check
+holds, for the agencies it covers, every parent key and every distinct reference of their rows (a
+correlated ``exists``, which DuckDB does not spill): at 10,000,000 persons, one statement over every
+service plan (392 million rows in all) ran out of the 2 GB limit, as 1,000,000 persons do under 200 MB.
+References resolve within an agency, so agencies are checked in batches (``agency_batches``): one batch
+up to about 10 million rows under the default limit, every agency at once for the demo."""
+
+
+def agency_batches(rows_by_agency: dict[str, int], most: int) -> list[set[str]]:
+    """Agencies in order, grouped so that a group's rows stay within ``most`` (an agency with more is
+    a group of its own: its rows are never split)."""
+    batches: list[set[str]] = []
+    current: set[str] = set()
+    size = 0
+    for agency in sorted(rows_by_agency):
+        rows = rows_by_agency[agency]
+        if current and size + rows > most:
+            batches.append(current)
+            current, size = set(), 0
+        current.add(agency)
+        size += rows
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _settle_orphans_of(
+    con: Connection,
+    contract: Contract,
+    entity: str,
+    group: list[EntityLoad],
+    live: list[EntityLoad],
+    replaced: dict[str, set[tuple[str, str]]],
+    agencies: set[str],
+) -> None:
+    """The orphan check of ``group`` (loads of ``agencies``) against the parents of those agencies: for
+    each reference, the rows not yet settled whose value names no parent of their agency (an anti join,
+    which DuckDB can spill; a correlated ``exists`` kept every row of the group in memory), and for each
+    such row the first reference that failed, in the contract's order."""
+    q = warehouse.quote_identifier
+    rules = [rule for rule in references_of(entity) if rule.column in contract.entity(entity).field_names]
     columns = sorted({rule.column for rule in rules})
-    ctes = [f"rows as ({_staged_rows(group, ', '.join([*(q(c) for c in columns), AGENCY, SOURCE_ROW]))})"]
-    resolved = []
+    rows = _staged_rows(group, ", ".join([*(q(c) for c in columns), AGENCY, SOURCE_ROW]))
+    among = ", ".join(warehouse.sql_literal(a) for a in sorted(agencies))
+    unresolved = []
     for n, rule in enumerate(rules):
         sources = []
         stored = raw_table_name(rule.parent)
         if warehouse.table_exists(con, stored):
             sources.append(
                 f"select {AGENCY}, {q(rule.parent_column)} as k from {q(stored)} "
-                f"where {_excluded(replaced.get(rule.parent, set()))}"
+                f"where {AGENCY} in ({among}) and {_excluded(replaced.get(rule.parent, set()))}"
             )
         parents = [load for load in live if load.entity == rule.parent]
         if parents:  # accepted in this run: staged, less what the checks across files took
@@ -637,26 +693,20 @@ def _settle_orphans(
                 f"select p.{AGENCY}, p.{q(rule.parent_column)} as k from ({staged}) as p "
                 f"anti join {SETTLED_TABLE} as t on t.load = p._load and t.row = p._row"
             )
-        known = " union ".join(sources) or f"select null::varchar as {AGENCY}, null::varchar as k where false"
-        ctes.append(f"parents{n} as ({known})")
-        resolved.append(
-            (
-                rule.column,
-                f"(r.{q(rule.column)} is null or exists (select 1 from parents{n} as p "
-                f"where p.{AGENCY} = r.{AGENCY} and p.k = r.{q(rule.column)}))",
-            )
+        known = " union all ".join(sources) or f"select null::varchar as {AGENCY}, null::varchar as k where false"
+        unresolved.append(
+            f"select r._load, r._row, r.{SOURCE_ROW}, {n} as rule from rows as r "
+            f"anti join {SETTLED_TABLE} as t on t.load = r._load and t.row = r._row "
+            f"anti join ({known}) as p on p.{AGENCY} = r.{AGENCY} and p.k = r.{q(rule.column)} "
+            f"where r.{q(rule.column)} is not null"
         )
-    first = (
-        "case " + " ".join(f"when not {sql} then {warehouse.sql_literal(column)}" for column, sql in resolved) + " end"
-    )
+    first = " ".join(f"when {n} then {warehouse.sql_literal(r.column)}" for n, r in enumerate(rules))
     con.execute(
         f"""
         insert into {SETTLED_TABLE}
-        with {", ".join(ctes)},
-        candidates as (select r.*, {first} as orphan from rows as r
-            anti join {SETTLED_TABLE} as t on t.load = r._load and t.row = r._row)
-        select _load, _row, '{Reason.ORPHAN_REFERENCE.value}', orphan, {SOURCE_ROW}
-        from candidates where orphan is not null
+        with rows as not materialized ({rows})
+        select _load, _row, '{Reason.ORPHAN_REFERENCE.value}', case min(rule) {first} end, any_value({SOURCE_ROW})
+        from ({" union all ".join(unresolved)}) group by _load, _row
         """
     )
 

@@ -56,7 +56,7 @@ from pipelines.ingest.readers import (
     read_landing_file,
 )
 from pipelines.ingest.reasons import PRIVACY_REASONS, Reason
-from pipelines.ingest.references import AGENCY, parents_first, references_of
+from pipelines.ingest.references import AGENCY, Reference, parents_first, references_of
 from pipelines.ingest.source import POSITION
 from pipelines.ingest.validate import REASON, REASON_COLUMN, validate_table
 from pipelines.warehouse import Connection
@@ -623,8 +623,7 @@ def _settle_orphans(
     for agencies in agency_batches({load.agency_folder: load.staged_rows for load in group}, max(per_batch, 1)):
         _settle_orphans_of(
             con,
-            contract,
-            entity,
+            rules,
             [load for load in group if load.agency_folder in agencies],
             [load for load in live if load.agency_folder in agencies],
             replaced,
@@ -633,12 +632,12 @@ def _settle_orphans(
 
 
 ORPHAN_CHECK_ROWS_PER_GB = 5_000_000
-"""Staged rows checked for orphans in one statement, for each GB of DuckDB's memory limit. The check
-holds, for the agencies it covers, every parent key and every distinct reference of their rows (a
-correlated ``exists``, which DuckDB does not spill): at 10,000,000 persons, one statement over every
-service plan (392 million rows in all) ran out of the 2 GB limit, as 1,000,000 persons do under 200 MB.
-References resolve within an agency, so agencies are checked in batches (``agency_batches``): one batch
-up to about 10 million rows under the default limit, every agency at once for the demo."""
+"""Staged rows checked for orphans in one statement, for each GB of DuckDB's memory limit. At 10,000,000
+persons one statement over all of an entity's rows ran out of the 2 GB limit (a correlated ``exists``
+that DuckDB kept in memory whole), as 1,000,000 persons do under 200 MB. The check is now anti joins,
+which DuckDB can spill, and references resolve within an agency, so agencies are also checked in batches
+(``agency_batches``) whose hash tables (their parents' keys) stay small: one batch up to about 10 million
+rows under the default limit, every agency at once for the demo."""
 
 
 def agency_batches(rows_by_agency: dict[str, int], most: int) -> list[set[str]]:
@@ -661,8 +660,7 @@ def agency_batches(rows_by_agency: dict[str, int], most: int) -> list[set[str]]:
 
 def _settle_orphans_of(
     con: Connection,
-    contract: Contract,
-    entity: str,
+    rules: list[Reference],
     group: list[EntityLoad],
     live: list[EntityLoad],
     replaced: dict[str, set[tuple[str, str]]],
@@ -673,7 +671,6 @@ def _settle_orphans_of(
     which DuckDB can spill; a correlated ``exists`` kept every row of the group in memory), and for each
     such row the first reference that failed, in the contract's order."""
     q = warehouse.quote_identifier
-    rules = [rule for rule in references_of(entity) if rule.column in contract.entity(entity).field_names]
     columns = sorted({rule.column for rule in rules})
     rows = _staged_rows(group, ", ".join([*(q(c) for c in columns), AGENCY, SOURCE_ROW]))
     among = ", ".join(warehouse.sql_literal(a) for a in sorted(agencies))

@@ -75,6 +75,19 @@ def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
     return None if match is None else int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
+_SIZE_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_SIZE_UNITS.update({f"{unit}I": 2 ** (10 * i) for i, unit in enumerate("KMGT", start=1)})
+
+
+def memory_size_bytes(size: str) -> int | None:
+    """A DuckDB memory size (``2GB``, ``1.5 GiB``, ``200mb``, ``2G``) in bytes; None for a percentage or
+    anything else DuckDB would read otherwise."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]i?)?B?", size.strip(), re.IGNORECASE)
+    if match is None:
+        return None
+    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").upper()])
+
+
 IDLE_MEMORY_LIMIT = "64MB"
 """DuckDB's limit on a connection while its process waits for another (``buffers_released``)."""
 

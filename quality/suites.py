@@ -300,11 +300,22 @@ def validate_queries(
     return outcomes
 
 
+SUITES_MEMORY_FLOOR = "256MB"
+"""The least the suites' connections get (or the pipeline's limit, if lower): reading the raw zone's Parquet
+files needs about the same whatever the federation's size (at 1,000,000 persons a plain scan of the events
+failed under 100 MB and passed under 200 MB), so half of a small limit is not enough."""
+
+
 def suites_connection_config(catalogue: Path) -> dict[str, Any]:
     """The pipeline's DuckDB settings for a connection to ``catalogue``, under ``SUITES_MEMORY_SHARE`` of its
-    memory limit."""
+    memory limit, never under ``SUITES_MEMORY_FLOOR`` unless the pipeline's own limit is."""
     config = warehouse.connection_config(catalogue)
-    return {**config, "memory_limit": warehouse.share_of_memory_limit(str(config["memory_limit"]), SUITES_MEMORY_SHARE)}
+    limit = str(config["memory_limit"])
+    share = warehouse.share_of_memory_limit(limit, SUITES_MEMORY_SHARE)
+    floor, whole, part = (warehouse.memory_size_bytes(x) for x in (SUITES_MEMORY_FLOOR, limit, share))
+    if floor is not None and whole is not None and part is not None and part < floor:
+        share = limit if whole < floor else SUITES_MEMORY_FLOOR
+    return {**config, "memory_limit": share}
 
 
 def _outcome(entity: str, item: Any) -> ExpectationOutcome:

@@ -296,6 +296,10 @@ def test_the_suites_connections_get_half_the_pipelines_memory_limit(
     monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "6GB")
     assert applied(suites_connection_config(catalogue)) == "2.7 GiB"  # 3 GB
     assert warehouse.connection_config(catalogue)["memory_limit"] == "6GB"  # the run's own are unchanged
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "300MB")
+    assert applied(suites_connection_config(catalogue)) == "244.1 MiB"  # the floor, 256 MB, not 150 MB
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "200MB")
+    assert applied(suites_connection_config(catalogue)) == "190.7 MiB"  # the pipeline's own, lower than the floor
 
 
 def test_the_suites_process_answers_as_the_suites_do_in_process(

@@ -29,6 +29,8 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -177,6 +179,25 @@ class _Records(logging.Handler):
         self.records.append((record.name, record.levelno, record.getMessage()))
 
 
+@contextmanager
+def _reported() -> Iterator[Reply]:
+    """A reply holding what the block warns and logs (WARNING and above), in order."""
+    reply = Reply()
+    records = _Records()
+    root = logging.getLogger()
+    root.addHandler(records)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("default")
+            caught = recorded
+            yield reply
+    finally:
+        root.removeHandler(records)
+        reply.warned = [(w.category.__name__, str(w.message)) for w in caught]
+        reply.logged = records.records
+
+
 def _answer(request: Request) -> Reply:
     from quality.suites import validate_queries
 
@@ -184,23 +205,11 @@ def _answer(request: Request) -> Reply:
         del os.environ[name]
     os.environ.update(request.environment)
     os.chdir(request.working_directory)
-    reply = Reply()
-    records = _Records()
-    root = logging.getLogger()
-    root.addHandler(records)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("default")
-            try:
-                reply.outcomes = validate_queries(
-                    request.queries, request.contract, request.today, None, request.data_docs
-                )
-            except Exception as exc:  # raised again by the parent, with its class and message
-                reply.error = (type(exc).__name__, str(exc))
-        reply.warned = [(w.category.__name__, str(w.message)) for w in caught]
-    finally:
-        root.removeHandler(records)
-    reply.logged = records.records
+    with _reported() as reply:
+        try:
+            reply.outcomes = validate_queries(request.queries, request.contract, request.today, None, request.data_docs)
+        except Exception as exc:  # raised again by the parent, with its class and message
+            reply.error = (type(exc).__name__, str(exc))
     return reply
 
 
@@ -208,25 +217,17 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     """Answer each pickled ``Request`` on ``requests`` with a pickled ``Reply`` on ``replies``, until the end
     of ``requests``. Great Expectations is imported first: that is what the parent started this process for."""
     failed: tuple[str, str] | None = None
-    records = _Records()
-    root = logging.getLogger()
-    root.addHandler(records)
-    try:
-        # What the imports warn (pyspark's notice on pandas, Great Expectations' own) goes back with the first
-        # reply, as it was counted (or shown) in the run's process when the import happened there.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("default")
-            try:
-                import great_expectations  # noqa: F401
+    # What the imports warn (pyspark's notice on pandas, Great Expectations' own) goes back with the first
+    # reply, as it was counted (or shown) in the run's process when the import happened there.
+    with _reported() as imports:
+        try:
+            import great_expectations  # noqa: F401
 
-                import quality.suites  # noqa: F401
-                from quality import sql_dialect  # noqa: F401
-            except Exception as exc:
-                failed = (type(exc).__name__, str(exc))
-    finally:
-        root.removeHandler(records)
-    warned = [(w.category.__name__, str(w.message)) for w in caught]
-    logged = records.records
+            import quality.suites  # noqa: F401
+            from quality import sql_dialect  # noqa: F401
+        except Exception as exc:
+            failed = (type(exc).__name__, str(exc))
+    warned, logged = imports.warned, imports.logged
     while True:
         try:
             request: Any = pickle.load(requests)  # noqa: S301 (our own parent's pipe)

@@ -64,28 +64,22 @@ def share_of_memory_limit(limit: str, share: float) -> str:
     return f"{float(match.group(1)) * share:.3f}".rstrip("0").rstrip(".") + match.group(2)
 
 
-_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
-
-
-def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
-    """DuckDB's memory limit on ``con``, in bytes (it shows it rounded: ``1.8 GiB``); None when it shows
-    something else."""
-    shown = str(con.execute("select current_setting('memory_limit')").fetchall()[0][0])
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(bytes|[KMGTP]iB)", shown.strip())
-    return None if match is None else int(float(match.group(1)) * _UNITS[match.group(2)])
-
-
-_SIZE_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-_SIZE_UNITS.update({f"{unit}I": 2 ** (10 * i) for i, unit in enumerate("KMGT", start=1)})
+_SIZE_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+_SIZE_UNITS.update({f"{unit}I": 2 ** (10 * i) for i, unit in enumerate("KMGTP", start=1)})
 
 
 def memory_size_bytes(size: str) -> int | None:
-    """A DuckDB memory size (``2GB``, ``1.5 GiB``, ``200mb``, ``2G``) in bytes; None for a percentage or
-    anything else DuckDB would read otherwise."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]i?)?B?", size.strip(), re.IGNORECASE)
+    """A memory size as DuckDB reads it (``2GB``, ``200mb``, ``2G``) or shows it (``1.8 GiB``, ``512 bytes``),
+    in bytes; None for a percentage or anything else."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:([KMGTP]i?)?B?|bytes)", size.strip(), re.IGNORECASE)
     if match is None:
         return None
     return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").upper()])
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
+    """DuckDB's memory limit on ``con``, in bytes (from what it shows, rounded: ``1.8 GiB``)."""
+    return memory_size_bytes(str(con.execute("select current_setting('memory_limit')").fetchall()[0][0]))
 
 
 IDLE_MEMORY_LIMIT = "64MB"

@@ -1,166 +1,18 @@
--- Ruptures in the care pathway, one row each, placed in an episode's before or after period
--- by their start (one that started earlier and was still open when the before window opened
--- counts in the before period):
---   service_interruption: an interruption event (start, detection, restoration);
---   discharge_without_support: a discharge home after an unplanned stay, or an emergency
---     visit not followed by an admission, of someone with no home help delivered the month
---     before, with no provider found within discharge_support_days (repaired when one is);
---   benefit_lapse: a lapsed benefit (repaired when the same benefit is granted again);
---   delivery_shortfall: consecutive months with hours delivered below
---     delivery_shortfall_share of hours granted (repaired the first month back above it).
+-- Ruptures in the care pathway (int_ruptures: how each kind is found and repaired), one row per
+-- rupture and episode-period, placed in an episode's before or after period by their start (one
+-- that started earlier and was still open when the before window opened counts in the before
+-- period).
 -- Days without help run from the start to the repair (or the end of follow-up); time to
 -- repair runs from detection when it is known, else from the start.
--- Everything is by person across the federation (person_key): events once each (int_events),
--- a person's hours per month, each funder's once (int_service_plans), providers found by any agency. Each
--- episode sees its person's ruptures; is_attributed marks the one episode-period that counts a
--- rupture in totals: the owner (int_attributed_time) of its first day within the person's windows.
-with events as (
-    select * from int_events
+-- Each episode sees its person's ruptures; is_attributed marks the one episode-period that counts a
+-- rupture in totals: the owner (int_attributed_time) of its first day within the person's windows
+-- (the earliest first day of that rupture and period over the episodes that see it).
+with ruptures as (
+    select * from int_ruptures
 ),
 
 parameters as (
     select * from int_outcome_parameters
-),
-
-plans as (
-    select * from int_service_plans
-),
-
-interruptions as (
-    select
-        event_id as rupture_id,
-        person_key,
-        'service_interruption' as rupture_type,
-        event_date as rupture_start,
-        detected_date,
-        end_date as repaired_date
-    from events
-    where event_type = 'service_interruption'
-),
-
-discharges as (
-    select
-        event_id,
-        person_key,
-        end_date as discharge_date
-    from events
-    where event_type = 'hospital_admission' and not is_planned and end_date is not null
-    union all
-    select distinct
-        event_id,
-        person_key,
-        visit_date as discharge_date
-    from fct_emergency_visits
-    where not followed_by_admission
-),
-
-providers as (
-    select
-        episodes.person_key,
-        interventions.intervention_date
-    from stg_interventions as interventions
-    inner join int_episode_dimensions as episodes on interventions.episode_id = episodes.episode_id
-    where interventions.intervention_type = 'provider_found'
-),
-
-discharge_help as (
-    select
-        discharges.event_id,
-        discharges.person_key,
-        discharges.discharge_date,
-        max(case when before_plans.hours_delivered > 0 then 1 else 0 end) as had_help_before,
-        min(providers.intervention_date) as provider_date
-    from discharges
-    left join plans as before_plans
-        on
-            discharges.person_key = before_plans.person_key
-            and before_plans.month_start = cast(date_trunc('month', discharges.discharge_date) - interval '1' month as date)
-    left join providers
-        on discharges.person_key = providers.person_key and providers.intervention_date >= discharges.discharge_date
-    group by discharges.event_id, discharges.person_key, discharges.discharge_date
-),
-
-unsupported as (
-    select
-        discharge_help.event_id as rupture_id,
-        discharge_help.person_key,
-        'discharge_without_support' as rupture_type,
-        discharge_help.discharge_date as rupture_start,
-        cast(null as date) as detected_date,
-        discharge_help.provider_date as repaired_date
-    from discharge_help
-    cross join parameters
-    where
-        discharge_help.had_help_before = 0
-        and (
-            discharge_help.provider_date is null
-            or date_diff('day', discharge_help.discharge_date, discharge_help.provider_date)
-            > parameters.discharge_support_days
-        )
-),
-
-lapses as (
-    select
-        lapsed.event_id as rupture_id,
-        lapsed.person_key,
-        'benefit_lapse' as rupture_type,
-        lapsed.event_date as rupture_start,
-        cast(null as date) as detected_date,
-        min(granted.event_date) as repaired_date
-    from events as lapsed
-    left join events as granted
-        on
-            lapsed.person_key = granted.person_key
-            and granted.event_type = 'benefit_granted'
-            and granted.benefit is not distinct from lapsed.benefit
-            and granted.event_date > lapsed.event_date
-    where lapsed.event_type = 'benefit_lapsed'
-    group by lapsed.event_id, lapsed.person_key, lapsed.event_date
-),
-
-short_months as (
-    select
-        plans.person_key,
-        plans.month_start,
-        year(plans.month_start) * 12 + month(plans.month_start) as month_number,
-        row_number() over (partition by plans.person_key order by plans.month_start) as short_rank
-    from plans
-    cross join parameters
-    where plans.hours_granted > 0 and plans.hours_delivered < parameters.delivery_shortfall_share * plans.hours_granted
-),
-
-shortfall_runs as (
-    select
-        person_key,
-        min(month_start) as first_month,
-        max(month_start) as last_month
-    from short_months
-    group by person_key, month_number - short_rank
-),
-
-shortfalls as (
-    select
-        shortfall_runs.person_key || ':' || cast(shortfall_runs.first_month as varchar) as rupture_id,
-        shortfall_runs.person_key,
-        'delivery_shortfall' as rupture_type,
-        shortfall_runs.first_month as rupture_start,
-        cast(null as date) as detected_date,
-        next_plans.month_start as repaired_date
-    from shortfall_runs
-    left join plans as next_plans
-        on
-            shortfall_runs.person_key = next_plans.person_key
-            and next_plans.month_start = cast(shortfall_runs.last_month + interval '1' month as date)
-),
-
-ruptures as (
-    select * from interruptions
-    union all
-    select * from unsupported
-    union all
-    select * from lapses
-    union all
-    select * from shortfalls
 ),
 
 placed as (
@@ -186,14 +38,13 @@ placed as (
             )
 ),
 
-attribution_days as (
+attributed as (
     select
-        rupture_type,
-        rupture_id,
-        period,
-        min(first_day_in_window) as attribution_day
+        *,
+        -- A window rather than a grouping joined back: one pass over the placed rows, where the
+        -- join held them twice and failed at a tenth of the memory.
+        min(first_day_in_window) over (partition by rupture_type, rupture_id, period) as attribution_day
     from placed
-    group by rupture_type, rupture_id, period
 )
 
 select
@@ -230,16 +81,11 @@ select
         false
     ) as repaired_within_target,
     segments.episode_id is not null as is_attributed
-from placed
+from attributed as placed
 cross join parameters
 inner join int_episode_dimensions as dimensions on placed.episode_id = dimensions.episode_id
-inner join attribution_days
-    on
-        placed.rupture_type = attribution_days.rupture_type
-        and placed.rupture_id = attribution_days.rupture_id
-        and placed.period = attribution_days.period
 left join int_attributed_time as segments
     on
         placed.episode_id = segments.episode_id
         and placed.period = segments.period
-        and attribution_days.attribution_day between segments.segment_start and segments.segment_end
+        and placed.attribution_day between segments.segment_start and segments.segment_end

@@ -1,5 +1,5 @@
--- Ruptures in the care pathway (int_ruptures: how each kind is found and repaired), one row per
--- rupture and episode-period, placed in an episode's before or after period by their start (one
+-- Ruptures in the care pathway (fct_ruptures_by_person: how each kind is found and repaired), one
+-- row per rupture and episode-period, placed in an episode's before or after period by their start (one
 -- that started earlier and was still open when the before window opened counts in the before
 -- period).
 -- Days without help run from the start to the repair (or the end of follow-up); time to
@@ -8,7 +8,7 @@
 -- rupture in totals: the owner (int_attributed_time) of its first day within the person's windows
 -- (the earliest first day of that rupture and period over the episodes that see it).
 with ruptures as (
-    select * from int_ruptures
+    select * from fct_ruptures_by_person
 ),
 
 parameters as (

@@ -126,11 +126,30 @@ KEYS_SUFFIX = "__keys"
 """The key table of an entity: its suite, table asset and validation are named after the entity's with it."""
 
 
-def key_rows_query(table: str, key: Sequence[str]) -> str:
+KEY_GROUPS_PER_GB = 30_000_000
+"""How many keys one grouping of a key table may hold per GB of the suites' memory limit. DuckDB's grouping
+does not spill far enough when nearly every key is distinct: at 10,000,000 persons the service plans' 240
+million rows failed to group under 1 GB, and under 2 GB, on one thread as on two, while a quarter of their
+keys (60 million) grouped under 1 GB in 17.6 s and an eighth in 7.0 s (docs/benchmarks-notes.md,
+2026-12-01). Half of what passed, for room."""
+
+
+def key_parts(rows: int, memory_limit_bytes: int | None) -> int:
+    """How many groupings a key table of ``rows`` rows is built in (``key_rows_query``'s ``parts``): enough
+    that none holds more than ``KEY_GROUPS_PER_GB`` keys a GB of the limit; one under no byte limit."""
+    if memory_limit_bytes is None:
+        return 1
+    per_part = max(1, int(KEY_GROUPS_PER_GB * memory_limit_bytes / 1e9))
+    return max(1, -(-rows // per_part))
+
+
+def key_rows_query(table: str, key: Sequence[str], part: int = 0, parts: int = 1) -> str:
     """One row for each row of ``table``, holding how many rows share its key: the key is unique when no
     value is above 1. A row with its whole key missing holds null (ignored, as a null is by a column's
     expectations); a row with only part of it missing holds 1 (Great Expectations' compound uniqueness
-    never finds it a duplicate: a null matches nothing in its join).
+    never finds it a duplicate: a null matches nothing in its join). With ``parts`` above one, only the rows
+    whose key hashes to ``part``: the table is then built in ``parts`` groupings (``create_key_table``),
+    each key wholly in one of them.
 
     Why not Great Expectations' own uniqueness expectations: on a SQL datasource they join every row of the
     table to its key's count (a self-join: at 1,000,000 persons, 31 of the suites' 48 s of SQL went to the
@@ -138,13 +157,29 @@ def key_rows_query(table: str, key: Sequence[str]) -> str:
     with their counts: the rows (``element_count``), the duplicated ones (``unexpected_count``) and their
     share of the rows not ignored (``unexpected_percent``), checked against them in tests/test_quality.py."""
     q = warehouse.quote_identifier
+    columns = ", ".join(q(c) for c in key)
     whole = " and ".join(f"{q(c)} is not null" for c in key)
     some = " or ".join(f"{q(c)} is not null" for c in key)
+    only = f" where hash({columns}) % {parts} = {part}" if parts > 1 else ""
     return (
         f"select case when keys.whole then keys.n when keys.some then 1 end as {KEY_ROWS_COLUMN} "
         f"from (select count(*) as n, any_value({whole}) as whole, any_value({some}) as some "
-        f"from {q(table)} group by {', '.join(q(c) for c in key)}) as keys, range(keys.n)"
+        f"from {q(table)}{only} group by {columns}) as keys, range(keys.n)"
     )
+
+
+def create_key_table(con: Any, table: str, key: Sequence[str], parts: int | None = None) -> int:
+    """``table``'s key table (``key_rows_query``), named with ``KEYS_SUFFIX``, built in ``parts`` groupings
+    (by default as many as ``key_parts`` says for ``table``'s rows under ``con``'s memory limit), one
+    statement each: a grouping's memory is given back before the next. Returns ``parts``."""
+    if parts is None:
+        rows = int(warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(table)}"))
+        parts = key_parts(rows, warehouse.memory_limit_bytes(con))
+    target = warehouse.quote_identifier(f"{table}{KEYS_SUFFIX}")
+    for part in range(parts):
+        rows_query = key_rows_query(table, key, part, parts)
+        con.execute(f"create table {target} as {rows_query}" if part == 0 else f"insert into {target} {rows_query}")
+    return parts
 
 
 def key_expectation_spec(entity: Entity) -> tuple[str, str, dict[str, Any]]:
@@ -247,8 +282,7 @@ def validate_queries(
                 con.execute(f"create view {warehouse.quote_identifier(f'raw_{name}')} as {query}")
                 # A table, not a view: Great Expectations queries a table four times (its rows, its columns,
                 # a first row, the metrics), and a view would group the whole entity again each time.
-                keys = key_rows_query(f"raw_{name}", contract.entity(name).primary_key)
-                con.execute(f"create table {warehouse.quote_identifier(f'raw_{name}{KEYS_SUFFIX}')} as {keys}")
+                create_key_table(con, f"raw_{name}", contract.entity(name).primary_key)
         source = context.data_sources.add_sql(
             "parcours_raw_zone",
             connection_string=f"{sql_dialect.register()}:///{catalogue.as_posix()}",

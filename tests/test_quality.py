@@ -123,10 +123,12 @@ _KEY_CASES: dict[str, tuple[str, list[dict[str, list[Any]]]]] = {
 }
 
 
+@pytest.mark.parametrize("parts", [1, 3])
 @pytest.mark.parametrize("case", sorted(_KEY_CASES))
-def test_key_tables_count_as_great_expectations_own_uniqueness(tmp_path: Path, case: str) -> None:
+def test_key_tables_count_as_great_expectations_own_uniqueness(tmp_path: Path, case: str, parts: int) -> None:
     """The oracle: Great Expectations' own uniqueness expectation and the key table, run by one checkpoint
-    on the same files, give the same outcome (rows, duplicated rows, their share, success)."""
+    on the same files, give the same outcome (rows, duplicated rows, their share, success), whether the key
+    table is built in one grouping or in several (as a large table is: ``key_parts``)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -137,7 +139,7 @@ def test_key_tables_count_as_great_expectations_own_uniqueness(tmp_path: Path, c
         _outcome,
         _quiet_context,
         build_key_suite,
-        key_rows_query,
+        create_key_table,
         suites_connection_config,
     )
 
@@ -153,7 +155,10 @@ def test_key_tables_count_as_great_expectations_own_uniqueness(tmp_path: Path, c
     catalogue = tmp_path / "catalogue.duckdb"
     with warehouse.connect(catalogue, config=suites_connection_config(catalogue)) as con:
         con.execute(f"create view raw_{name} as select * from read_parquet({warehouse.parquet_list_sql(paths)})")
-        con.execute(f"create table raw_{name}{KEYS_SUFFIX} as {key_rows_query(f'raw_{name}', key)}")
+        assert create_key_table(con, f"raw_{name}", key, parts) == parts
+        assert warehouse.scalar(con, f"select count(*) from raw_{name}{KEYS_SUFFIX}") == sum(
+            len(next(iter(c.values()))) for c in frames
+        )
     context = _quiet_context()
     source = context.data_sources.add_sql(
         "oracle",
@@ -181,6 +186,20 @@ def test_key_tables_count_as_great_expectations_own_uniqueness(tmp_path: Path, c
     source.get_engine().dispose()
     by_suite = {v.suite_name: _outcome(name, v.results[0]) for v in result.run_results.values()}
     assert by_suite[f"parcours_{name}{KEYS_SUFFIX}"] == by_suite[f"parcours_{name}"]
+
+
+def test_key_tables_are_built_in_groupings_that_fit_the_memory_limit() -> None:
+    """As many groupings as keep each under ``KEY_GROUPS_PER_GB`` keys a GB of the limit; one when the limit
+    is no size (a percentage of the machine)."""
+    from quality.suites import KEY_GROUPS_PER_GB, key_parts
+
+    gigabyte = 1_000_000_000
+    assert key_parts(0, gigabyte) == 1
+    assert key_parts(KEY_GROUPS_PER_GB, gigabyte) == 1
+    assert key_parts(KEY_GROUPS_PER_GB + 1, gigabyte) == 2
+    # The 10,000,000-person federation's service plans under the suites' half of the default 2 GB.
+    assert key_parts(239_829_634, 1_000_000_000) == 8
+    assert key_parts(239_829_634, None) == 1
 
 
 def test_suites_read_through_the_engine_not_into_pandas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

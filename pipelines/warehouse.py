@@ -50,10 +50,6 @@ DuckDB spills to disk instead: the same stage peaked at 2.3 GiB, for a fifth mor
 (docs/benchmarks-notes.md). It leaves room, under 4 GiB, for the Python side of the process."""
 
 
-MEMORY_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s?([KMGT]i?B)")
-"""A memory size as DuckDB reads it (``2GB``, ``1.5 GiB``, ``500MB``)."""
-
-
 def share_of_memory_limit(limit: str, share: float) -> str:
     """``share`` of ``limit`` (a DuckDB memory size), in its unit: ``share_of_memory_limit("2GB", 0.5)`` is
     ``1GB``, of ``80%`` (of the machine's memory) ``40%``; units as DuckDB reads them (``2gb``, ``2 GiB``,
@@ -436,7 +432,7 @@ def scratch_connection(temporary: Path | None = None, memory_limit: str | None =
         temporary.mkdir(parents=True, exist_ok=True)
         con.execute(f"set temp_directory = '{_sql_path(temporary)}'")
     if memory_limit:
-        if not MEMORY_SIZE.fullmatch(memory_limit):
+        if memory_size_bytes(memory_limit) is None:
             raise ValueError(f"not a memory size: {memory_limit!r}")
         con.execute(f"set memory_limit = '{memory_limit}'")
     con.execute("set preserve_insertion_order = true")

@@ -11,6 +11,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.assets import all_assets
 from pipelines.assets.studies import STUDIES_MART
@@ -18,6 +20,7 @@ from pipelines.resources import ParcoursResource
 from pipelines.synthetic.exports import write_landing
 from pipelines.synthetic.federation import FederationSpec, generate_federation
 
+ROOT = Path(__file__).resolve().parent.parent
 REFERENCES = Path(__file__).parent / "fixtures" / "reference_models"
 WORLDS = {
     "baseline": FederationSpec(agencies=6, persons=900, months=30, seed=11),
@@ -70,5 +73,60 @@ def test_a_rewritten_model_returns_what_it_replaced(models_warehouse: Path, refe
                 f"except all select {_comparable(con, right)} from {right})"
             ).fetchall()[0][0]
             assert extra == 0, f"{extra} of {rows} rows of {left} are not in {right}"
+    finally:
+        con.close()
+
+
+# --- the ruptures mart's medians read from counts of days, against DuckDB's own median -------------------
+
+_DAYS = st.one_of(st.none(), st.integers(min_value=-3, max_value=40))
+_RUPTURE = st.tuples(
+    st.integers(min_value=1, max_value=6),  # episode
+    st.sampled_from(["before", "after"]),
+    st.sampled_from(["home_help", "carer"]),
+    st.booleans(),  # is_open
+    _DAYS,
+    _DAYS,
+    _DAYS,
+    st.booleans(),  # repaired within target
+    st.booleans(),  # is_attributed
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ruptures=st.lists(_RUPTURE, min_size=1, max_size=40))
+def test_the_ruptures_mart_gives_duckdb_s_medians_and_counts(ruptures: list[tuple[object, ...]]) -> None:
+    """Odd and even counts, repeated and negative days, measures all unknown in a group, breakdown values
+    that are null, ruptures not attributed: the mart's rows equal the replaced SQL's (DuckDB's ``median``)."""
+    con = duckdb.connect()
+    try:
+        con.execute(
+            "create table fct_ruptures (episode_id varchar, person_key varchar, period varchar, "
+            "rupture_type varchar, is_open boolean, days_without_help bigint, days_to_detection bigint, "
+            "days_to_repair bigint, repaired_within_target boolean, is_attributed boolean)"
+        )
+        con.executemany(
+            "insert into fct_ruptures values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(f"e{r[0]}", f"p{int(r[0]) % 4}", *r[1:]) for r in ruptures],
+        )
+        # Episodes 1-6 in two cohorts; their département unknown for episodes 5 and 6.
+        con.execute(
+            "create table int_episode_dimension_pairs as "
+            "select 'e' || i as episode_id, case when i % 2 = 0 then 'managed' else 'comparison' end as cohort, "
+            "dimension, case when dimension = 'departement' and i >= 5 then null "
+            "when dimension = 'all' then 'all' else 'v' || (i % 3) end as dimension_value "
+            "from range(1, 7) as e(i), (values ('all'), ('agency'), ('departement')) as d(dimension)"
+        )
+        con.execute(f"create view current as {(ROOT / 'models' / 'marts' / 'mart_ruptures.sql').read_text()}")
+        con.execute(f"create view reference as {(REFERENCES / 'mart_ruptures.sql').read_text()}")
+        assert [c[:2] for c in con.execute("describe current").fetchall()] == [
+            c[:2] for c in con.execute("describe reference").fetchall()
+        ]
+        for left, right in (("current", "reference"), ("reference", "current")):
+            extra = con.execute(
+                f"select count(*) from (select {_comparable(con, left)} from {left} "
+                f"except all select {_comparable(con, right)} from {right})"
+            ).fetchall()[0][0]
+            assert extra == 0
     finally:
         con.close()

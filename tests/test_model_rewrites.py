@@ -7,6 +7,7 @@ floating-point sums may differ in their last digits only (summed in another orde
 """
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -95,7 +96,7 @@ _RUPTURE = st.tuples(
 
 @settings(max_examples=60, deadline=None)
 @given(ruptures=st.lists(_RUPTURE, min_size=1, max_size=40))
-def test_the_ruptures_mart_gives_duckdb_s_medians_and_counts(ruptures: list[tuple[object, ...]]) -> None:
+def test_the_ruptures_mart_gives_duckdb_s_medians_and_counts(ruptures: list[tuple[Any, ...]]) -> None:
     """Odd and even counts, repeated and negative days, measures all unknown in a group, breakdown values
     that are null, ruptures not attributed: the mart's rows equal the replaced SQL's (DuckDB's ``median``)."""
     con = duckdb.connect()

@@ -149,3 +149,15 @@ def test_prior_use_windows_are_contiguous_and_set_the_history_a_study_needs() ->
     assert history_months_for(["age"]) == 0
     headline = next(s for s in load_studies() if s.name == HEADLINE)
     assert headline.history_months == 24
+
+
+def test_the_prior_use_model_counts_the_windows_the_studies_name() -> None:
+    """``fct_prior_use`` is a plain SQL model; the windows are ``PRIOR_USE_COUNTS``: each count there as written,
+    no other, and events read back as far as the longest window."""
+    from pipelines.impact.dataset import prior_use_counts
+
+    sql = (Path(__file__).resolve().parent.parent / "models" / "marts" / "fct_prior_use.sql").read_text()
+    counts = prior_use_counts().split(",\n")
+    assert all(count in sql for count in counts)
+    assert sql.count("count(*) filter") == len(counts) == len(PRIOR_USE_COUNTS)
+    assert f"<= {max(last for _, _, last in PRIOR_USE_COUNTS.values())}\n" in sql

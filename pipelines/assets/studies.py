@@ -21,6 +21,7 @@ STUDY_INPUTS = [
     "fct_episodes",
     "fct_hospital_admissions",
     "fct_carer_load",
+    "fct_prior_use",
     "fct_ruptures",
     "int_events",
     "stg_persons",

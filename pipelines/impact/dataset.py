@@ -66,13 +66,12 @@ def study_query(name: str) -> str:
 STUDY_BASE = study_query("study_base")
 
 ADMISSIONS_BY_MONTH = study_query("admissions_by_month")
-PRIOR_USE = study_query("prior_use")
 EVENT_STUDY_AFTER = study_query("event_study_after")
 
 
-def _prior_use_counts() -> str:
+def prior_use_counts() -> str:
     """Every prior-use count of ``PRIOR_USE_COUNTS`` as one aggregate each over the prior-use events (names and
-    day limits from the fixed table in ``spec.py``, never from a file)."""
+    day limits from the fixed table in ``spec.py``): the SQL model ``fct_prior_use`` must hold each as written."""
     return ",\n".join(
         f"count(*) filter (where event = '{event}' and days_before between {first} and {last}) as {name}"
         for name, (event, first, last) in PRIOR_USE_COUNTS.items()
@@ -80,31 +79,21 @@ def _prior_use_counts() -> str:
 
 
 def study_dataset_sql(spec: StudySpec) -> str:
-    """The study dataset as one query: the study base, each episode's prior-use counts and the study's covariates.
-    One query, so that the engine alone holds the intermediate rows (a million episodes' base
-    and their tens of millions of prior-use events) and only the result comes back: built in three round trips
-    through Python frames, the studies stage peaked at 3.8 GiB at 1,000,000 persons, 3.1 GiB of it here
-    (``docs/benchmarks-notes.md``)."""
-    counts = ", ".join(f"coalesce(prior_counts.{name}, 0) as {name}" for name in PRIOR_USE_COUNTS)
+    """The study dataset as one query: the study base, each episode's prior-use counts (the model
+    ``fct_prior_use``, counted once for every study) and the study's covariates. One query, so that the engine
+    alone holds the intermediate rows and only the result comes back: built in three round trips through Python
+    frames, the studies stage peaked at 3.8 GiB at 1,000,000 persons, 3.1 GiB of it here. The study base is named
+    once: a named set of rows read twice is stored whole by the engine first (``docs/benchmarks-notes.md``)."""
+    counts = ", ".join(f"coalesce(prior_use.{name}, 0) as {name}" for name in PRIOR_USE_COUNTS)
     covariates = ", ".join(f"{COVARIATES[c]} as covariate_{c}" for c in spec.covariates)
     return f"""
 with study_base as (
 {STUDY_BASE}
 ),
-_prior_episodes as (select episode_id, person_key, start_date from study_base),
-prior_events as (
-{PRIOR_USE}
-),
-prior_counts as (
-    select episode_id,
-{_prior_use_counts()}
-    from prior_events
-    group by episode_id
-),
 dataset as (
     select study_base.*, {counts}
     from study_base
-    left join prior_counts on study_base.episode_id = prior_counts.episode_id
+    left join fct_prior_use as prior_use on study_base.episode_id = prior_use.episode_id
 )
 select *{", " + covariates if covariates else ""} from dataset
 """
@@ -122,7 +111,6 @@ def study_dataset(con: Engine | Any, spec: StudySpec) -> pl.DataFrame:
             "max_age": spec.population.max_age,
             "agency_models": list(spec.population.agency_models or []),
             "repair_observation_days": REPAIR_OBSERVATION_DAYS,
-            "days": max(last for _, _, last in PRIOR_USE_COUNTS.values()),
         },
     )
     return data.sort("episode_id")

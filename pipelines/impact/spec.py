@@ -62,7 +62,7 @@ PRIOR_USE_COUNTS: dict[str, tuple[str, int, int]] = {
     "prior_emergency_visits": ("emergency_visits", *_day_range((0, 12))),
 }
 """Prior-use covariates: name -> (event, first day, last day before the index date), counted in
-``dataset.py`` over the person's events at every agency (``int_events``). ``prior_*``: the 12 months
+``fct_prior_use`` (a SQL model) over the person's events at every agency (``int_events``). ``prior_*``: the 12 months
 before, in one count."""
 
 COVARIATES = {

@@ -41,6 +41,8 @@ import polars as pl
 from pipelines.engines import Engine, as_engine
 from pipelines.impact.spec import (
     ADMISSION_CONTROL_PREFIX,
+    COUNT_TYPE,
+    COVARIATE_TYPES,
     COVARIATES,
     MEAN_OUTCOMES,
     MONTH_DAYS,
@@ -79,14 +81,33 @@ def _prior_use_counts() -> str:
     )
 
 
+DATASET_COLUMNS = (
+    "episode_id", "person_key", "agency_id", "agency_model", "cohort", "start_date", "follow_up_days", "age_band",
+    "gir_band", "concurrent_care_management", "window_days", "history_days", "unplanned_admissions",
+    "first_unplanned_day", "death_day", "ruptures_observed", "rupture_days_without_help", "person_years",
+    "zarit_baseline", "zarit_change_12m", "zarit_band_baseline", "zarit_band_12m",
+)  # fmt: skip
+"""The study base's columns a study's dataset hands back (besides its prior-use counts and covariates): those the
+studies read. The base's others (conditions, entry situation, age, living alone, end of follow-up, death date)
+only go into covariates and outcomes in the query: a million episodes' copies of them came back unread."""
+
+
+def _covariate(name: str) -> str:
+    """A covariate's SQL expression, an integer one cast to its narrow type (``COVARIATE_TYPES``)."""
+    expression = COVARIATES[name]
+    return f"cast({expression} as {COVARIATE_TYPES[name]})" if name in COVARIATE_TYPES else expression
+
+
 def study_dataset_sql(spec: StudySpec) -> str:
     """The study dataset as one query: the study base, each episode's prior-use counts and the study's covariates.
     One query, so that the engine alone holds the intermediate rows (a million episodes' base
     and their tens of millions of prior-use events) and only the result comes back: built in three round trips
     through Python frames, the studies stage peaked at 3.8 GiB at 1,000,000 persons, 3.1 GiB of it here
-    (``docs/benchmarks-notes.md``)."""
-    counts = ", ".join(f"coalesce(prior_counts.{name}, 0) as {name}" for name in PRIOR_USE_COUNTS)
-    covariates = ", ".join(f"{COVARIATES[c]} as covariate_{c}" for c in spec.covariates)
+    (``docs/benchmarks-notes.md``). The result holds the columns the studies read (``DATASET_COLUMNS``) and its
+    counts and flags in 8 or 16 bits (``COVARIATE_TYPES``): the same values in less than half the memory."""
+    counts = ", ".join(f"cast(coalesce(prior_counts.{name}, 0) as {COUNT_TYPE}) as {name}" for name in PRIOR_USE_COUNTS)
+    covariates = ", ".join(f"{_covariate(c)} as covariate_{c}" for c in spec.covariates)
+    columns = ", ".join(DATASET_COLUMNS)
     return f"""
 with study_base as (
 {STUDY_BASE}
@@ -106,7 +127,7 @@ dataset as (
     from study_base
     left join prior_counts on study_base.episode_id = prior_counts.episode_id
 )
-select *{", " + covariates if covariates else ""} from dataset
+select {columns}, {", ".join(PRIOR_USE_COUNTS)}{", " + covariates if covariates else ""} from dataset
 """
 
 
@@ -134,15 +155,22 @@ class Admissions:
 
     def __init__(self, episodes: pl.DataFrame, long: pl.DataFrame, months: int) -> None:
         self.months = months
-        position = {e: i for i, e in enumerate(episodes["episode_id"].to_list())}
-        self._rows = long["episode_id"].replace_strict(position, return_dtype=pl.Int64).to_numpy().astype(np.int64)
-        self._groups = long["diagnosis_group"].cast(pl.String).to_numpy()
+        # Each row's episode as its position, and its diagnosis group as a small code: a Python dict of every
+        # episode id and an array of Python strings (one per row) held 100 MB and more at a million episodes.
+        positions = pl.int_range(episodes.height, dtype=pl.Int64, eager=True)
+        self._rows = long["episode_id"].replace_strict(episodes["episode_id"], positions).to_numpy().astype(np.int64)
+        groups = long["diagnosis_group"].cast(pl.String)
+        self._group_codes = {name: code for code, name in enumerate(groups.unique().sort().to_list())}
+        self._groups = groups.replace_strict(self._group_codes, return_dtype=pl.Int32).to_numpy()
         self._month = long["month_before"].cast(pl.Int64).to_numpy().astype(np.int64)
         self._count = long["admissions"].to_numpy().astype(float)
         self._n = episodes.height
 
     def _select(self, key: str) -> np.ndarray:
-        return np.ones(self._rows.shape[0], dtype=bool) if key == ALL_UNPLANNED else self._groups == key
+        if key == ALL_UNPLANNED:
+            return np.ones(self._rows.shape[0], dtype=bool)
+        code = self._group_codes.get(key)
+        return np.zeros(self._rows.shape[0], dtype=bool) if code is None else self._groups == code
 
     def after(self, key: str = ALL_UNPLANNED) -> np.ndarray:
         keep = self._select(key) & (self._month == 0)

@@ -207,9 +207,21 @@ def treatment(spec: StudySpec, frame: pl.DataFrame) -> np.ndarray:
     return (frame["cohort"] == spec.treated_cohort).to_numpy().astype(int)
 
 
+def covariate_matrix(spec: StudySpec, frame: pl.DataFrame) -> np.ndarray:
+    """The study's covariates as a rows x covariates matrix of 64-bit floats, in column-major order (as Polars
+    hands a frame over, so every sum over it runs in the same order). Filled column by column: a frame of them
+    cast to floats and then converted held two copies of the matrix at once (200 MB each at a million rows)."""
+    columns = [f"covariate_{c}" for c in spec.covariates]
+    if not columns:
+        return frame.select(columns).cast(pl.Float64).to_numpy()
+    x = np.empty((frame.height, len(columns)), order="F")
+    for i, column in enumerate(columns):
+        x[:, i] = frame[column].cast(pl.Float64).to_numpy()
+    return x
+
+
 def treatment_and_covariates(spec: StudySpec, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    x = frame.select(f"covariate_{c}" for c in spec.covariates).cast(pl.Float64).to_numpy()
-    return treatment(spec, frame), x
+    return treatment(spec, frame), covariate_matrix(spec, frame)
 
 
 def _ratio_for(outcome: str) -> RatioOutcome | None:
@@ -593,7 +605,7 @@ def run_dml(
     if not descriptive:
         return result
     if spec.outcome == "unplanned_admissions":
-        result.curves = admission_curves(spec, frame)
+        result.curves = admission_curves(spec, frame, x)
     result.subgroups = [
         _dml_subgroup(spec, frame, dimension, value, result, main, nuisance, x)
         for dimension in spec.subgroups
@@ -790,9 +802,12 @@ EVENT_STUDY_SCHEMA = {
 # --- descriptive figures -------------------------------------------------------------------------
 
 
-def admission_curves(spec: StudySpec, frame: pl.DataFrame) -> pl.DataFrame:
-    """Cumulative incidence of a first unplanned admission, death competing, treated vs weighted comparison."""
-    t, x = treatment_and_covariates(spec, frame)
+def admission_curves(spec: StudySpec, frame: pl.DataFrame, x: np.ndarray | None = None) -> pl.DataFrame:
+    """Cumulative incidence of a first unplanned admission, death competing, treated vs weighted comparison.
+    ``x``: the frame's covariate matrix when the caller holds it already (a second copy is 200 MB at a million
+    rows)."""
+    t = treatment(spec, frame)
+    x = covariate_matrix(spec, frame) if x is None else x
     first = frame["first_unplanned_day"].fill_null(-1).to_numpy()
     death = frame["death_day"].fill_null(-1).to_numpy()
     last = frame["window_days"].to_numpy() - 1

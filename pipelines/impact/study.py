@@ -19,6 +19,7 @@ main interval (``calibration.py``). Every diagnostic becomes a check and one gat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from pipelines.engines import Engine
+from pipelines import warehouse
+from pipelines.engines import Engine, as_engine
 from pipelines.impact.calibration import (
     CalibratedInterval,
     SystematicError,
@@ -476,14 +478,28 @@ def _not_estimated(
     return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, decide(checks, None, None))
 
 
+STUDY_ENGINE_MEMORY_SHARE = 0.5
+"""The share of DuckDB's memory limit a study's queries run under (``warehouse.memory_share``). The dataset
+query filled the whole limit (2 GB) beside the frames the study then holds: at 1,000,000 persons it set every
+study's peak (2.2 to 2.6 GiB); under half the limit it spills and peaks at 1.6 GiB, for 3 to 4 s more
+(``docs/benchmarks-notes.md``)."""
+
+
 def run_study(con: Engine | Any, spec: StudySpec, descriptive: bool = True) -> StudyResult:
     """The study on the warehouse: its population, design, negative controls and verdict.
 
     ``descriptive``: also the cumulative-incidence curves and subgroups (figures that do not change
     the estimate or the verdict; the validation over hundreds of federations leaves them out).
-    Its arithmetic runs on one thread (``threads.py``).
+    Its arithmetic runs on one thread (``threads.py``); on DuckDB its queries run under
+    ``STUDY_ENGINE_MEMORY_SHARE`` of the engine's memory limit.
     """
-    with single_threaded(openmp=spec.design in ("dml", "did")):
+    engine = as_engine(con)
+    limited = (
+        warehouse.memory_share(engine.working, STUDY_ENGINE_MEMORY_SHARE)
+        if engine.name == "duckdb"
+        else contextlib.nullcontext()
+    )
+    with limited, single_threaded(openmp=spec.design in ("dml", "did")):
         return _run_study(con, spec, descriptive)
 
 

@@ -41,6 +41,7 @@ from pipelines.impact.calibration import (
     fit_systematic_error,
     with_spread_prior,
 )
+from pipelines.impact.cells import Cells, group_cells
 from pipelines.impact.crossfit import (
     CrossFitted,
     EffectOnTreated,
@@ -621,7 +622,13 @@ def run_dml(
     if not descriptive:
         return result
     if spec.outcome == "unplanned_admissions":
-        result.curves = admission_curves(spec, frame, x)
+        # The curves' models read the covariates' cells only: the matrix (200 MB at a million rows) is let go
+        # while they run, their peak, and built again (the same floats) for the subgroups' balance.
+        cells = group_cells(t, x)
+        del x
+        result.curves = admission_curves(spec, frame, cells)
+        del cells
+        x = covariate_matrix(spec, frame)
     result.subgroups = [
         _dml_subgroup(spec, frame, dimension, value, result, main, nuisance, x)
         for dimension in spec.subgroups
@@ -818,10 +825,10 @@ EVENT_STUDY_SCHEMA = {
 # --- descriptive figures -------------------------------------------------------------------------
 
 
-def admission_curves(spec: StudySpec, frame: pl.DataFrame, x: np.ndarray | None = None) -> pl.DataFrame:
+def admission_curves(spec: StudySpec, frame: pl.DataFrame, x: np.ndarray | Cells | None = None) -> pl.DataFrame:
     """Cumulative incidence of a first unplanned admission, death competing, treated vs weighted comparison.
-    ``x``: the frame's covariate matrix when the caller holds it already (a second copy is 200 MB at a million
-    rows)."""
+    ``x``: the frame's covariate matrix, or its cells (``group_cells``), when the caller holds them already (a
+    second copy of the matrix is 200 MB at a million rows)."""
     t = treatment(spec, frame)
     x = covariate_matrix(spec, frame) if x is None else x
     first = frame["first_unplanned_day"].fill_null(-1).to_numpy()

@@ -128,13 +128,16 @@ dataset as (
     left join prior_counts on study_base.episode_id = prior_counts.episode_id
 )
 select {columns}, {", ".join(PRIOR_USE_COUNTS)}{", " + covariates if covariates else ""} from dataset
+order by episode_id
 """
 
 
 def study_dataset(con: Engine | Any, spec: StudySpec) -> pl.DataFrame:
     """One row per episode of the study population, with its covariates and outcomes, in episode order (``con``:
-    the engine, or a DuckDB connection). Sorted here rather than by the engine: the engine's sort holds a copy of
-    every row beside the result it hands over (230 MB at 1,000,000 persons)."""
+    the engine, or a DuckDB connection). Sorted by the engine, under its memory limit (it spills), rather than
+    here: a sorted copy of the frame made here came while the engine's freed memory was still resident, 300 MB
+    more at the query's peak at 1,000,000 persons (1.87 GiB instead of 1.37). A result that comes back out of
+    order all the same is sorted here."""
     data = as_engine(con).query(
         study_dataset_sql(spec),
         {
@@ -146,7 +149,7 @@ def study_dataset(con: Engine | Any, spec: StudySpec) -> pl.DataFrame:
             "days": max(last for _, _, last in PRIOR_USE_COUNTS.values()),
         },
     )
-    return data.sort("episode_id")
+    return data if data["episode_id"].is_sorted() else data.sort("episode_id")
 
 
 class Admissions:

@@ -180,10 +180,12 @@ class Admissions:
         return np.bincount(self._rows[keep], self._count[keep], minlength=self._n)
 
     def before_by_month(self, key: str = ALL_UNPLANNED) -> np.ndarray:
-        """A rows x months array: column m - 1 holds admissions in month m before the index date."""
+        """A rows x months array: column m - 1 holds admissions in month m before the index date. Counts, as 32-bit
+        integers: the same numbers as floats in half the memory (the DiD's 24 months at a million rows, 190 MB as
+        floats, held through every fit of the design); its readers sum them into floats (``did.window_counts``)."""
         keep = self._select(key) & (self._month >= 1) & (self._month <= self.months)
-        out = np.zeros((self._n, self.months))
-        np.add.at(out, (self._rows[keep], self._month[keep] - 1), self._count[keep])
+        out = np.zeros((self._n, self.months), dtype=np.int32)
+        np.add.at(out, (self._rows[keep], self._month[keep] - 1), self._count[keep].astype(np.int32))
         return out
 
 

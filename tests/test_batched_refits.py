@@ -105,7 +105,7 @@ def test_cells_with_a_leading_column_are_those_of_the_stacked_matrix() -> None:
     """Cross-fitting groups on (fold, covariates) without stacking them into a second matrix: the same cells,
     in the same order, with the same covariate values."""
     t, x = _data(5_000, seed=12)
-    fold = np.random.default_rng(13).integers(0, 5, t.shape[0])
+    fold = np.asarray(np.random.default_rng(13).integers(0, 5, t.shape[0]))
     stacked = group_cells(t, np.column_stack([fold, x]))
     led = group_cells(t, x, leading=fold)
     assert np.array_equal(led.t, stacked.t)

@@ -481,8 +481,8 @@ def _not_estimated(
 
 STUDY_ENGINE_MEMORY_SHARE = 0.5
 """The share of DuckDB's memory limit a study's queries run under (``warehouse.memory_share``). The dataset
-query filled the whole limit (2 GB) beside the frames the study then holds: at 1,000,000 persons it set every
-study's peak (2.2 to 2.6 GiB); under half the limit it spills and peaks at 1.6 GiB, for 3 to 4 s more
+query filled the whole limit (2 GB) beside the frames the study then holds: at 1,000,000 persons it peaked at
+2.2 to 2.4 GiB, the smaller studies' peak; under half the limit it spills and peaks at 1.7 GiB, for 3 s more
 (``docs/benchmarks-notes.md``)."""
 
 

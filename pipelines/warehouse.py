@@ -102,6 +102,24 @@ def buffers_released(con: duckdb.DuckDBPyConnection, database: Path | None) -> I
         con.execute(f"set memory_limit = '{connection_config(database)['memory_limit']}'")
 
 
+@contextmanager
+def memory_share(con: duckdb.DuckDBPyConnection, share: float) -> Iterator[None]:
+    """While the block runs, DuckDB's limit on ``con`` is ``share`` of the pipeline's (``connection_config``), then
+    the pipeline's again: for a stage whose Python side holds as much as its queries do (the studies' frames), so
+    that DuckDB spills sooner instead of filling the whole limit beside them. A limit written otherwise (none,
+    DuckDB's ``-1``) is left as it is."""
+    configured = str(connection_config(None)["memory_limit"])
+    lowered = share_of_memory_limit(configured, share)
+    if lowered == configured:
+        yield
+        return
+    con.execute(f"set memory_limit = '{lowered}'")
+    try:
+        yield
+    finally:
+        con.execute(f"set memory_limit = '{configured}'")
+
+
 def spill_folder(database: Path) -> Path:
     """Where DuckDB spills what does not fit under its limit, for a database file: beside it, in the
     run's data folder (DuckDB's own choice too: ``<database>.tmp``); set explicitly so that the run's

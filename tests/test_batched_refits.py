@@ -99,3 +99,17 @@ def test_weighting_bootstrap_equals_the_refits_one_resample_at_a_time(method: st
 
     expected = bootstrap_draws(t, refit, refit(None, None), 30, seed=4)
     assert bootstrap(y, t, x, method, "att", 30, seed=4) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_cells_with_a_leading_column_are_those_of_the_stacked_matrix() -> None:
+    """Cross-fitting groups on (fold, covariates) without stacking them into a second matrix: the same cells,
+    in the same order, with the same covariate values."""
+    t, x = _data(5_000, seed=12)
+    fold = np.asarray(np.random.default_rng(13).integers(0, 5, t.shape[0]))
+    stacked = group_cells(t, np.column_stack([fold, x]))
+    led = group_cells(t, x, leading=fold)
+    assert np.array_equal(led.t, stacked.t)
+    assert np.array_equal(led.index, stacked.index)
+    assert np.array_equal(led.x, stacked.x)
+    assert led.x.dtype == stacked.x.dtype
+    assert led.x.flags["F_CONTIGUOUS"] == stacked.x.flags["F_CONTIGUOUS"]

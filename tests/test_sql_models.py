@@ -162,6 +162,33 @@ def test_a_waiting_connection_gives_back_its_buffers_and_keeps_the_file(
         assert limit(con) == "953.6 MiB"
 
 
+def test_a_share_of_the_memory_limit_holds_in_the_block_and_the_pipelines_limit_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The studies' queries run under half the pipeline's limit (``warehouse.memory_share``), then the pipeline's
+    limit is back, also when the block fails; a limit that is not a size is left alone."""
+    from pipelines import warehouse
+
+    def limit(con: duckdb.DuckDBPyConnection) -> str:
+        return str(con.execute("select current_setting('memory_limit')").fetchall()[0][0])
+
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "2GB")
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        assert limit(con) == "1.8 GiB"  # 2 GB
+        with warehouse.memory_share(con, 0.5):
+            assert limit(con) == "953.6 MiB"  # 1 GB
+            assert con.execute("select count(distinct range % 1000) from range(100000)").fetchall() == [(1000,)]
+        assert limit(con) == "1.8 GiB"
+        with pytest.raises(ZeroDivisionError), warehouse.memory_share(con, 0.5):
+            raise ZeroDivisionError
+        assert limit(con) == "1.8 GiB"
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", "-1")
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        before = limit(con)
+        with warehouse.memory_share(con, 0.5):
+            assert limit(con) == before
+
+
 def test_every_connection_has_a_memory_limit_and_a_spill_folder_unless_told_otherwise(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

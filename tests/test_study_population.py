@@ -14,12 +14,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
 from pipelines import warehouse
 from pipelines.impact.dataset import study_dataset
 from pipelines.impact.spec import PRIOR_USE_COUNTS, PRIOR_USE_WINDOWS, history_months_for, load_studies
+from pipelines.impact.study import covariate_matrix
 from pipelines.impact.validation import load_federation
 from pipelines.synthetic.federation import Federation, FederationSpec, generate_federation
 
@@ -161,3 +163,20 @@ def test_the_prior_use_model_counts_the_windows_the_studies_name() -> None:
     assert all(count in sql for count in counts)
     assert sql.count("count(*) filter") == len(counts) == len(PRIOR_USE_COUNTS)
     assert f"<= {max(last for _, _, last in PRIOR_USE_COUNTS.values())}\n" in sql
+
+
+def test_the_covariate_matrix_is_the_frames_covariates_as_floats_in_the_same_layout(
+    linked: tuple[Federation, pl.DataFrame],
+) -> None:
+    """Filled column by column from the dataset's narrow integer columns: the same values and the same
+    (column-major) layout as the frame of them cast to 64-bit floats, so that every sum over it runs alike."""
+    _, data = linked
+    spec = next(s for s in load_studies() if s.name == HEADLINE)
+    x = covariate_matrix(spec, data)
+    expected = data.select(f"covariate_{c}" for c in spec.covariates).cast(pl.Float64).to_numpy()
+    assert x.dtype == np.float64
+    assert x.shape == expected.shape
+    assert np.array_equal(x, expected, equal_nan=True)
+    assert x.flags["F_CONTIGUOUS"] == expected.flags["F_CONTIGUOUS"]
+    narrow = {c: data.schema[f"covariate_{c}"] for c in spec.covariates}
+    assert all(dtype in (pl.Int8, pl.Int16) for dtype in narrow.values()), narrow

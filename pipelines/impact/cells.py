@@ -85,9 +85,13 @@ def _grouping_key(values: np.ndarray) -> pl.Series:
     return pl.Series(values)
 
 
-def group_cells(t: np.ndarray, x: np.ndarray) -> Cells:
-    """Cells of identical (t, x), in a stable order."""
-    columns = {"t": pl.Series(t), **{f"x{i}": _grouping_key(x[:, i]) for i in range(x.shape[1])}}
+def group_cells(t: np.ndarray, x: np.ndarray, leading: np.ndarray | None = None) -> Cells:
+    """Cells of identical (t, x), in a stable order. ``leading``: a column grouped on before x's (cross-fitting's
+    folds), the cells and their ``x`` those of ``np.column_stack([leading, x])`` without that copy of the matrix
+    (200 MB at a million rows of 26 covariates, beside the study's own)."""
+    given = [] if leading is None else [leading.astype(np.result_type(leading, x))]
+    given += [x[:, i] for i in range(x.shape[1])]
+    columns = {"t": pl.Series(t), **{f"x{i}": _grouping_key(column) for i, column in enumerate(given)}}
     # Polars groups a million rows in milliseconds; numpy's unique(axis=0) sorts whole rows.
     frame = pl.DataFrame(columns).with_row_index("_row")
     keys = list(columns)
@@ -97,6 +101,6 @@ def group_cells(t: np.ndarray, x: np.ndarray) -> Cells:
     index[exploded["_row"].to_numpy()] = exploded["_cell"].to_numpy()
     return Cells(
         t=cells["t"].to_numpy().astype(t.dtype),
-        x=cells.select(keys[1:]).to_numpy().astype(float).reshape(-1, x.shape[1]),
+        x=cells.select(keys[1:]).to_numpy().astype(float).reshape(-1, len(given)),
         index=index,
     )

@@ -172,7 +172,7 @@ def crossfit_propensity(t: np.ndarray, x: np.ndarray, settings: Learners) -> Cro
     if min(int(t.sum()), int((1 - t).sum())) < settings.folds:
         raise EstimationError("fewer episodes in an arm than folds: too few for cross-fitting")
     fold = assign_folds(t, settings.folds, settings.seed)
-    cells = group_cells(t, np.column_stack([fold, x]))
+    cells = group_cells(t, x, leading=fold)
     counts, _ = cells.totals(None)
     cell_fold = cells.x[:, 0].astype(np.int64)
     cell_x = cells.x[:, 1:]
@@ -191,7 +191,7 @@ def crossfit_outcome(
 ) -> np.ndarray:
     """Each row's comparison-group outcome per unit of exposure, from comparison rows of the other folds."""
     settings = nuisance.settings
-    cells = group_cells(t, np.column_stack([nuisance.fold, x]))
+    cells = group_cells(t, x, leading=nuisance.fold)
     counts, (totals, exposures) = cells.totals(None, total, exposure)
     cell_fold = cells.x[:, 0].astype(np.int64)
     cell_x = cells.x[:, 1:]

@@ -102,7 +102,7 @@ def cumulative_incidence_curves(
     days: np.ndarray,
     status: np.ndarray,
     t: np.ndarray,
-    x: np.ndarray,
+    x: np.ndarray | Cells,
     horizon: int,
     resamples: int,
     seed: int,
@@ -110,9 +110,11 @@ def cumulative_incidence_curves(
 ) -> pl.DataFrame:
     """Curves for the treated and their weighted counterfactual every ``step`` days, with bands and counts.
 
-    ``at_risk`` and ``events`` are unweighted counts of people, for disclosure control.
+    ``x``: the covariates, or their cells (``group_cells(t, x)``) when the caller grouped them and let the
+    matrix go (the models read only the cells). ``at_risk`` and ``events`` are unweighted counts of people,
+    for disclosure control.
     """
-    cells = group_cells(t, x)
+    cells = x if isinstance(x, Cells) else group_cells(t, x)
     point = _arm_curves(days, status, t, cells, np.arange(t.shape[0]), horizon)
     counts, _ = cells.totals(None)
     start = fit_logistic(cells.x, cells.t, counts)

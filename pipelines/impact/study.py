@@ -19,6 +19,7 @@ main interval (``calibration.py``). Every diagnostic becomes a check and one gat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from pipelines.engines import Engine
+from pipelines import warehouse
+from pipelines.engines import Engine, as_engine
 from pipelines.impact.calibration import (
     CalibratedInterval,
     SystematicError,
@@ -39,6 +41,7 @@ from pipelines.impact.calibration import (
     fit_systematic_error,
     with_spread_prior,
 )
+from pipelines.impact.cells import Cells, group_cells
 from pipelines.impact.crossfit import (
     CrossFitted,
     EffectOnTreated,
@@ -207,9 +210,21 @@ def treatment(spec: StudySpec, frame: pl.DataFrame) -> np.ndarray:
     return (frame["cohort"] == spec.treated_cohort).to_numpy().astype(int)
 
 
+def covariate_matrix(spec: StudySpec, frame: pl.DataFrame) -> np.ndarray:
+    """The study's covariates as a rows x covariates matrix of 64-bit floats, in column-major order (as Polars
+    hands a frame over, so every sum over it runs in the same order). Filled column by column: a frame of them
+    cast to floats and then converted held two copies of the matrix at once (200 MB each at a million rows)."""
+    columns = [f"covariate_{c}" for c in spec.covariates]
+    if not columns:
+        return frame.select(columns).cast(pl.Float64).to_numpy()
+    x = np.empty((frame.height, len(columns)), order="F")
+    for i, column in enumerate(columns):
+        x[:, i] = frame[column].cast(pl.Float64).to_numpy()
+    return x
+
+
 def treatment_and_covariates(spec: StudySpec, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    x = frame.select(f"covariate_{c}" for c in spec.covariates).cast(pl.Float64).to_numpy()
-    return treatment(spec, frame), x
+    return treatment(spec, frame), covariate_matrix(spec, frame)
 
 
 def _ratio_for(outcome: str) -> RatioOutcome | None:
@@ -464,14 +479,28 @@ def _not_estimated(
     return StudyResult(spec, n_treated, n_comparison, attrition, None, [], None, decide(checks, None, None))
 
 
+STUDY_ENGINE_MEMORY_SHARE = 0.5
+"""The share of DuckDB's memory limit a study's queries run under (``warehouse.memory_share``). The dataset
+query filled the whole limit (2 GB) beside the frames the study then holds: at 1,000,000 persons it peaked at
+2.2 to 2.4 GiB, the smaller studies' peak; under half the limit it spills and peaks at 1.7 GiB, for 3 s more
+(``docs/benchmarks-notes.md``)."""
+
+
 def run_study(con: Engine | Any, spec: StudySpec, descriptive: bool = True) -> StudyResult:
     """The study on the warehouse: its population, design, negative controls and verdict.
 
     ``descriptive``: also the cumulative-incidence curves and subgroups (figures that do not change
     the estimate or the verdict; the validation over hundreds of federations leaves them out).
-    Its arithmetic runs on one thread (``threads.py``).
+    Its arithmetic runs on one thread (``threads.py``); on DuckDB its queries run under
+    ``STUDY_ENGINE_MEMORY_SHARE`` of the engine's memory limit.
     """
-    with single_threaded(openmp=spec.design in ("dml", "did")):
+    engine = as_engine(con)
+    limited = (
+        warehouse.memory_share(engine.working, STUDY_ENGINE_MEMORY_SHARE)
+        if engine.name == "duckdb"
+        else contextlib.nullcontext()
+    )
+    with limited, single_threaded(openmp=spec.design in ("dml", "did")):
         return _run_study(con, spec, descriptive)
 
 
@@ -593,7 +622,13 @@ def run_dml(
     if not descriptive:
         return result
     if spec.outcome == "unplanned_admissions":
-        result.curves = admission_curves(spec, frame)
+        # The curves' models read the covariates' cells only: the matrix (200 MB at a million rows) is let go
+        # while they run, their peak, and built again (the same floats) for the subgroups' balance.
+        cells = group_cells(t, x)
+        del x
+        result.curves = admission_curves(spec, frame, cells)
+        del cells
+        x = covariate_matrix(spec, frame)
     result.subgroups = [
         _dml_subgroup(spec, frame, dimension, value, result, main, nuisance, x)
         for dimension in spec.subgroups
@@ -665,6 +700,9 @@ def run_did(
         design_x, t, effect.weights, nuisance.propensity, effect.estimate, effect.standard_error,
         1000 * history.after() / years, covariates,
     )  # fmt: skip
+    # Every later fit builds its own design (covariates and its baseline rate): the main one's goes now, not a
+    # second matrix of covariates beside each of them (150 MB at a million rows).
+    del design_x
     checks = [*sizes, *balance_checks(spec.diagnostics, diagnostics)]
 
     # The propensity model's covariates are the study's and the baseline rate of the design's ``before``
@@ -790,9 +828,12 @@ EVENT_STUDY_SCHEMA = {
 # --- descriptive figures -------------------------------------------------------------------------
 
 
-def admission_curves(spec: StudySpec, frame: pl.DataFrame) -> pl.DataFrame:
-    """Cumulative incidence of a first unplanned admission, death competing, treated vs weighted comparison."""
-    t, x = treatment_and_covariates(spec, frame)
+def admission_curves(spec: StudySpec, frame: pl.DataFrame, x: np.ndarray | Cells | None = None) -> pl.DataFrame:
+    """Cumulative incidence of a first unplanned admission, death competing, treated vs weighted comparison.
+    ``x``: the frame's covariate matrix, or its cells (``group_cells``), when the caller holds them already (a
+    second copy of the matrix is 200 MB at a million rows)."""
+    t = treatment(spec, frame)
+    x = covariate_matrix(spec, frame) if x is None else x
     first = frame["first_unplanned_day"].fill_null(-1).to_numpy()
     death = frame["death_day"].fill_null(-1).to_numpy()
     last = frame["window_days"].to_numpy() - 1

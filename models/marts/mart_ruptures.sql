@@ -92,23 +92,7 @@ days_positions as (
     from days_per_group
 ),
 
-middle_days as (
-    select
-        dimension,
-        dimension_value,
-        cohort,
-        period,
-        rupture_type,
-        measure,
-        -- One number of days when both middle positions fall on it, else the mean of the two.
-        avg(days) as median_days
-    from days_positions
-    where
-        (up_to - ruptures <= floor((known - 1) / 2) and floor((known - 1) / 2) < up_to)
-        or (up_to - ruptures <= ceil((known - 1) / 2) and ceil((known - 1) / 2) < up_to)
-    group by dimension, dimension_value, cohort, period, rupture_type, measure
-),
-
+-- A median is the one number of days both middle positions fall on, else the mean of the two.
 medians as (
     select
         dimension,
@@ -116,10 +100,13 @@ medians as (
         cohort,
         period,
         rupture_type,
-        max(case when measure = 'without_help' then median_days end) as days_without_help_median,
-        max(case when measure = 'to_detection' then median_days end) as days_to_detection_median,
-        max(case when measure = 'to_repair' then median_days end) as days_to_repair_median
-    from middle_days
+        avg(case when measure = 'without_help' then days end) as days_without_help_median,
+        avg(case when measure = 'to_detection' then days end) as days_to_detection_median,
+        avg(case when measure = 'to_repair' then days end) as days_to_repair_median
+    from days_positions
+    where
+        (up_to - ruptures <= floor((known - 1) / 2) and floor((known - 1) / 2) < up_to)
+        or (up_to - ruptures <= ceil((known - 1) / 2) and ceil((known - 1) / 2) < up_to)
     group by dimension, dimension_value, cohort, period, rupture_type
 ),
 

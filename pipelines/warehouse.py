@@ -103,6 +103,20 @@ def buffers_released(con: duckdb.DuckDBPyConnection, database: Path | None) -> I
 
 
 @contextmanager
+def join_sides_as_written(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """While the block runs, DuckDB builds each hash join's table on the side the SQL puts on its right (its
+    ``build_side_probe_side`` optimizer off), then chooses again: for a query whose joins are written with the
+    narrow side on the right, where DuckDB's estimates would pick a wide one (``dataset.study_dataset``)."""
+    before = str(con.execute("select current_setting('disabled_optimizers')").fetchall()[0][0])
+    disabled = ",".join(filter(None, [before, "build_side_probe_side"]))
+    con.execute(f"set disabled_optimizers = '{disabled}'")
+    try:
+        yield
+    finally:
+        con.execute(f"set disabled_optimizers = '{before}'")
+
+
+@contextmanager
 def memory_share(con: duckdb.DuckDBPyConnection, share: float) -> Iterator[None]:
     """While the block runs, DuckDB's limit on ``con`` is ``share`` of the pipeline's (``connection_config``), then
     the pipeline's again: for a stage whose Python side holds as much as its queries do (the studies' frames), so

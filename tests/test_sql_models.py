@@ -189,6 +189,31 @@ def test_a_share_of_the_memory_limit_holds_in_the_block_and_the_pipelines_limit_
             assert limit(con) == before
 
 
+def test_joins_build_on_the_side_written_right_in_the_block_and_as_duckdb_chooses_after(tmp_path: Path) -> None:
+    """``warehouse.join_sides_as_written``: DuckDB's choice of a join's build side is off in the block (a wide
+    left side stays the probe side), back after it, also when the block fails, and other disabled optimizers
+    stay disabled."""
+    from pipelines import warehouse
+
+    def build_side(con: duckdb.DuckDBPyConnection) -> str:
+        plan = str(con.execute("explain select * from wide left join narrow using (k)").fetchall()[0][1])
+        return "RIGHT" if "RIGHT" in plan else "LEFT"
+
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        con.execute("create table wide as select range as k, repeat('x', 50) as a from range(1000)")
+        con.execute("create table narrow as select range as k from range(100000)")
+        con.execute("set disabled_optimizers = 'late_materialization'")
+        assert build_side(con) == "RIGHT"  # DuckDB builds on the smaller, wide table
+        with warehouse.join_sides_as_written(con):
+            assert build_side(con) == "LEFT"
+        assert build_side(con) == "RIGHT"
+        with pytest.raises(ZeroDivisionError), warehouse.join_sides_as_written(con):
+            raise ZeroDivisionError
+        assert build_side(con) == "RIGHT"
+        disabled = con.execute("select current_setting('disabled_optimizers')").fetchall()[0][0]
+        assert disabled == "late_materialization"
+
+
 def test_every_connection_has_a_memory_limit_and_a_spill_folder_unless_told_otherwise(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

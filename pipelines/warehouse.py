@@ -103,17 +103,24 @@ def buffers_released(con: duckdb.DuckDBPyConnection, database: Path | None) -> I
 
 
 @contextmanager
+def _setting_in_block(con: duckdb.DuckDBPyConnection, name: str, value: str, after: str) -> Iterator[None]:
+    """DuckDB's setting ``name`` at ``value`` while the block runs, at ``after`` once it ends, failed or not."""
+    con.execute(f"set {name} = '{value}'")
+    try:
+        yield
+    finally:
+        con.execute(f"set {name} = '{after}'")
+
+
+@contextmanager
 def join_sides_as_written(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """While the block runs, DuckDB builds each hash join's table on the side the SQL puts on its right (its
     ``build_side_probe_side`` optimizer off), then chooses again: for a query whose joins are written with the
     narrow side on the right, where DuckDB's estimates would pick a wide one (``dataset.study_dataset``)."""
-    before = str(con.execute("select current_setting('disabled_optimizers')").fetchall()[0][0])
+    before = str(scalar(con, "select current_setting('disabled_optimizers')"))
     disabled = ",".join(filter(None, [before, "build_side_probe_side"]))
-    con.execute(f"set disabled_optimizers = '{disabled}'")
-    try:
+    with _setting_in_block(con, "disabled_optimizers", disabled, before):
         yield
-    finally:
-        con.execute(f"set disabled_optimizers = '{before}'")
 
 
 @contextmanager
@@ -127,11 +134,8 @@ def memory_share(con: duckdb.DuckDBPyConnection, share: float) -> Iterator[None]
     if lowered == configured:
         yield
         return
-    con.execute(f"set memory_limit = '{lowered}'")
-    try:
+    with _setting_in_block(con, "memory_limit", lowered, configured):
         yield
-    finally:
-        con.execute(f"set memory_limit = '{configured}'")
 
 
 def spill_folder(database: Path) -> Path:

@@ -33,11 +33,12 @@ from pipelines.presentation.verdict import headline
 from pipelines.publication import release as release_module
 from pipelines.publication import study_tables
 from pipelines.publication.agency_tables import own_figure, peer_group_problem
-from pipelines.publication.audit import attack, audit, coalition, rule_problems
+from pipelines.publication.audit import attack, audit, rule_problems
 from pipelines.publication.cell_key import noise_row, protect_count, release_secret
+from pipelines.publication.collusion import Pool
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.federation_tables import OUTCOMES, OUTCOMES_SCHEMA, area_names, outcomes_table
-from pipelines.publication.ledger import Cell, CellId, Ledger
+from pipelines.publication.ledger import Cell, CellId, Ledger, Relation
 from pipelines.publication.protector import Protector
 from pipelines.publication.release import (
     AGENCY_SCHEMAS,
@@ -63,6 +64,7 @@ from pipelines.publication.study_tables import (
 from pipelines.publication.study_verdicts import decision
 from pipelines.synthetic.exports import write_landing
 from pipelines.synthetic.federation import FederationSpec, generate_federation
+from tests.collusion_oracle import pooled_ledger
 from tests.conftest import PipelineRun, run_on
 from tests.hypothesis_budget import examples
 
@@ -671,6 +673,20 @@ def test_every_audience_is_published_with_nothing_recovered(tiny_run: PipelineRu
                 assert ((values == 0) | (values >= MIN_CELL)).all(), (name, column)
 
 
+def _same(name: CellId) -> object:
+    """A pooled cell's name less the table and column it is shown under, which the first of the files that show its
+    noise key gives: the pool reads every file, the oracle the coalition's only."""
+    return name.row if name.row[:1] == ("same noise",) else name
+
+
+def _same_relation(relation: Relation) -> tuple[object, ...]:
+    return (relation.kind, _same(relation.total), tuple(_same(p) for p in relation.parts), relation.distinct)
+
+
+def _holds(relation: Relation, unknown: set[object]) -> bool:
+    return any(_same(member) in unknown for member in (relation.total, *relation.parts))
+
+
 def test_agencies_pooling_their_files_recover_nothing_of_another(tiny_run: PipelineRun) -> None:
     """Collusion (red team, round 2): every agency but one pools its file, each knowing its own figures exactly,
     and attacks the one left out (any smaller coalition knows less). A peer's cells carry the same noise and the
@@ -681,12 +697,22 @@ def test_agencies_pooling_their_files_recover_nothing_of_another(tiny_run: Pipel
         marts = {t: warehouse.query(con, f"select * from {t}") for t in RELEASE_INPUTS}
     ledgers = {a: r.ledger for a, r in build_publication(marts, SECRET).agencies.items()}
     assert len(ledgers) == 14
+    pool = Pool(ledgers, own_figure)
     tried = 0
     for left_out in ledgers:
-        pooled = coalition({a: ledger for a, ledger in ledgers.items() if a != left_out}, own_figure)
-        targets, recovered = attack(pooled)
+        coalition = pool.without(left_out)
+        targets, recovered = attack(coalition)
         tried += targets
         assert recovered == [], left_out
+        # The pool's coalition is the one pooled again from the other files (the first implementation), less what
+        # cannot hold a target: every cell the others do not know exactly, and every relation that holds one.
+        oracle = pooled_ledger({a: ledger for a, ledger in ledgers.items() if a != left_out}, own_figure)
+        unknown = {_same(name) for name, cell in oracle.cells.items() if cell.noise or cell.released != cell.true}
+        assert unknown <= {_same(name) for name in coalition.cells}
+        assert {_same_relation(r) for r in oracle.relations if _holds(r, unknown)} == {
+            _same_relation(r) for r in coalition.relations
+        }
+        assert attack(oracle)[0] >= targets  # the oracle attacks a peer's relation once per file that lists it
     assert tried > 0  # hidden counts of the agencies left out, as peers, were attacked
 
 

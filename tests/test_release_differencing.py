@@ -18,8 +18,9 @@ import polars as pl
 
 from pipelines.publication import agency_tables
 from pipelines.publication.agency_tables import PEER_OUTCOMES, REFERRALS, own_figure
-from pipelines.publication.audit import attack, coalition
+from pipelines.publication.audit import attack
 from pipelines.publication.cell_key import release_secret
+from pipelines.publication.collusion import coalition
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import Cell, CellId, Ledger
 from pipelines.publication.protector import Protector

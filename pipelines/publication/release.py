@@ -27,7 +27,8 @@ from pipelines import warehouse
 from pipelines.publication import agency_tables as agency
 from pipelines.publication import federation_tables as federation
 from pipelines.publication import study_tables as studies
-from pipelines.publication.audit import AuditReport, Target, attack, audit, coalition, released_values, zeros_to_mask
+from pipelines.publication.audit import AuditReport, Target, attack, audit, released_values, zeros_to_mask
+from pipelines.publication.collusion import Pool
 from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import CellId, Ledger, Relation
 from pipelines.publication.precision import rounded_tables
@@ -362,9 +363,9 @@ def collusion_problems(agencies: Mapping[str, AudienceRelease]) -> list[str]:
     exactly, attacks the one left out (any smaller coalition knows less, so this covers them all). Messages
     name the tables and columns narrowed, never a cell's value or key."""
     problems = []
+    pool = Pool({a: r.ledger for a, r in agencies.items()}, agency.own_figure)
     for left_out in agencies:
-        pooled = coalition({a: r.ledger for a, r in agencies.items() if a != left_out}, agency.own_figure)
-        _, recovered = attack(pooled)
+        _, recovered = attack(pool.without(left_out))
         if recovered:
             where = sorted({f"{r.target.cell.table}.{r.target.cell.column}" for r in recovered})
             problems.append(

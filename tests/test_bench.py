@@ -23,6 +23,7 @@ from pipelines.bench import outcome_peers
 from pipelines.bench.ingest_peers import landing_csvs, pandas_ingest
 from pipelines.bench.report import PEER_TASKS, growth_exponent, render, targets
 from pipelines.bench.runner import _tree_rss_kib, run_task
+from pipelines.bench.tasks import stage_selection
 from pipelines.contract import load_contract
 from pipelines.impact.cells import group_cells
 from pipelines.ingest.pseudonyms import DEMO_KEY
@@ -253,6 +254,21 @@ def test_the_publication_stage_runs_again_alone_on_a_finished_run(small_run: Pip
     result = run_task("serving", data)
     assert result["rows"] == 1  # the one step of the stage
     assert serving.exists()  # written again from the warehouse the run left
+
+
+def test_a_stage_selects_every_asset_its_steps_make() -> None:
+    """The raw tables and the SQL models are one step each that makes many assets: a stage run alone selects
+    them all (a step's name alone is no asset key, and Dagster refused the selection at 10,000,000 persons)."""
+    assets, keys, steps = stage_selection("models")
+    (models,) = [a for a in assets if a.node_def.name == "sql_models"]
+    assert steps == 1
+    assert keys == sorted(k.to_user_string() for k in models.keys)
+    assert len(keys) > 10
+    assets, keys, steps = stage_selection("ingest")
+    (raw,) = [a for a in assets if a.node_def.name == "raw_tables"]
+    assert {k.to_user_string() for k in raw.keys} < set(keys)
+    assert "quality_report" in keys
+    assert stage_selection("nothing")[1:] == ([], 0)
 
 
 TOUCH_200_MB = "import time; held = bytearray(200_000_000); held[::4096] = b'x' * len(held[::4096]); time.sleep(30)"

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from pipelines.publication.agency_tables import BENCHMARK, PEER_OUTCOMES, own_figure
 from pipelines.publication.audit import Recovery, attack
 from pipelines.publication.collusion import Pool
+from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import Cell, CellId, Ledger
 from pipelines.publication.rules import MAX_NOISE, MIN_CELL
 from tests.collusion_oracle import pooled_ledger
@@ -119,3 +122,21 @@ def test_a_coalition_holds_only_what_the_left_out_agency_and_nobody_know() -> No
         ).cells)  # fmt: skip
     assert sizes[32][0] == sizes[8][0] == 2 * len(FAMILIES)
     assert sizes[32][1] > 3 * sizes[8][1]
+
+
+def test_two_files_knowing_one_noise_key_with_different_values_are_refused() -> None:
+    """A noise key is one count in every file. Were two colluders' own figures under one key to differ, the pool
+    would keep the first and lose what the second tells (the red team's case: with 35, a third file's total of
+    40 = 35 + hidden gives the hidden 5 away); the publication refuses such files instead of attacking them."""
+
+    def owner(agency: str, true: int) -> Ledger:
+        ledger = Ledger()
+        ledger.add(Cell(CellId(BENCHMARK, (agency,), "observed"), "count", true, true, 0.0, noise_key="shared"))
+        return ledger
+
+    consistent = {"A": owner("A", 30), "B": owner("B", 30)}
+    assert attack(Pool(consistent, own_figure).without("A")) == (0, [])  # one truth: accepted, nothing to find
+    with pytest.raises(PublicationError, match="different values") as refused:
+        Pool({"A": owner("A", 30), "B": owner("B", 35)}, own_figure)
+    assert "30" not in str(refused.value)
+    assert "35" not in str(refused.value)

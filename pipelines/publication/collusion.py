@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from pipelines.publication.errors import PublicationError
 from pipelines.publication.ledger import Cell, CellId, Ledger, Relation
 
 
@@ -73,6 +74,7 @@ class Pool:
                 owners = self._owners.setdefault(name, set())
                 if exact:
                     owners.add(audience)
+                    self._check_one_truth(name, cell)
             for where, (low, high) in ledger.known.items():
                 self._bounds.setdefault(names[where], []).append((audience, low, high))
             for relation in ledger.relations:
@@ -86,6 +88,17 @@ class Pool:
         for name, owners in self._owners.items():
             if len(owners) <= 1:
                 self._unknown_to_all_but.setdefault(next(iter(owners), None), []).append(name)
+
+    def _check_one_truth(self, name: CellId, cell: Cell) -> None:
+        """A noise key is one count wherever it is shown: two files that know it exactly with different values
+        are inconsistent, and the coalition's copy (the first exact one) would hide what the other tells. Fail
+        closed, naming the table and column, never the values."""
+        first = next(c.cell for c in self._copies[name] if c.exact)
+        if first.true != cell.true and not (first.true != first.true and cell.true != cell.true):  # NaN is NaN
+            raise PublicationError(
+                f"two agencies' files know {name.table}.{name.column} exactly with different values: "
+                "the release tables are inconsistent"
+            )
 
     def without(self, left_out: str) -> Ledger:
         """What every audience but ``left_out`` knows together."""

@@ -46,7 +46,6 @@ class Pool:
     all of them."""
 
     def __init__(self, ledgers: Mapping[str, Ledger], knows_exactly: Callable[[CellId], bool]) -> None:
-        self.audiences = list(ledgers)
         # One name per noise key, whichever table shows it (a peer's months are its delivery table's): the first of
         # its tables and columns, for messages, and the key.
         shown_in: dict[str, tuple[str, str]] = {}
@@ -109,8 +108,9 @@ class Pool:
 
     def _coalition(self, member: Callable[[str], bool], left_out: str | None) -> Ledger:
         # What the coalition does not know exactly: the cells nobody knows, and those only the left-out knows.
-        candidates = [*self._unknown_to_all_but.get(None, ()), *self._unknown_to_all_but.get(left_out, ())]
-        unknown = [n for n in candidates if not self._known_exactly(n, member)]
+        unknown = list(self._unknown_to_all_but.get(None, ()))
+        if left_out is not None:
+            unknown += self._unknown_to_all_but.get(left_out, ())
         pooled = Ledger()
         for name in unknown:
             if any(member(c.audience) for c in self._copies[name]):
@@ -133,9 +133,6 @@ class Pool:
                 if member(audience):
                     pooled.bound(name, low, high)
         return pooled
-
-    def _known_exactly(self, name: CellId, member: Callable[[str], bool]) -> bool:
-        return any(member(owner) for owner in self._owners[name])
 
     def _pool_cell(self, pooled: Ledger, name: CellId, member: Callable[[str], bool]) -> None:
         """The coalition's copy of a cell: exact where a colluder owns it, else the first file that shows it (or

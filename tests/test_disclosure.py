@@ -49,6 +49,7 @@ from pipelines.publication.release import (
     funder_path,
     protected,
     publish_release,
+    same_tables,
     summary_path,
 )
 from pipelines.publication.rules import MAX_NOISE, MIN_CELL, PROTECTION_WIDTH
@@ -744,6 +745,89 @@ def test_the_auditor_stops_a_release_that_leaks_and_keeps_the_previous_one(
     true_rates = marts["mart_hospital_outcomes"]["unplanned_rate_per_1000py"].drop_nulls().to_list()
     assert not any(f"{rate:.2f}" in message or str(rate) in message for rate in true_rates)
     assert {p: p.stat().st_mtime_ns for p in serving.parent.rglob("*.duckdb")} == before
+    assert not list(serving.parent.rglob("*.tmp"))
+
+
+def _marts(run: PipelineRun) -> dict[str, pl.DataFrame]:
+    with warehouse.connect(run.settings.warehouse_path, read_only=True) as con:
+        return {t: warehouse.query(con, f"select * from {t}") for t in RELEASE_INPUTS}
+
+
+def test_a_file_read_back_as_audited_keeps_its_protection_report(tiny_run: PipelineRun, tmp_path: Path) -> None:
+    """The audit of what was written is the protection's own report where the file read back is the tables it
+    audited (``same_tables``): published afresh, every audience's summary is what a fresh audit of its file read
+    back says."""
+    serving = tmp_path / "serving" / "parcours_analyst.duckdb"
+    serving.parent.mkdir()
+    marts = _marts(tiny_run)
+    with warehouse.connect(tiny_run.settings.warehouse_path) as con:  # the analysts' snapshot is written through it
+        summary = publish_release(con, marts, [], serving, {"published_at": "now"}, SECRET)
+    again = build_publication(marts, SECRET)  # the same ledgers: the protection is deterministic
+    releases = [(funder_path(serving), again.funders)] + [
+        (agency_path(serving, a), r) for a, r in again.agencies.items()
+    ]
+    fresh: list[dict[str, Any]] = []
+    for target, release in releases:
+        tables = warehouse.read_tables(target, exclude=("serving_metadata",))
+        assert same_tables(tables, release.tables), target.name
+        report = audit(release.audience, release.ledger, tables, release.schemas, release.problems)
+        fresh.append(
+            {
+                "audience": report.audience,
+                "cells": report.cells,
+                "released": report.released,
+                "perturbed": report.perturbed,
+                "hidden": report.hidden,
+                "targets": report.targets,
+                "recovered": len(report.recovered),
+            }
+        )
+    assert summary["audiences"] == fresh
+    assert sum(a["targets"] for a in fresh) > 0
+
+
+def test_tables_are_the_same_only_with_the_same_names_types_rows_and_order() -> None:
+    counts = {"t": pl.DataFrame({"k": ["a", "b"], "n": [11, None]})}
+    assert same_tables(counts, {"t": counts["t"].clone()})
+    assert not same_tables(counts, {"t": counts["t"].cast({"n": pl.Int32})})  # polars' equals ignores types
+    assert not same_tables(counts, {"t": counts["t"].reverse()})
+    assert not same_tables(counts, {"t": counts["t"].with_columns(n=pl.lit(12, pl.Int64))})
+    assert not same_tables(counts, {"t": counts["t"].rename({"n": "m"})})
+    assert not same_tables({**counts, "u": counts["t"]}, counts)
+    assert not same_tables(counts, {**counts, "u": counts["t"]})
+
+
+def test_a_file_written_other_than_audited_is_audited_again_and_refused(
+    tiny_run: PipelineRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that does not read back as the tables the protection audited (here one released count of one
+    agency's file changed on its way to disk) is attacked again as written: the release is refused, and no
+    file is left behind."""
+    serving = tmp_path / "serving" / "parcours_analyst.duckdb"
+    serving.parent.mkdir()
+    honest_write = warehouse.write_snapshot
+    tampered: list[str] = []
+
+    def careless(target: Path, tables: dict[str, pl.DataFrame], *args: Any, **kwargs: Any) -> Path:
+        if target == agency_path(serving, "AG003"):
+            for name, schema in AGENCY_SCHEMAS.items():
+                counts = [c for c in schema.counts if tables[name][c].drop_nulls().gt(0).any()]
+                if counts:
+                    column = counts[0]
+                    tables = {**tables, name: tables[name].with_columns(pl.col(column) + 1)}
+                    tampered.append(f"{name}.{column}")
+                    break
+        return honest_write(target, tables, *args, **kwargs)
+
+    monkeypatch.setattr(warehouse, "write_snapshot", careless)
+    marts = _marts(tiny_run)
+    with warehouse.connect(tiny_run.settings.warehouse_path) as con, pytest.raises(
+        PublicationError
+    ) as refused:  # fmt: skip
+        publish_release(con, marts, [], serving, {"published_at": "now"}, SECRET)
+    assert tampered
+    assert f"{tampered[0]}: the released value is not the protected one" in str(refused.value)
+    assert not list(serving.parent.rglob("*.duckdb"))
     assert not list(serving.parent.rglob("*.tmp"))
 
 

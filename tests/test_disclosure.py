@@ -674,6 +674,11 @@ def test_every_audience_is_published_with_nothing_recovered(tiny_run: PipelineRu
                 assert ((values == 0) | (values >= MIN_CELL)).all(), (name, column)
 
 
+def _marts(run: PipelineRun) -> dict[str, pl.DataFrame]:
+    with warehouse.connect(run.settings.warehouse_path, read_only=True) as con:
+        return {t: warehouse.query(con, f"select * from {t}") for t in RELEASE_INPUTS}
+
+
 def _same(name: CellId) -> object:
     """A pooled cell's name less the table and column it is shown under, which the first of the files that show its
     noise key gives: the pool reads every file, the oracle the coalition's only."""
@@ -694,8 +699,7 @@ def test_agencies_pooling_their_files_recover_nothing_of_another(tiny_run: Pipel
     same relations in every file that lists it, so pooling adds copies of the same numbers and the colluders'
     own figures, which no relation ties to another agency's. The hand-made case that the model does find is in
     ``tests/test_release_differencing.py``."""
-    with warehouse.connect(tiny_run.settings.warehouse_path, read_only=True) as con:
-        marts = {t: warehouse.query(con, f"select * from {t}") for t in RELEASE_INPUTS}
+    marts = _marts(tiny_run)
     ledgers = {a: r.ledger for a, r in build_publication(marts, SECRET).agencies.items()}
     assert len(ledgers) == 14
     pool = Pool(ledgers, own_figure)
@@ -722,8 +726,7 @@ def test_the_auditor_stops_a_release_that_leaks_and_keeps_the_previous_one(
 ) -> None:
     serving = tiny_run.settings.serving_path
     before = {p: p.stat().st_mtime_ns for p in serving.parent.rglob("*.duckdb")}
-    with warehouse.connect(tiny_run.settings.warehouse_path, read_only=True) as con:
-        marts = {t: warehouse.query(con, f"select * from {t}") for t in RELEASE_INPUTS}
+    marts = _marts(tiny_run)
     honest = release_module.funder_release
 
     def leaking(marts: Any, secret: bytes, forced: frozenset[CellId]) -> release_module.AudienceRelease:
@@ -746,11 +749,6 @@ def test_the_auditor_stops_a_release_that_leaks_and_keeps_the_previous_one(
     assert not any(f"{rate:.2f}" in message or str(rate) in message for rate in true_rates)
     assert {p: p.stat().st_mtime_ns for p in serving.parent.rglob("*.duckdb")} == before
     assert not list(serving.parent.rglob("*.tmp"))
-
-
-def _marts(run: PipelineRun) -> dict[str, pl.DataFrame]:
-    with warehouse.connect(run.settings.warehouse_path, read_only=True) as con:
-        return {t: warehouse.query(con, f"select * from {t}") for t in RELEASE_INPUTS}
 
 
 def test_a_file_read_back_as_audited_keeps_its_protection_report(tiny_run: PipelineRun, tmp_path: Path) -> None:
@@ -967,8 +965,7 @@ def test_funder_and_agency_pages_read_through_data_access_only() -> None:
 def test_the_release_of_the_small_federation_shows_regions_and_every_mart_column_is_classified(
     small_run: PipelineRun,
 ) -> None:
-    with warehouse.connect(small_run.settings.warehouse_path, read_only=True) as con:
-        marts = {t: warehouse.query(con, f"select * from {t}") for t in RELEASE_INPUTS}
+    marts = _marts(small_run)
     assert set(marts["mart_impact_studies"].columns) <= set(STUDY_COLUMNS)
     publication = build_publication(marts, SECRET)
     regions = publication.funders.tables[OUTCOMES].filter(

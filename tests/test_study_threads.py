@@ -1,8 +1,19 @@
-"""The studies' arithmetic runs on one BLAS/OpenMP thread, and the limit is lifted afterwards."""
+"""The studies' arithmetic runs on one BLAS/OpenMP thread, and the limit is lifted afterwards; independent
+fits run side by side (``map_on_cores``) and give the same figures as one after the other."""
 
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from pipelines.impact.threads import single_threaded
+from pipelines.impact.crossfit import Learners, crossfit_outcome, crossfit_propensity
+from pipelines.impact.resampling import batched_bootstrap_draws, bootstrap_draws
+from pipelines.impact.threads import THREADS_VARIABLE, map_on_cores, share_cores, single_threaded, study_threads
+
+Computed = TypeVar("Computed")
 
 
 def _threads(api: str) -> set[int]:
@@ -23,3 +34,116 @@ def test_openmp_reaches_scikit_learn_runtime() -> None:
     with threadpool_limits(limits=2), single_threaded(), single_threaded(openmp=True):
         assert _threads("openmp") == {1}
         assert _threads("blas") == {1}
+
+
+def test_results_come_back_in_order_from_several_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(THREADS_VARIABLE, "3")
+    seen: set[int] = set()
+
+    def work(item: int) -> int:
+        seen.add(threading.get_ident())
+        return item * item
+
+    assert list(map_on_cores(work, iter(range(40)))) == [i * i for i in range(40)]
+    assert threading.get_ident() not in seen  # the work ran on the workers, not in the caller
+
+
+def test_each_worker_runs_openmp_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime)
+
+    monkeypatch.setenv(THREADS_VARIABLE, "2")
+    with threadpool_limits(limits=2, user_api="openmp"):
+        found = list(map_on_cores(lambda _: _threads("openmp"), range(4)))
+    assert found == [{1}] * 4
+
+
+def test_the_first_error_in_order_is_raised_and_nothing_waiting_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(THREADS_VARIABLE, "2")
+    started: list[int] = []
+
+    def work(item: int) -> int:
+        started.append(item)
+        if item >= 3:
+            raise ValueError(f"item {item}")
+        return item
+
+    with pytest.raises(ValueError, match="item 3"):
+        list(map_on_cores(work, range(100)))
+    assert max(started) < 10
+
+
+def test_the_thread_count_comes_from_the_environment_or_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    assert study_threads() >= 1
+    monkeypatch.setenv(THREADS_VARIABLE, "0")
+    assert study_threads() == 1
+    monkeypatch.setenv(THREADS_VARIABLE, "two")
+    with pytest.raises(ValueError, match="whole number"):
+        study_threads()
+
+
+def test_processes_started_together_share_the_cores_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    cores = study_threads()
+    share_cores(2)
+    assert study_threads() == max(1, cores // 2)
+    monkeypatch.setenv(THREADS_VARIABLE, "3")
+    share_cores(2)  # what the analyst set stays
+    assert study_threads() == 3
+
+
+def _on(threads: int, monkeypatch: pytest.MonkeyPatch, compute: Callable[[], Computed]) -> Computed:
+    monkeypatch.setenv(THREADS_VARIABLE, str(threads))
+    return compute()
+
+
+@pytest.mark.parametrize("learner", ["boosting", "parametric"])
+def test_cross_fitting_gives_the_same_predictions_on_one_thread_or_several(
+    learner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(5)
+    n = 3_000
+    x = np.column_stack([rng.integers(60, 100, n), rng.integers(0, 2, n), rng.poisson(0.8, n)]).astype(float)
+    t = (rng.random(n) < 1 / (1 + np.exp(-(x[:, 0] - 80) / 10))).astype(int)
+    exposure = rng.uniform(0.25, 1.0, n)
+    y = rng.poisson(0.4 * exposure * (1 + x[:, 2])).astype(float)
+    settings = Learners(learner=learner, folds=5, seed=3, max_iter=20)  # type: ignore[arg-type]
+
+    def nuisances() -> tuple[np.ndarray, np.ndarray]:
+        fitted = crossfit_propensity(t, x, settings)
+        return fitted.propensity, crossfit_outcome(y, exposure, t, x, fitted, "poisson")
+
+    ps_one, m0_one = _on(1, monkeypatch, nuisances)
+    ps_many, m0_many = _on(3, monkeypatch, nuisances)
+    assert np.array_equal(ps_one, ps_many)
+    assert np.array_equal(m0_one, m0_many)
+
+
+@pytest.mark.parametrize("little", [False, True])
+def test_bootstrap_draws_are_the_same_on_one_thread_or_several(little: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(9)
+    n = 12_000
+    t = (rng.random(n) < 0.3).astype(int)
+    y = rng.normal(size=n) + t
+
+    def mean_difference(draws: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
+        out = []
+        for rows, weights in draws:
+            w = np.ones(rows.shape[0]) if weights is None else weights
+            drawn_t = t[rows]
+            out.append(np.average(y[rows], weights=w * drawn_t) - np.average(y[rows], weights=w * (1 - drawn_t)))
+        return np.array(out)
+
+    point = mean_difference([(np.arange(n), None)])[0]
+
+    def draws() -> tuple[np.ndarray, np.ndarray]:
+        batched = batched_bootstrap_draws(t, mean_difference, np.asarray(point), 230, seed=4, little=little, batch=30)
+        single = bootstrap_draws(t, lambda r, w: float(mean_difference([(r, w)])[0]), point, 230, 4, little)
+        return batched, single
+
+    one = _on(1, monkeypatch, draws)
+    several = _on(2, monkeypatch, draws)
+    assert np.array_equal(one[0], several[0])
+    assert np.array_equal(one[1], several[1])
+    assert np.array_equal(one[0], one[1])  # the batch size changes no draw
+    assert np.std(one[0]) > 0

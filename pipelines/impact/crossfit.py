@@ -30,6 +30,7 @@ Nuisance learners, pre-specified by the study (``Learners``):
 
 Every fit runs on **cells** of identical (fold, treatment, covariates) with their totals as
 sample weights (``cells.py``), so a million rows cost what their distinct covariate patterns cost.
+The folds' fits share nothing and run side by side on the machine's cores (``threads.map_on_cores``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pipelines.impact.cells import group_cells
 from pipelines.impact.estimators import Z95, EstimationError
 from pipelines.impact.outcome_model import expected, fit_poisson
 from pipelines.impact.propensity import fit_logistic, scores
-from pipelines.impact.threads import single_threaded
+from pipelines.impact.threads import map_on_cores, single_threaded
 from pipelines.impact.weights import WeightRule, att_weights
 
 Loss = Literal["poisson", "squared"]
@@ -177,11 +178,15 @@ def crossfit_propensity(t: np.ndarray, x: np.ndarray, settings: Learners) -> Cro
     cell_fold = cells.x[:, 0].astype(np.int64)
     cell_x = cells.x[:, 1:]
     ps_cells = np.empty(cells.size)
+
+    def fold_scores(k: int) -> np.ndarray:
+        train = cell_fold != k
+        model = _fit_propensity(cell_x[train], cells.t[train], counts[train], settings)
+        return _predict_propensity(model, cell_x[~train])
+
     with single_threaded(openmp=settings.learner == "boosting"):
-        for k in range(settings.folds):
-            train = cell_fold != k
-            model = _fit_propensity(cell_x[train], cells.t[train], counts[train], settings)
-            ps_cells[~train] = _predict_propensity(model, cell_x[~train])
+        for k, predicted in enumerate(map_on_cores(fold_scores, range(settings.folds))):
+            ps_cells[cell_fold == k] = predicted
     ps = np.clip(ps_cells[cells.index], PROPENSITY_FLOOR, 1 - PROPENSITY_FLOOR)
     return CrossFitted(fold, ps, settings)
 
@@ -196,14 +201,17 @@ def crossfit_outcome(
     cell_fold = cells.x[:, 0].astype(np.int64)
     cell_x = cells.x[:, 1:]
     predicted = np.empty(cells.size)
+
+    def fold_predictions(k: int) -> np.ndarray:
+        train = (cell_fold != k) & (cells.t == 0) & (exposures > 0)
+        if not train.any():
+            raise EstimationError("a fold has no comparison rows with exposure to fit the outcome model on")
+        model = _fit_outcome(cell_x[train], totals[train], exposures[train], counts[train], loss, settings)
+        return np.asarray(model.predict(cell_x[cell_fold == k]))  # type: ignore[attr-defined]
+
     with single_threaded(openmp=settings.learner == "boosting"):
-        for k in range(settings.folds):
-            train = (cell_fold != k) & (cells.t == 0) & (exposures > 0)
-            if not train.any():
-                raise EstimationError("a fold has no comparison rows with exposure to fit the outcome model on")
-            model = _fit_outcome(cell_x[train], totals[train], exposures[train], counts[train], loss, settings)
-            score = cell_fold == k
-            predicted[score] = model.predict(cell_x[score])  # type: ignore[attr-defined]
+        for k, fold_predicted in enumerate(map_on_cores(fold_predictions, range(settings.folds))):
+            predicted[cell_fold == k] = fold_predicted
     return np.asarray(predicted[cells.index])
 
 

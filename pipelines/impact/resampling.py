@@ -15,10 +15,14 @@ and are seeded.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+
+from pipelines.impact.threads import map_on_cores
 
 BLB_FROM = 50_000
 """Rows from which intervals come from the bag of little bootstraps (below: the plain bootstrap)."""
@@ -72,7 +76,9 @@ def bootstrap_draws(
     def one_by_one(draws: list[Draw]) -> np.ndarray:
         return np.stack([np.asarray(estimator(rows, weights)) for rows, weights in draws])
 
-    return batched_bootstrap_draws(t, one_by_one, np.asarray(point), resamples, seed, little, batch=1)
+    # The batch size changes no draw (they come from the generator in the same order); a few dozen per job
+    # keeps the threads' hand-offs rare beside small estimators.
+    return batched_bootstrap_draws(t, one_by_one, np.asarray(point), resamples, seed, little, batch=25)
 
 
 def batched_bootstrap_draws(
@@ -86,23 +92,66 @@ def batched_bootstrap_draws(
 ) -> np.ndarray:
     """``bootstrap_draws`` with an estimator that takes up to ``batch`` resamples at a time (``(rows, weights)``
     pairs) and returns their values stacked: the same resamples, drawn from the same seed in the same order
-    (the estimator draws no random number), so the same draws for an estimator that gives the same values."""
-    rng = np.random.default_rng(seed)
+    (the estimator draws no random number), so the same draws for an estimator that gives the same values.
+
+    The batches are estimated side by side on the machine's cores (``threads.map_on_cores``), while the
+    resamples are drawn here, in order, from the one generator: ``estimator`` must be safe to call from
+    several threads at once (it reads what it closes over and writes only what it returns).
+    """
     draws = np.empty((resamples, *np.shape(point)))
+    jobs = _bootstrap_jobs(t, resamples, np.random.default_rng(seed), little, batch)
+    centres: dict[int, np.ndarray] = {}
+    for job, values in _estimated(jobs, lambda job: estimator(job.draws)):
+        if job.first is None:
+            centres[job.subset] = values[0]
+        elif job.subset < 0:
+            draws[job.first : job.first + len(job.draws)] = values
+        else:
+            draws[job.first : job.first + len(job.draws)] = values - centres[job.subset] + point
+    return draws
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Resamples to estimate together: a batch of draws going to ``first`` onwards (of the little bootstrap's
+    ``subset``, or of the plain bootstrap when ``subset`` is -1), or a subset's centre when ``first`` is None."""
+
+    draws: list[Draw]
+    subset: int
+    first: int | None
+
+
+def _estimated(jobs: Iterator[_Job], work: Callable[[_Job], np.ndarray]) -> Iterator[tuple[_Job, np.ndarray]]:
+    """Each job with its values, in order; the jobs estimated side by side. A subset's centre is its first job,
+    so it is known before that subset's draws come back."""
+    taken: deque[_Job] = deque()
+
+    def remembered() -> Iterator[_Job]:
+        for job in jobs:
+            taken.append(job)
+            yield job
+
+    for values in map_on_cores(work, remembered()):
+        yield taken.popleft(), values
+
+
+def _bootstrap_jobs(
+    t: np.ndarray, resamples: int, rng: np.random.Generator, little: bool | None, batch: int
+) -> Iterator[_Job]:
     if not (uses_little_bootstraps(t.shape[0]) if little is None else little):
         for first in range(0, resamples, batch):
             count = min(batch, resamples - first)
-            draws[first : first + count] = estimator([(resample_within_arms(rng, t), None) for _ in range(count)])
-        return draws
+            yield _Job([(resample_within_arms(rng, t), None) for _ in range(count)], -1, first)
+        return
     arms = [np.flatnonzero(t == arm) for arm in (1, 0)]
     per_subset = np.full(BLB_SUBSETS, resamples // BLB_SUBSETS)
     per_subset[: resamples % BLB_SUBSETS] += 1
     b = 0
-    for in_subset in per_subset:
+    for number, in_subset in enumerate(per_subset):
         subset = [rng.choice(rows, subset_size(rows.shape[0]), replace=False) for rows in arms]
         rows = np.concatenate(subset)
         even = np.concatenate([np.full(s.shape[0], a.shape[0] / s.shape[0]) for s, a in zip(subset, arms, strict=True)])
-        centre = estimator([(rows, even)])[0]
+        yield _Job([(rows, even)], number, None)
         for first in range(0, int(in_subset), batch):
             count = min(batch, int(in_subset) - first)
             drawn: list[Draw] = []
@@ -115,6 +164,5 @@ def batched_bootstrap_draws(
                 )
                 kept = weights > 0
                 drawn.append((rows[kept], weights[kept]))
-            draws[b : b + count] = estimator(drawn) - centre + point
+            yield _Job(drawn, number, b)
             b += count
-    return draws

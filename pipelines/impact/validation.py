@@ -35,6 +35,7 @@ from pipelines.assets.studies import STUDY_INPUTS
 from pipelines.impact import replay
 from pipelines.impact.spec import StudySpec, load_studies
 from pipelines.impact.study import StudyResult, run_study
+from pipelines.impact.threads import share_cores
 from pipelines.sql_models import SqlModel
 
 DEFAULT_PERSONS = 6000
@@ -216,7 +217,7 @@ def run_validation(jobs: Iterable[Job], workers: int = 1) -> pl.DataFrame:
     if workers <= 1:
         rows = [r for job in jobs for r in run_job(job)]
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=share_cores, initargs=(workers,)) as pool:
             rows = [r for found in pool.map(run_job, jobs, chunksize=1) for r in found]
     return pl.DataFrame(rows, infer_schema_length=None)
 
@@ -399,7 +400,10 @@ def main(argv: list[str] | None = None) -> int:
     results = out / "results.jsonl"
     from concurrent.futures import as_completed
 
-    with ProcessPoolExecutor(args.workers) as pool, results.open("a", encoding="utf-8") as sink:
+    with (
+        ProcessPoolExecutor(args.workers, initializer=share_cores, initargs=(args.workers,)) as pool,
+        results.open("a", encoding="utf-8") as sink,
+    ):
         running = {pool.submit(run_job, job): job for job in jobs}
         for done in as_completed(running):
             job = running[done]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from pipelines.impact.crossfit import Learners, crossfit_outcome, crossfit_propensity
+from pipelines.impact.crossfit import Learners, crossfit_both, crossfit_outcome, crossfit_propensity
 from pipelines.impact.resampling import batched_bootstrap_draws, bootstrap_draws
 from pipelines.impact.threads import THREADS_VARIABLE, map_on_cores, share_cores, single_threaded, study_threads
 
@@ -109,14 +109,17 @@ def test_cross_fitting_gives_the_same_predictions_on_one_thread_or_several(
     y = rng.poisson(0.4 * exposure * (1 + x[:, 2])).astype(float)
     settings = Learners(learner=learner, folds=5, seed=3, max_iter=20)  # type: ignore[arg-type]
 
-    def nuisances() -> tuple[np.ndarray, np.ndarray]:
+    def nuisances() -> list[tuple[np.ndarray, np.ndarray]]:
+        """Propensity then outcome, and both fitted together."""
         fitted = crossfit_propensity(t, x, settings)
-        return fitted.propensity, crossfit_outcome(y, exposure, t, x, fitted, "poisson")
+        together, m0 = crossfit_both(y, exposure, t, x, settings, "poisson")
+        assert np.array_equal(together.fold, fitted.fold)
+        return [(fitted.propensity, crossfit_outcome(y, exposure, t, x, fitted, "poisson")), (together.propensity, m0)]
 
-    ps_one, m0_one = _on(1, monkeypatch, nuisances)
-    ps_many, m0_many = _on(3, monkeypatch, nuisances)
-    assert np.array_equal(ps_one, ps_many)
-    assert np.array_equal(m0_one, m0_many)
+    reference = _on(1, monkeypatch, nuisances)[0]
+    for ps, m0 in [*_on(1, monkeypatch, nuisances), *_on(3, monkeypatch, nuisances)]:
+        assert np.array_equal(ps, reference[0])
+        assert np.array_equal(m0, reference[1])
 
 
 @pytest.mark.parametrize("little", [False, True])

@@ -41,8 +41,8 @@ from pipelines.impact.crossfit import (
     CrossFitted,
     EffectOnTreated,
     Learners,
+    crossfit_both,
     crossfit_outcome,
-    crossfit_propensity,
     doubly_robust_att,
 )
 from pipelines.impact.weights import WeightRule
@@ -124,10 +124,11 @@ def did_on_change(
     """
     before_rate = before_counts / before_years
     design = np.column_stack([x, before_rate])
-    if nuisance is None:
-        nuisance = crossfit_propensity(t, design, learners)
     change = after_counts - before_rate * after_years
-    m0 = crossfit_outcome(change, after_years, t, design, nuisance, "squared")
+    if nuisance is None:
+        nuisance, m0 = crossfit_both(change, after_years, t, design, learners, "squared")
+    else:
+        m0 = crossfit_outcome(change, after_years, t, design, nuisance, "squared")
     effect = doubly_robust_att(
         change, after_years, t, nuisance.propensity, m0, rule, scale=1000.0, clusters=clusters, observed=after_counts
     )

@@ -47,8 +47,7 @@ from pipelines.impact.crossfit import (
     EffectOnTreated,
     Learners,
     Loss,
-    crossfit_outcome,
-    crossfit_propensity,
+    crossfit_both,
     doubly_robust_att,
     log_ratio_difference_se,
     proportional_outcome,
@@ -317,12 +316,15 @@ class CrossFitOutcome:
     m0: np.ndarray
 
 
+def _loss(outcome: str) -> Loss:
+    return "squared" if outcome in MEAN_OUTCOMES else "poisson"
+
+
 def _dml_outcome(
-    outcome: str, frame: pl.DataFrame, t: np.ndarray, x: np.ndarray, nuisance: CrossFitted, spec: StudySpec
+    outcome: str, frame: pl.DataFrame, t: np.ndarray, nuisance: CrossFitted, m0: np.ndarray, spec: StudySpec
 ) -> CrossFitOutcome:
+    """The outcome's doubly robust ATT from its cross-fitted comparison-group model ``m0``."""
     total, exposure, scale, unit = _total_and_exposure(outcome, frame)
-    loss: Loss = "squared" if outcome in MEAN_OUTCOMES else "poisson"
-    m0 = crossfit_outcome(total, exposure, t, x, nuisance, loss)
     effect = doubly_robust_att(total, exposure, t, nuisance.propensity, m0, spec.weights.rule(), scale=scale)
     result = _effect_result(outcome, unit, effect, _variance_label(nuisance.settings))
     return CrossFitOutcome(effect, result, total, exposure, m0)
@@ -608,9 +610,9 @@ def run_dml(
     """Cross-fitted AIPW: one propensity fit shared by the main outcome, its negative controls and subgroups."""
     t, x = treatment_and_covariates(spec, frame)
     learners = _learners(spec, t)
-    nuisance = crossfit_propensity(t, x, learners)
-    main = _dml_outcome(spec.outcome, frame, t, x, nuisance, spec)
     total, exposure, scale, _ = _total_and_exposure(spec.outcome, frame)
+    nuisance, m0 = crossfit_both(total, exposure, t, x, learners, _loss(spec.outcome))
+    main = _dml_outcome(spec.outcome, frame, t, nuisance, m0, spec)
     diagnostics = balance_diagnostics(
         x, t, main.effect.weights, nuisance.propensity, main.effect.estimate, main.effect.standard_error,
         scale * total / exposure, list(spec.covariates),

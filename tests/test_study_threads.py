@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from pipelines.impact import threads as threads_module
 from pipelines.impact.crossfit import Learners, crossfit_both, crossfit_outcome, crossfit_propensity
 from pipelines.impact.resampling import batched_bootstrap_draws, bootstrap_draws
-from pipelines.impact.threads import THREADS_VARIABLE, map_on_cores, share_cores, single_threaded, study_threads
+from pipelines.impact.threads import (
+    SIDE_BY_SIDE_FROM_ROWS,
+    THREADS_VARIABLE,
+    map_on_cores,
+    share_cores,
+    single_threaded,
+    study_threads,
+)
 
 Computed = TypeVar("Computed")
 
@@ -44,8 +52,14 @@ def test_results_come_back_in_order_from_several_threads(monkeypatch: pytest.Mon
         seen.add(threading.get_ident())
         return item * item
 
-    assert list(map_on_cores(work, iter(range(40)))) == [i * i for i in range(40)]
+    assert list(map_on_cores(work, iter(range(40)), rows=SIDE_BY_SIDE_FROM_ROWS)) == [i * i for i in range(40)]
     assert threading.get_ident() not in seen  # the work ran on the workers, not in the caller
+
+
+def test_small_work_stays_in_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(THREADS_VARIABLE, "4")
+    found = list(map_on_cores(lambda _: threading.get_ident(), range(5), rows=SIDE_BY_SIDE_FROM_ROWS - 1))
+    assert found == [threading.get_ident()] * 5
 
 
 def test_each_worker_runs_openmp_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,7 +67,7 @@ def test_each_worker_runs_openmp_on_one_thread(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setenv(THREADS_VARIABLE, "2")
     with threadpool_limits(limits=2, user_api="openmp"):
-        found = list(map_on_cores(lambda _: _threads("openmp"), range(4)))
+        found = list(map_on_cores(lambda _: _threads("openmp"), range(4), rows=10**6))
     assert found == [{1}] * 4
 
 
@@ -68,7 +82,7 @@ def test_the_first_error_in_order_is_raised_and_nothing_waiting_starts(monkeypat
         return item
 
     with pytest.raises(ValueError, match="item 3"):
-        list(map_on_cores(work, range(100)))
+        list(map_on_cores(work, range(100), rows=10**6))
     assert max(started) < 10
 
 
@@ -93,7 +107,9 @@ def test_processes_started_together_share_the_cores_out(monkeypatch: pytest.Monk
 
 
 def _on(threads: int, monkeypatch: pytest.MonkeyPatch, compute: Callable[[], Computed]) -> Computed:
+    """``compute()`` with ``threads`` side by side, small as the test's data are."""
     monkeypatch.setenv(THREADS_VARIABLE, str(threads))
+    monkeypatch.setattr(threads_module, "SIDE_BY_SIDE_FROM_ROWS", 0)
     return compute()
 
 

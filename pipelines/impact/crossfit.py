@@ -239,7 +239,7 @@ def _crossfit(
     jobs += [(fold_predictions, k) for k in range(settings.folds) if outcome is not None]
     found = {"scores": np.empty(cells.size), "predictions": np.empty(cells.size)}
     with single_threaded(openmp=settings.learner == "boosting"):
-        for (job, k), predicted in zip(jobs, map_on_cores(lambda job: job[0](job[1]), jobs), strict=True):
+        for (job, k), predicted in zip(jobs, map_on_cores(lambda job: job[0](job[1]), jobs, cells.size), strict=True):
             found["scores" if job is fold_scores else "predictions"][cell_fold == k] = predicted
     ps = np.clip(found["scores"][cells.index], PROPENSITY_FLOOR, 1 - PROPENSITY_FLOOR) if propensity else None
     m0 = np.asarray(found["predictions"][cells.index]) if outcome is not None else None

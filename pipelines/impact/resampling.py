@@ -101,7 +101,7 @@ def batched_bootstrap_draws(
     draws = np.empty((resamples, *np.shape(point)))
     jobs = _bootstrap_jobs(t, resamples, np.random.default_rng(seed), little, batch)
     centres: dict[int, np.ndarray] = {}
-    for job, values in _estimated(jobs, lambda job: estimator(job.draws)):
+    for job, values in _estimated(jobs, lambda job: estimator(job.draws), t.shape[0]):
         if job.first is None:
             centres[job.subset] = values[0]
         elif job.subset < 0:
@@ -121,7 +121,9 @@ class _Job:
     first: int | None
 
 
-def _estimated(jobs: Iterator[_Job], work: Callable[[_Job], np.ndarray]) -> Iterator[tuple[_Job, np.ndarray]]:
+def _estimated(
+    jobs: Iterator[_Job], work: Callable[[_Job], np.ndarray], rows: int
+) -> Iterator[tuple[_Job, np.ndarray]]:
     """Each job with its values, in order; the jobs estimated side by side. A subset's centre is its first job,
     so it is known before that subset's draws come back."""
     taken: deque[_Job] = deque()
@@ -131,7 +133,7 @@ def _estimated(jobs: Iterator[_Job], work: Callable[[_Job], np.ndarray]) -> Iter
             taken.append(job)
             yield job
 
-    for values in map_on_cores(work, remembered()):
+    for values in map_on_cores(work, remembered(), rows):
         yield taken.popleft(), values
 
 

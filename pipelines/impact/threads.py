@@ -78,9 +78,17 @@ def share_cores(processes: int) -> None:
         os.environ[THREADS_VARIABLE] = str(max(1, study_threads() // max(1, processes)))
 
 
-def map_on_cores(work: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
+SIDE_BY_SIDE_FROM_ROWS = 20_000
+"""The rows a study's fits read from which they run side by side. Below, the threads' hand-offs and their
+contention for the interpreter cost more than they save: on the demo federation (3,000 persons) the four
+studies took as long on two threads as on one, for a quarter more CPU; at 100,000 persons a quarter less
+time (``docs/benchmarks-notes.md``)."""
+
+
+def map_on_cores(work: Callable[[Item], Result], items: Iterable[Item], rows: int) -> Iterator[Result]:
     """``work(item)`` for each item, in the items' order, the items side by side on up to ``study_threads()``
-    threads.
+    threads when ``rows`` (the rows the work reads) reach ``SIDE_BY_SIDE_FROM_ROWS``, else one after the other
+    in the calling thread.
 
     The items are taken from ``items`` one at a time, in order and in the calling thread, a few ahead of
     the results (so a generator that draws random numbers draws them in the same order as a loop would,
@@ -88,7 +96,7 @@ def map_on_cores(work: Callable[[Item], Result], items: Iterable[Item]) -> Itera
     caller's BLAS limit is process-wide and holds already). The first item's error, in order, is the one
     raised. ``work`` must not share mutable state between items.
     """
-    workers = study_threads()
+    workers = study_threads() if rows >= SIDE_BY_SIDE_FROM_ROWS else 1
     if workers <= 1:
         yield from (work(item) for item in items)
         return

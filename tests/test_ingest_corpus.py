@@ -598,11 +598,14 @@ def test_a_run_that_dies_midway_leaves_the_warehouse_as_it_was(
 EPISODES_HEADER = "episode_id,person_id,agency_id,cohort,referral_date,start_date,referral_source,payer,entry_situation"
 
 
+@pytest.mark.parametrize(("threads", "engines_made"), [(1, 2), (2, 3)])
 def test_a_file_that_breaks_the_scratch_engine_does_not_stop_the_next_files(
-    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch, threads: int, engines_made: int
 ) -> None:
     # Files are checked in connections of one engine for the run: if a file's failure takes the engine
-    # with it, the files after it get a new one.
+    # with it, the files after it get a new one. Checked side by side, the file beside it may have failed
+    # only because the engine went: each file that failed in a broken engine is checked again alone (the
+    # one that breaks it breaks a second engine, and its failure stands).
     from pipelines.ingest import service
 
     engines: list[duckdb.DuckDBPyConnection] = []
@@ -612,23 +615,26 @@ def test_a_file_that_breaks_the_scratch_engine_does_not_stop_the_next_files(
         engines.append(original_engine(staging))
         return engines[-1]
 
-    def breaks_the_engine(frame: Any, entity: Any, *args: Any) -> Any:
-        if getattr(entity, "name", "") == "persons" and len(engines) == 1:
-            engines[0].close()
+    def breaks_the_engine(frame: Any, entity: Any, decimal_comma: bool, agency: str, *args: Any) -> Any:
+        if getattr(entity, "name", "") == "persons" and agency == "AGX":
+            engines[-1].close()
             raise MemoryError("SECRET-VALUE")
-        return original_validate(frame, entity, *args)
+        return original_validate(frame, entity, decimal_comma, agency, *args)
 
+    monkeypatch.setenv(service.INGEST_THREADS_VARIABLE, str(threads))
     monkeypatch.setattr(service, "scratch_engine", recorded)
     monkeypatch.setattr(service, "validate_table", breaks_the_engine)
     outcome = ingest(
         {
             "AGX/AGX_202601_persons.csv": persons(GOOD_PERSON),
             "AGY/AGY_202601_persons.csv": persons(GOOD_PERSON.replace("AGX", "AGY")),
+            "AGZ/AGZ_202601_persons.csv": persons(GOOD_PERSON.replace("AGX", "AGZ")),
         }
     )
     assert single(outcome, "AGX_202601_persons.csv").reasons == {"processing_error": 0}
     assert single(outcome, "AGY_202601_persons.csv").status == "accepted"
-    assert len(engines) == 2
+    assert single(outcome, "AGZ_202601_persons.csv").status == "accepted"
+    assert len(engines) == engines_made
 
 
 def test_an_error_in_one_file_is_that_files_report_and_it_is_tried_again(

@@ -30,6 +30,8 @@ from typing import TypeVar
 
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
+from pipelines.cores import configured_threads
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -62,13 +64,7 @@ def single_threaded(openmp: bool = False) -> Iterator[None]:
 
 def study_threads() -> int:
     """How many independent fits may run side by side: ``PARCOURS_STUDY_THREADS``, else the usable cores."""
-    configured = os.environ.get(THREADS_VARIABLE, "").strip()
-    if configured:
-        try:
-            return max(1, int(configured))
-        except ValueError:
-            raise ValueError(f"{THREADS_VARIABLE} must be a whole number of threads, not {configured!r}") from None
-    return max(1, len(os.sched_getaffinity(0)))
+    return configured_threads(THREADS_VARIABLE)
 
 
 def share_cores(processes: int) -> None:

@@ -12,7 +12,9 @@ Two passes, both in the engine:
    the warehouse (one engine for the run, so that a file costs no engine's start): read once, typed and
    checked by one generated query (``validate``), re-keyed (a keyed hash per distinct
    identifier, joined back), its accepted rows staged as Parquet and its quarantined rows with
-   their raw lines. Nothing of a file stays in memory once it is staged.
+   their raw lines. Nothing of a file stays in memory once it is staged. Files are checked side by side
+   (``PARCOURS_INGEST_THREADS``, one per core): each file's decisions are its own, so the run is the
+   same whatever their number.
 2. **Across files** (``settle``), set-based over the staged files and what is stored:
    duplicates of rows already stored (files about to be replaced excepted) or received earlier
    in the run, and references that resolve to nothing (anti-joins, parents first). Then
@@ -21,8 +23,12 @@ Two passes, both in the engine:
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -32,6 +38,7 @@ import polars as pl
 
 from pipelines import warehouse
 from pipelines.contract import Contract, Entity
+from pipelines.cores import configured_threads
 from pipelines.ingest.config import AgenciesConfig, ReadOptions, options_for
 from pipelines.ingest.load import (
     SETTLED_TABLE,
@@ -66,6 +73,8 @@ MAX_QUOTED_LINE = 8192
 """A raw line longer than this is not kept in quarantine (too long to scan and to show)."""
 SCRATCH_MEMORY = os.environ.get("PARCOURS_INGEST_MEMORY", "2GB")
 """How much memory one file's checks may take in the engine before it spills to disk."""
+INGEST_THREADS_VARIABLE = "PARCOURS_INGEST_THREADS"
+"""How many files are checked side by side; by default as many as the cores this process may use."""
 LINKAGE_SCOPE = "/federation"
 """Stands for the agency in a linkage pseudonym's HMAC message: no agency folder can be named so."""
 
@@ -313,15 +322,15 @@ def prepare_file(
     today: date,
     config: AgenciesConfig,
     staging: Path,
-    engine: Connection | None = None,
+    con: Connection | None = None,
 ) -> list[EntityLoad]:
     """Every table of one file, decided in its own connection; any error becomes the file's own report
-    (never the batch's end). ``engine``: the run's scratch engine (``scratch_engine``), of which the file
-    gets a connection of its own: its temporary tables are seen by no other file and go when it closes.
-    Without one, the file gets a new in-memory engine (about 25 ms to start, a thousand times a cursor)."""
-    con: Connection | None = None
+    (never the batch's end). ``con``: the file's own connection to the run's scratch engine
+    (``ScratchEngine.connection``), closed when the file is done: its temporary tables are seen by no other
+    file and go with it. Without one, the file gets a new in-memory engine (about 25 ms to start, a
+    thousand times a connection)."""
     try:
-        con = engine.cursor() if engine is not None else scratch_engine(staging)
+        con = con or scratch_engine(staging)
         read = read_landing_file(file, contract, options_for(file.agency_folder, config), con)
         return [
             prepare_table(index + n, file, table, contract, key, today, staging) for n, table in enumerate(read.tables)
@@ -343,9 +352,58 @@ def scratch_engine(staging: Path) -> Connection:
 def _usable(engine: Connection) -> bool:
     """Whether the scratch engine still answers (a fatal error in one file's checks would invalidate it)."""
     try:
-        return engine.execute("select 1").fetchall() == [(1,)]
+        probe = engine.cursor()  # a connection of its own: other threads are using theirs
+        try:
+            return probe.execute("select 1").fetchall() == [(1,)]
+        finally:
+            probe.close()
     except Exception:  # whatever DuckDB raises, the engine is replaced
         return False
+
+
+class ScratchEngine:
+    """The run's scratch engine (one for the run, so that a file costs no engine's start), shared by the files
+    checked side by side, each in a connection of its own. A fatal error in a file's checks invalidates a
+    DuckDB database: the files after it then get a new engine."""
+
+    def __init__(self, staging: Path) -> None:
+        self._staging = staging
+        self._lock = threading.Lock()
+        self._current = scratch_engine(staging)
+
+    def connection(self) -> tuple[Connection, Connection]:
+        """The current engine and a new connection to it (the caller's to close)."""
+        with self._lock:
+            try:
+                return self._current, self._current.cursor()
+            except Exception:  # closed or invalidated by a file's failure: replaced now
+                self._replace()
+                return self._current, self._current.cursor()
+
+    def replaced_if_broken(self, engine: Connection) -> bool:
+        """Whether ``engine``, where a file just failed, is broken; if it is still the current one, a new
+        engine replaces it."""
+        with self._lock:
+            if engine is not self._current:
+                return True  # replaced already: another file found it broken
+            if _usable(engine):
+                return False
+            self._replace()
+            return True
+
+    def _replace(self) -> None:
+        with contextlib.suppress(Exception):  # closing what is broken may raise too
+            self._current.close()
+        self._current = scratch_engine(self._staging)
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(Exception):
+            self._current.close()
+
+
+def ingest_threads() -> int:
+    """How many files are checked side by side: ``PARCOURS_INGEST_THREADS``, else the usable cores."""
+    return configured_threads(INGEST_THREADS_VARIABLE)
 
 
 def failed_load(index: int, file: LandingFile, exc: BaseException) -> EntityLoad:
@@ -377,35 +435,34 @@ def ingest_files(
     remove_unlisted(con, zone)  # what a killed run left
     already = known_files(con)
     reports: dict[int, FileReport] = {}  # by position: two paths may share a relative path
-    loads: list[EntityLoad] = []
     seen_now: set[tuple[str, str]] = set()
     order = sorted(files, key=lambda f: f.relative_path)
     staging = zone.staging()
-    engine = scratch_engine(staging)  # one for the run: a file's checks get a connection of their own
+    todo: list[tuple[int, LandingFile]] = []
+    for i, file in enumerate(order, start=1):
+        identity = (file.agency_folder, file.sha256)
+        if identity in already or identity in seen_now:
+            reports[i] = FileReport(
+                file.relative_path,
+                file.sha256,
+                "duplicate",
+                0,
+                0,
+                0,
+                {},
+                f"{file.relative_path}: same content as a file already received from this agency; nothing added",
+            )
+            continue
+        seen_now.add(identity)
+        todo.append((i, file))
+    engine = ScratchEngine(staging)
     try:
-        for i, file in enumerate(order, start=1):
-            identity = (file.agency_folder, file.sha256)
-            if identity in already or identity in seen_now:
-                reports[i] = FileReport(
-                    file.relative_path,
-                    file.sha256,
-                    "duplicate",
-                    0,
-                    0,
-                    0,
-                    {},
-                    f"{file.relative_path}: same content as a file already received from this agency; nothing added",
-                )
-                continue
-            seen_now.add(identity)
-            say(f"[{i}/{len(order)}] checking {file.relative_path}")
-            prepared = prepare_file(len(loads), file, contract, key, today, config, staging, engine)
-            loads += prepared
-            if any(load.file_reason is Reason.PROCESSING_ERROR for load in prepared) and not _usable(engine):
-                engine.close()  # what failed broke the engine itself: the next files get a new one
-                engine = scratch_engine(staging)
+        prepared = _prepare_files(todo, len(order), engine, contract, key, today, config, staging, say)
     finally:
         engine.close()
+    loads = [load for file_loads in prepared for load in file_loads]
+    for index, load in enumerate(loads):  # each file numbered its tables from 0, in a staging folder of its own
+        load.index = index
     by_identity = {(f.agency_folder, f.sha256): f for f in order}
     _choose_winners(loads)
     replaced = _replaced_files(loads, current_files(con))
@@ -421,6 +478,61 @@ def ingest_files(
                 file, [load for load in loads if load.identity == (file.agency_folder, file.sha256)]
             )
     return [reports[i] for i in range(1, len(order) + 1)]
+
+
+def _prepare_files(
+    todo: list[tuple[int, LandingFile]],
+    total: int,
+    engine: ScratchEngine,
+    contract: Contract,
+    key: bytes,
+    today: date,
+    config: AgenciesConfig,
+    staging: Path,
+    say: Progress,
+) -> list[list[EntityLoad]]:
+    """Each file's loads (``prepare_file``), in ``todo``'s order, the files checked side by side on
+    ``ingest_threads()`` threads, each in its own connection to the run's scratch engine.
+
+    A small file's checks are a fixed cost of planning statements, which DuckDB does on one core: the demo's
+    84 files took 5.0 s one after the other and 2.9 s two at a time, with the same staged rows
+    (``docs/benchmarks-notes.md``). Each file stages under a folder of its own (``f<i>``) and numbers its
+    tables from 0; the caller numbers the run's loads. A file that failed in an engine that broke may have
+    been broken by the file beside it: it is checked again, alone, once the others are done."""
+    results: list[list[EntityLoad]] = [[] for _ in todo]
+    again: list[int] = []
+
+    def check(position: int, attempt: str = "") -> None:
+        i, file = todo[position]
+        folder = staging / f"f{i}{attempt}"
+        folder.mkdir()
+        used, con = engine.connection()
+        loads = prepare_file(0, file, contract, key, today, config, folder, con)
+        results[position] = loads
+        if any(load.file_reason is Reason.PROCESSING_ERROR for load in loads) and engine.replaced_if_broken(used):
+            again.append(position)
+
+    def started(position: int) -> int:
+        i, file = todo[position]
+        say(f"[{i}/{total}] checking {file.relative_path}")
+        return position
+
+    workers = min(ingest_threads(), len(todo))
+    if workers <= 1:
+        for position in range(len(todo)):
+            check(started(position))
+        return results
+    waiting = iter(range(len(todo)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="ingest-file") as pool:
+        running = {pool.submit(check, started(p)) for p in itertools.islice(waiting, workers)}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()  # what ``prepare_file`` does not keep to the file (an interruption) ends the run
+                running |= {pool.submit(check, started(p)) for p in itertools.islice(waiting, 1)}
+    for position in sorted(again):
+        check(position, "-alone")
+    return results
 
 
 def _choose_winners(loads: list[EntityLoad]) -> None:

@@ -32,6 +32,17 @@ QUERY_ERRORS: tuple[type[duckdb.Error], ...] = (
 """Errors about the query or the machine, whose message quotes SQL or paths, never data. Others (a
 conversion or a constraint) quote the value that failed, a case value."""
 
+ENGINE_FAILURES: tuple[type[BaseException], ...] = (
+    duckdb.ConnectionException,
+    duckdb.FatalException,
+    duckdb.InternalException,
+    duckdb.InterruptException,
+    duckdb.OutOfMemoryException,
+    MemoryError,
+)
+"""What the engine raises about its own state (closed, invalidated, interrupted, out of memory), not about
+what a file holds: reading a file that fails so is a processing error (tried again), not an unreadable file."""
+
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 

@@ -603,9 +603,9 @@ def test_a_file_that_breaks_the_scratch_engine_does_not_stop_the_next_files(
     ingest: Ingest, monkeypatch: pytest.MonkeyPatch, threads: int, engines_made: int
 ) -> None:
     # Files are checked in connections of one engine for the run: if a file's failure takes the engine
-    # with it, the files after it get a new one. Checked side by side, the file beside it may have failed
-    # only because the engine went: each file that failed in a broken engine is checked again alone (the
-    # one that breaks it breaks a second engine, and its failure stands).
+    # with it, the files after it get a new one. Checked side by side, a file that failed is checked again
+    # alone (the file beside it may have been the cause): the one that breaks the engine breaks a second
+    # one, and its failure stands.
     from pipelines.ingest import service
 
     engines: list[duckdb.DuckDBPyConnection] = []

@@ -443,6 +443,8 @@ def _read_fields(con: Connection, table: str, path: Path, delimiter: str, width:
     together) is read again from a copy with Unix line ends only (same lines, same numbers)."""
     try:
         return warehouse.read_csv_into(con, table, path, delimiter, width)
+    except warehouse.ENGINE_FAILURES:
+        raise
     except Exception:
         with path.open("rb") as handle:
             if b"\r\n" not in handle.read(CHUNK):
@@ -496,6 +498,8 @@ def read_csv(file: LandingFile, options: ReadOptions, con: Connection | None = N
             )
         try:
             rejects = _read_fields(con, "src", text_path, delimiter, len(columns))
+        except warehouse.ENGINE_FAILURES:
+            raise  # the engine, not the file (a file beside it broke it, or memory ran short): tried again
         except Exception as exc:
             raise FileProblem(
                 Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as CSV ({type(exc).__name__})"

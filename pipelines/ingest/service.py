@@ -364,32 +364,46 @@ def _usable(engine: Connection) -> bool:
 class ScratchEngine:
     """The run's scratch engine (one for the run, so that a file costs no engine's start), shared by the files
     checked side by side, each in a connection of its own. A fatal error in a file's checks invalidates a
-    DuckDB database: the files after it then get a new engine."""
+    DuckDB database: the files after it then get a new engine. The engine's memory limit (``SCRATCH_MEMORY``)
+    is shared by the files checked at once: past it, DuckDB spills to disk."""
 
     def __init__(self, staging: Path) -> None:
         self._staging = staging
         self._lock = threading.Lock()
         self._current = scratch_engine(staging)
+        self._open: set[Connection] = set()
 
     def connection(self) -> tuple[Connection, Connection]:
-        """The current engine and a new connection to it (the caller's to close)."""
+        """The current engine and a new connection to it, to give back with ``release``."""
         with self._lock:
             try:
-                return self._current, self._current.cursor()
+                con = self._current.cursor()
             except Exception:  # closed or invalidated by a file's failure: replaced now
                 self._replace()
-                return self._current, self._current.cursor()
+                con = self._current.cursor()
+            self._open.add(con)
+            return self._current, con
 
-    def replaced_if_broken(self, engine: Connection) -> bool:
-        """Whether ``engine``, where a file just failed, is broken; if it is still the current one, a new
-        engine replaces it."""
+    def release(self, con: Connection) -> None:
         with self._lock:
-            if engine is not self._current:
-                return True  # replaced already: another file found it broken
-            if _usable(engine):
-                return False
-            self._replace()
-            return True
+            self._open.discard(con)
+        with contextlib.suppress(Exception):  # closed already, or its engine is
+            con.close()
+
+    def interrupt(self) -> None:
+        """Stop the statements running in every connection given out (the run is being interrupted: a worker
+        thread never sees the signal, and its file could take minutes to finish otherwise)."""
+        with self._lock:
+            for con in self._open:
+                with contextlib.suppress(Exception):
+                    con.interrupt()
+
+    def replaced_if_broken(self, engine: Connection) -> None:
+        """A new engine in place of ``engine``, where a file just failed, if it is still the current one and no
+        longer answers."""
+        with self._lock:
+            if engine is self._current and not _usable(engine):
+                self._replace()
 
     def _replace(self) -> None:
         with contextlib.suppress(Exception):  # closing what is broken may raise too
@@ -495,22 +509,31 @@ def _prepare_files(
     ``ingest_threads()`` threads, each in its own connection to the run's scratch engine.
 
     A small file's checks are a fixed cost of planning statements, which DuckDB does on one core: the demo's
-    84 files took 5.0 s one after the other and 2.9 s two at a time, with the same staged rows
-    (``docs/benchmarks-notes.md``). Each file stages under a folder of its own (``f<i>``) and numbers its
-    tables from 0; the caller numbers the run's loads. A file that failed in an engine that broke may have
-    been broken by the file beside it: it is checked again, alone, once the others are done."""
+    84 files took 5.0 s one after the other and 2.9 s two at a time, with the same staged rows; at 1,000,000
+    persons the ingestion took 0.79 times as long (``docs/benchmarks-notes.md``). Each file stages under a
+    folder of its own (``f<i>``) and numbers its tables from 0; the caller numbers the run's loads.
+
+    What a file beside it did can make a file fail: break the engine they share, or take the memory it needed.
+    So a file that failed with a processing error beside others is checked again, alone, once they are done:
+    the run is then the same as one file at a time (a file that fails alone fails again, and its failure
+    stands)."""
     results: list[list[EntityLoad]] = [[] for _ in todo]
     again: list[int] = []
 
-    def check(position: int, attempt: str = "") -> None:
+    def check(position: int, beside_others: bool = False, attempt: str = "") -> None:
         i, file = todo[position]
         folder = staging / f"f{i}{attempt}"
         folder.mkdir()
         used, con = engine.connection()
-        loads = prepare_file(0, file, contract, key, today, config, folder, con)
+        try:
+            loads = prepare_file(0, file, contract, key, today, config, folder, con)
+        finally:
+            engine.release(con)
         results[position] = loads
-        if any(load.file_reason is Reason.PROCESSING_ERROR for load in loads) and engine.replaced_if_broken(used):
-            again.append(position)
+        if any(load.file_reason is Reason.PROCESSING_ERROR for load in loads):
+            engine.replaced_if_broken(used)
+            if beside_others:
+                again.append(position)
 
     def started(position: int) -> int:
         i, file = todo[position]
@@ -524,14 +547,18 @@ def _prepare_files(
         return results
     waiting = iter(range(len(todo)))
     with ThreadPoolExecutor(workers, thread_name_prefix="ingest-file") as pool:
-        running = {pool.submit(check, started(p)) for p in itertools.islice(waiting, workers)}
-        while running:
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                future.result()  # what ``prepare_file`` does not keep to the file (an interruption) ends the run
-                running |= {pool.submit(check, started(p)) for p in itertools.islice(waiting, 1)}
+        running = {pool.submit(check, started(p), True) for p in itertools.islice(waiting, workers)}
+        try:
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # what ``prepare_file`` does not keep to the file (an interruption) ends the run
+                    running |= {pool.submit(check, started(p), True) for p in itertools.islice(waiting, 1)}
+        except BaseException:
+            engine.interrupt()  # the files still running stop at their next statement's check
+            raise
     for position in sorted(again):
-        check(position, "-alone")
+        check(position, attempt="-again")
     return results
 
 

@@ -37,11 +37,13 @@ ENGINE_FAILURES: tuple[type[BaseException], ...] = (
     duckdb.FatalException,
     duckdb.InternalException,
     duckdb.InterruptException,
+    duckdb.IOException,
     duckdb.OutOfMemoryException,
     MemoryError,
 )
-"""What the engine raises about its own state (closed, invalidated, interrupted, out of memory), not about
-what a file holds: reading a file that fails so is a processing error (tried again), not an unreadable file."""
+"""What the engine raises about its own state (closed, invalidated, interrupted, out of memory, a spill or a
+read the disk refused), not about what a file holds: reading a file that fails so is a processing error (tried
+again), not an unreadable file (which is never read again)."""
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 

@@ -193,6 +193,7 @@ def test_an_interruption_stops_the_files_running_beside_it(tmp_path: Path, monke
             raise KeyboardInterrupt
         if agency == "AGY":
             running.set()
+            time.sleep(0.2)  # between two statements when the run is interrupted: DuckDB would forget it
             # About 100 s uninterrupted here (a billion rows in 3.4 s); the test's bound is 30 s.
             source.con.execute("select sum(hash(range)) from range(30000000000)").fetchall()
         return original(source, entity, decimal_comma, agency, *args)
@@ -208,3 +209,34 @@ def test_an_interruption_stops_the_files_running_beside_it(tmp_path: Path, monke
             not warehouse.table_exists(con, "raw_persons")
             or warehouse.scalar(con, "select count(*) from raw_persons") == 0
         )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_read_that_the_machine_refused_is_tried_again_not_refused_for_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    # Memory or disk that ran short (more likely with files side by side) is no verdict on the file: a
+    # processing error, read again at the next run, never "unreadable" (which is never read again).
+    landing = tmp_path / "landing" / "AGX"
+    landing.mkdir(parents=True)
+    frame = pl.read_csv(PERSONS.format(agency="AGX").encode())
+    if fmt == "csv":
+        frame.write_csv(landing / "AGX_202601_persons.csv")
+
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            raise duckdb.IOException("could not write to the spill file")
+
+        monkeypatch.setattr(warehouse, "read_csv_into", refused)
+    else:
+        frame.write_parquet(landing / "AGX_202601_persons.parquet")
+
+        def short(*args: Any, **kwargs: Any) -> Any:
+            raise MemoryError
+
+        monkeypatch.setattr(pl, "read_parquet", short)
+    with warehouse.connect(tmp_path / "warehouse.duckdb") as con:
+        (report,) = service.ingest_files(
+            con, discover_landing_files(tmp_path / "landing"), load_contract(), DEMO_KEY, TODAY
+        )
+    assert (report.status, report.reasons) == ("rejected", {"processing_error": 0})
+    assert "tried again" in report.message

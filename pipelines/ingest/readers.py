@@ -610,6 +610,8 @@ def read_xlsx(file: LandingFile, options: ReadOptions, contract: Contract, con: 
             drop_empty_rows=False,
             drop_empty_cols=False,
         )
+    except MemoryError:
+        raise  # the machine's memory (other files take some too), not the file: tried again
     except LIBRARY_FAILURES as exc:
         raise FileProblem(
             Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as XLSX ({type(exc).__name__})"
@@ -641,6 +643,8 @@ def check_parquet_is_safe(file: LandingFile, cap_bytes: int) -> None:
 
     try:
         metadata = pq.ParquetFile(file.path).metadata
+    except MemoryError:
+        raise  # the machine's memory (other files take some too), not the file: tried again
     except LIBRARY_FAILURES as exc:
         raise FileProblem(
             Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as Parquet ({type(exc).__name__})"
@@ -691,6 +695,8 @@ def read_parquet(file: LandingFile, options: ReadOptions, con: Connection | None
     check_parquet_is_safe(file, options.max_file_bytes)
     try:
         frame = pl.read_parquet(file.path)
+    except MemoryError:
+        raise  # the machine's memory (other files take some too), not the file: tried again
     except LIBRARY_FAILURES as exc:
         raise FileProblem(
             Reason.UNREADABLE_FILE, f"{file.relative_path}: not readable as Parquet ({type(exc).__name__})"

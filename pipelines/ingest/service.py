@@ -14,7 +14,8 @@ Two passes, both in the engine:
    identifier, joined back), its accepted rows staged as Parquet and its quarantined rows with
    their raw lines. Nothing of a file stays in memory once it is staged. Files are checked side by side
    (``PARCOURS_INGEST_THREADS``, one per core): each file's decisions are its own, so the run is the
-   same whatever their number.
+   same whatever their number (but for a file that failed with a processing error beside others: it is
+   checked again alone in the same run, where one file at a time leaves it to the next run).
 2. **Across files** (``settle``), set-based over the staged files and what is stored:
    duplicates of rows already stored (files about to be replaced excepted) or received earlier
    in the run, and references that resolve to nothing (anti-joins, parents first). Then
@@ -73,6 +74,8 @@ MAX_QUOTED_LINE = 8192
 """A raw line longer than this is not kept in quarantine (too long to scan and to show)."""
 SCRATCH_MEMORY = os.environ.get("PARCOURS_INGEST_MEMORY", "2GB")
 """How much memory one file's checks may take in the engine before it spills to disk."""
+INTERRUPT_EVERY_SECONDS = 0.05
+"""How often the files still running are interrupted when the run is."""
 INGEST_THREADS_VARIABLE = "PARCOURS_INGEST_THREADS"
 """How many files are checked side by side; by default as many as the cores this process may use."""
 LINKAGE_SCOPE = "/federation"
@@ -326,9 +329,10 @@ def prepare_file(
 ) -> list[EntityLoad]:
     """Every table of one file, decided in its own connection; any error becomes the file's own report
     (never the batch's end). ``con``: the file's own connection to the run's scratch engine
-    (``ScratchEngine.connection``), closed when the file is done: its temporary tables are seen by no other
-    file and go with it. Without one, the file gets a new in-memory engine (about 25 ms to start, a
-    thousand times a connection)."""
+    (``ScratchEngine.connection``), which the caller closes once the file is done: its temporary tables are
+    seen by no other file and go with it. Without one, the file gets a new in-memory engine (about 25 ms to
+    start, a thousand times a connection), closed here."""
+    own = con is None
     try:
         con = con or scratch_engine(staging)
         read = read_landing_file(file, contract, options_for(file.agency_folder, config), con)
@@ -340,7 +344,7 @@ def prepare_file(
     except LIBRARY_FAILURES as exc:  # a bug, a library's panic or a resource limit on this file: keep going
         return [failed_load(index, file, exc)]
     finally:
-        if con is not None:
+        if own and con is not None:
             con.close()
 
 
@@ -555,7 +559,12 @@ def _prepare_files(
                     future.result()  # what ``prepare_file`` does not keep to the file (an interruption) ends the run
                     running |= {pool.submit(check, started(p), True) for p in itertools.islice(waiting, 1)}
         except BaseException:
-            engine.interrupt()  # the files still running stop at their next statement's check
+            # A worker never sees the signal, and DuckDB forgets an interruption its connection gets between
+            # two statements: the files still running are interrupted until they have stopped.
+            still = running
+            while still:
+                engine.interrupt()
+                still = wait(still, timeout=INTERRUPT_EVERY_SECONDS).not_done
             raise
     for position in sorted(again):
         check(position, attempt="-again")

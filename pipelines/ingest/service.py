@@ -318,7 +318,6 @@ def prepare_table(
 
 
 def prepare_file(
-    index: int,
     file: LandingFile,
     contract: Contract,
     key: bytes,
@@ -327,22 +326,21 @@ def prepare_file(
     staging: Path,
     con: Connection | None = None,
 ) -> list[EntityLoad]:
-    """Every table of one file, decided in its own connection; any error becomes the file's own report
-    (never the batch's end). ``con``: the file's own connection to the run's scratch engine
-    (``ScratchEngine.connection``), which the caller closes once the file is done: its temporary tables are
-    seen by no other file and go with it. Without one, the file gets a new in-memory engine (about 25 ms to
-    start, a thousand times a connection), closed here."""
+    """Every table of one file, decided in its own connection, its loads numbered from 0 (the run numbers
+    them across files); any error becomes the file's own report (never the batch's end). ``con``: the
+    file's own connection to the run's scratch engine (``ScratchEngine.connection``), which the caller
+    closes once the file is done: its temporary tables are seen by no other file and go with it. Without
+    one, the file gets a new in-memory engine (about 25 ms to start, a thousand times a connection), closed
+    here."""
     own = con is None
     try:
         con = con or scratch_engine(staging)
         read = read_landing_file(file, contract, options_for(file.agency_folder, config), con)
-        return [
-            prepare_table(index + n, file, table, contract, key, today, staging) for n, table in enumerate(read.tables)
-        ]
+        return [prepare_table(n, file, table, contract, key, today, staging) for n, table in enumerate(read.tables)]
     except FileProblem as problem:
-        return [_entity_load(index, file, None, None, str(problem), problem.reason)]
+        return [_entity_load(0, file, None, None, str(problem), problem.reason)]
     except LIBRARY_FAILURES as exc:  # a bug, a library's panic or a resource limit on this file: keep going
-        return [failed_load(index, file, exc)]
+        return [failed_load(0, file, exc)]
     finally:
         if own and con is not None:
             con.close()
@@ -391,7 +389,7 @@ class ScratchEngine:
     def release(self, con: Connection) -> None:
         with self._lock:
             self._open.discard(con)
-        with contextlib.suppress(Exception):  # closed already, or its engine is
+        with contextlib.suppress(Exception):  # its engine closed already (a file broke it)
             con.close()
 
     def interrupt(self) -> None:
@@ -530,7 +528,7 @@ def _prepare_files(
         folder.mkdir()
         used, con = engine.connection()
         try:
-            loads = prepare_file(0, file, contract, key, today, config, folder, con)
+            loads = prepare_file(file, contract, key, today, config, folder, con)
         finally:
             engine.release(con)
         results[position] = loads

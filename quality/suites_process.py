@@ -244,6 +244,10 @@ def main() -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # what libraries print must not mix with the replies
     serve(sys.stdin.buffer, replies)
+    # Every reply is written and flushed, and each request's checkpoint and Data Docs are on disk: what is
+    # left is Python taking Great Expectations' objects apart, 0.6 s that the parent's exit waited for.
+    replies.close()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,31 @@ def test_every_help_loads_no_heavy_library(command: str | None) -> None:
     assert _heavy_modules_loaded(code) == []
 
 
+def test_the_command_leaves_at_once_after_what_an_exit_must_do(tmp_path: Path) -> None:
+    # ``console_main`` ends the process without Python's teardown: yet a thread we started finishes, what it
+    # printed (buffered: stdout is a pipe) comes out, the exit handlers run and the command's status stands.
+    marker = tmp_path / "handler"
+    code = (
+        "import atexit, pathlib, threading, time\n"
+        "import pipelines.cli as cli\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'ran')\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        "    print('from a thread')\n"
+        "def command():\n"
+        "    threading.Thread(target=late).start()\n"
+        "    print('from the command')\n"
+        "    return 3\n"
+        "cli.main = command\n"
+        "cli.console_main()\n"
+        "print('never')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 3
+    assert result.stdout == "from the command\nfrom a thread\n"
+    assert marker.read_text() == "ran"
+
+
 def test_every_command_has_a_help() -> None:
     # The lists above stay complete: a new command is checked too.
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))

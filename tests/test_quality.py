@@ -335,6 +335,7 @@ def test_the_suites_process_answers_as_the_suites_do_in_process(
     finally:
         child.close()
     assert not child.alive(), "the child ends when its input is closed"
+    assert child._child.returncode == 0, "on its own, not killed"
     assert outcomes == validate_queries(query, load_contract(), date(2026, 1, 1)) == again
     assert any(not o.success for o in outcomes)
     assert (tmp_path / "docs" / "index.html").is_file()

@@ -822,10 +822,11 @@ def console_main() -> None:
     still: the threads we started finish, the ``atexit`` handlers run (temporary folders, the suites'
     process, logging), and the standard streams are flushed. Tests call ``main``, which returns."""
     code = main()
-    current = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is not current and not thread.daemon:
-            thread.join()
+    # What the interpreter's exit does first: pools' idle workers told to stop, then every thread joined
+    # (joining them alone would wait forever on a pool nobody shut down).
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
     atexit._run_exitfuncs()
     _flush_standard_streams()
     os._exit(code)

@@ -62,7 +62,7 @@ def test_the_command_leaves_at_once_after_what_an_exit_must_do(tmp_path: Path) -
     # printed (buffered: stdout is a pipe) comes out, the exit handlers run and the command's status stands.
     marker = tmp_path / "handler"
     code = (
-        "import atexit, pathlib, threading, time\n"
+        "import atexit, concurrent.futures, pathlib, threading, time\n"
         "import pipelines.cli as cli\n"
         f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'ran')\n"
         "def late():\n"
@@ -70,6 +70,8 @@ def test_the_command_leaves_at_once_after_what_an_exit_must_do(tmp_path: Path) -
         "    print('from a thread')\n"
         "def command():\n"
         "    threading.Thread(target=late).start()\n"
+        "    pool = concurrent.futures.ThreadPoolExecutor(2)\n"  # never shut down: its idle workers must stop
+        "    pool.submit(time.sleep, 0.1)\n"
         "    print('from the command')\n"
         "    return 3\n"
         "cli.main = command\n"

@@ -34,8 +34,9 @@ def _frame(run: PipelineRun, sql: str) -> pl.DataFrame:
 def test_case4_delivery_90_of_420_hours(case_study_run: PipelineRun) -> None:
     rows = _rows(
         case_study_run,
-        "select period, hours_granted, hours_delivered, hours_unused from fct_service_delivery "
-        f"where person_id = '{stored_id('AGR-V2')}' and month_start = date '2025-01-01'",
+        "select d.period, d.hours_granted, d.hours_delivered, d.hours_unused from fct_service_delivery as d "
+        "join int_episode_dimensions as e using (episode_id) "  # the person's other identifiers are the episode's
+        f"where e.person_id = '{stored_id('AGR-V2')}' and d.month_start = date '2025-01-01'",
     )
     assert rows == [("after", 420.0, 90.0, 330.0)]
     assert round(90 / 420, 2) == 0.21

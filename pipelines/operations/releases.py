@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -138,11 +139,14 @@ def table_digest(frame: pl.DataFrame) -> str:
 def figures(serving: Path) -> dict[str, dict[str, str]]:
     """Every table of every file of a publication, by file (relative to the serving folder) and table."""
     digests: dict[str, dict[str, str]] = {}
-    for path in serving_files(serving):
-        if path.suffix != ".duckdb":
-            continue
-        tables = warehouse.read_tables(path, exclude=("serving_metadata",))
-        digests[path.relative_to(serving.parent).as_posix()] = {t: table_digest(f) for t, f in sorted(tables.items())}
+    with closing(warehouse.memory_connection()) as reader:  # one connection reads every file
+        for path in serving_files(serving):
+            if path.suffix != ".duckdb":
+                continue
+            tables = warehouse.read_tables(path, exclude=("serving_metadata",), con=reader)
+            digests[path.relative_to(serving.parent).as_posix()] = {
+                t: table_digest(f) for t, f in sorted(tables.items())
+            }
     return digests
 
 

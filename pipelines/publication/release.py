@@ -107,8 +107,14 @@ def funder_release(marts: Mapping[str, pl.DataFrame], secret: bytes, forced: fro
 
 
 def agency_release(
-    marts: Mapping[str, pl.DataFrame], agency_id: str, secret: bytes | None, forced: frozenset[CellId] = frozenset()
+    marts: Mapping[str, pl.DataFrame],
+    agency_id: str,
+    secret: bytes | None,
+    forced: frozenset[CellId] = frozenset(),
+    families: Mapping[str, pl.DataFrame] | None = None,
 ) -> AudienceRelease:
+    """One agency's release. ``families``: ``agency_tables.family_inputs(marts)``, when the caller builds every
+    agency's release from the same marts (computed once, not once per agency and per round)."""
     protector = Protector(f"agency {agency_id}", secret, forced)
     own, peers = agency.benchmark_tables(marts["mart_agency_benchmark"], agency_id, protector)
     tables = {
@@ -118,7 +124,7 @@ def agency_release(
         agency.CASE_MIX: agency.case_mix_table(marts["mart_timeliness_case_mix"], agency_id, protector),
         agency.BENCHMARK: own,
         agency.PEERS: peers,
-        agency.PEER_OUTCOMES: agency.peer_outcomes_table(marts, agency_id, protector),
+        agency.PEER_OUTCOMES: agency.peer_outcomes_table(marts, agency_id, protector, families),
     }
     return AudienceRelease(protector.audience, tables, protector.ledger, AGENCY_SCHEMAS)
 
@@ -143,7 +149,8 @@ def analyst_tables(marts: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]
         **studies.studies_tables(marts["mart_impact_studies"], marts["mart_study_curves"], protector),
     }
     # With no agency at all, one empty release still gives every table its columns.
-    per_agency = [agency_release(marts, a, None).tables for a in agencies(marts) or ["none"]]
+    families = agency.family_inputs(marts)
+    per_agency = [agency_release(marts, a, None, families=families).tables for a in agencies(marts) or ["none"]]
     for name in AGENCY_SCHEMAS:
         tables[name] = pl.concat([t[name] for t in per_agency])
     return tables
@@ -344,9 +351,10 @@ def build_publication(
     )
     reports = [funder_report]
     released: dict[str, AudienceRelease] = {}
+    families = agency.family_inputs(marts)
     for agency_id in agencies(marts):
         released[agency_id], report = protected(
-            lambda forced, a=agency_id: agency_release(marts, a, secret, forced),  # type: ignore[misc]
+            lambda forced, a=agency_id: agency_release(marts, a, secret, forced, families),  # type: ignore[misc]
             earlier_shown=shown_before.get(f"agency {agency_id}", ()),
         )
         reports.append(report)

@@ -409,17 +409,20 @@ def swap_in(temporary: Path, target: Path) -> None:
 
 
 def read_tables(
-    path: Path, exclude: Sequence[str] = (), con: duckdb.DuckDBPyConnection | None = None
+    path: Path,
+    exclude: Sequence[str] = (),
+    con: duckdb.DuckDBPyConnection | None = None,
+    include: Sequence[str] | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """Every table of a (small) DuckDB file, read-only: the file attached read-only to ``con`` (an in-memory
-    connection, ``memory_connection``), read and detached, so that a caller reading many files opens one
-    connection for all of them (opening one took about as long as reading a release file); without ``con``,
-    one is opened and closed here."""
+    """Every table of a (small) DuckDB file, read-only, by name; ``include``: only those of these the file has.
+    The file is attached read-only to ``con`` (an in-memory connection, ``memory_connection``), read and
+    detached, so that a caller reading many files opens one connection for all of them (opening one took about
+    as long as reading a release file); without ``con``, one is opened and closed here."""
     if not path.exists():
         raise FileNotFoundError(f"no database at {path}")
     if con is None:
         with closing(memory_connection()) as own:
-            return read_tables(path, exclude, own)
+            return read_tables(path, exclude, own, include)
     alias = "read_back"
     con.execute(f"attach '{_sql_path(path)}' as {alias} (read_only)")
     try:
@@ -429,7 +432,8 @@ def read_tables(
                 "select table_name from information_schema.tables where table_catalog = ? order by table_name", [alias]
             ).fetchall()
         ]
-        return {t: query(con, f"select * from {alias}.{quote_identifier(t)}") for t in names if t not in exclude}
+        wanted = [t for t in names if t not in exclude and (include is None or t in include)]
+        return {t: query(con, f"select * from {alias}.{quote_identifier(t)}") for t in wanted}
     finally:
         con.execute(f"detach {alias}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -365,7 +365,9 @@ def write_snapshot(
     copy: Sequence[str] = (),
 ) -> Path:
     """A new DuckDB file beside ``target``, not yet in service: ``copy`` tables from ``con``, then ``frames``
-    and ``serving_metadata``. ``swap_in`` puts it in service; until then no reader can open it by name."""
+    and ``serving_metadata``, in one transaction. ``swap_in`` puts it in service; until then no reader can open
+    it by name. ``con`` is left open (a caller writing many files passes one in-memory connection, opened once:
+    ``memory_connection``); without it, one is opened and closed here."""
     target.parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     temporary = target.with_name(f".{target.stem}.{stamp}.{os.getpid()}.tmp")
@@ -374,18 +376,21 @@ def write_snapshot(
     alias = "serving_snapshot"
     writer.execute(f"attach '{_sql_path(temporary)}' as {alias}")
     try:
-        for table in copy:
-            t = quote_identifier(table)
-            writer.execute(f"create table {alias}.{t} as select * from {t}")
-        meta = pl.DataFrame(
-            {"key": list(metadata), "value": list(metadata.values())}, schema=[("key", pl.String), ("value", pl.String)]
-        )
-        for name, frame in {**frames, "serving_metadata": meta}.items():
-            writer.register("_snapshot_frame", frame)
-            try:
-                writer.execute(f"create table {alias}.{quote_identifier(name)} as select * from _snapshot_frame")
-            finally:
-                writer.unregister("_snapshot_frame")
+        # One transaction for the whole file: a table per commit made each file several commits to its log.
+        with transaction(writer):
+            for table in copy:
+                t = quote_identifier(table)
+                writer.execute(f"create table {alias}.{t} as select * from {t}")
+            meta = pl.DataFrame(
+                {"key": list(metadata), "value": list(metadata.values())},
+                schema=[("key", pl.String), ("value", pl.String)],
+            )
+            for name, frame in {**frames, "serving_metadata": meta}.items():
+                writer.register("_snapshot_frame", frame)
+                try:
+                    writer.execute(f"create table {alias}.{quote_identifier(name)} as select * from _snapshot_frame")
+                finally:
+                    writer.unregister("_snapshot_frame")
     except BaseException:
         writer.execute(f"detach {alias}")
         if own:
@@ -403,10 +408,34 @@ def swap_in(temporary: Path, target: Path) -> None:
     temporary.replace(target)
 
 
-def read_tables(path: Path, exclude: Sequence[str] = ()) -> dict[str, pl.DataFrame]:
-    """Every table of a (small) DuckDB file, read-only."""
-    with connect(path, read_only=True) as con:
-        return {t: query(con, f"select * from {quote_identifier(t)}") for t in list_tables(con) if t not in exclude}
+def read_tables(
+    path: Path,
+    exclude: Sequence[str] = (),
+    con: duckdb.DuckDBPyConnection | None = None,
+    include: Sequence[str] | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Every table of a (small) DuckDB file, read-only, by name; ``include``: only those of these the file has.
+    The file is attached read-only to ``con`` (an in-memory connection, ``memory_connection``), read and
+    detached, so that a caller reading many files opens one connection for all of them (opening one took about
+    as long as reading a release file); without ``con``, one is opened and closed here."""
+    if not path.exists():
+        raise FileNotFoundError(f"no database at {path}")
+    if con is None:
+        with closing(memory_connection()) as own:
+            return read_tables(path, exclude, own, include)
+    alias = "read_back"
+    con.execute(f"attach '{_sql_path(path)}' as {alias} (read_only)")
+    try:
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_catalog = ? order by table_name", [alias]
+            ).fetchall()
+        ]
+        wanted = [t for t in names if t not in exclude and (include is None or t in include)]
+        return {t: query(con, f"select * from {alias}.{quote_identifier(t)}") for t in wanted}
+    finally:
+        con.execute(f"detach {alias}")
 
 
 _TEMPORARY = re.compile(r"^\..+?(?:\.(\d+))?\.tmp(?:\.wal)?$")

@@ -7,9 +7,11 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -125,3 +127,37 @@ def test_a_run_where_an_agency_loses_all_its_persons_fails_and_says_why(
     assert "AGI has no persons stored" in err
     assert "missing_required_column" in err
     assert not (tmp_path / "serving" / "parcours_serving.duckdb").exists()
+
+
+def test_snapshots_written_and_read_back_through_shared_connections_keep_every_table(tmp_path: Path) -> None:
+    """The publication writes every audience's file through one in-memory connection and reads them back through
+    another (``write_snapshot``/``read_tables`` with ``con``): each file reads back with the same tables, columns,
+    types and rows as through a connection of its own, and a write that fails leaves neither a file nor an
+    attachment or a transaction open on the shared connection."""
+    frames = {
+        "counts": pl.DataFrame({"k": ["a", "b", "c"], "n": [11, None, 40], "share": [0.5, None, 1 / 3]}),
+        "days": pl.DataFrame(
+            {"day": [date(2026, 6, 30), None], "flag": [True, None], "at": [datetime(2026, 7, 1, 8, 30), None]}
+        ),
+        "empty": pl.DataFrame(schema={"x": pl.String, "y": pl.Int64}),
+    }
+    writer, reader = warehouse.memory_connection(), warehouse.memory_connection()
+    try:
+        with pytest.raises(ValueError, match="not a valid SQL identifier"):
+            warehouse.write_snapshot(tmp_path / "bad.duckdb", {**frames, "Bad-Name": frames["counts"]}, {}, con=writer)
+        assert not list(tmp_path.iterdir())
+        written = [
+            warehouse.write_snapshot(tmp_path / f"{name}.duckdb", frames, {"release": name}, con=writer)
+            for name in ("first", "second")
+        ]
+        for path in written:
+            shared = warehouse.read_tables(path, exclude=("serving_metadata",), con=reader)
+            alone = warehouse.read_tables(path, exclude=("serving_metadata",))
+            for tables in (shared, alone):
+                assert list(tables) == sorted(frames)
+                assert all(tables[t].schema == frames[t].schema and tables[t].equals(frames[t]) for t in frames)
+            assert warehouse.read_tables(path, con=reader)["serving_metadata"].to_dicts()[0]["key"] == "release"
+        assert warehouse.scalar(writer, "select count(*) from duckdb_databases() where not internal") == 1
+    finally:
+        writer.close()
+        reader.close()

@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -138,11 +139,14 @@ def table_digest(frame: pl.DataFrame) -> str:
 def figures(serving: Path) -> dict[str, dict[str, str]]:
     """Every table of every file of a publication, by file (relative to the serving folder) and table."""
     digests: dict[str, dict[str, str]] = {}
-    for path in serving_files(serving):
-        if path.suffix != ".duckdb":
-            continue
-        tables = warehouse.read_tables(path, exclude=("serving_metadata",))
-        digests[path.relative_to(serving.parent).as_posix()] = {t: table_digest(f) for t, f in sorted(tables.items())}
+    with closing(warehouse.memory_connection()) as reader:  # one connection reads every file
+        for path in serving_files(serving):
+            if path.suffix != ".duckdb":
+                continue
+            tables = warehouse.read_tables(path, exclude=("serving_metadata",), con=reader)
+            digests[path.relative_to(serving.parent).as_posix()] = {
+                t: table_digest(f) for t, f in sorted(tables.items())
+            }
     return digests
 
 
@@ -264,14 +268,16 @@ def earlier_funder_releases(root: Path, serving_name: str) -> tuple[EarlierRelea
     """Every kept release as funders were shown it, with its true values, for the auditor
     (``pipelines.publication.release.cross_release_bounds``)."""
     found = []
-    for manifest in list_releases(root):
-        serving = serving_of(root / str(manifest["name"]), serving_name)
-        funders = funder_path(serving)
-        if not (serving.exists() and funders.exists()):
-            continue
-        shown = warehouse.read_tables(funders, exclude=("serving_metadata",))
-        true = {k: v for k, v in warehouse.read_tables(serving).items() if k in FUNDER_SCHEMAS}
-        found.append(EarlierRelease(str(manifest["name"]), shown, true))
+    with closing(warehouse.memory_connection()) as reader:  # one connection reads every kept file
+        for manifest in list_releases(root):
+            serving = serving_of(root / str(manifest["name"]), serving_name)
+            funders = funder_path(serving)
+            if not (serving.exists() and funders.exists()):
+                continue
+            shown = warehouse.read_tables(funders, exclude=("serving_metadata",), con=reader)
+            # Of the analysts' copy, the funders' tables only (with their true values), not every mart.
+            true = warehouse.read_tables(serving, con=reader, include=tuple(FUNDER_SCHEMAS))
+            found.append(EarlierRelease(str(manifest["name"]), shown, true))
     return tuple(found)
 
 
@@ -279,14 +285,14 @@ def earlier_shown_cells(root: Path, serving_name: str) -> dict[str, tuple[NoiseB
     """What each audience was shown in every kept release, by noise key (the analysts' copy of each release
     keeps it since red-team round 2; a release kept before holds none and adds nothing here), oldest first."""
     found: dict[str, list[NoiseBoxes]] = {}
-    for manifest in list_releases(root):
-        serving = serving_of(root / str(manifest["name"]), serving_name)
-        if not serving.exists():
-            continue
-        with warehouse.connect(serving, read_only=True) as con:
-            if not warehouse.table_exists(con, SHOWN_CELLS):
+    with closing(warehouse.memory_connection()) as reader:  # one connection reads every kept file
+        for manifest in list_releases(root):
+            serving = serving_of(root / str(manifest["name"]), serving_name)
+            if not serving.exists():
                 continue
-            table = warehouse.query(con, f"select * from {SHOWN_CELLS}")
-        for audience, boxes in shown_cells_by_audience(table).items():
-            found.setdefault(audience, []).append(boxes)
+            table = warehouse.read_tables(serving, con=reader, include=(SHOWN_CELLS,)).get(SHOWN_CELLS)
+            if table is None:
+                continue
+            for audience, boxes in shown_cells_by_audience(table).items():
+                found.setdefault(audience, []).append(boxes)
     return {audience: tuple(boxes) for audience, boxes in found.items()}

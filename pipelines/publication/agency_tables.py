@@ -454,15 +454,21 @@ def _family_row(
     return row
 
 
-def peer_outcomes_table(marts: Mapping[str, pl.DataFrame], agency: str, protector: Protector) -> pl.DataFrame:
-    """The agency and its anonymous peers for every family of ``FAMILIES``.
+def peer_outcomes_table(
+    marts: Mapping[str, pl.DataFrame],
+    agency: str,
+    protector: Protector,
+    families: Mapping[str, pl.DataFrame] | None = None,
+) -> pl.DataFrame:
+    """The agency and its anonymous peers for every family of ``FAMILIES``; ``families``: ``family_inputs(marts)``
+    when the caller has it already (the same for every agency).
 
     Peers are ranked by their released share, computed first on a scratch protector (the cell key makes the
     noise a function of the cell and its count, so the scratch values are the released ones); each peer is then
     protected under its anonymous label, so that the ledger, the relations and any cell the auditor asks to
     hide all name the label, never the agency."""
     rows = []
-    for family, frame in family_inputs(marts).items():
+    for family, frame in (family_inputs(marts) if families is None else families).items():
         sizes = {r["agency_id"]: int(r["cases"] or 0) for r in frame.iter_rows(named=True)}
         problem = peer_group_problem(agency, sizes)
         own = frame.filter(pl.col("agency_id") == agency)

@@ -16,6 +16,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -106,8 +107,14 @@ def funder_release(marts: Mapping[str, pl.DataFrame], secret: bytes, forced: fro
 
 
 def agency_release(
-    marts: Mapping[str, pl.DataFrame], agency_id: str, secret: bytes | None, forced: frozenset[CellId] = frozenset()
+    marts: Mapping[str, pl.DataFrame],
+    agency_id: str,
+    secret: bytes | None,
+    forced: frozenset[CellId] = frozenset(),
+    families: Mapping[str, pl.DataFrame] | None = None,
 ) -> AudienceRelease:
+    """One agency's release. ``families``: ``agency_tables.family_inputs(marts)``, when the caller builds every
+    agency's release from the same marts (computed once, not once per agency and per round)."""
     protector = Protector(f"agency {agency_id}", secret, forced)
     own, peers = agency.benchmark_tables(marts["mart_agency_benchmark"], agency_id, protector)
     tables = {
@@ -117,7 +124,7 @@ def agency_release(
         agency.CASE_MIX: agency.case_mix_table(marts["mart_timeliness_case_mix"], agency_id, protector),
         agency.BENCHMARK: own,
         agency.PEERS: peers,
-        agency.PEER_OUTCOMES: agency.peer_outcomes_table(marts, agency_id, protector),
+        agency.PEER_OUTCOMES: agency.peer_outcomes_table(marts, agency_id, protector, families),
     }
     return AudienceRelease(protector.audience, tables, protector.ledger, AGENCY_SCHEMAS)
 
@@ -142,7 +149,8 @@ def analyst_tables(marts: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]
         **studies.studies_tables(marts["mart_impact_studies"], marts["mart_study_curves"], protector),
     }
     # With no agency at all, one empty release still gives every table its columns.
-    per_agency = [agency_release(marts, a, None).tables for a in agencies(marts) or ["none"]]
+    families = agency.family_inputs(marts)
+    per_agency = [agency_release(marts, a, None, families=families).tables for a in agencies(marts) or ["none"]]
     for name in AGENCY_SCHEMAS:
         tables[name] = pl.concat([t[name] for t in per_agency])
     return tables
@@ -343,9 +351,10 @@ def build_publication(
     )
     reports = [funder_report]
     released: dict[str, AudienceRelease] = {}
+    families = agency.family_inputs(marts)
     for agency_id in agencies(marts):
         released[agency_id], report = protected(
-            lambda forced, a=agency_id: agency_release(marts, a, secret, forced),  # type: ignore[misc]
+            lambda forced, a=agency_id: agency_release(marts, a, secret, forced, families),  # type: ignore[misc]
             earlier_shown=shown_before.get(f"agency {agency_id}", ()),
         )
         reports.append(report)
@@ -457,6 +466,51 @@ def same_tables(read_back: Mapping[str, pl.DataFrame], audited: Mapping[str, pl.
     )
 
 
+def _written_and_audited(
+    con: Any,
+    publication: Publication,
+    copied: list[str],
+    serving: Path,
+    metadata: dict[str, str],
+    shown: dict[str, str],
+) -> tuple[dict[Path, Path], list[AuditReport]]:
+    """Every file of the publication written beside the one in service (target -> temporary), and each
+    audience's file read back and audited: the protection's own report where it reads back as the tables it
+    audited (``same_tables``), a fresh attack on it as written otherwise. A problem refuses the release; on any
+    failure no temporary file is left."""
+    written: dict[Path, Path] = {}
+    # One in-memory connection writes every audience's file and another reads them back: opening a connection
+    # took about as long as writing or reading a release file. Neither sees the working database.
+    with closing(warehouse.memory_connection()) as writer, closing(warehouse.memory_connection()) as reader:
+        try:
+            written[serving] = warehouse.write_snapshot(serving, publication.analysts, metadata, con=con, copy=copied)
+            written[funder_path(serving)] = warehouse.write_snapshot(
+                funder_path(serving), publication.funders.tables, shown, con=writer
+            )
+            for agency_id, release in publication.agencies.items():
+                target = agency_path(serving, agency_id)
+                written[target] = warehouse.write_snapshot(target, release.tables, shown, con=writer)
+            problems, reports = [], []
+            audiences = [(funder_path(serving), publication.funders)] + [
+                (agency_path(serving, a), r) for a, r in publication.agencies.items()
+            ]
+            audited = {r.audience: r for r in publication.reports}
+            for target, release in audiences:
+                tables = warehouse.read_tables(written[target], exclude=("serving_metadata",), con=reader)
+                report = audited.get(release.audience)
+                if report is None or not same_tables(tables, release.tables):
+                    report = audit(release.audience, release.ledger, tables, release.schemas, release.problems)
+                problems += report.messages()
+                reports.append(report)
+            if problems:
+                raise PublicationError("the release was not published: " + "; ".join(problems))
+        except BaseException:
+            for temporary in written.values():
+                temporary.unlink(missing_ok=True)
+            raise
+    return written, reports
+
+
 def publish_release(
     con: Any,
     marts: Mapping[str, pl.DataFrame],
@@ -474,33 +528,7 @@ def publish_release(
     the analysts' keep the exact one."""
     publication = build_publication(marts, secret, earlier_funders, earlier_shown)
     shown = metadata if audience_cutoff is None else {**metadata, "data_cutoff": audience_cutoff}
-    written: dict[Path, Path] = {}
-    try:
-        written[serving] = warehouse.write_snapshot(serving, publication.analysts, metadata, con=con, copy=copied)
-        written[funder_path(serving)] = warehouse.write_snapshot(
-            funder_path(serving), publication.funders.tables, shown
-        )
-        for agency_id, release in publication.agencies.items():
-            target = agency_path(serving, agency_id)
-            written[target] = warehouse.write_snapshot(target, release.tables, shown)
-        problems, reports = [], []
-        audiences = [(funder_path(serving), publication.funders)] + [
-            (agency_path(serving, a), r) for a, r in publication.agencies.items()
-        ]
-        audited = {r.audience: r for r in publication.reports}
-        for target, release in audiences:
-            tables = warehouse.read_tables(written[target], exclude=("serving_metadata",))
-            report = audited.get(release.audience)
-            if report is None or not same_tables(tables, release.tables):
-                report = audit(release.audience, release.ledger, tables, release.schemas, release.problems)
-            problems += report.messages()
-            reports.append(report)
-        if problems:
-            raise PublicationError("the release was not published: " + "; ".join(problems))
-    except BaseException:
-        for temporary in written.values():
-            temporary.unlink(missing_ok=True)
-        raise
+    written, reports = _written_and_audited(con, publication, copied, serving, metadata, shown)
     for target, temporary in written.items():
         warehouse.swap_in(temporary, target)
     keep = {agency_path(serving, a) for a in publication.agencies}

@@ -1,6 +1,8 @@
 """The studies' arithmetic runs on one BLAS/OpenMP thread, and the limit is lifted afterwards; independent
 fits run side by side (``map_on_cores``) and give the same figures as one after the other."""
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -36,6 +38,24 @@ def test_one_thread_inside_and_the_previous_limit_after() -> None:
             with single_threaded():  # nested: nothing more to do
                 assert _threads("blas") == {1}
         assert _threads("blas") == before
+
+
+def test_scikit_learn_loads_without_pandas_and_pandas_stays_importable() -> None:
+    # In a fresh interpreter, as a pipeline process: the boosting loads, pandas not with it, and whatever asks
+    # for pandas afterwards gets it (scikit-learn's optional import hidden for that import only).
+    probe = (
+        "import sys\n"
+        "from pipelines.impact.threads import import_boosting\n"
+        "import_boosting()\n"
+        "assert 'sklearn.ensemble' in sys.modules\n"
+        "assert not any(m == 'pandas' or m.startswith('pandas.') for m in sys.modules), 'pandas loaded'\n"
+        "import pandas\n"
+        "from sklearn.ensemble import HistGradientBoostingRegressor\n"
+        "frame = pandas.DataFrame({'a': [0.0, 1.0] * 20})\n"
+        "model = HistGradientBoostingRegressor(max_iter=2).fit(frame, frame['a'])\n"
+        "assert list(model.feature_names_in_) == ['a']  # a data frame, recognised as one\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True)
 
 
 def test_openmp_reaches_scikit_learn_runtime() -> None:

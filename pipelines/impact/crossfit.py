@@ -44,7 +44,7 @@ from pipelines.impact.cells import group_cells
 from pipelines.impact.estimators import Z95, EstimationError
 from pipelines.impact.outcome_model import expected, fit_poisson
 from pipelines.impact.propensity import fit_logistic, scores
-from pipelines.impact.threads import map_on_cores, single_threaded
+from pipelines.impact.threads import import_boosting, map_on_cores, single_threaded
 from pipelines.impact.weights import WeightRule, att_weights
 
 Loss = Literal["poisson", "squared"]
@@ -88,6 +88,7 @@ def assign_folds(t: np.ndarray, folds: int, seed: int) -> np.ndarray:
 
 
 def _boosting(settings: Learners, classifier: bool, loss: Loss = "squared") -> Any:
+    import_boosting()
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     common = {

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipelines.cli import main
 from pipelines.impact.registration import (
@@ -19,7 +20,7 @@ from pipelines.impact.registration import (
     registration_problem,
     study_files,
 )
-from pipelines.impact.spec import studies_dir
+from pipelines.impact.spec import read_yaml, studies_dir
 
 STUDY = "carer_burden"
 WHEN = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
@@ -36,6 +37,19 @@ def test_the_repository_s_studies_are_registered_as_they_stand() -> None:
     assert names
     for name in names:
         assert registration_problem(name) == "", name
+
+
+def test_the_fast_yaml_parser_reads_every_study_as_the_pure_python_one() -> None:
+    # The plan hashes of the registration log were taken from ``yaml.safe_load``'s values: libyaml's parser
+    # (``spec.SAFE_LOADER``) must read the very same values, types included, or every study would look changed.
+    paths = sorted(studies_dir().glob("*.yaml"))
+    assert paths
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        expected = yaml.load(text, Loader=yaml.SafeLoader)
+        found = read_yaml(text)
+        assert found == expected, path.name
+        assert repr(found) == repr(expected), path.name
 
 
 def test_an_unregistered_study_is_refused_with_the_command_to_run(folder: Path) -> None:

@@ -20,9 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pipelines.impact.spec import load_study, studies_dir
+from pipelines.impact.spec import load_study, read_yaml, studies_dir
 from pipelines.ingest.privacy import find_identifiers
 
 LOG_NAME = "registrations.jsonl"
@@ -87,7 +85,7 @@ def log_path(folder: Path | None = None) -> Path:
 
 def plan_hash(path: Path) -> str:
     """The hash of a study file's content as read (comments and layout left out)."""
-    content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    content = read_yaml(path.read_text(encoding="utf-8"))
     canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -321,9 +321,20 @@ def studies_dir() -> Path:
     return Path(chosen).resolve() if chosen else project_root() / "data" / "studies"
 
 
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""PyYAML's safe loader on libyaml's parser where PyYAML has it: the same constructors, so the same values
+(``tests/test_registration.py`` compares both on every study file, their plan hashes with them), ten times
+faster. A pipeline run reads each study file five times (the registration check finds a study's file among
+all of them, then hashes it): 0.12 s of the studies stage with the pure-Python parser."""
+
+
+def read_yaml(text: str) -> Any:
+    """A study file's content as ``yaml.safe_load`` reads it, parsed faster (``SAFE_LOADER``)."""
+    return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506  (SafeLoader or CSafeLoader)
+
+
 def load_study(path: Path) -> StudySpec:
-    with path.open(encoding="utf-8") as handle:
-        return StudySpec.model_validate(yaml.safe_load(handle))
+    return StudySpec.model_validate(read_yaml(path.read_text(encoding="utf-8")))
 
 
 def load_studies(folder: Path | None = None) -> list[StudySpec]:

@@ -496,24 +496,41 @@ def run_study(con: Engine | Any, spec: StudySpec, descriptive: bool = True) -> S
     Its arithmetic runs on one thread (``threads.py``); on DuckDB its queries run under
     ``STUDY_ENGINE_MEMORY_SHARE`` of the engine's memory limit.
     """
+    with study_queries_limited(con), single_threaded(openmp=uses_boosting(spec)):
+        inputs = study_inputs(con, spec)
+        return with_event_study(con, spec, inputs, estimate_study(spec, inputs, descriptive), descriptive)
+
+
+def study_queries_limited(con: Engine | Any) -> contextlib.AbstractContextManager[None]:
+    """On DuckDB, its memory limit at ``STUDY_ENGINE_MEMORY_SHARE`` while the block runs (the studies' queries)."""
     engine = as_engine(con)
-    limited = (
-        warehouse.memory_share(engine.working, STUDY_ENGINE_MEMORY_SHARE)
-        if engine.name == "duckdb"
-        else contextlib.nullcontext()
-    )
-    with limited, single_threaded(openmp=spec.design in ("dml", "did")):
-        return _run_study(con, spec, descriptive)
+    if engine.name != "duckdb":
+        return contextlib.nullcontext()
+    return warehouse.memory_share(engine.working, STUDY_ENGINE_MEMORY_SHARE)
 
 
-def _run_study(con: Engine | Any, spec: StudySpec, descriptive: bool) -> StudyResult:
+def uses_boosting(spec: StudySpec) -> bool:
+    """Whether the study's design may fit gradient boosting (scikit-learn's OpenMP runtime)."""
+    return spec.design in ("dml", "did")
+
+
+@dataclass
+class StudyInputs:
+    """What a study reads from the engine before it estimates: its population (with its negative controls'
+    outcomes when it has some), the attrition table and, for the designs that need them, the admissions by month
+    before the index date. ``estimate_study`` reads nothing else, so it may run in another process."""
+
+    frame: pl.DataFrame
+    attrition: dict[str, int]
+    history: Admissions | None
+
+
+def study_inputs(con: Engine | Any, spec: StudySpec) -> StudyInputs:
+    """The study's queries on the engine (``StudyInputs``); an arm of fewer than 2 episodes reads no admissions."""
     frame, attrition = study_population(spec, study_dataset(con, spec))
     t = treatment(spec, frame)
-    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
-    # Too small an arm fails the gate, but is still estimated (for the analyst) when it can be.
-    sizes = size_checks(spec.diagnostics, n_treated, n_comparison)
-    if min(n_treated, n_comparison) < 2:
-        return _not_estimated(spec, n_treated, n_comparison, attrition, sizes)
+    if min(int(t.sum()), int((1 - t).sum())) < 2:
+        return StudyInputs(frame, attrition, None)
     months = max(spec.history_months, 1)
     history = admissions(con, frame, months) if spec.negative_controls or spec.design == "did" else None
     if history is not None and spec.negative_controls:
@@ -521,6 +538,30 @@ def _run_study(con: Engine | Any, spec: StudySpec, descriptive: bool) -> StudyRe
             pl.Series(control, history.after(outcome_key(control))) for control in spec.negative_controls
         )
         frame = frame.with_columns(pl.sum_horizontal(*spec.negative_controls).alias(COMPOSITE))
+    return StudyInputs(frame, attrition, history)
+
+
+def with_event_study(
+    con: Engine | Any, spec: StudySpec, inputs: StudyInputs, result: StudyResult, descriptive: bool
+) -> StudyResult:
+    """An estimated difference-in-differences with its event-study rates (a query on the engine) when
+    ``descriptive``; any other result as it is."""
+    if spec.design == "did" and descriptive and result.main is not None:
+        assert inputs.history is not None
+        result.event_study = event_study_rows(con, spec, inputs.frame, inputs.history)
+    return result
+
+
+def estimate_study(spec: StudySpec, inputs: StudyInputs, descriptive: bool = True) -> StudyResult:
+    """The study's design, negative controls and verdict on its ``inputs``, without the engine (the arithmetic
+    of ``run_study``, on the threads the caller allows)."""
+    frame, attrition, history = inputs.frame, inputs.attrition, inputs.history
+    t = treatment(spec, frame)
+    n_treated, n_comparison = int(t.sum()), int((1 - t).sum())
+    # Too small an arm fails the gate, but is still estimated (for the analyst) when it can be.
+    sizes = size_checks(spec.diagnostics, n_treated, n_comparison)
+    if min(n_treated, n_comparison) < 2:
+        return _not_estimated(spec, n_treated, n_comparison, attrition, sizes)
     try:
         if spec.design == "did":
             assert history is not None
@@ -531,9 +572,6 @@ def _run_study(con: Engine | Any, spec: StudySpec, descriptive: bool) -> StudyRe
             result = run_parametric(spec, frame, attrition, sizes, descriptive)
     except (EstimationError, np.linalg.LinAlgError, ValueError) as exc:
         return _not_estimated(spec, n_treated, n_comparison, attrition, [*sizes, failure("estimation", str(exc))])
-    if spec.design == "did" and descriptive:
-        assert history is not None
-        result.event_study = event_study_rows(con, spec, frame, history)
     return result
 
 

@@ -74,6 +74,33 @@ def test_failures_are_counted_without_values(tmp_path: Path, caplog: pytest.LogC
     assert PLANTED not in written
 
 
+def test_the_dialect_reflects_what_great_expectations_fell_back_to(tmp_path: Path) -> None:
+    """duckdb-engine's reflection fails on DuckDB (PostgreSQL's catalogue queries) and Great Expectations
+    falls back to a ``select *``'s column names; the suites' dialect answers those names, in order, with no
+    type, and the primary key (none in the suites' catalogue) from DuckDB's own catalogue."""
+    import sqlalchemy as sa
+    from great_expectations.expectations.metrics.util import column_reflection_fallback
+
+    from quality import sql_dialect
+
+    database = tmp_path / "catalogue.duckdb"
+    with warehouse.connect(database) as con:
+        con.execute("create table plain as select 1 as b, 'x' as a, date '2026-01-01' as \"Mixed Case\"")
+        con.execute("create table keyed (k integer, j varchar, v double, primary key (k, j))")
+    engine = sa.create_engine(f"{sql_dialect.register()}:///{database.as_posix()}")
+    try:
+        inspector = sa.inspect(engine)
+        for table in ("plain", "keyed"):
+            fallback = column_reflection_fallback(table, engine.dialect, engine)  # type: ignore[arg-type]
+            columns = inspector.get_columns(table)
+            assert [c["name"] for c in columns] == [c["name"] for c in fallback]
+            assert all(isinstance(c["type"], sa.types.NullType) for c in columns)
+        assert inspector.get_pk_constraint("plain")["constrained_columns"] == []
+        assert inspector.get_pk_constraint("keyed")["constrained_columns"] == ["k", "j"]
+    finally:
+        engine.dispose()
+
+
 def test_a_compound_key_counts_the_rows_that_share_it(tmp_path: Path) -> None:
     """Hand-counted: three rows share one service plan's key, one is alone, two have a part of their key
     missing (never duplicates, as in Great Expectations' own compound uniqueness: the not-null expectation

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from pipelines import warehouse
@@ -14,8 +17,8 @@ from pipelines.ingest.load import LANDING_FILES_TABLE, QUARANTINE_TABLE, raw_tab
 from pipelines.ingest.raw_zone import RawZone, view_select
 from pipelines.ingest.reasons import DESCRIPTIONS, Reason
 from pipelines.warehouse import Connection
-from quality.suites import ExpectationOutcome
-from quality.suites_process import suites_process
+from quality.suites import SUITES_MEMORY_FLOOR, SUITES_MEMORY_SHARE, ExpectationOutcome
+from quality.suites_process import Pending, suites_process
 
 QUALITY_RESULTS_TABLE = "quality_results"
 
@@ -57,6 +60,46 @@ def validate_suites(
     no connection of this process is used while they run (the run gives back its connection's buffers
     meanwhile: ``warehouse.buffers_released``)."""
     return suites_process().validate(given.queries, contract, today, data_docs)
+
+
+@contextmanager
+def validating_suites(
+    given: SuitesInput, contract: Contract, today: date, data_docs: Path | None = None
+) -> Iterator[Pending]:
+    """``validate_suites`` in two halves: the request goes to the suites' child now, and ``Pending.outcomes``
+    waits for its answer within the block, so that what the block does before overlaps the suites (the
+    ingestion step's checks of the whole zone: ``beside_the_suites``)."""
+    with suites_process().validating(given.queries, contract, today, data_docs) as pending:
+        yield pending
+
+
+def memory_beside_the_suites(database: Path | None) -> str:
+    """The run's DuckDB memory limit while the suites' child validates: what the suites' share
+    (``quality.suites.SUITES_MEMORY_SHARE``) leaves of the pipeline's limit, so that the two processes hold one
+    limit between them; never under ``SUITES_MEMORY_FLOOR`` unless the pipeline's own limit is (as the
+    suites' own share)."""
+    limit = str(warehouse.connection_config(database)["memory_limit"])
+    rest = warehouse.share_of_memory_limit(limit, 1 - SUITES_MEMORY_SHARE)
+    floor, whole, part = (warehouse.memory_size_bytes(x) for x in (SUITES_MEMORY_FLOOR, limit, rest))
+    if floor is not None and whole is not None and part is not None and part < floor:
+        rest = limit if whole < floor else SUITES_MEMORY_FLOOR
+    return rest
+
+
+@contextmanager
+def beside_the_suites(con: Connection, database: Path | None) -> Iterator[None]:
+    """While the block runs, ``con`` under ``memory_beside_the_suites`` (DuckDB evicts what the ingestion left
+    cached above it), then the pipeline's limit again. A connection whose pinned blocks do not fit keeps its
+    own limit (as ``warehouse.buffers_released``)."""
+    try:
+        con.execute(f"set memory_limit = '{memory_beside_the_suites(database)}'")
+    except duckdb.Error:
+        yield
+        return
+    try:
+        yield
+    finally:
+        con.execute(f"set memory_limit = '{warehouse.connection_config(database)['memory_limit']}'")
 
 
 def store_suite_outcomes(con: Connection, given: SuitesInput, outcomes: list[ExpectationOutcome]) -> None:

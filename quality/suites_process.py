@@ -30,11 +30,11 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from pipelines.contract import Contract
@@ -97,6 +97,16 @@ class SuitesProcess:
         self, queries: dict[str, str], contract: Contract, today: date, data_docs: Path | None = None
     ) -> list[ExpectationOutcome]:
         """``quality.suites.validate_queries(queries, contract, today, None, data_docs)``, run in the child."""
+        with self.validating(queries, contract, today, data_docs) as pending:
+            return pending.outcomes()
+
+    @contextmanager
+    def validating(
+        self, queries: dict[str, str], contract: Contract, today: date, data_docs: Path | None = None
+    ) -> Iterator[Pending]:
+        """The request sent, its answer to be read by ``Pending.outcomes`` within the block: what the caller
+        does meanwhile overlaps the suites. A block left without reading it reads it then and drops it (the
+        next request must not find it on the pipe); other threads wait for the block to end."""
         request = Request(
             queries=queries,
             contract=contract,
@@ -105,29 +115,30 @@ class SuitesProcess:
             environment={k: v for k, v in os.environ.items() if k.startswith(ENVIRONMENT_PREFIX)},
             working_directory=str(Path.cwd()),
         )
-        assert self._child.stdin is not None
-        assert self._child.stdout is not None
         with self._lock:
+            pending = Pending(self)
             try:
+                assert self._child.stdin is not None
                 pickle.dump(request, self._child.stdin)
                 self._child.stdin.flush()
-                reply: Reply = pickle.load(self._child.stdout)  # noqa: S301 (our own child's pipe)
-            except (BrokenPipeError, EOFError, pickle.UnpicklingError):
-                status = self._child.wait()
-                raise SuitesProcessError(
-                    f"the contract suites' process ended before answering (exit status {status})"
-                ) from None
-        for category, message in reply.warned:
-            kind = getattr(builtins, category, None)
-            warnings.warn(
-                message, kind if isinstance(kind, type) and issubclass(kind, Warning) else UserWarning, stacklevel=2
-            )
-        for name, level, message in reply.logged:
-            logging.getLogger(name).log(level, message)
-        if reply.error is not None:
-            kind_name, message = reply.error
-            raise SuitesProcessError(f"{kind_name}: {message}")
-        return reply.outcomes
+            except BrokenPipeError:
+                pending.failed()
+            try:
+                yield pending
+            finally:
+                pending.drain()
+
+    def _read_reply(self) -> Reply:
+        assert self._child.stdout is not None
+        try:
+            reply: Reply = pickle.load(self._child.stdout)  # noqa: S301 (our own child's pipe)
+        except (EOFError, pickle.UnpicklingError):
+            self._ended()
+        return reply
+
+    def _ended(self) -> NoReturn:
+        status = self._child.wait()
+        raise SuitesProcessError(f"the contract suites' process ended before answering (exit status {status})")
 
     def close(self) -> None:
         """Close its input, so that it ends; ended at once if it is still importing."""
@@ -138,6 +149,45 @@ class SuitesProcess:
         except subprocess.TimeoutExpired:
             self._child.kill()
             self._child.wait()
+
+
+class Pending:
+    """A request sent to the suites' child (``SuitesProcess.validating``), its answer not yet read."""
+
+    def __init__(self, process: SuitesProcess) -> None:
+        self._process = process
+        self._reply: Reply | None = None
+        self._sent = True
+
+    def failed(self) -> None:
+        """The request could not be sent: the child has ended."""
+        self._sent = False
+
+    def outcomes(self) -> list[ExpectationOutcome]:
+        """Wait for the answer; what the child warned or logged is warned or logged here, what the suites
+        raised is raised again (``SuitesProcessError``)."""
+        if not self._sent:
+            self._process._ended()
+        if self._reply is None:
+            self._reply = self._process._read_reply()
+        reply = self._reply
+        for category, message in reply.warned:
+            kind = getattr(builtins, category, None)
+            warnings.warn(
+                message, kind if isinstance(kind, type) and issubclass(kind, Warning) else UserWarning, stacklevel=3
+            )
+        for name, level, message in reply.logged:
+            logging.getLogger(name).log(level, message)
+        if reply.error is not None:
+            kind_name, message = reply.error
+            raise SuitesProcessError(f"{kind_name}: {message}")
+        return reply.outcomes
+
+    def drain(self) -> None:
+        """Read the answer if nobody did (it is dropped), so that the pipe holds no stale reply."""
+        if self._sent and self._reply is None:
+            with suppress(SuitesProcessError):
+                self._reply = self._process._read_reply()
 
 
 _process: SuitesProcess | None = None

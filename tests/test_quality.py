@@ -370,6 +370,48 @@ def test_the_suites_process_answers_as_the_suites_do_in_process(
     assert PLANTED not in caplog.text
 
 
+def test_a_request_overlaps_what_its_caller_does_meanwhile(tmp_path: Path) -> None:
+    """``validating``: the answer is read within the block, after the caller's own work; a block left
+    without reading it (an exception in the caller's work) drops it, and the next request gets its own."""
+    query = {"agencies": _agencies_parquet(tmp_path)}
+    child = SuitesProcess()
+    try:
+        with child.validating(query, load_contract(), date(2026, 1, 1)) as pending:
+            outcomes = pending.outcomes()
+        assert outcomes == validate_queries(query, load_contract(), date(2026, 1, 1))
+        with (
+            pytest.raises(RuntimeError, match="own work"),
+            child.validating({"agencies": "select 1 as x"}, load_contract(), date(2026, 1, 1)),
+        ):
+            raise RuntimeError("the caller's own work failed")
+        assert child.validate(query, load_contract(), date(2026, 1, 1)) == outcomes
+    finally:
+        child.close()
+
+
+@pytest.mark.parametrize(
+    ("limit", "beside"),
+    [("2GB", "1GB"), ("6GB", "3GB"), ("80%", "40%"), ("300MB", "256MB"), ("200MB", "200MB")],
+)
+def test_the_run_holds_what_the_suites_share_leaves_while_they_run(
+    limit: str, beside: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the suites' child validates, the run checks the whole zone under the rest of the pipeline's limit
+    (with the suites' floor), then gets its own limit back."""
+    from quality.report import beside_the_suites, memory_beside_the_suites
+
+    monkeypatch.setenv("PARCOURS_DUCKDB_MEMORY_LIMIT", limit)
+    database = tmp_path / "warehouse.duckdb"
+    assert memory_beside_the_suites(database) == beside
+    with warehouse.connect(database) as con:
+        own = warehouse.scalar(con, "select current_setting('memory_limit')")
+        with beside_the_suites(con, database):
+            during = warehouse.scalar(con, "select current_setting('memory_limit')")
+        assert warehouse.scalar(con, "select current_setting('memory_limit')") == own
+    if limit == "2GB":
+        assert during == "953.6 MiB"
+
+
 def test_the_suites_process_reports_what_went_wrong(tmp_path: Path) -> None:
     child = SuitesProcess()
     try:

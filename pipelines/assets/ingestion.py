@@ -34,18 +34,20 @@ from pipelines.settings import Settings
 from pipelines.writer_lock import WriterBusyError, writer_lock
 from quality.report import (
     QUALITY_RESULTS_TABLE,
+    beside_the_suites,
     data_docs_folder,
     render_report,
     store_suite_outcomes,
     suites_input,
-    validate_suites,
+    validating_suites,
 )
 from quality.suites_process import start_ahead as start_suites_process
 
 RUN_PARAMETERS_TABLE = "ref_run_parameters"
 SUITES_SECONDS = "contract_suites_seconds"
 """Metadata of the ledger's materialisation: the Great Expectations step's own time within the ingestion
-step (the bench reports it as the ``quality`` stage)."""
+step, from its request to its outcomes stored (the bench reports it as the ``quality`` stage); the checks of
+the whole zone run within it, beside the suites' process."""
 RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 """Retries cover a warehouse briefly locked by another writer; a bad file never fails a step."""
 AGENCY_EXPORTS = "agency_exports"
@@ -211,19 +213,23 @@ def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
         context.log.info("running the contract's Great Expectations suites on the raw zone")
         started = time.perf_counter()
         checked = suites_input(con, contract)
-        # The suites run in their own process: this one gives back what the ingestion's buffers held
-        # (1.2 GiB at 1,000,000 persons) while it waits, so that the two stay under 4 GiB together.
-        with warehouse.buffers_released(con, settings.warehouse_path):
-            suites = validate_suites(checked, contract, today, data_docs_folder(settings.data_dir))
+        with validating_suites(checked, contract, today, data_docs_folder(settings.data_dir)) as suites_answer:
+            # The suites run in their own process: the whole zone's checks run here meanwhile, under what the
+            # suites' share leaves of the memory limit, then this process gives back what its buffers hold
+            # (1.2 GiB after the ingestion at 1,000,000 persons) while it waits, so that the two stay under
+            # 4 GiB together.
+            with beside_the_suites(con, settings.warehouse_path):
+                counts = {
+                    name: int(warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(name)}"))
+                    for name in raw_asset_keys()
+                }
+                missing = unaccounted_rows(con, contract)
+                lost = entities_lost(con, contract)
+                orphans = stored_orphans(con, contract)
+            with warehouse.buffers_released(con, settings.warehouse_path):
+                suites = suites_answer.outcomes()
         store_suite_outcomes(con, checked, suites)
         suites_seconds = time.perf_counter() - started
-        counts = {
-            name: int(warehouse.scalar(con, f"select count(*) from {warehouse.quote_identifier(name)}"))
-            for name in raw_asset_keys()
-        }
-        missing = unaccounted_rows(con, contract)
-        lost = entities_lost(con, contract)
-        orphans = stored_orphans(con, contract)
     statuses = pl.DataFrame([r.as_json() for r in reports]) if reports else pl.DataFrame()
     by_status = dict(statuses.group_by("status").len().iter_rows()) if reports else {}
     reasons: dict[str, int] = {}

@@ -96,6 +96,21 @@ IDLE_MEMORY_LIMIT = "64MB"
 
 
 @contextmanager
+def memory_limited(con: duckdb.DuckDBPyConnection, limit: str, database: Path | None) -> Iterator[None]:
+    """While the block runs, ``con`` under DuckDB's ``limit`` (it evicts what it held above it), then the
+    pipeline's limit (``connection_config``) again. A connection whose pinned blocks do not fit keeps its own."""
+    try:
+        con.execute(f"set memory_limit = '{limit}'")
+    except duckdb.Error:
+        yield
+        return
+    try:
+        yield
+    finally:
+        con.execute(f"set memory_limit = '{connection_config(database)['memory_limit']}'")
+
+
+@contextmanager
 def buffers_released(con: duckdb.DuckDBPyConnection, database: Path | None) -> Iterator[None]:
     """While the block runs, ``con`` keeps only what it must: its limit lowered to ``IDLE_MEMORY_LIMIT``
     makes DuckDB evict every block it can, and give the memory back (at 100,000 persons a run's process
@@ -104,15 +119,8 @@ def buffers_released(con: duckdb.DuckDBPyConnection, database: Path | None) -> I
     so that the two hold one limit between them, not two. The connection stays open: a closed one would
     let a reader (the landing sensor, a dashboard's refresh) take the file, and the run could not open it
     again. A connection whose pinned blocks do not fit the lower limit keeps its own."""
-    try:
-        con.execute(f"set memory_limit = '{IDLE_MEMORY_LIMIT}'")
-    except duckdb.Error:
+    with memory_limited(con, IDLE_MEMORY_LIMIT, database):
         yield
-        return
-    try:
-        yield
-    finally:
-        con.execute(f"set memory_limit = '{connection_config(database)['memory_limit']}'")
 
 
 @contextmanager

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from pipelines import warehouse
@@ -91,15 +90,8 @@ def beside_the_suites(con: Connection, database: Path | None) -> Iterator[None]:
     """While the block runs, ``con`` under ``memory_beside_the_suites`` (DuckDB evicts what the ingestion left
     cached above it), then the pipeline's limit again. A connection whose pinned blocks do not fit keeps its
     own limit (as ``warehouse.buffers_released``)."""
-    try:
-        con.execute(f"set memory_limit = '{memory_beside_the_suites(database)}'")
-    except duckdb.Error:
+    with warehouse.memory_limited(con, memory_beside_the_suites(database), database):
         yield
-        return
-    try:
-        yield
-    finally:
-        con.execute(f"set memory_limit = '{warehouse.connection_config(database)['memory_limit']}'")
 
 
 def store_suite_outcomes(con: Connection, given: SuitesInput, outcomes: list[ExpectationOutcome]) -> None:

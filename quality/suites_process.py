@@ -106,7 +106,8 @@ class SuitesProcess:
     ) -> Iterator[Pending]:
         """The request sent, its answer to be read by ``Pending.outcomes`` within the block: what the caller
         does meanwhile overlaps the suites. A block left without reading it reads it then and drops it (the
-        next request must not find it on the pipe); other threads wait for the block to end."""
+        next request must not find it on the pipe), or, left by an exception, ends the child instead of waiting;
+        other threads wait for the block to end."""
         request = Request(
             queries=queries,
             contract=contract,
@@ -125,8 +126,15 @@ class SuitesProcess:
                 pending.failed()
             try:
                 yield pending
-            finally:
-                pending.drain()
+            except BaseException:
+                # The block failed (or the run is interrupted): its answer must neither be waited for (minutes
+                # at the largest sizes) nor left on the pipe for the next request. The child goes; the next
+                # request starts another (``suites_process``).
+                if pending.unread():
+                    self._child.kill()
+                    self._child.wait()
+                raise
+            pending.drain()
 
     def _read_reply(self) -> Reply:
         assert self._child.stdout is not None
@@ -183,9 +191,12 @@ class Pending:
             raise SuitesProcessError(f"{kind_name}: {message}")
         return reply.outcomes
 
+    def unread(self) -> bool:
+        return self._sent and self._reply is None
+
     def drain(self) -> None:
         """Read the answer if nobody did (it is dropped), so that the pipe holds no stale reply."""
-        if self._sent and self._reply is None:
+        if self.unread():
             with suppress(SuitesProcessError):
                 self._reply = self._process._read_reply()
 

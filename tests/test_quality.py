@@ -372,7 +372,8 @@ def test_the_suites_process_answers_as_the_suites_do_in_process(
 
 def test_a_request_overlaps_what_its_caller_does_meanwhile(tmp_path: Path) -> None:
     """``validating``: the answer is read within the block, after the caller's own work; a block left
-    without reading it (an exception in the caller's work) drops it, and the next request gets its own."""
+    without reading it (an exception in the caller's work, an interruption) ends the child at once rather
+    than wait for an answer nobody reads; the run's next request starts another."""
     query = {"agencies": _agencies_parquet(tmp_path)}
     child = SuitesProcess()
     try:
@@ -384,9 +385,16 @@ def test_a_request_overlaps_what_its_caller_does_meanwhile(tmp_path: Path) -> No
             child.validating({"agencies": "select 1 as x"}, load_contract(), date(2026, 1, 1)),
         ):
             raise RuntimeError("the caller's own work failed")
-        assert child.validate(query, load_contract(), date(2026, 1, 1)) == outcomes
+        assert not child.alive()
     finally:
         child.close()
+    again = SuitesProcess()
+    try:
+        with again.validating(query, load_contract(), date(2026, 1, 1)):
+            pass  # left normally without reading: the answer is read and dropped, the pipe left clean
+        assert again.validate(query, load_contract(), date(2026, 1, 1)) == outcomes
+    finally:
+        again.close()
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pipelines.ingest.load import LANDING_FILES_TABLE, QUARANTINE_TABLE, raw_tab
 from pipelines.ingest.raw_zone import RawZone, view_select
 from pipelines.ingest.reasons import DESCRIPTIONS, Reason
 from pipelines.warehouse import Connection
-from quality.suites import SUITES_MEMORY_FLOOR, SUITES_MEMORY_SHARE, ExpectationOutcome
+from quality.suites import SUITES_MEMORY_SHARE, ExpectationOutcome, floored_share
 from quality.suites_process import Pending, suites_process
 
 QUALITY_RESULTS_TABLE = "quality_results"
@@ -77,12 +77,7 @@ def memory_beside_the_suites(database: Path | None) -> str:
     (``quality.suites.SUITES_MEMORY_SHARE``) leaves of the pipeline's limit, so that the two processes hold one
     limit between them; never under ``SUITES_MEMORY_FLOOR`` unless the pipeline's own limit is (as the
     suites' own share)."""
-    limit = str(warehouse.connection_config(database)["memory_limit"])
-    rest = warehouse.share_of_memory_limit(limit, 1 - SUITES_MEMORY_SHARE)
-    floor, whole, part = (warehouse.memory_size_bytes(x) for x in (SUITES_MEMORY_FLOOR, limit, rest))
-    if floor is not None and whole is not None and part is not None and part < floor:
-        rest = limit if whole < floor else SUITES_MEMORY_FLOOR
-    return rest
+    return floored_share(str(warehouse.connection_config(database)["memory_limit"]), 1 - SUITES_MEMORY_SHARE)
 
 
 @contextmanager

@@ -344,12 +344,17 @@ def suites_connection_config(catalogue: Path) -> dict[str, Any]:
     """The pipeline's DuckDB settings for a connection to ``catalogue``, under ``SUITES_MEMORY_SHARE`` of its
     memory limit, never under ``SUITES_MEMORY_FLOOR`` unless the pipeline's own limit is."""
     config = warehouse.connection_config(catalogue)
-    limit = str(config["memory_limit"])
-    share = warehouse.share_of_memory_limit(limit, SUITES_MEMORY_SHARE)
-    floor, whole, part = (warehouse.memory_size_bytes(x) for x in (SUITES_MEMORY_FLOOR, limit, share))
-    if floor is not None and whole is not None and part is not None and part < floor:
-        share = limit if whole < floor else SUITES_MEMORY_FLOOR
-    return {**config, "memory_limit": share}
+    return {**config, "memory_limit": floored_share(str(config["memory_limit"]), SUITES_MEMORY_SHARE)}
+
+
+def floored_share(limit: str, share: float) -> str:
+    """``share`` of the memory limit ``limit`` (``warehouse.share_of_memory_limit``), never under
+    ``SUITES_MEMORY_FLOOR`` unless ``limit`` is."""
+    part = warehouse.share_of_memory_limit(limit, share)
+    floor, whole, part_bytes = (warehouse.memory_size_bytes(x) for x in (SUITES_MEMORY_FLOOR, limit, part))
+    if floor is not None and whole is not None and part_bytes is not None and part_bytes < floor:
+        return limit if whole < floor else SUITES_MEMORY_FLOOR
+    return part
 
 
 def _outcome(entity: str, item: Any) -> ExpectationOutcome:

@@ -187,6 +187,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.run import run_pipeline  # Dagster and the libraries load here, after the arguments are checked
 
     instance = _dagster_instance()
+    if _process_ends_with_the_command:
+        _out_of_the_collectors_reach()
     if args.verbose:
         outcome = run_pipeline(resource, instance=instance, log_level="INFO")
     else:
@@ -812,6 +814,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+_process_ends_with_the_command = False
+"""Set by ``console_main``: the process is the command's alone (not a test session calling ``main``)."""
+
+
+def _out_of_the_collectors_reach() -> None:
+    """Everything alive now (Dagster's, DuckDB's and Polars' modules, classes and functions, just imported)
+    lives until the process ends: frozen (``gc.freeze``), a full collection of the run no longer walks it
+    again. The demo's ``parcours run`` makes six full collections: 0.53 CPU-s before, 0.24 after. Only the
+    command's own process does it: in a test session, cyclic garbage of earlier tests would be kept for good.
+    What the run creates afterwards, its garbage included, is collected as before."""
+    import gc
+
+    gc.freeze()
+
+
 def console_main() -> None:
     """The ``parcours`` command: ``main``, then out of the process without taking its objects apart.
 
@@ -821,6 +838,8 @@ def console_main() -> None:
     closed by then (each through its own context), so the process ends at once, after what an exit must do
     still: the threads we started finish, the ``atexit`` handlers run (temporary folders, the suites'
     process, logging), and the standard streams are flushed. Tests call ``main``, which returns."""
+    global _process_ends_with_the_command
+    _process_ends_with_the_command = True
     code = main()
     # What the interpreter's exit does first: pools' idle workers told to stop, then every thread joined
     # (joining them alone would wait forever on a pool nobody shut down).

@@ -84,6 +84,31 @@ def test_the_command_leaves_at_once_after_what_an_exit_must_do(tmp_path: Path) -
     assert marker.read_text() == "ran"
 
 
+def test_the_runs_imports_are_frozen_only_in_the_commands_own_process(tmp_path: Path) -> None:
+    # ``parcours run`` moves what its imports built out of the collector's reach; a test session calling
+    # ``main`` keeps its collector as it was (cyclic garbage of earlier tests would otherwise stay for good).
+    code = (
+        "import gc, sys\n"
+        "import pipelines.cli as cli, pipelines.run as run\n"
+        "def fake(resource, **options):\n"
+        "    print('frozen', gc.get_freeze_count())\n"
+        "    return run.RunOutcome(success=True)\n"
+        "run.run_pipeline = fake\n"
+        f"argv = ['run', '--data-dir', {str(tmp_path)!r}, '--quiet']\n"
+        "if sys.argv[1] == 'main':\n"
+        "    sys.exit(cli.main(argv))\n"
+        "sys.argv = ['parcours', *argv]\n"
+        "cli.console_main()\n"
+    )
+    frozen = {}
+    for entry in ("main", "console_main"):
+        result = subprocess.run([sys.executable, "-c", code, entry], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        frozen[entry] = int(result.stdout.split("frozen ")[1].split()[0])
+    assert frozen["main"] == 0
+    assert frozen["console_main"] > 100_000  # Dagster's and the libraries' objects, imported by then
+
+
 def test_every_command_has_a_help() -> None:
     # The lists above stay complete: a new command is checked too.
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))

@@ -13,6 +13,7 @@ import polars as pl
 
 from pipelines import warehouse
 from pipelines.contract import load_contract
+from pipelines.impact.threads import import_study_libraries
 from pipelines.ingest.config import ConfigError, load_agencies_config
 from pipelines.ingest.load import (
     LANDING_FILES_TABLE,
@@ -227,6 +228,7 @@ def raw_tables(context: dg.AssetExecutionContext, parcours: ParcoursResource):
                 lost = entities_lost(con, contract)
                 orphans = stored_orphans(con, contract)
             with warehouse.buffers_released(con, settings.warehouse_path):
+                import_study_libraries()  # this thread would only wait: the studies' first fit needs them
                 suites = suites_answer.outcomes()
         store_suite_outcomes(con, checked, suites)
         suites_seconds = time.perf_counter() - started

@@ -73,9 +73,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
 
 from pipelines.impact.estimators import Z95
+
+# scipy's statistics and optimisers are imported by the functions that use them: this module loads with every
+# pipeline (the gate reads its constants), where scipy.stats alone cost 0.3-0.5 s of the start before any study
+# ran; a run loads it while the suites validate (``threads.import_study_libraries``).
 
 MIN_NEGATIVE_CONTROLS = 5
 """Fewer controls than this cannot estimate a spread: the gate refuses calibration from them."""
@@ -140,6 +143,7 @@ def fit_systematic_error(log_rr: np.ndarray, se: np.ndarray) -> SystematicError:
     log_rr, se = log_rr[usable], se[usable]
     if log_rr.shape[0] == 0:
         raise ValueError("no negative control has a finite estimate and standard error")
+    from scipy import optimize, stats  # late: see the note at the imports
 
     def negative_log_likelihood(params: np.ndarray) -> float:
         mean, log_sd = params
@@ -173,6 +177,7 @@ def fit_spread(mean: float, log_rr: np.ndarray, se: np.ndarray) -> float:
     log_rr, se = log_rr[usable], se[usable]
     if log_rr.shape[0] == 0:
         return 0.0
+    from scipy import optimize, stats  # late: see the note at the imports
 
     def negative_log_likelihood(sd: float) -> float:
         return float(-np.sum(stats.norm.logpdf(log_rr, mean, np.sqrt(sd**2 + se**2))))
@@ -261,6 +266,8 @@ def expected_absolute_systematic_error(mean: float, sd: float) -> float:
     """E|X| for X ~ N(mean, sd^2): the mean of a folded normal distribution."""
     if sd <= 0:
         return abs(mean)
+    from scipy import stats  # late: see the note at the imports
+
     return float(
         sd * math.sqrt(2 / math.pi) * math.exp(-(mean**2) / (2 * sd**2)) + mean * (1 - 2 * stats.norm.cdf(-mean / sd))
     )

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from pipelines import warehouse
 from pipelines.engines import Engine, as_engine
@@ -175,6 +174,8 @@ def funder_figures(
     estimate and interval (normal approximation: the probability that net savings are positive is
     P(N(net, se_net) > 0)). ``costs``: the reference unit costs unless an analyst gives others (same columns
     as ``data/reference/unit_costs.csv``)."""
+    from scipy import stats  # late, as in ``calibration``: not at every pipeline's start
+
     costs = unit_costs() if costs is None else costs
     se = effect.standard_error
     avoided = -effect.estimate / 1000 * treated_years

@@ -84,6 +84,14 @@ def import_boosting() -> None:
             del sys.modules["pandas"]
 
 
+def import_study_libraries() -> None:
+    """What the studies load on their first fit (scikit-learn's boosting, which brings scipy's statistics),
+    loaded now by a caller whose thread would otherwise only wait: the run's ingestion while the suites'
+    process validates (0.6 s of the demo's run, out of its studies and its start). Loaded already: nothing."""
+    import_boosting()
+    import scipy.stats  # noqa: F401  (scikit-learn loads it today; the calibration needs it whatever it does)
+
+
 def study_threads() -> int:
     """How many independent fits may run side by side: ``PARCOURS_STUDY_THREADS``, else the usable cores."""
     return configured_threads(THREADS_VARIABLE)

@@ -89,7 +89,8 @@ def test_the_runs_imports_are_frozen_only_in_the_commands_own_process(tmp_path: 
     # ``main`` keeps its collector as it was (cyclic garbage of earlier tests would otherwise stay for good).
     code = (
         "import gc, sys\n"
-        "import pipelines.cli as cli, pipelines.run as run\n"
+        "import pipelines.cli as cli, pipelines.run as run, quality.suites_process as suites\n"
+        "suites.start_ahead = lambda: None\n"  # no suites' process to start: the run is faked below
         "def fake(resource, **options):\n"
         "    print('frozen', gc.get_freeze_count())\n"
         "    return run.RunOutcome(success=True)\n"

@@ -61,3 +61,13 @@ def test_an_arm_without_weight_is_refused_as_numpy_refuses_it() -> None:
     t = np.array([1, 1, 1, 0, 0, 0])
     with pytest.raises(ZeroDivisionError):
         _balance(x, t, np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0]))
+
+
+def test_a_subgroup_read_in_place_is_the_subgroup_copied_out() -> None:
+    rng = np.random.default_rng(4)
+    x = np.asfortranarray(rng.standard_normal((3000, 5)) * 1e4)
+    rows = np.flatnonzero(rng.random(3000) < 0.4)
+    t = (rng.random(rows.shape[0]) < 0.3).astype(int)
+    w = rng.exponential(1.0, rows.shape[0])
+    for found, expected in zip(_balance(x, t, w, rows), _balance(x[rows], t, w), strict=True):
+        assert found.tobytes() == expected.tobytes()

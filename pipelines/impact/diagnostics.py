@@ -176,13 +176,19 @@ def standardised_differences(x: np.ndarray, t: np.ndarray, w: np.ndarray) -> tup
     return after, ratio
 
 
-def _balance(x: np.ndarray, t: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _balance(
+    x: np.ndarray, t: np.ndarray, w: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The SMD with every row counted once, then ``standardised_differences`` with weights ``w``, from each arm's
     moments (``_arm_moments``: the rows read block by block, never a copy of an arm: a million rows of 26
-    covariates are 200 MB a copy, and the statistics took 1.1 to 1.5 s a call when computed on such copies)."""
+    covariates are 200 MB a copy, and the statistics took 1.1 to 1.5 s a call when computed on such copies).
+    ``rows``: the rows of ``x`` that ``t`` and ``w`` describe, in order (a subgroup's), when not all of them."""
     treated = t == 1
     rows1, rows0 = np.flatnonzero(treated), np.flatnonzero(~treated)
-    arm1, arm0 = _arm_moments(x, rows1, w[rows1]), _arm_moments(x, rows0, w[rows0])
+    if rows is not None:
+        rows1, rows0 = rows[rows1], rows[rows0]
+    w1, w0 = (w[treated], w[~treated]) if rows is not None else (w[rows1], w[rows0])
+    arm1, arm0 = _arm_moments(x, rows1, w1), _arm_moments(x, rows0, w0)
     # A column constant in both arms has a pooled variance that is a rounding residue (1e-32), not always 0:
     # dividing by its root made an SMD of 0.5 out of nothing.
     spread = arm1.varies | arm0.varies
@@ -260,8 +266,11 @@ def balance_diagnostics(
     se: float,
     y: np.ndarray,
     covariates: list[str] | None = None,
+    rows: np.ndarray | None = None,
 ) -> Diagnostics:
-    before, after, ratio = _balance(x, t, w)
+    """``rows``: the rows of ``x`` that the other arrays describe, in order (a subgroup's), when not all of them:
+    the same figures as ``x[rows]`` given, without that copy of the subgroup's covariates."""
+    before, after, ratio = _balance(x, t, w, rows)
     treated = t == 1
     preference = preference_score(np.clip(ps, 1e-6, 1 - 1e-6), t)
     in_equipoise = (preference >= EQUIPOISE_RANGE[0]) & (preference <= EQUIPOISE_RANGE[1])

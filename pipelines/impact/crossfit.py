@@ -231,13 +231,15 @@ class Design:
     settings: Learners
     propensity: bool
     outcome: tuple[np.ndarray, np.ndarray, Loss] | None
+    trailing: np.ndarray | None = None
+    """A last covariate after ``x``'s, when the design has one (``group_cells``)."""
 
 
 class _Grouped:
     """A design on its cells (``group_cells``), its folds' fits to run and the predictions they returned."""
 
     def __init__(self, design: Design) -> None:
-        cells = group_cells(design.t, design.x, leading=design.fold)
+        cells = group_cells(design.t, design.x, leading=design.fold, trailing=design.trailing)
         self.settings, self.outcome = design.settings, design.outcome
         self.counts, self.sums = cells.totals(None, *(() if design.outcome is None else design.outcome[:2]))
         self.cells, self.cell_fold = cells, cells.x[:, 0].astype(np.int64)  # the leading column grouped on

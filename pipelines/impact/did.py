@@ -178,11 +178,10 @@ def did_on_changes(
         settings = learners if change.learner is None else replace(learners, learner=change.learner)
 
         def build() -> Design:
-            # The covariates and the baseline rate (the matrix the design is grouped on), built when its fits are due.
-            design_x = np.column_stack([x, before_rates[i]])
-            return Design(
-                t, design_x, fold, settings, change.propensity_from is None, (moved[i], change.after_years, "squared")
-            )
+            # The covariates and the baseline rate, grouped into cells as one matrix without that copy of it.
+            outcome = (moved[i], change.after_years, "squared")
+            propensity = change.propensity_from is None
+            return Design(t, x, fold, settings, propensity, outcome, trailing=before_rates[i])  # type: ignore[arg-type]
 
         return build
 

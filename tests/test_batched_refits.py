@@ -121,7 +121,7 @@ def test_cells_with_a_trailing_column_are_those_of_the_stacked_matrix() -> None:
     t, x = _data(5_000, seed=14)
     rng = np.random.default_rng(15)
     fold = np.asarray(rng.integers(0, 5, t.shape[0]))
-    rate = rng.poisson(0.7, t.shape[0]) / (20 / 12)
+    rate = np.asarray(rng.poisson(0.7, t.shape[0]) / (20 / 12))
     stacked = group_cells(t, np.column_stack([x, rate]), leading=fold)
     trailed = group_cells(t, x, leading=fold, trailing=rate)
     assert np.array_equal(trailed.t, stacked.t)

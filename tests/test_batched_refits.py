@@ -113,3 +113,19 @@ def test_cells_with_a_leading_column_are_those_of_the_stacked_matrix() -> None:
     assert np.array_equal(led.x, stacked.x)
     assert led.x.dtype == stacked.x.dtype
     assert led.x.flags["F_CONTIGUOUS"] == stacked.x.flags["F_CONTIGUOUS"]
+
+
+def test_cells_with_a_trailing_column_are_those_of_the_stacked_matrix() -> None:
+    """A difference-in-differences design groups on (fold, covariates, baseline rate) without stacking the rate
+    onto a copy of the covariates: the same cells, in the same order, with the same values."""
+    t, x = _data(5_000, seed=14)
+    rng = np.random.default_rng(15)
+    fold = np.asarray(rng.integers(0, 5, t.shape[0]))
+    rate = np.asarray(rng.poisson(0.7, t.shape[0]) / (20 / 12))
+    stacked = group_cells(t, np.column_stack([x, rate]), leading=fold)
+    trailed = group_cells(t, x, leading=fold, trailing=rate)
+    assert np.array_equal(trailed.t, stacked.t)
+    assert np.array_equal(trailed.index, stacked.index)
+    assert trailed.x.tobytes() == stacked.x.tobytes()
+    assert trailed.x.dtype == stacked.x.dtype
+    assert trailed.x.flags["F_CONTIGUOUS"] == stacked.x.flags["F_CONTIGUOUS"]

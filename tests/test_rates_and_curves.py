@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipelines.impact.curves import COMPETING, EVENT, aalen_johansen
+from pipelines.impact.curves import COMPETING, EVENT, _people_counts, aalen_johansen
 from pipelines.impact.estimators import EstimationError
 from pipelines.impact.rates import did_point, ratio_effect
 from pipelines.impact.resampling import bootstrap_draws
@@ -17,6 +17,18 @@ def test_without_censoring_or_competing_risks_cumulative_incidence_is_the_empiri
     days = np.array([0, 2, 2, 5])
     curve = aalen_johansen(days, np.full(4, EVENT), np.ones(4), horizon=6)
     assert curve.tolist() == pytest.approx([0.25, 0.25, 0.75, 0.75, 0.75, 1.0, 1.0])
+
+
+def test_people_at_risk_and_events_are_the_rows_counted_day_by_day() -> None:
+    rng = np.random.default_rng(3)
+    days = rng.integers(0, 400, 5000)
+    status = rng.choice([0, EVENT, COMPETING], 5000)
+    grid = np.unique(np.append(np.arange(0, 365, 7), 364))
+    counts = _people_counts(days, status, grid)
+    assert counts["at_risk"].tolist() == [int((days >= d).sum()) for d in grid]
+    assert counts["events"].tolist() == [int(((status == EVENT) & (days <= d)).sum()) for d in grid]
+    empty = _people_counts(days[:0], status[:0], grid)
+    assert empty["at_risk"].tolist() == empty["events"].tolist() == [0] * grid.shape[0]
 
 
 def test_a_death_stops_the_risk_of_admission_instead_of_being_censored() -> None:

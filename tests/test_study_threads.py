@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 import numpy as np
@@ -12,7 +13,14 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from pipelines.impact import threads as threads_module
-from pipelines.impact.crossfit import Learners, crossfit_both, crossfit_outcome, crossfit_propensity
+from pipelines.impact.crossfit import (
+    EffectOnTreated,
+    Learners,
+    crossfit_both,
+    crossfit_outcome,
+    crossfit_propensity,
+)
+from pipelines.impact.did import Change, did_on_change, did_on_changes
 from pipelines.impact.resampling import batched_bootstrap_draws, bootstrap_draws
 from pipelines.impact.threads import (
     SIDE_BY_SIDE_FROM_ROWS,
@@ -22,6 +30,7 @@ from pipelines.impact.threads import (
     single_threaded,
     study_threads,
 )
+from pipelines.impact.weights import WeightRule
 
 Computed = TypeVar("Computed")
 
@@ -186,3 +195,51 @@ def test_bootstrap_draws_are_the_same_on_one_thread_or_several(little: bool, mon
     assert np.array_equal(one[1], several[1])
     assert np.array_equal(one[0], one[1])  # the batch size changes no draw
     assert np.std(one[0]) > 0
+
+
+@pytest.mark.parametrize("learner", ["boosting", "parametric"])
+def test_designs_in_one_stream_give_what_one_after_the_other_gives(
+    learner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DiD study's designs fitted in one stream (``did_on_changes``): the same effects and nuisances as
+    ``did_on_change`` design after design, reusing propensity scores and with a parametric control, on one
+    thread and on three."""
+    rng = np.random.default_rng(11)
+    n = 2_000
+    x = np.column_stack([rng.integers(60, 100, n), rng.integers(0, 2, n)]).astype(float)
+    t = (rng.random(n) < 0.4).astype(int)
+    years = rng.uniform(0.3, 1.0, n)
+    by_month = rng.poisson(0.2 * (1 + x[:, 1:2]), (n, 12)).astype(float)
+    after = rng.poisson(2.0 * years).astype(float)
+    settings = Learners(learner=learner, folds=5, seed=2, max_iter=15)  # type: ignore[arg-type]
+    rule = WeightRule(max_propensity=0.95)
+    main_before, early, late = by_month[:, 3:].sum(axis=1), by_month[:, 8:].sum(axis=1), by_month[:, 3:8].sum(axis=1)
+    late_years = np.full(n, 5 / 12)
+    control_after = rng.poisson(0.1 * years).astype(float)
+
+    def one_after_the_other() -> list[tuple[EffectOnTreated, np.ndarray]]:
+        main, nuisance, _ = did_on_change(main_before, 0.75, after, years, t, x, settings, None, rule)
+        placebo, placebo_nuisance, _ = did_on_change(early, 4 / 12, late, late_years, t, x, settings, None, rule)
+        dip, _, _ = did_on_change(early, 4 / 12, late, late_years, t, x, settings, placebo_nuisance, rule)
+        linear = replace(nuisance, settings=replace(nuisance.settings, learner="parametric"))
+        control, _, _ = did_on_change(early, 0.75, control_after, years, t, x, settings, linear, rule)
+        return [(e, n.propensity) for e, n in ((main, nuisance), (placebo, placebo_nuisance), (dip, placebo_nuisance),
+                                               (control, linear))]  # fmt: skip
+
+    def in_one_stream() -> list[tuple[EffectOnTreated, np.ndarray]]:
+        changes = [
+            Change(main_before, 0.75, after, years),
+            Change(early, 4 / 12, late, late_years),
+            Change(early, 4 / 12, late, late_years, propensity_from=1),
+            Change(early, 0.75, control_after, years, propensity_from=0, learner="parametric"),
+        ]
+        return [(e, n.propensity) for e, n in did_on_changes(changes, t, x, settings, rule)]
+
+    expected = _on(1, monkeypatch, one_after_the_other)
+    for found in (_on(1, monkeypatch, in_one_stream), _on(3, monkeypatch, in_one_stream)):
+        for (effect, ps), (reference, reference_ps) in zip(found, expected, strict=True):
+            assert np.array_equal(ps, reference_ps)
+            assert (effect.estimate, effect.standard_error, effect.log_ratio, effect.log_ratio_se) == (
+                reference.estimate, reference.standard_error, reference.log_ratio, reference.log_ratio_se,
+            )  # fmt: skip
+            assert np.array_equal(effect.weights, reference.weights)

@@ -85,12 +85,18 @@ def _grouping_key(values: np.ndarray) -> pl.Series:
     return pl.Series(values)
 
 
-def group_cells(t: np.ndarray, x: np.ndarray, leading: np.ndarray | None = None) -> Cells:
+def group_cells(
+    t: np.ndarray, x: np.ndarray, leading: np.ndarray | None = None, trailing: np.ndarray | None = None
+) -> Cells:
     """Cells of identical (t, x), in a stable order. ``leading``: a column grouped on before x's (cross-fitting's
     folds), the cells and their ``x`` those of ``np.column_stack([leading, x])`` without that copy of the matrix
-    (200 MB at a million rows of 26 covariates, beside the study's own)."""
-    given = [] if leading is None else [leading.astype(np.result_type(leading, x))]
-    given += [x[:, i] for i in range(x.shape[1])]
+    (200 MB at a million rows of 26 covariates, beside the study's own). ``trailing``: likewise a column after x's
+    (a difference-in-differences design's baseline rate), as ``np.column_stack([x, trailing])`` without that copy
+    (eleven designs, 6.7 s of the calling thread at a million rows)."""
+    common = x.dtype if trailing is None else np.result_type(x, trailing)
+    given = [] if leading is None else [leading.astype(np.result_type(leading, common))]
+    given += [x[:, i].astype(common, copy=False) for i in range(x.shape[1])]
+    given += [] if trailing is None else [trailing.astype(common)]
     columns = {"t": pl.Series(t), **{f"x{i}": _grouping_key(column) for i, column in enumerate(given)}}
     # Polars groups a million rows in milliseconds; numpy's unique(axis=0) sorts whole rows.
     frame = pl.DataFrame(columns).with_row_index("_row")

@@ -35,6 +35,7 @@ The folds' fits share nothing and run side by side on the machine's cores (``thr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -169,7 +170,7 @@ class CrossFitted:
 
 def crossfit_propensity(t: np.ndarray, x: np.ndarray, settings: Learners) -> CrossFitted:
     """Each row's propensity score from a model fitted on the other folds."""
-    _check_arms(t, settings)
+    check_arms(t, settings)
     fold = assign_folds(t, settings.folds, settings.seed)
     ps, _ = _crossfit(t, x, fold, settings, propensity=True, outcome=None)
     assert ps is not None
@@ -190,7 +191,7 @@ def crossfit_both(
 ) -> tuple[CrossFitted, np.ndarray]:
     """``crossfit_propensity`` then ``crossfit_outcome`` on the same folds, the same figures, their fits side by
     side: with five folds on two cores each alone leaves a core idle for its last fold."""
-    _check_arms(t, settings)
+    check_arms(t, settings)
     fold = assign_folds(t, settings.folds, settings.seed)
     ps, m0 = _crossfit(t, x, fold, settings, propensity=True, outcome=(total, exposure, loss))
     assert ps is not None
@@ -198,7 +199,7 @@ def crossfit_both(
     return CrossFitted(fold, ps, settings), m0
 
 
-def _check_arms(t: np.ndarray, settings: Learners) -> None:
+def check_arms(t: np.ndarray, settings: Learners) -> None:
     if settings.folds < 2:
         raise EstimationError("cross-fitting needs at least 2 folds")
     if min(int(t.sum()), int((1 - t).sum())) < settings.folds:
@@ -215,36 +216,115 @@ def _crossfit(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The propensity scores and the outcome model's predictions (each when asked) for every row, every fold's
     models fitted on the other folds' cells; all the folds' fits of both run side by side."""
-    cells = group_cells(t, x, leading=fold)
-    values = () if outcome is None else outcome[:2]
-    counts, sums = cells.totals(None, *values)
-    cell_fold = cells.x[:, 0].astype(np.int64)  # the leading column the rows were grouped on
-    cell_x = cells.x[:, 1:]
+    (found,) = crossfit_designs(iter([lambda: Design(t, x, fold, settings, propensity, outcome)]))
+    return found
 
-    def fold_scores(k: int) -> np.ndarray:
-        train = cell_fold != k
-        model = _fit_propensity(cell_x[train], cells.t[train], counts[train], settings)
-        return _predict_propensity(model, cell_x[~train])
 
-    def fold_predictions(k: int) -> np.ndarray:
-        assert outcome is not None
-        totals, exposures = sums
-        train = (cell_fold != k) & (cells.t == 0) & (exposures > 0)
+@dataclass(frozen=True)
+class Design:
+    """One design's cross-fitting: its rows' arms ``t``, covariates ``x`` and folds, its learners, and what to fit
+    (the propensity scores, the outcome model of ``outcome``'s total, exposure and loss, or both)."""
+
+    t: np.ndarray
+    x: np.ndarray
+    fold: np.ndarray
+    settings: Learners
+    propensity: bool
+    outcome: tuple[np.ndarray, np.ndarray, Loss] | None
+    trailing: np.ndarray | None = None
+    """A last covariate after ``x``'s, when the design has one (``group_cells``)."""
+
+
+class _Grouped:
+    """A design on its cells (``group_cells``), its folds' fits to run and the predictions they returned."""
+
+    def __init__(self, design: Design) -> None:
+        cells = group_cells(design.t, design.x, leading=design.fold, trailing=design.trailing)
+        self.settings, self.outcome = design.settings, design.outcome
+        self.counts, self.sums = cells.totals(None, *(() if design.outcome is None else design.outcome[:2]))
+        self.cells, self.cell_fold = cells, cells.x[:, 0].astype(np.int64)  # the leading column grouped on
+        self.cell_x = cells.x[:, 1:]
+        # The propensity fits (every row) first: the larger jobs ahead keep both cores busy to the end.
+        self.jobs = [("scores", k) for k in range(design.settings.folds) if design.propensity]
+        self.jobs += [("predictions", k) for k in range(design.settings.folds) if design.outcome is not None]
+        self.found = {kind: np.empty(cells.size) for kind in ("scores", "predictions")}
+        self.waiting = len(self.jobs)
+        self.propensity = design.propensity
+
+    def fit(self, kind: str, k: int) -> np.ndarray:
+        """Fold ``k``'s scores or predictions, from models fitted on the other folds."""
+        cells, counts, cell_x = self.cells, self.counts, self.cell_x
+        if kind == "scores":
+            train = self.cell_fold != k
+            model = _fit_propensity(cell_x[train], cells.t[train], counts[train], self.settings)
+            return _predict_propensity(model, cell_x[~train])
+        assert self.outcome is not None
+        totals, exposures = self.sums
+        train = (self.cell_fold != k) & (cells.t == 0) & (exposures > 0)
         if not train.any():
             raise EstimationError("a fold has no comparison rows with exposure to fit the outcome model on")
-        model = _fit_outcome(cell_x[train], totals[train], exposures[train], counts[train], outcome[2], settings)
-        return np.asarray(model.predict(cell_x[cell_fold == k]))  # type: ignore[attr-defined]
+        loss = self.outcome[2]
+        model = _fit_outcome(cell_x[train], totals[train], exposures[train], counts[train], loss, self.settings)
+        return np.asarray(model.predict(cell_x[self.cell_fold == k]))  # type: ignore[attr-defined]
 
-    # The propensity fits (every row) first: the larger jobs ahead keep both cores busy to the end.
-    jobs = [(fold_scores, k) for k in range(settings.folds) if propensity]
-    jobs += [(fold_predictions, k) for k in range(settings.folds) if outcome is not None]
-    found = {"scores": np.empty(cells.size), "predictions": np.empty(cells.size)}
-    with single_threaded(openmp=settings.learner == "boosting"):
-        for (job, k), predicted in zip(jobs, map_on_cores(lambda job: job[0](job[1]), jobs, cells.size), strict=True):
-            found["scores" if job is fold_scores else "predictions"][cell_fold == k] = predicted
-    ps = np.clip(found["scores"][cells.index], PROPENSITY_FLOOR, 1 - PROPENSITY_FLOOR) if propensity else None
-    m0 = np.asarray(found["predictions"][cells.index]) if outcome is not None else None
-    return ps, m0
+    def keep(self, kind: str, k: int, predicted: np.ndarray) -> None:
+        self.found[kind][self.cell_fold == k] = predicted
+        self.waiting -= 1
+
+    def rows(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Every row's scores and predictions (as asked), from its cell's; the cells are let go."""
+        index = self.cells.index
+        ps = np.clip(self.found["scores"][index], PROPENSITY_FLOOR, 1 - PROPENSITY_FLOOR) if self.propensity else None
+        m0 = np.asarray(self.found["predictions"][index]) if self.outcome is not None else None
+        del self.cells, self.cell_x, self.counts, self.sums, self.found
+        return ps, m0
+
+
+def crossfit_designs(designs: Iterator[Callable[[], Design]]) -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
+    """``_crossfit`` of several designs, their folds' fits all in one stream side by side (``map_on_cores``): each
+    design's fits are the ones it would run alone, the same predictions, but the cores go from one design's last
+    fits to the next design's first instead of one of them waiting for the last fit of each design. A design is
+    built (``designs`` gives functions that build them) and grouped into its cells in this thread while the fits
+    ahead of it run; its scores and predictions are handed back, and its cells let go, as soon as its fits are in
+    (a caller that stops early, on an error of its own, stops the stream). The first error, in the designs' order
+    and their fits' order, is the one raised, as one design after the other would raise it. The first design's
+    learners set OpenMP's limit in this thread: a stream with boosting designs starts with one."""
+    first = _Grouped(next(designs)())
+
+    def jobs() -> Iterator[tuple[_Grouped, str, int]]:
+        grouped: _Grouped | BaseException = first
+        while True:
+            if isinstance(grouped, BaseException):
+                yield _Failed(grouped), "", 0  # raised in its turn, after the fits before it
+                return
+            yield from ((grouped, kind, k) for kind, k in grouped.jobs)
+            build = next(designs, None)
+            if build is None:
+                return
+            try:
+                grouped = _Grouped(build())
+            except Exception as exc:  # raised in its turn, by the job that stands for the design
+                grouped = exc
+
+    def run(job: tuple[_Grouped, str, int]) -> tuple[_Grouped, str, int, np.ndarray]:
+        grouped, kind, k = job
+        return grouped, kind, k, grouped.fit(kind, k)
+
+    with single_threaded(openmp=first.settings.learner == "boosting"):
+        for grouped, kind, k, predicted in map_on_cores(run, jobs(), first.cells.size):
+            grouped.keep(kind, k, predicted)
+            if grouped.waiting == 0:  # its cells go now, not with the last design's
+                yield grouped.rows()
+
+
+class _Failed(_Grouped):
+    """A design that could not be built: its one job raises what building it raised."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def fit(self, kind: str, k: int) -> np.ndarray:
+        raise self.error
 
 
 @dataclass

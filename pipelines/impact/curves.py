@@ -98,6 +98,18 @@ def _arm_curves_many(
     return out
 
 
+def _people_counts(days: np.ndarray, status: np.ndarray, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """Unweighted counts of an arm's people on each ``grid`` day: ``at_risk`` (followed to that day or later) and
+    ``events`` (a first event on or before it). Read off the sorted days: the same integers as counting the arm's
+    rows once per grid day (53 passes over each arm, at a million rows a second of the curves' calling thread)."""
+    ordered = np.sort(days)
+    event_days = np.sort(days[status == EVENT])
+    return {
+        "at_risk": ordered.shape[0] - np.searchsorted(ordered, grid, side="left"),
+        "events": np.searchsorted(event_days, grid, side="right"),
+    }
+
+
 def cumulative_incidence_curves(
     days: np.ndarray,
     status: np.ndarray,
@@ -139,8 +151,7 @@ def cumulative_incidence_curves(
                     "cumulative_incidence": point[index, grid],
                     "ci_low": low[index, grid],
                     "ci_high": high[index, grid],
-                    "at_risk": [int((arm_days >= d).sum()) for d in grid],
-                    "events": [int(((arm_status == EVENT) & (arm_days <= d)).sum()) for d in grid],
+                    **_people_counts(arm_days, arm_status, grid),
                 }
             )
         )

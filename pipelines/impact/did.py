@@ -33,15 +33,21 @@ whose "before" window holds that crisis reports the fall as an effect (issue 12:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from pipelines.impact.crossfit import (
     CrossFitted,
+    Design,
     EffectOnTreated,
+    LearnerName,
     Learners,
+    assign_folds,
+    check_arms,
     crossfit_both,
+    crossfit_designs,
     crossfit_outcome,
     doubly_robust_att,
 )
@@ -133,3 +139,71 @@ def did_on_change(
         change, after_years, t, nuisance.propensity, m0, rule, scale=1000.0, clusters=clusters, observed=after_counts
     )
     return effect, nuisance, design
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference-in-differences design of a study, for ``did_on_changes``: its windows' counts and exposures
+    (as ``did_on_change`` takes them), the earlier design whose cross-fitted propensity scores it reuses (its
+    position; None: fitted for it) and its outcome model's learner when not the study's."""
+
+    before_counts: np.ndarray
+    before_years: float
+    after_counts: np.ndarray
+    after_years: np.ndarray
+    propensity_from: int | None = None
+    learner: LearnerName | None = None
+
+
+def did_on_changes(
+    changes: Sequence[Change],
+    t: np.ndarray,
+    x: np.ndarray,
+    learners: Learners,
+    rule: WeightRule,
+    clusters: np.ndarray | None = None,
+) -> Iterator[tuple[EffectOnTreated, CrossFitted]]:
+    """``did_on_change`` of each design, in order, with the nuisance it used: the same figures as one call after
+    the other (the folds are the study's, the same for every design), the designs' fits all side by side in one
+    stream (``crossfit.crossfit_designs``): a study's eleven designs left a core idle at the end of each, and its
+    covariates and baseline rate were grouped into cells while no fit ran. Each effect is computed as soon as its
+    design's fits are in, so the first error is the one a call after the other raises."""
+    check_arms(t, learners)
+    fold = assign_folds(t, learners.folds, learners.seed)
+    before_rates = [change.before_counts / change.before_years for change in changes]
+    moved = [c.after_counts - rate * c.after_years for c, rate in zip(changes, before_rates, strict=True)]
+
+    def design(i: int) -> Callable[[], Design]:
+        change = changes[i]
+        settings = learners if change.learner is None else replace(learners, learner=change.learner)
+
+        def build() -> Design:
+            # The covariates and the baseline rate, grouped into cells as one matrix without that copy of it.
+            outcome = (moved[i], change.after_years, "squared")
+            propensity = change.propensity_from is None
+            return Design(t, x, fold, settings, propensity, outcome, trailing=before_rates[i])  # type: ignore[arg-type]
+
+        return build
+
+    nuisances: list[CrossFitted] = []
+    fitted = crossfit_designs(design(i) for i in range(len(changes)))
+    for change, change_i, (ps, m0) in zip(changes, moved, fitted, strict=True):
+        if change.propensity_from is None:
+            assert ps is not None
+            nuisance = CrossFitted(fold, ps, learners)
+        else:
+            nuisance = nuisances[change.propensity_from]
+        if change.learner is not None:
+            nuisance = replace(nuisance, settings=replace(nuisance.settings, learner=change.learner))
+        nuisances.append(nuisance)
+        assert m0 is not None
+        effect = doubly_robust_att(
+            change_i, change.after_years, t, nuisance.propensity, m0, rule, scale=1000.0, clusters=clusters,
+            observed=change.after_counts,
+        )  # fmt: skip
+        yield effect, nuisance
+
+
+def did_design(x: np.ndarray, before_counts: np.ndarray, before_years: float) -> np.ndarray:
+    """A design's covariates: ``x`` and the baseline rate (``did_on_change`` returns it; balance is judged on it)."""
+    return np.column_stack([x, before_counts / before_years])

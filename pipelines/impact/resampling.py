@@ -40,10 +40,9 @@ BatchEstimator = Callable[[list[Draw]], np.ndarray]
 """Several resamples -> their estimates stacked along the first axis."""
 
 
-def resample_within_arms(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
-    """Row indices of one bootstrap resample drawn within each arm, so both arms stay populated."""
-    treated = np.flatnonzero(t == 1)
-    control = np.flatnonzero(t == 0)
+def resample_within_arms(rng: np.random.Generator, treated: np.ndarray, control: np.ndarray) -> np.ndarray:
+    """Row indices of one bootstrap resample drawn within each arm (``treated``, ``control``: each arm's rows), so
+    both arms stay populated. The arms are found once per bootstrap by the caller, not once per resample."""
     return np.concatenate([rng.choice(treated, treated.shape[0]), rng.choice(control, control.shape[0])])
 
 
@@ -140,12 +139,12 @@ def _estimated(
 def _bootstrap_jobs(
     t: np.ndarray, resamples: int, rng: np.random.Generator, little: bool | None, batch: int
 ) -> Iterator[_Job]:
+    arms = [np.flatnonzero(t == arm) for arm in (1, 0)]
     if not (uses_little_bootstraps(t.shape[0]) if little is None else little):
         for first in range(0, resamples, batch):
             count = min(batch, resamples - first)
-            yield _Job([(resample_within_arms(rng, t), None) for _ in range(count)], -1, first)
+            yield _Job([(resample_within_arms(rng, *arms), None) for _ in range(count)], -1, first)
         return
-    arms = [np.flatnonzero(t == arm) for arm in (1, 0)]
     per_subset = np.full(BLB_SUBSETS, resamples // BLB_SUBSETS)
     per_subset[: resamples % BLB_SUBSETS] += 1
     b = 0

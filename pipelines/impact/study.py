@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ from pipelines.impact.dataset import (
     study_population,
 )
 from pipelines.impact.diagnostics import Diagnostics, balance_diagnostics
-from pipelines.impact.did import MONTH_YEARS, did_on_change, window_counts
+from pipelines.impact.did import MONTH_YEARS, Change, did_design, did_on_changes, window_counts
 from pipelines.impact.estimators import Z95, EstimationError, estimate_effect, weights_for
 from pipelines.impact.gate import (
     Check,
@@ -705,8 +705,8 @@ def _dml_subgroup(
             result = _effect_result(spec.outcome, unit, effect, _variance_label(nuisance.settings))
             years = _treated_person_years(spec, frame.select("person_years").filter(pl.Series(rows)), t, effect.weights)
             diagnostics = balance_diagnostics(
-                x[rows], t, effect.weights, nuisance.propensity[rows], effect.estimate, effect.standard_error,
-                scale * main.total[rows] / main.exposure[rows], list(spec.covariates),
+                x, t, effect.weights, nuisance.propensity[rows], effect.estimate, effect.standard_error,
+                scale * main.total[rows] / main.exposure[rows], list(spec.covariates), rows=np.flatnonzero(rows),
             )  # fmt: skip
             checks += balance_checks(spec.diagnostics, diagnostics)
         except EstimationError as exc:
@@ -731,45 +731,27 @@ def run_did(
     variance = _variance_label(learners, clusters is not None)
     by_month = history.before_by_month()
     baseline_years = len(windows.baseline) * MONTH_YEARS
-    effect, nuisance, design_x = did_on_change(
-        window_counts(by_month, windows.baseline), baseline_years, history.after(), years, t, x, learners, None, rule,
-        clusters,
-    )  # fmt: skip
+    baseline = window_counts(by_month, windows.baseline)
+    changes, controls_from = _did_changes(spec, history, by_month, baseline, years)
+    found = list(did_on_changes(changes, t, x, learners, rule, clusters))
+    effects = [effect for effect, _ in found]
+    effect, nuisance = found[0]
     main = _effect_result(spec.outcome, "per 1,000 person-years (difference-in-differences)", effect, variance)
     covariates = [*spec.covariates, "baseline_rate"]
     diagnostics = balance_diagnostics(
-        design_x, t, effect.weights, nuisance.propensity, effect.estimate, effect.standard_error,
-        1000 * history.after() / years, covariates,
+        did_design(x, baseline, baseline_years), t, effect.weights, nuisance.propensity, effect.estimate,
+        effect.standard_error, 1000 * history.after() / years, covariates,
     )  # fmt: skip
-    # Every later fit builds its own design (covariates and its baseline rate): the main one's goes now, not a
-    # second matrix of covariates beside each of them (150 MB at a million rows).
-    del design_x
     checks = [*sizes, *balance_checks(spec.diagnostics, diagnostics)]
-
-    # The propensity model's covariates are the study's and the baseline rate of the design's ``before``
-    # window: designs with the same ``before`` window (the main one and the washout's; the placebo and the
-    # dip check) have the same cross-fitted propensity scores, fitted once.
-    propensities: dict[range, CrossFitted] = {windows.baseline: nuisance}
-
-    def pre_window_did(before: range, after: range) -> EffectOnTreated:
-        """A DiD entirely inside the pre-period: ``after`` months against ``before`` months (no effect possible)."""
-        after_years = np.full(t.shape[0], len(after) * MONTH_YEARS)
-        found, propensities[before], _ = did_on_change(
-            window_counts(by_month, before), len(before) * MONTH_YEARS, window_counts(by_month, after), after_years,
-            t, x, learners, propensities.get(before), rule, clusters,
-        )  # fmt: skip
-        return found
-
-    placebo_effect = pre_window_did(windows.placebo_early, windows.placebo_late)
     placebo = _effect_result("pre_trend_placebo", "per 1,000 person-years (later minus earlier baseline half)",
-                             placebo_effect, variance)  # fmt: skip
+                             effects[1], variance)  # fmt: skip
     placebo_months = [windows.placebo_early.stop - 1, windows.placebo_late.start]
     checks.append(
         interval_includes_zero(
             "pre_trend_placebo", placebo.estimate, placebo.ci_low, placebo.ci_high, months_before=placebo_months
         )
     )
-    dip = _ratio_interval(pre_window_did(windows.dip_reference, windows.dip))
+    dip = _ratio_interval(effects[2])
     dip_months = [windows.dip.start, windows.dip.stop - 1]
     dip_check = at_most("pre_enrolment_dip", dip["ratio_low"], 1.0, ratio=dip["ratio"], months_before=dip_months)
     checks.append(dip_check)
@@ -783,36 +765,66 @@ def run_did(
         **effect.details,
     }
     if len(windows.washout):
-        design["washout_dip"] = _ratio_interval(pre_window_did(windows.baseline, windows.washout))
+        design["washout_dip"] = _ratio_interval(effects[3])
     if clusters is not None:
         fewest = min(np.unique(clusters[t == arm]).shape[0] for arm in (0, 1))
         checks.append(at_least("agencies_per_arm", fewest, MIN_CLUSTERS))
-
-    # A control's change is mostly noise (a few events a year): its outcome model is a linear regression
-    # on the same covariates and its own baseline rate; the propensity scores are the main outcome's.
-    linear = replace(nuisance, settings=replace(nuisance.settings, learner="parametric"))
-
-    def control_did(before: np.ndarray, after: np.ndarray) -> EffectOnTreated:
-        found, _, _ = did_on_change(before, baseline_years, after, years, t, x, learners, linear, rule, clusters)
-        return found
-
     controls = Controls([])
+    if spec.negative_controls:
+        each = [
+            _effect_result(c, main.unit, control, variance)
+            for c, control in zip(spec.negative_controls, effects[controls_from:-1], strict=True)
+        ]
+        composite = _effect_result(COMPOSITE, main.unit, effects[-1], variance)
+        controls = Controls(each, composite, log_ratio_difference_se(effect, effects[-1]))
+    return _finish(spec, frame, attrition, main, diagnostics, checks, controls, effect.weights, design, placebo=placebo)
+
+
+def _did_changes(
+    spec: StudySpec, history: Admissions, by_month: np.ndarray, baseline: np.ndarray, years: np.ndarray
+) -> tuple[list[Change], int]:
+    """A DiD study's designs, in the order they are estimated (``did.did_on_changes``), and the position of its
+    first negative control: the main design; the placebo (later against earlier baseline half) and the dip check,
+    two DiDs entirely inside the pre-period (no effect possible); the washout's dip when the study has a washout;
+    each negative control, then their composite.
+
+    The propensity model's covariates are the study's and the baseline rate of the design's ``before`` window:
+    designs with the same ``before`` window (the main one and the washout's; the placebo and the dip check) have the
+    same cross-fitted propensity scores, fitted once. A control's change is mostly noise (a few events a year): its
+    outcome model is a linear regression on the same covariates and its own baseline rate; its propensity scores
+    are the main outcome's."""
+    windows = spec.windows()
+    baseline_years = len(windows.baseline) * MONTH_YEARS
+    n = years.shape[0]
+    changes = [Change(baseline, baseline_years, history.after(), years)]
+    fitted_for: dict[range, int] = {windows.baseline: 0}
+
+    def pre_window(before: range, after: range) -> Change:
+        """A DiD entirely inside the pre-period: ``after`` months against ``before`` months."""
+        after_years = np.full(n, len(after) * MONTH_YEARS)
+        change = Change(
+            window_counts(by_month, before), len(before) * MONTH_YEARS, window_counts(by_month, after), after_years,
+            propensity_from=fitted_for.get(before),
+        )  # fmt: skip
+        fitted_for.setdefault(before, len(changes))
+        return change
+
+    changes.append(pre_window(windows.placebo_early, windows.placebo_late))
+    changes.append(pre_window(windows.dip_reference, windows.dip))
+    if len(windows.washout):
+        changes.append(pre_window(windows.baseline, windows.washout))
+    controls_from = len(changes)
     if spec.negative_controls:
         keys = [outcome_key(c) for c in spec.negative_controls]
         # Each control's baseline counts, not its rows x months array (200 MB at a million rows): the composite's
         # are their sum (counts: the same numbers as the window of the summed arrays, exactly).
         before = {k: window_counts(history.before_by_month(k), windows.baseline) for k in keys}
-        each = [
-            _effect_result(c, main.unit, control_did(before[k], history.after(k)), variance)
-            for c, k in zip(spec.negative_controls, keys, strict=True)
-        ]
-        composite_effect = control_did(
-            sum(before[k] for k in keys),  # type: ignore[arg-type]
-            sum(history.after(k) for k in keys),  # type: ignore[arg-type]
-        )
-        composite = _effect_result(COMPOSITE, main.unit, composite_effect, variance)
-        controls = Controls(each, composite, log_ratio_difference_se(effect, composite_effect))
-    return _finish(spec, frame, attrition, main, diagnostics, checks, controls, effect.weights, design, placebo=placebo)
+        for k in keys:
+            changes.append(Change(before[k], baseline_years, history.after(k), years, 0, "parametric"))
+        composite_before = sum(before[k] for k in keys)
+        composite_after = sum(history.after(k) for k in keys)
+        changes.append(Change(composite_before, baseline_years, composite_after, years, 0, "parametric"))  # type: ignore[arg-type]
+    return changes, controls_from
 
 
 def _ratio_interval(effect: EffectOnTreated) -> dict[str, float | None]:

@@ -67,7 +67,7 @@ def validating_suites(
 ) -> Iterator[Pending]:
     """``validate_suites`` in two halves: the request goes to the suites' child now, and ``Pending.outcomes``
     waits for its answer within the block, so that what the block does before overlaps the suites (the
-    ingestion step's checks of the whole zone: ``beside_the_suites``)."""
+    ingestion step's cheap checks of the zone: ``beside_the_suites``)."""
     with suites_process().validating(given.queries, contract, today, data_docs) as pending:
         yield pending
 

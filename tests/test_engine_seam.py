@@ -114,3 +114,9 @@ def test_a_duckdb_connection_is_the_duckdb_engine() -> None:
     with engine.registered("_frame", pl.DataFrame({"x": [3, 1, 2]})):
         assert engine.query("select x from _frame where x >= $low order by x", {"low": 2})["x"].to_list() == [2, 3]
     assert engine.scalar("select len($items)", {"items": ["a", "b"]}) == 2
+
+
+def test_a_cte_s_storage_hint_is_duckdb_s_and_spark_gets_the_bare_cte() -> None:
+    sql = "with a as not materialized (select 1 as x), b as materialized (select * from a) select * from b, b as c"
+    assert "MATERIALIZED" not in to_spark(sql).upper()
+    assert [cte.alias for cte in _spark(sql).find_all(sqlglot.exp.CTE)] == ["a", "b"]

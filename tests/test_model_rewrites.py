@@ -6,16 +6,20 @@ models built and must return the very rows of the current table: same rows, as m
 floating-point sums may differ in their last digits only (summed in another order).
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
 import pytest
+import sqlglot
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlglot import exp
 
 from pipelines.assets import all_assets
+from pipelines.assets.models import sql_models
 from pipelines.assets.studies import STUDIES_MART
 from pipelines.resources import ParcoursResource
 from pipelines.synthetic.exports import write_landing
@@ -74,6 +78,38 @@ def test_a_rewritten_model_returns_what_it_replaced(models_warehouse: Path, refe
                 f"except all select {_comparable(con, right)} from {right})"
             ).fetchall()[0][0]
             assert extra == 0, f"{extra} of {rows} rows of {left} are not in {right}"
+    finally:
+        con.close()
+
+
+def test_duckdb_stores_only_the_ctes_a_model_says_it_stores(models_warehouse: Path) -> None:
+    """A CTE that DuckDB's plan reads more than once is stored whole first unless the model says
+    ``not materialized`` (docs/architecture.md): every stored CTE of every model's plan is one the model
+    declares ``materialized``. DuckDB's own CTEs (``__``-prefixed, its rewrite of repeated aggregates) aside."""
+    con = duckdb.connect(str(models_warehouse), read_only=True)
+    try:
+        undeclared = {}
+        for model in sql_models():
+            plan = "\n".join(row[1] for row in con.execute(f"explain {model.sql}").fetchall())
+            stored = {name for name in re.findall(r"CTE Name: (\w+)", plan) if not name.startswith("__")}
+            tree = sqlglot.parse_one(model.sql, read="duckdb")
+            declared = {cte.alias for cte in tree.find_all(exp.CTE) if cte.args.get("materialized") is True}
+            if stored - declared:
+                undeclared[model.name] = sorted(stored - declared)
+        assert not undeclared, f"CTEs DuckDB stores whole though their models do not say so: {undeclared}"
+    finally:
+        con.close()
+
+
+def test_the_check_of_stored_ctes_sees_a_cte_read_twice() -> None:
+    """The plan's words the check above reads: a CTE read twice is stored unless it says otherwise."""
+    con = duckdb.connect()
+    try:
+        con.execute("create table t as select range as x from range(10)")
+        twice = "with a as{} (select * from t where x > 2) select * from a, a as b"
+        assert "CTE Name: a" in "\n".join(r[1] for r in con.execute(f"explain {twice.format('')}").fetchall())
+        hinted = "\n".join(r[1] for r in con.execute(f"explain {twice.format(' not materialized')}").fetchall())
+        assert "CTE Name" not in hinted
     finally:
         con.close()
 

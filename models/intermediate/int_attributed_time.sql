@@ -6,7 +6,7 @@
 -- smallest episode_id. Events and person-time of the day are counted under its owner only; the
 -- facts flag them (is_attributed). Segments are the stretches between the person's window
 -- boundaries, so each is covered by the same episodes throughout.
-with windows as (
+with windows as not materialized (
     select
         episode_id,
         person_key,

@@ -1,7 +1,7 @@
 -- Each episode once per breakdown marts offer: the whole federation ('all'), its agency,
 -- agency model, département, région (of the département), GIR band and age band. Marts
 -- aggregate facts per episode first, then join here, so every breakdown is computed the same way.
-with dimensions as (
+with dimensions as not materialized (
     select * from int_episode_dimensions
 )
 

@@ -5,11 +5,11 @@
 -- diagnosis, detection date filled), then the lowest agency and event_id. Within one agency
 -- every row is its own event (two visits on one day stay two): the k-th of an agency's events
 -- of a type on a day is matched with the k-th of the other agency's.
-with events as (
+with events as not materialized (
     select * from stg_events
 ),
 
-persons as (
+persons as materialized (
     select
         person_id,
         agency_id,
@@ -18,7 +18,7 @@ persons as (
     from stg_persons
 ),
 
-keyed as (
+keyed as not materialized (
     select
         events.*,
         coalesce(persons.person_key, events.person_id) as person_key,

@@ -1,13 +1,13 @@
 -- Person-time after the index date split by calendar month: person_days, the episode's own (an
 -- agency's caseload counts its episodes), and attributed_days, each day of a person counted
 -- once (int_attributed_time), for the federation's monthly rates.
-with follow_up as (
+with follow_up as not materialized (
     select * from int_episode_dimensions
     where follow_up_end >= start_date
 ),
 
 -- Each episode's months, with the episode's own columns carried along (no join back by episode).
-episode_months as (
+episode_months as materialized (
     select
         follow_up.episode_id,
         follow_up.cohort,

@@ -3,7 +3,7 @@
 --   after:  start_date to the end of follow-up (end_date, else the data cut-off), inclusive.
 -- Each episode is its own unit here: a person's overlapping episodes each have their whole
 -- windows (int_attributed_time counts each day once, for federation totals).
-with follow_up as (
+with follow_up as not materialized (
     select * from int_episode_dimensions
 ),
 

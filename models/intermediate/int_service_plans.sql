@@ -5,7 +5,7 @@
 -- The plans are read twice, straight from their staging view, once per kind of person: a query
 -- that names one set of rows twice is stored whole by the engine first (240 million rows at
 -- 10,000,000 persons), whereas two scans of the raw zone stream.
-with persons as (
+with persons as materialized (
     select
         person_id,
         agency_id,

@@ -7,7 +7,7 @@
 -- that agency whose window it falls in, so two overlapping episodes may share it: is_attributed
 -- marks the one episode (care-managed first, then the earliest start) that counts a baseline
 -- assessment in totals.
-with dimensions as (
+with dimensions as not materialized (
     select * from int_episode_dimensions
 ),
 
@@ -15,7 +15,7 @@ parameters as (
     select * from int_outcome_parameters
 ),
 
-carer_measures as (
+carer_measures as not materialized (
     select
         assessment_id,
         person_id,

@@ -2,7 +2,7 @@
 -- fct_hospital_admissions), flagged when an admission of the same person follows within
 -- ed_admission_days (then it is counted with the admission). Each visit is once in int_events;
 -- is_attributed marks the one episode-period that counts it in totals.
-with visits as (
+with visits as not materialized (
     select * from int_events
     where event_type = 'emergency_visit'
 ),
@@ -15,11 +15,11 @@ admissions as (
     where event_type = 'hospital_admission'
 ),
 
-parameters as (
+parameters as not materialized (
     select * from int_outcome_parameters
 ),
 
-dimensions as (
+dimensions as not materialized (
     select * from int_episode_dimensions
 ),
 

@@ -9,7 +9,7 @@
 -- study's comparison group should leave it out); care_managed_before, an earlier care-managed
 -- episode ended before this one started. history_days_available: days of events the agency's
 -- export covers before the index date (from its earliest event of anyone).
-with dimensions as (
+with dimensions as not materialized (
     select * from int_episode_dimensions
 ),
 
@@ -54,7 +54,7 @@ agency_history as (
     group by persons.agency_id
 ),
 
-outcomes as (
+outcomes as materialized (
     select
         dimensions.*,
         case
@@ -69,7 +69,7 @@ outcomes as (
     left join terminal on dimensions.person_key = terminal.person_key
 ),
 
-firsts as (
+firsts as not materialized (
     select
         outcomes.*,
         case

@@ -14,7 +14,7 @@ with admissions as (
     where event_type = 'hospital_admission'
 ),
 
-parameters as (
+parameters as not materialized (
     select * from int_outcome_parameters
 ),
 
@@ -26,7 +26,7 @@ negative_controls as (
     select diagnosis_group from ref_negative_control_conditions
 ),
 
-dimensions as (
+dimensions as not materialized (
     select * from int_episode_dimensions
 ),
 
@@ -42,7 +42,7 @@ sequenced as (
     from admissions
 ),
 
-flagged as (
+flagged as materialized (
     select
         sequenced.*,
         not sequenced.is_planned

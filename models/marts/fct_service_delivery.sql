@@ -12,7 +12,7 @@ with plans as (
     select * from int_service_plans
 ),
 
-placed as (
+placed as materialized (
     select
         plans.*,
         periods.episode_id,

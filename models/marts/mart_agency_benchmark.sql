@@ -29,7 +29,7 @@ admissions as (
     group by episode_id
 ),
 
-episodes as (
+episodes as materialized (
     select
         person_time.*,
         coalesce(admissions.unplanned_admissions, 0) as unplanned_admissions

@@ -1,6 +1,6 @@
 -- Episodes by agency and cohort: who referred them (referral_source) and who pays for the
 -- care management (payer), one row per (agency, cohort, dimension, value).
-with episodes as (
+with episodes as not materialized (
     select
         agency_id,
         cohort,

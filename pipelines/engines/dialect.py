@@ -14,7 +14,10 @@ model, model check and study query on both engines (tests/test_spark_engine.py):
 4. **A distinct count over a window** (``count(distinct x) over (partition by ...)``), which Spark
    refuses, becomes the size of the window's set of values (``size(collect_set(x) over (...))``):
    the same number, nulls left out by both.
-5. **Statements other than a query** (``create or replace``, ``attach``, ``register``) are not
+5. **A CTE's storage hint is DuckDB's.** ``name as materialized (...)`` or ``as not materialized`` says
+   whether DuckDB stores a CTE read more than once or reads it again at each use (the models say it
+   where it matters: ``pipelines.sql_models``); Spark has no such words and decides itself: dropped.
+6. **Statements other than a query** (``create or replace``, ``attach``, ``register``) are not
    transpiled: the Spark engine writes its tables itself (``pipelines.engines.spark``).
 """
 
@@ -63,10 +66,18 @@ def _distinct_window_counts(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def _without_storage_hints(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+        bare = node.copy()
+        bare.set("materialized", None)
+        return bare
+    return node
+
+
 def to_spark(sql: str, params: Mapping[str, Any] | None = None) -> str:
     """One DuckDB query as Spark SQL, with the rewrites above; parameters stay markers."""
     tree = sqlglot.parse_one(sql, read=READ)
-    tree = tree.transform(_double_literals).transform(_distinct_window_counts)
+    tree = tree.transform(_double_literals).transform(_distinct_window_counts).transform(_without_storage_hints)
     if params:
         tree = tree.transform(_list_lengths(params))
     return tree.sql(dialect=SPARK)

@@ -5,7 +5,8 @@
 -- chosen as int_attributed_time chooses a day's owner: care-managed first, then the earliest
 -- start, then the smallest episode_id.
 -- The episode's other dimensions (agency, département, GIR and age bands) are not repeated on each
--- month: its readers join int_episode_dimensions (or its pairs) by episode_id where they need them.
+-- month: its readers join int_episode_dimensions (or its pairs) by episode_id where they need them. Its
+-- person and cohort are the episode's own, carried by int_person_time (no join back by episode).
 -- This is the warehouse's largest table (16.6 million rows at 1,000,000 persons), and writing six
 -- more columns of it, the person's pseudonym among them, took longer than its query.
 with plans as (
@@ -65,14 +66,13 @@ attributed as (
 )
 
 select
-    placed.episode_id,
-    dimensions.person_key,
-    dimensions.cohort,
-    placed.period,
-    placed.month_start,
-    placed.hours_granted,
-    placed.hours_delivered,
-    greatest(placed.hours_granted - placed.hours_delivered, 0) as hours_unused,
-    placed.is_attributed
-from attributed as placed
-inner join int_episode_dimensions as dimensions on placed.episode_id = dimensions.episode_id
+    episode_id,
+    person_key,
+    cohort,
+    period,
+    month_start,
+    hours_granted,
+    hours_delivered,
+    greatest(hours_granted - hours_delivered, 0) as hours_unused,
+    is_attributed
+from attributed

@@ -16,7 +16,7 @@ model, model check and study query on both engines (tests/test_spark_engine.py):
    the same number, nulls left out by both.
 5. **A CTE's storage hint is DuckDB's.** ``name as materialized (...)`` or ``as not materialized`` says
    whether DuckDB stores a CTE read more than once or reads it again at each use (the models say it
-   where it matters: ``pipelines.sql_models``); Spark has no such words and decides itself: dropped.
+   where it matters: docs/architecture.md, conventions); Spark has no such words and decides itself: dropped.
 6. **Statements other than a query** (``create or replace``, ``attach``, ``register``) are not
    transpiled: the Spark engine writes its tables itself (``pipelines.engines.spark``).
 """

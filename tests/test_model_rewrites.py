@@ -21,6 +21,8 @@ from sqlglot import exp
 from pipelines.assets import all_assets
 from pipelines.assets.models import sql_models
 from pipelines.assets.studies import STUDIES_MART
+from pipelines.impact.dataset import study_dataset_parameters, study_dataset_sql
+from pipelines.impact.spec import load_studies
 from pipelines.resources import ParcoursResource
 from pipelines.synthetic.exports import write_landing
 from pipelines.synthetic.federation import FederationSpec, generate_federation
@@ -82,21 +84,31 @@ def test_a_rewritten_model_returns_what_it_replaced(models_warehouse: Path, refe
         con.close()
 
 
-def test_duckdb_stores_only_the_ctes_a_model_says_it_stores(models_warehouse: Path) -> None:
-    """A CTE that DuckDB's plan reads more than once is stored whole first unless the model says
-    ``not materialized`` (docs/architecture.md): every stored CTE of every model's plan is one the model
-    declares ``materialized``. DuckDB's own CTEs (``__``-prefixed, its rewrite of repeated aggregates) aside."""
+def _queries_with_ctes() -> list[tuple[str, str, dict[str, Any]]]:
+    """Every query of ours that names CTEs, with the values it binds: the SQL models and each study's dataset."""
+    models: list[tuple[str, str, dict[str, Any]]] = [(model.name, model.sql, {}) for model in sql_models()]
+    studies = [
+        (f"dataset of {spec.name}", study_dataset_sql(spec), study_dataset_parameters(spec)) for spec in load_studies()
+    ]
+    return models + studies
+
+
+def test_duckdb_stores_only_the_ctes_a_query_says_it_stores(models_warehouse: Path) -> None:
+    """A CTE that DuckDB's plan reads more than once is stored whole first unless the query says
+    ``not materialized`` (docs/architecture.md): every stored CTE of the plan of every model and study dataset
+    is one the query declares ``materialized``. DuckDB's own CTEs (``__``-prefixed, its rewrite of repeated
+    aggregates) aside."""
     con = duckdb.connect(str(models_warehouse), read_only=True)
     try:
         undeclared = {}
-        for model in sql_models():
-            plan = "\n".join(row[1] for row in con.execute(f"explain {model.sql}").fetchall())
-            stored = {name for name in re.findall(r"CTE Name: (\w+)", plan) if not name.startswith("__")}
-            tree = sqlglot.parse_one(model.sql, read="duckdb")
+        for name, sql, params in _queries_with_ctes():
+            plan = "\n".join(row[1] for row in con.execute(f"explain {sql}", params or None).fetchall())
+            stored = {cte for cte in re.findall(r"CTE Name: (\w+)", plan) if not cte.startswith("__")}
+            tree = sqlglot.parse_one(sql, read="duckdb")
             declared = {cte.alias for cte in tree.find_all(exp.CTE) if cte.args.get("materialized") is True}
             if stored - declared:
-                undeclared[model.name] = sorted(stored - declared)
-        assert not undeclared, f"CTEs DuckDB stores whole though their models do not say so: {undeclared}"
+                undeclared[name] = sorted(stored - declared)
+        assert not undeclared, f"CTEs DuckDB stores whole though their queries do not say so: {undeclared}"
     finally:
         con.close()
 

@@ -137,17 +137,19 @@ def study_dataset(con: Engine | Any, spec: StudySpec) -> pl.DataFrame:
     engine = as_engine(con)
     sides = warehouse.join_sides_as_written(engine.working) if engine.name == "duckdb" else contextlib.nullcontext()
     with sides:
-        data = engine.query(
-            study_dataset_sql(spec),
-            {
-                "follow_up_days": spec.follow_up_days,
-                "min_age": spec.population.min_age,
-                "max_age": spec.population.max_age,
-                "agency_models": list(spec.population.agency_models or []),
-                "repair_observation_days": REPAIR_OBSERVATION_DAYS,
-            },
-        )
+        data = engine.query(study_dataset_sql(spec), study_dataset_parameters(spec))
     return data if data["episode_id"].is_sorted() else data.sort("episode_id")
+
+
+def study_dataset_parameters(spec: StudySpec) -> dict[str, Any]:
+    """The values ``study_dataset_sql`` binds by name."""
+    return {
+        "follow_up_days": spec.follow_up_days,
+        "min_age": spec.population.min_age,
+        "max_age": spec.population.max_age,
+        "agency_models": list(spec.population.agency_models or []),
+        "repair_observation_days": REPAIR_OBSERVATION_DAYS,
+    }
 
 
 class Admissions:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from pipelines.assets import all_assets
+from pipelines.assets.model_checks import MODEL_CHECKS
 from pipelines.assets.models import sql_models
 from pipelines.assets.studies import STUDIES_MART
 from pipelines.impact.dataset import study_dataset_parameters, study_dataset_sql
@@ -85,8 +86,10 @@ def test_a_rewritten_model_returns_what_it_replaced(models_warehouse: Path, refe
 
 
 def _queries_with_ctes() -> list[tuple[str, str, dict[str, Any]]]:
-    """Every query of ours that names CTEs, with the values it binds: the SQL models and each study's dataset."""
+    """The queries of ours over the models, with the values they bind: the SQL models, their checks and each
+    study's dataset (the ingestion's queries are built per file and entity: not here)."""
     models: list[tuple[str, str, dict[str, Any]]] = [(model.name, model.sql, {}) for model in sql_models()]
+    models += [(f"check {check.asset}.{check.name}", check.violations_sql, {}) for check in MODEL_CHECKS]
     studies = [
         (f"dataset of {spec.name}", study_dataset_sql(spec), study_dataset_parameters(spec)) for spec in load_studies()
     ]
@@ -95,9 +98,9 @@ def _queries_with_ctes() -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_duckdb_stores_only_the_ctes_a_query_says_it_stores(models_warehouse: Path) -> None:
     """A CTE that DuckDB's plan reads more than once is stored whole first unless the query says
-    ``not materialized`` (docs/architecture.md): every stored CTE of the plan of every model and study dataset
-    is one the query declares ``materialized``. DuckDB's own CTEs (``__``-prefixed, its rewrite of repeated
-    aggregates) aside."""
+    ``not materialized`` (docs/architecture.md): every stored CTE of the plan of every model, model check and
+    study dataset is one the query declares ``materialized``. DuckDB's own CTEs (``__``-prefixed, its rewrite
+    of repeated aggregates) aside."""
     con = duckdb.connect(str(models_warehouse), read_only=True)
     try:
         undeclared = {}

@@ -21,7 +21,7 @@ class ModelCheck:
 
 
 BREAKDOWNS_ADD_UP = """
-    with totals as (
+    with totals as materialized (
         select dimension, cohort, period, sum(unplanned_admissions) as admissions, sum(person_days) as days
         from mart_hospital_outcomes group by dimension, cohort, period
     )

@@ -14,6 +14,7 @@ rows there; given a Polars frame (tests, one-off checks) it returns frames.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import overload
@@ -366,13 +367,13 @@ def _value_checks(f: ContractField, value: str, today: date) -> list[tuple[Reaso
     checks: list[tuple[Reason, str, str]] = []
     allowed = allowed_values(f)
     if allowed is not None and f.list_separator:
-        items = f"list_transform(string_split({value}, {sql_string(f.list_separator)}), lambda x: {strip_sql('x')})"
-        every = f"list_bool_and(list_transform({items}, lambda x: list_contains({_sql_list(allowed)}, x)))"
-        checks.append((Reason.INVALID_CODE, f.name, f"{value} is not null and not {every}"))
+        ok = _plainly(value, plain_codes(allowed, f.list_separator), codes_rule(value, allowed, f.list_separator))
+        checks.append((Reason.INVALID_CODE, f.name, f"{value} is not null and not {ok}"))
     elif allowed is not None:
         checks.append((Reason.INVALID_CODE, f.name, f"not list_contains({_sql_list(allowed)}, {value})"))
     if f.name == "zarit_items":
-        checks.append((Reason.OUT_OF_RANGE, f.name, f"{value} is not null and not {_zarit_items_ok(value)}"))
+        ok = _plainly(value, ZARIT_ITEMS_PLAIN, zarit_items_rule(value))
+        checks.append((Reason.OUT_OF_RANGE, f.name, f"{value} is not null and not {ok}"))
     if f.min is not None:
         checks.append((Reason.OUT_OF_RANGE, f.name, f"{value} < {f.min!r}"))
     if f.max is not None:
@@ -383,14 +384,45 @@ def _value_checks(f: ContractField, value: str, today: date) -> list[tuple[Reaso
     return checks
 
 
-def _zarit_items_ok(value: str) -> str:
+def _plainly(value: str, plain: str | None, rule: str) -> str:
+    """``rule``, decided first by ``plain``: a regular expression (RE2) that only values ``rule`` accepts
+    match whole. Each item of a list through ``strip_sql`` and a cast costs the engine ten times one
+    expression over the whole value, and nearly every value is written plainly; the rest get ``rule``."""
+    if plain is None:
+        return rule
+    return f"(case when regexp_full_match({value}, {sql_string(plain)}) then true else {rule} end)"
+
+
+def codes_rule(value: str, allowed: tuple[str, ...], separator: str) -> str:
+    """Every item of the list (stripped of white space) is an allowed code."""
+    items = f"list_transform(string_split({value}, {sql_string(separator)}), lambda x: {strip_sql('x')})"
+    return f"list_bool_and(list_transform({items}, lambda x: list_contains({_sql_list(allowed)}, x)))"
+
+
+def plain_codes(allowed: tuple[str, ...], separator: str) -> str | None:
+    """Lists of allowed codes as written plainly: the codes themselves, separated, nothing around. A code
+    that the split or the strip would change is never accepted as written: left to the rule."""
+    codes = [a for a in allowed if a and separator not in a and a == a.strip(WHITE_SPACE_CHARACTERS)]
+    if not codes:
+        return None
+    code = "(?:" + "|".join(re.escape(a) for a in codes) + ")"
+    return f"{code}(?:{re.escape(separator)}{code})*"
+
+
+ZARIT_ITEMS_MOST = 22
+_ZARIT_PLAIN_ITEM = "(?:[0-3](?:[.,][05])?|4(?:[.,]0)?)?"  # 0 to 4 in halves, or blank (counted 0)
+ZARIT_ITEMS_PLAIN = f"{_ZARIT_PLAIN_ITEM}(?:\\|{_ZARIT_PLAIN_ITEM}){{0,{ZARIT_ITEMS_MOST - 1}}}"
+"""Zarit items as written plainly (``zarit_items_rule`` accepts every such value)."""
+
+
+def zarit_items_rule(value: str) -> str:
     """Items separated by ``|`` (empty ones left blank), at most 22, each a score from 0 to 4 in
     halves (the mini-Zarit scores ½); an item that is not a number fails."""
     items = f"list_transform(string_split({value}, '|'), lambda x: {strip_sql('x')})"
     score = "case when x = '' then 0.0 else try_cast(replace(x, ',', '.') as double) end"
     scores = f"list_transform({items}, lambda x: {score})"
     each = f"list_transform({scores}, lambda s: coalesce(s between 0 and 4 and s * 2 = round(s * 2), false))"
-    return f"(list_bool_and({each}) and len({items}) <= 22)"
+    return f"(list_bool_and({each}) and len(string_split({value}, '|')) <= {ZARIT_ITEMS_MOST})"
 
 
 def check_sql(

@@ -21,6 +21,7 @@ from dashboards.figures import hospitalisation_rates_chart
 from dashboards.preferences import load_language
 from dashboards.reports import study_report_html
 from dashboards.study_content import study_content
+from pipelines.bench.demo_timing import sign_in_text
 from tests.conftest import PipelineRun
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboards" / "streamlit_app.py")
@@ -134,6 +135,7 @@ def test_signed_out_visitors_see_only_the_sign_in_page(monkeypatch: pytest.Monke
     at = _app(monkeypatch, small_run.settings.serving_path, None)
     assert not at.exception
     assert at.title[0].value == "Parcours"
+    assert sign_in_text() in [m.value for m in at.markdown]  # what the demo's timing waits for in a browser
     assert {b.label for b in at.button} >= {
         "Se connecter en tant que Demo funder (financeur)",
         "Se connecter en tant que Demo analyst (analyste)",

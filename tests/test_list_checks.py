@@ -87,3 +87,8 @@ def test_codes_the_split_or_the_strip_changes_are_left_to_the_rule() -> None:
     rows = _verdicts(["with|bar", " padded", "plain|a-b (c)|é."], f"regexp_full_match(v, '{pattern}')", "true")
     assert [plainly for _, plainly, _ in rows] == [False, False, True]
     assert plain_codes((" padded", "with|bar"), "|") is None
+    # A separator of several characters can overlap a code's end (a reviewer's case: 'a|||b' splits as 'a', '|b').
+    assert (
+        _disagreements(["a|||b", "xababay"], plain_codes(("a|", "b"), "||"), codes_rule("v", ("a|", "b"), "||")) == []
+    )
+    assert plain_codes(("a|", "b"), "||") is None

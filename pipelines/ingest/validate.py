@@ -401,7 +401,11 @@ def codes_rule(value: str, allowed: tuple[str, ...], separator: str) -> str:
 
 def plain_codes(allowed: tuple[str, ...], separator: str) -> str | None:
     """Lists of allowed codes as written plainly: the codes themselves, separated, nothing around. A code
-    that the split or the strip would change is never accepted as written: left to the rule."""
+    that the split or the strip would change is never accepted as written: left to the rule. So is every
+    list with a separator of several characters (a code's end and the separator's start can overlap:
+    ``a|`` then ``||`` splits as ``a``, ``|b``)."""
+    if len(separator) != 1:
+        return None
     codes = [a for a in allowed if a and separator not in a and a == a.strip(WHITE_SPACE_CHARACTERS)]
     if not codes:
         return None

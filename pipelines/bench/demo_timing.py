@@ -71,20 +71,28 @@ def sign_in_text() -> str:
     return t("signin.tagline")
 
 
-def _first_page(url: str, timeout_s: float) -> bool:
-    """The sign-in page shown by a real browser (the script has run once in a session)."""
+def _first_page(url: str, timeout_s: float) -> str | None:
+    """The sign-in page shown by a real browser (the script has run once in a session): None once shown,
+    else what went wrong, for the result."""
     from playwright.sync_api import Error, expect, sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        except Error as exc:
+            return f"chromium did not start: {exc}"
         try:
             page = browser.new_page()
-            page.goto(url)
+            page.goto(url, timeout=timeout_s * 1000)
+        except Error as exc:
+            browser.close()
+            return f"the page did not load: {exc}"
+        try:
             expect(page.get_by_text(sign_in_text())).to_be_visible(timeout=timeout_s * 1000)
-            return True
-        except (AssertionError, Error):  # not shown before the deadline: said in the result
-            return False
+            return None
+        except AssertionError:
+            return f"the server answered, but no page showed {sign_in_text()!r} before the deadline"
         finally:
             browser.close()
 
@@ -114,10 +122,11 @@ def time_demo(port: int, timeout_s: float = 600) -> dict[str, Any]:
             return result
         result["server_answered_s"] = time.perf_counter() - started
         if shutil.which("chromium") or shutil.which("chromium-browser"):
-            if _first_page(url, max(deadline - time.perf_counter(), 1)):
+            problem = _first_page(url, max(deadline - time.perf_counter(), 1))
+            if problem is None:
                 result["first_page_shown_s"] = time.perf_counter() - started
             else:
-                result["error"] = f"the server answered, but no page showed {sign_in_text()!r} before the deadline"
+                result["error"] = problem
         else:
             result["note"] = "no chromium: the figure is the server's first answer, not a page shown"
     finally:
@@ -133,8 +142,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="port for the demo's server (default: a free one)")
     args = parser.parse_args()
-    print(json.dumps(time_demo(args.port or free_port())))
-    sys.exit(0)
+    result = time_demo(args.port or free_port())
+    print(json.dumps(result))
+    sys.exit(1 if "error" in result else 0)
 
 
 if __name__ == "__main__":

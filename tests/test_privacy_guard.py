@@ -102,6 +102,28 @@ def test_a_record_code_with_a_zero_padded_counter_is_no_phone(prefix: str) -> No
     assert [c for c in counters if find_identifiers(f"{prefix}00{c:06d}")] == []
 
 
+@pytest.mark.parametrize("letter", ["I", "O", "l", "\u0406", "\u039f"])  # Cyrillic I and Greek O as well
+def test_a_record_code_s_letter_is_no_digit_of_a_foreign_number(letter: str) -> None:
+    # Found at 1,000,000 persons: AG006-I01630000 to AG006-I01638844, the I read as a 1 among digits, made
+    # 006-101630000, read as 00 61 01630000 (an Australian pager): 8,845 interventions quarantined. Every agency's
+    # number before a look-alike letter, and each counter of that failure.
+    values = [f"AG{a:03d}-{letter}{n:08d}" for a in range(1000) for n in (1_630_000, 1_638_844, 4_886, 12_345_678)]
+    values += [f"AG006-{letter}{n:08d}" for n in range(1_630_000, 1_638_845, 7)]
+    assert [v for v in values if find_identifiers(v)] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "free_text"),
+    [("O6 98 76 54 32", False), ("AG006-O6 98 76 54 32", False), ("+44 7911 123456", False),
+     ("0044 7911 123456", False), ("tel0044 7911 123456", False), ("appeler le O044 7911 123456", True)],
+)  # fmt: skip
+def test_french_numbers_through_look_alikes_and_foreign_ones_as_written_are_still_found(
+    text: str, free_text: bool
+) -> None:
+    # In identifiers and codes only French numbers are read through look-alike letters; in free text, every number.
+    assert "phone" in find_identifiers(text, free_text=free_text)
+
+
 @pytest.mark.parametrize(
     "text",
     ["appeler le 0043 664 1234567", "+43 1 51234567", "fils au Luxembourg +352 26 12 34", "00352 621 123 456",

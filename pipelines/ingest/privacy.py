@@ -107,15 +107,16 @@ def _digit_for_lookalike(match: re.Match[str]) -> str:
     return match.group()
 
 
-def normalise_text(text: str) -> str:
+def normalise_text(text: str, lookalikes: bool = True) -> str:
     """The form every value is matched in: NFKC (full-width digits, ligatures, ＠), every script's
     digits as 0-9, no invisible characters, one kind of dash and of space, and letters drawn like
-    digits (O, I, l, and their Cyrillic and Greek twins) read as 0 and 1 where they stand among digits."""
+    digits (O, I, l, and their Cyrillic and Greek twins) read as 0 and 1 where they stand among digits
+    (unless ``lookalikes`` is false: then they stay letters, the Latin ones)."""
     text = unicodedata.normalize("NFKC", text).translate(_ASCII_DIGITS)
     text = re.sub(INVISIBLE, "", text)
     text = re.sub(DASHES, "-", text)
-    text = re.sub(SPACES, " ", text)
-    return _LOOKALIKE_IN_NUMBER.sub(_digit_for_lookalike, text.translate(_LOOKALIKE_LETTERS))
+    text = re.sub(SPACES, " ", text).translate(_LOOKALIKE_LETTERS)
+    return _LOOKALIKE_IN_NUMBER.sub(_digit_for_lookalike, text) if lookalikes else text
 
 
 def normalised_expression(expr: pl.Expr) -> pl.Expr:
@@ -537,13 +538,19 @@ def find_identifiers(text: str | None, free_text: bool = False) -> set[str]:
     if not text:
         return set()
     normal = normalise_text(text)
-    kinds: set[str] = set()
-    for form in filter(None, (normal, _spelt_out(normal))):
+    forms = [form for form in (normal, _spelt_out(normal)) if form]
+    # In an identifier or a code, a letter drawn like a digit is the code's own (AG008-I00004886, AG006-I01630000,
+    # AG330-I01630000: the I read as a 1, the agency's 008, 006 or 330 then began 00 81, 00 61 or 33, a number
+    # across the dash): there phonenumbers' matcher, which joins groups into any country's numbers, reads the code
+    # as written, its letters letters. The ten-digit French pattern and the NIR read it through the look-alikes
+    # (O6 98 76 54 32); in free text, everything does.
+    as_written = normal if free_text else normalise_text(text, lookalikes=False)
+    matched = forms if as_written == normal else [form for form in (as_written, _spelt_out(as_written)) if form]
+    kinds: set[str] = {"phone"} if any(_has_phone(form) for form in matched) else set()
+    for form in forms:
         kinds |= _number_kinds(form) | _lettered_kinds(form)
         if _EMAIL_HINT.search(form) and _has_email(form):
             kinds.add("email")
-        if _has_phone(form):
-            kinds.add("phone")
         if free_text:
             checks = {
                 "street_address": _STREET_HINT.search(form) and _STREET.search(form),

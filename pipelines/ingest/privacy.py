@@ -107,16 +107,25 @@ def _digit_for_lookalike(match: re.Match[str]) -> str:
     return match.group()
 
 
-def normalise_text(text: str, lookalikes: bool = True) -> str:
+_CODE_LETTER = re.compile(r"(?<![0-9\s])[OoIl](?=[0-9]{6})")
+"""A look-alike letter that begins a code's counter (``AG006-I01630000``): after neither a digit nor a space
+(a number's groups are spaced: ``+31 6 I2294860``), before six digits."""
+
+
+def _digit_unless_code_letter(match: re.Match[str]) -> str:
+    return match.group() if _CODE_LETTER.match(match.string, match.start()) else _digit_for_lookalike(match)
+
+
+def normalise_text(text: str, code_letters: bool = False) -> str:
     """The form every value is matched in: NFKC (full-width digits, ligatures, ＠), every script's
     digits as 0-9, no invisible characters, one kind of dash and of space, and letters drawn like
-    digits (O, I, l, and their Cyrillic and Greek twins) read as 0 and 1 where they stand among digits
-    (unless ``lookalikes`` is false: then they stay letters, the Latin ones)."""
+    digits (O, I, l, and their Cyrillic and Greek twins) read as 0 and 1 where they stand among digits,
+    except, with ``code_letters``, one that begins a code's counter (``_CODE_LETTER``)."""
     text = unicodedata.normalize("NFKC", text).translate(_ASCII_DIGITS)
     text = re.sub(INVISIBLE, "", text)
     text = re.sub(DASHES, "-", text)
     text = re.sub(SPACES, " ", text).translate(_LOOKALIKE_LETTERS)
-    return _LOOKALIKE_IN_NUMBER.sub(_digit_for_lookalike, text) if lookalikes else text
+    return _LOOKALIKE_IN_NUMBER.sub(_digit_unless_code_letter if code_letters else _digit_for_lookalike, text)
 
 
 def normalised_expression(expr: pl.Expr) -> pl.Expr:
@@ -539,13 +548,13 @@ def find_identifiers(text: str | None, free_text: bool = False) -> set[str]:
         return set()
     normal = normalise_text(text)
     forms = [form for form in (normal, _spelt_out(normal)) if form]
-    # In an identifier or a code, a letter drawn like a digit is the code's own (AG008-I00004886, AG006-I01630000,
-    # AG330-I01630000: the I read as a 1, the agency's 008, 006 or 330 then began 00 81, 00 61 or 33, a number
-    # across the dash): there phonenumbers' matcher, which joins groups into any country's numbers, reads the code
-    # as written, its letters letters. The ten-digit French pattern and the NIR read it through the look-alikes
-    # (O6 98 76 54 32); in free text, everything does.
-    as_written = normal if free_text else normalise_text(text, lookalikes=False)
-    matched = forms if as_written == normal else [form for form in (as_written, _spelt_out(as_written)) if form]
+    # In an identifier or a code, a look-alike letter that begins a counter is the code's type letter
+    # (AG008-I00004886, AG006-I01630000, AG330-I01630000: read as a 1, the agency's 008, 006 or 330 then began
+    # 00 81, 00 61 or 33, a number across the dash). There phonenumbers' matcher, which joins groups into any
+    # country's numbers, reads it as a letter; every other look-alike is read as its digit (+33 6 98 76 54 3l,
+    # (O6) 98...), and the other kinds read them all. In free text every look-alike is read.
+    as_read = normal if free_text else normalise_text(text, code_letters=True)
+    matched = forms if as_read == normal else [form for form in (as_read, _spelt_out(as_read)) if form]
     kinds: set[str] = {"phone"} if any(_has_phone(form) for form in matched) else set()
     for form in forms:
         kinds |= _number_kinds(form) | _lettered_kinds(form)

@@ -85,6 +85,10 @@ def test_a_rewritten_model_returns_what_it_replaced(models_warehouse: Path, refe
         con.close()
 
 
+def _plan(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> str:
+    return "\n".join(row[1] for row in con.execute(f"explain {sql}", params or None).fetchall())
+
+
 def _queries_with_ctes() -> list[tuple[str, str, dict[str, Any]]]:
     """The queries of ours over the models, with the values they bind: the SQL models, their checks and each
     study's dataset (the ingestion's queries are built per file and entity: not here)."""
@@ -105,7 +109,7 @@ def test_duckdb_stores_only_the_ctes_a_query_says_it_stores(models_warehouse: Pa
     try:
         undeclared = {}
         for name, sql, params in _queries_with_ctes():
-            plan = "\n".join(row[1] for row in con.execute(f"explain {sql}", params or None).fetchall())
+            plan = _plan(con, sql, params)
             stored = {cte for cte in re.findall(r"CTE Name: (\w+)", plan) if not cte.startswith("__")}
             tree = sqlglot.parse_one(sql, read="duckdb")
             declared = {cte.alias for cte in tree.find_all(exp.CTE) if cte.args.get("materialized") is True}
@@ -122,9 +126,8 @@ def test_the_check_of_stored_ctes_sees_a_cte_read_twice() -> None:
     try:
         con.execute("create table t as select range as x from range(10)")
         twice = "with a as{} (select * from t where x > 2) select * from a, a as b"
-        assert "CTE Name: a" in "\n".join(r[1] for r in con.execute(f"explain {twice.format('')}").fetchall())
-        hinted = "\n".join(r[1] for r in con.execute(f"explain {twice.format(' not materialized')}").fetchall())
-        assert "CTE Name" not in hinted
+        assert "CTE Name: a" in _plan(con, twice.format(""))
+        assert "CTE Name" not in _plan(con, twice.format(" not materialized"))
     finally:
         con.close()
 

@@ -116,16 +116,24 @@ def _digit_unless_code_letter(match: re.Match[str]) -> str:
     return match.group() if _CODE_LETTER.match(match.string, match.start()) else _digit_for_lookalike(match)
 
 
+def _unified(text: str) -> str:
+    """``normalise_text`` before its look-alike letters are read as digits."""
+    text = unicodedata.normalize("NFKC", text).translate(_ASCII_DIGITS)
+    text = re.sub(INVISIBLE, "", text)
+    text = re.sub(DASHES, "-", text)
+    return re.sub(SPACES, " ", text).translate(_LOOKALIKE_LETTERS)
+
+
+def _lookalikes_read(unified: str, code_letters: bool = False) -> str:
+    return _LOOKALIKE_IN_NUMBER.sub(_digit_unless_code_letter if code_letters else _digit_for_lookalike, unified)
+
+
 def normalise_text(text: str, code_letters: bool = False) -> str:
     """The form every value is matched in: NFKC (full-width digits, ligatures, ＠), every script's
     digits as 0-9, no invisible characters, one kind of dash and of space, and letters drawn like
     digits (O, I, l, and their Cyrillic and Greek twins) read as 0 and 1 where they stand among digits,
     except, with ``code_letters``, one that begins a code's counter (``_CODE_LETTER``)."""
-    text = unicodedata.normalize("NFKC", text).translate(_ASCII_DIGITS)
-    text = re.sub(INVISIBLE, "", text)
-    text = re.sub(DASHES, "-", text)
-    text = re.sub(SPACES, " ", text).translate(_LOOKALIKE_LETTERS)
-    return _LOOKALIKE_IN_NUMBER.sub(_digit_unless_code_letter if code_letters else _digit_for_lookalike, text)
+    return _lookalikes_read(_unified(text), code_letters)
 
 
 def normalised_expression(expr: pl.Expr) -> pl.Expr:
@@ -546,14 +554,15 @@ def find_identifiers(text: str | None, free_text: bool = False) -> set[str]:
     """
     if not text:
         return set()
-    normal = normalise_text(text)
+    unified = _unified(text)
+    normal = _lookalikes_read(unified)
     forms = [form for form in (normal, _spelt_out(normal)) if form]
     # In an identifier or a code, a look-alike letter that begins a counter is the code's type letter
     # (AG008-I00004886, AG006-I01630000, AG330-I01630000: read as a 1, the agency's 008, 006 or 330 then began
     # 00 81, 00 61 or 33, a number across the dash). There phonenumbers' matcher, which joins groups into any
     # country's numbers, reads it as a letter; every other look-alike is read as its digit (+33 6 98 76 54 3l,
     # (O6) 98...), and the other kinds read them all. In free text every look-alike is read.
-    as_read = normal if free_text else normalise_text(text, code_letters=True)
+    as_read = normal if free_text else _lookalikes_read(unified, code_letters=True)
     matched = forms if as_read == normal else [form for form in (as_read, _spelt_out(as_read)) if form]
     kinds: set[str] = {"phone"} if any(_has_phone(form) for form in matched) else set()
     for form in forms:

@@ -561,10 +561,14 @@ def find_identifiers(text: str | None, free_text: bool = False) -> set[str]:
     # (AG008-I00004886, AG006-I01630000, AG330-I01630000: read as a 1, the agency's 008, 006 or 330 then began
     # 00 81, 00 61 or 33, a number across the dash). There phonenumbers' matcher, which joins groups into any
     # country's numbers, reads it as a letter; every other look-alike is read as its digit (+33 6 98 76 54 3l,
-    # (O6) 98...), and the other kinds read them all. In free text every look-alike is read.
+    # (O6) 98...), and the other kinds read them all. In free text every look-alike is read. That reading only
+    # clears a number the usual one finds, never finds one of its own: the engine's prefilter, which reads every
+    # look-alike, must still send every value the guard flags (I00376712345 would be 00 376 712345 as a letter).
+    phone = any(_has_phone(form) for form in forms)
     as_read = normal if free_text else _lookalikes_read(unified, code_letters=True)
-    matched = forms if as_read == normal else [form for form in (as_read, _spelt_out(as_read)) if form]
-    kinds: set[str] = {"phone"} if any(_has_phone(form) for form in matched) else set()
+    if phone and as_read != normal:
+        phone = any(_has_phone(form) for form in (as_read, _spelt_out(as_read)) if form)
+    kinds: set[str] = {"phone"} if phone else set()
     for form in forms:
         kinds |= _number_kinds(form) | _lettered_kinds(form)
         if _EMAIL_HINT.search(form) and _has_email(form):
